@@ -1,0 +1,51 @@
+// One registry of refusal and failure reasons. The strings are stable: they appear in logs,
+// span attributes and the `reason` metric label, and users alert on them.
+
+export const Reason = {
+  // Malformed handshakes (codec).
+  BadVersion: 'BadVersion', // VN != 4: closed without a reply (it is not our protocol)
+  BadCommand: 'BadCommand',
+  ZeroPort: 'ZeroPort',
+  UserIdTooLong: 'UserIdTooLong',
+  HostnameTooLong: 'HostnameTooLong',
+  EmptyHostname: 'EmptyHostname',
+  ProxyHeaderInvalid: 'ProxyHeaderInvalid',
+  HandshakeTimeout: 'HandshakeTimeout',
+  // Policy.
+  NoRuleMatched: 'NoRuleMatched',
+  RuleDenied: 'RuleDenied',
+  GuardedDestination: 'GuardedDestination',
+  NoSnapshot: 'NoSnapshot',
+  // Limits.
+  RateLimited: 'RateLimited',
+  ConcurrencyLimited: 'ConcurrencyLimited',
+  LimiterUnavailable: 'LimiterUnavailable',
+  // Ident (RFC 1413): the only reasons that map to 92 and 93.
+  IdentUnreachable: 'IdentUnreachable',
+  IdentMismatch: 'IdentMismatch',
+  // Upstream and BIND.
+  DnsFailed: 'DnsFailed',
+  UpstreamRefused: 'UpstreamRefused',
+  UpstreamTimeout: 'UpstreamTimeout',
+  UpstreamUnreachable: 'UpstreamUnreachable',
+  BindFailed: 'BindFailed',
+  BindTimeout: 'BindTimeout',
+  BindPeerMismatch: 'BindPeerMismatch',
+  // Server capacity and lifecycle.
+  Draining: 'Draining',
+  TooManySessions: 'TooManySessions',
+  TooManyHandshakes: 'TooManyHandshakes',
+  ClientAborted: 'ClientAborted',
+} as const;
+
+export type Reason = (typeof Reason)[keyof typeof Reason];
+
+/** An error carrying a stable reason; library code throws it, the session maps it to a reply. */
+export class SocksError extends Error {
+  readonly reason: Reason;
+  constructor(reason: Reason, message: string = reason, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'SocksError';
+    this.reason = reason;
+  }
+}
