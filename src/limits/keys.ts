@@ -1,0 +1,30 @@
+// Limit keys: `rule|ip`, `rule|userid` or `rule`. The parts come from clients (USERID is any
+// 255 bytes but NUL) and from policy authors, so each part is percent-encoded: the separators
+// `|` and `:`, Redis Cluster hash-tag braces `{}` and control bytes can then never appear inside
+// a part, and two different (rule, kind, value) triples never share a key. The Redis limiter
+// builds its key names from these too, so both limiters scope budgets identically.
+
+import type { AdmitRequest, LimitKey } from './types.ts';
+
+/** Tags the value kind, so a USERID that looks like an address never shares an IP's budget. */
+const KindTag = { SourceIP: 'ip', UserID: 'user' } as const;
+
+/**
+ * Percent-encodes everything but [A-Za-z0-9-_.!~*'()]; `*` stays, it is inert in a key name.
+ * toWellFormed: encodeURIComponent throws on a lone surrogate, and this runs on the hot path.
+ */
+export function encodeKeyPart(part: string): string {
+  return encodeURIComponent(part.toWellFormed());
+}
+
+export function buildLimitKey(kind: LimitKey, req: Pick<AdmitRequest, 'ruleId' | 'sourceIp' | 'userId'>): string {
+  const rule = encodeKeyPart(req.ruleId);
+  switch (kind) {
+    case 'Rule':
+      return rule;
+    case 'SourceIP':
+      return `${rule}|${KindTag.SourceIP}|${encodeKeyPart(req.sourceIp)}`;
+    case 'UserID':
+      return `${rule}|${KindTag.UserID}|${encodeKeyPart(req.userId)}`;
+  }
+}
