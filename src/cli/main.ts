@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+// The one entry point: `socks4-fleet proxy | operator | policy validate|explain|push`.
+// Only this file calls process.exit, after a command returns its exit code.
+import { readFileSync } from 'node:fs';
+import { runPolicyExplain, runPolicyValidate } from './policy-command.ts';
+import { runProxy } from './proxy-command.ts';
+import { runPolicyPush } from './push-command.ts';
+import { processIO, UsageError, type CliIO } from './args.ts';
+
+const help = `Usage: socks4-fleet <command> [options]
+
+Commands:
+  proxy                    serve SOCKS4/SOCKS4a (see: socks4-fleet proxy --help)
+  policy validate FILE     check a Socks4Policy file; prints every problem with its field
+  policy explain FILE ...  show which rule decides a request and why
+  policy push FILE ...     publish a policy file as the fleet's rules in Redis
+
+Run any command with --help for its options.
+`;
+
+type Command = (argv: string[], io: CliIO) => Promise<number>;
+
+const commands: Record<string, Command> = {
+  proxy: runProxy,
+  'policy validate': runPolicyValidate,
+  'policy explain': runPolicyExplain,
+  'policy push': runPolicyPush,
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[], io: CliIO): Promise<number> {
+  const [first, second] = argv;
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    io.stdout(help);
+    return first === undefined ? 2 : 0;
+  }
+  if (first === '--version') {
+    io.stdout(`socks4-fleet ${version()}\n`);
+    return 0;
+  }
+  const two = `${first} ${second ?? ''}`;
+  const [name, rest] = commands[two] !== undefined ? [two, argv.slice(2)] : [first, argv.slice(1)];
+  const command = commands[name];
+  if (command === undefined) {
+    io.stderr(first === 'policy'
+      ? `socks4-fleet policy: expected validate, explain or push, got "${second ?? ''}"\n`
+      : `socks4-fleet: unknown command "${first}"\n\n${help}`);
+    return 2;
+  }
+  try {
+    return await command(rest, io);
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
+      io.stderr(`socks4-fleet ${name}: ${(error as Error).message}\n(see socks4-fleet ${name} --help)\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2), processIO).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`socks4-fleet: ${(error as Error).stack ?? String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}

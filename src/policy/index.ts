@@ -1,0 +1,16 @@
+// The policy engine's public surface: the server, the rule sources, the operator and the CLI
+// import from here.
+
+export * from './types.ts';
+export { loadPolicyText } from './load.ts';
+export type { LoadResult } from './load.ts';
+export { formatIssue, validatePolicy, MAX_PRIORITY, MAX_RULES_PER_POLICY } from './validate.ts';
+export { MAX_LIST_ENTRIES } from './validate-fields.ts';
+export { compilePolicies, NO_RULE_MATCHED } from './compile.ts';
+export type { CompiledPolicySet, CompiledRule } from './compile.ts';
+export { couldAllowBeforeResolve, decideBeforeResolve, evaluate } from './evaluate.ts';
+export { explainDecision, formatLimits, formatRuleRef } from './explain.ts';
+export type { Explanation } from './explain.ts';
+export { checkGuard, classifyDestination, GuardedRange } from './guard.ts';
+export type { GuardHit } from './guard.ts';
+export { formatIpv4, parseCidr, parseIpv4, NOT_IPV4 } from './ip.ts';

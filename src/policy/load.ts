@@ -1,0 +1,80 @@
+// Multi-document YAML → validated Socks4Policy objects. The same file works with
+// `kubectl apply -f` and `socks4-fleet proxy --policy-file`, so this reads exactly what the CRD
+// holds: one Socks4Policy per document, empty documents ignored.
+
+import { parseAllDocuments } from 'yaml';
+import { DEFAULT_NAMESPACE, DEFAULT_PRIORITY } from './types.ts';
+import type { Issue, Socks4Policy } from './types.ts';
+import { isRecord } from './validate-fields.ts';
+import { validatePolicy } from './validate.ts';
+
+export interface LoadResult {
+  /** Valid documents only, with `metadata.namespace` and `spec.priority` defaults filled in. */
+  readonly policies: Socks4Policy[];
+  /**
+   * Every problem in the text. Paths are prefixed with the policy they belong to
+   * (`default/office: spec.rules[0].name`) or, when a document has no usable name, with
+   * `<sourceName> document <n>` (n counts documents from 1, empty ones included).
+   */
+  readonly issues: Issue[];
+}
+
+/** Aliases expand on load; a small cap refuses "billion laughs" documents. */
+const MAX_ALIAS_COUNT = 100;
+
+export function loadPolicyText(text: string, sourceName: string): LoadResult {
+  const policies: Socks4Policy[] = [];
+  const issues: Issue[] = [];
+  const seen = new Map<string, number>();
+  const docs = parseAllDocuments(text, { prettyErrors: true });
+  docs.forEach((doc, i) => {
+    const docLabel = `${sourceName} document ${i + 1}`;
+    if (doc.errors.length > 0) {
+      for (const err of doc.errors) issues.push({ path: docLabel, message: firstLine(err.message) });
+      return;
+    }
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      issues.push({ path: docLabel, message: firstLine((err as Error).message) });
+      return;
+    }
+    if (value === null || value === undefined) return;
+    const id = policyIdOf(value);
+    const prefix = id ?? docLabel;
+    const found = validatePolicy(value);
+    for (const issue of found) issues.push({ path: issue.path === '' ? prefix : `${prefix}: ${issue.path}`, message: issue.message });
+    if (id !== null) {
+      const first = seen.get(id);
+      if (first !== undefined) {
+        issues.push({ path: `${id}: metadata.name`, message: `duplicate policy ${id} (first defined in document ${first})` });
+        return;
+      }
+      seen.set(id, i + 1);
+    }
+    if (found.length === 0) policies.push(withDefaults(value as Socks4Policy));
+  });
+  return { policies, issues };
+}
+
+/** `namespace/name` when the document names itself well enough to be told apart. */
+function policyIdOf(value: unknown): string | null {
+  if (!isRecord(value) || !isRecord(value.metadata)) return null;
+  const { name, namespace } = value.metadata;
+  if (typeof name !== 'string' || name === '') return null;
+  return `${typeof namespace === 'string' && namespace !== '' ? namespace : DEFAULT_NAMESPACE}/${name}`;
+}
+
+function withDefaults(doc: Socks4Policy): Socks4Policy {
+  return {
+    ...doc,
+    metadata: { ...doc.metadata, namespace: doc.metadata.namespace ?? DEFAULT_NAMESPACE },
+    spec: { ...doc.spec, priority: doc.spec.priority ?? DEFAULT_PRIORITY },
+  };
+}
+
+function firstLine(message: string): string {
+  const nl = message.indexOf('\n');
+  return (nl === -1 ? message : message.slice(0, nl)).replace(/:$/, '');
+}

@@ -1,0 +1,266 @@
+// Strict validation of one Socks4Policy document. Every field is checked, unknown fields are
+// refused, and each Issue names the exact path, because a mistyped rule in a firewall must fail
+// loudly instead of quietly allowing or denying something else.
+
+import { Buffer } from 'node:buffer';
+import { parseCidr } from './ip.ts';
+import { parsePortSpec } from './ranges.ts';
+import {
+  API_VERSION, BandwidthKey, IdentMode, KIND, LimitKey, RuleAction, RuleCommand,
+} from './types.ts';
+import type { Issue } from './types.ts';
+import {
+  addIssue, checkKnownFields, describe, indexPath, joinPath, readEnum, readInteger, readList,
+  readRecord, readString, requireField,
+} from './validate-fields.ts';
+
+export { formatIssue } from './validate-fields.ts';
+
+export const MAX_RULES_PER_POLICY = 1000;
+export const MAX_PRIORITY = 1_000_000;
+export const MAX_GLOB_LENGTH = 255;
+
+const TOP_FIELDS = ['apiVersion', 'kind', 'metadata', 'spec', 'status'] as const;
+// Everything the Kubernetes API server may put in ObjectMeta: objects read from the cluster
+// validate with the same code as files.
+const METADATA_FIELDS = [
+  'name', 'namespace', 'labels', 'annotations', 'uid', 'resourceVersion', 'generation',
+  'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'finalizers',
+  'ownerReferences', 'managedFields', 'generateName', 'selfLink',
+] as const;
+const SPEC_FIELDS = ['priority', 'rules'] as const;
+const RULE_FIELDS = ['name', 'action', 'commands', 'from', 'to', 'ident', 'limits'] as const;
+const FROM_FIELDS = ['cidrs', 'userids'] as const;
+const TO_FIELDS = ['cidrs', 'hosts', 'ports'] as const;
+const LIMITS_FIELDS = ['connectionRate', 'concurrentSessions', 'bandwidth'] as const;
+
+const ACTIONS = Object.values(RuleAction);
+const COMMANDS = Object.values(RuleCommand);
+const IDENT_MODES = Object.values(IdentMode);
+const LIMIT_KEYS = Object.values(LimitKey);
+const BANDWIDTH_KEYS = Object.values(BandwidthKey);
+
+// Kubernetes object names (DNS-1123 subdomain) and namespaces / rule names (DNS-1123 label).
+const SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const HOST_GLOB_RE = /^[A-Za-z0-9*?._-]+$/;
+const LABEL_RULES = "lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit";
+
+/** Validates one parsed document; an empty result means compilePolicies accepts it. */
+export function validatePolicy(doc: unknown): Issue[] {
+  const issues: Issue[] = [];
+  const root = isDocument(issues, doc);
+  if (root === null) return issues;
+  checkKnownFields(issues, '', root, TOP_FIELDS);
+  const apiVersion = requireField(issues, '', root, 'apiVersion');
+  if (apiVersion !== undefined && apiVersion !== API_VERSION) {
+    addIssue(issues, 'apiVersion', `must be "${API_VERSION}", got ${describe(apiVersion)}`);
+  }
+  const kind = requireField(issues, '', root, 'kind');
+  if (kind !== undefined && kind !== KIND) addIssue(issues, 'kind', `must be "${KIND}", got ${describe(kind)}`);
+  const metadata = requireField(issues, '', root, 'metadata');
+  if (metadata !== undefined) validateMetadata(issues, metadata);
+  const spec = requireField(issues, '', root, 'spec');
+  if (spec !== undefined) validateSpec(issues, spec);
+  return issues;
+}
+
+function isDocument(issues: Issue[], doc: unknown): Record<string, unknown> | null {
+  if (typeof doc === 'object' && doc !== null && !Array.isArray(doc)) return doc as Record<string, unknown>;
+  addIssue(issues, '', `document must be a mapping, got ${describe(doc)}`);
+  return null;
+}
+
+function validateMetadata(issues: Issue[], v: unknown): void {
+  const meta = readRecord(issues, 'metadata', v);
+  if (meta === null) return;
+  checkKnownFields(issues, 'metadata', meta, METADATA_FIELDS);
+  const name = requireField(issues, 'metadata', meta, 'name');
+  if (name !== undefined && readString(issues, 'metadata.name', name) !== null) {
+    const n = name as string;
+    if (n.length > 253 || !SUBDOMAIN_RE.test(n)) {
+      addIssue(issues, 'metadata.name', `${describe(n)} is not a valid name (lowercase letters, digits, '-' and '.', at most 253 characters, starting and ending with a letter or digit)`);
+    }
+  }
+  if (meta.namespace !== undefined && readString(issues, 'metadata.namespace', meta.namespace) !== null) {
+    const ns = meta.namespace as string;
+    if (ns.length > 63 || !LABEL_RE.test(ns)) addIssue(issues, 'metadata.namespace', `${describe(ns)} is not a valid namespace (${LABEL_RULES})`);
+  }
+  for (const key of ['labels', 'annotations'] as const) {
+    if (meta[key] === undefined) continue;
+    const map = readRecord(issues, `metadata.${key}`, meta[key]);
+    if (map === null) continue;
+    for (const [k, val] of Object.entries(map)) readString(issues, joinPath(`metadata.${key}`, k), val);
+  }
+}
+
+function validateSpec(issues: Issue[], v: unknown): void {
+  const spec = readRecord(issues, 'spec', v);
+  if (spec === null) return;
+  checkKnownFields(issues, 'spec', spec, SPEC_FIELDS);
+  if (spec.priority !== undefined) readInteger(issues, 'spec.priority', spec.priority, 0, MAX_PRIORITY);
+  const rules = requireField(issues, 'spec', spec, 'rules');
+  if (rules === undefined) return;
+  if (!Array.isArray(rules)) {
+    addIssue(issues, 'spec.rules', `must be a list, got ${describe(rules)}`);
+    return;
+  }
+  if (rules.length > MAX_RULES_PER_POLICY) {
+    addIssue(issues, 'spec.rules', `has ${rules.length} rules, at most ${MAX_RULES_PER_POLICY} are allowed`);
+    return;
+  }
+  const seen = new Map<string, string>();
+  rules.forEach((rule, i) => validateRule(issues, indexPath('spec.rules', i), rule, seen));
+}
+
+function validateRule(issues: Issue[], path: string, v: unknown, seen: Map<string, string>): void {
+  const rule = readRecord(issues, path, v);
+  if (rule === null) return;
+  checkKnownFields(issues, path, rule, RULE_FIELDS);
+  const name = requireField(issues, path, rule, 'name');
+  if (name !== undefined && readString(issues, `${path}.name`, name) !== null) {
+    const n = name as string;
+    const previous = seen.get(n);
+    if (n.length > 63 || !LABEL_RE.test(n)) addIssue(issues, `${path}.name`, `${describe(n)} is not a valid rule name (${LABEL_RULES})`);
+    else if (previous !== undefined) addIssue(issues, `${path}.name`, `duplicate rule name ${describe(n)} (also ${previous})`);
+    else seen.set(n, path);
+  }
+  const actionValue = requireField(issues, path, rule, 'action');
+  const action = actionValue === undefined ? null : readEnum(issues, `${path}.action`, actionValue, ACTIONS);
+  if (rule.commands !== undefined) validateCommands(issues, `${path}.commands`, rule.commands);
+  if (rule.from !== undefined) validateFrom(issues, `${path}.from`, rule.from);
+  if (rule.to !== undefined) validateTo(issues, `${path}.to`, rule.to);
+  if (rule.ident !== undefined) {
+    const ident = readEnum(issues, `${path}.ident`, rule.ident, IDENT_MODES);
+    // Ident and limits only act on sessions a rule lets through; on a Deny rule they are a mistake.
+    if (action === RuleAction.Deny && ident !== null && ident !== IdentMode.Off) {
+      addIssue(issues, `${path}.ident`, `only Allow rules take ident checks, got ${describe(ident)} on a Deny rule`);
+    }
+  }
+  if (rule.limits !== undefined) {
+    validateLimits(issues, `${path}.limits`, rule.limits);
+    if (action === RuleAction.Deny) addIssue(issues, `${path}.limits`, 'only Allow rules take limits');
+  }
+}
+
+function validateCommands(issues: Issue[], path: string, v: unknown): void {
+  const list = readList(issues, path, v, 'omit it to match Connect and Bind');
+  if (list === null) return;
+  const seen = new Set<string>();
+  list.forEach((c, i) => {
+    const cmd = readEnum(issues, indexPath(path, i), c, COMMANDS);
+    if (cmd === null) return;
+    if (seen.has(cmd)) addIssue(issues, indexPath(path, i), `duplicate ${describe(cmd)}`);
+    seen.add(cmd);
+  });
+}
+
+function validateFrom(issues: Issue[], path: string, v: unknown): void {
+  const from = readRecord(issues, path, v);
+  if (from === null) return;
+  checkKnownFields(issues, path, from, FROM_FIELDS);
+  if (from.cidrs !== undefined) validateCidrs(issues, `${path}.cidrs`, from.cidrs);
+  if (from.userids !== undefined) {
+    const list = readList(issues, `${path}.userids`, from.userids, 'omit it to match any USERID');
+    list?.forEach((u, i) => {
+      const p = indexPath(`${path}.userids`, i);
+      const s = readString(issues, p, u);
+      if (s === null) return;
+      // SOCKS4 USERIDs are NUL-terminated and at most 255 bytes on our wire.
+      if (s.includes('\0')) addIssue(issues, p, 'must not contain NUL');
+      else if (Buffer.byteLength(s, 'utf8') > MAX_GLOB_LENGTH) addIssue(issues, p, `must be at most ${MAX_GLOB_LENGTH} bytes, got ${Buffer.byteLength(s, 'utf8')}`);
+    });
+  }
+}
+
+function validateTo(issues: Issue[], path: string, v: unknown): void {
+  const to = readRecord(issues, path, v);
+  if (to === null) return;
+  checkKnownFields(issues, path, to, TO_FIELDS);
+  if (to.cidrs !== undefined) validateCidrs(issues, `${path}.cidrs`, to.cidrs);
+  if (to.hosts !== undefined) {
+    const list = readList(issues, `${path}.hosts`, to.hosts, 'omit it to match any destination');
+    list?.forEach((h, i) => {
+      const p = indexPath(`${path}.hosts`, i);
+      const s = readString(issues, p, h);
+      if (s === null) return;
+      if (s.length > MAX_GLOB_LENGTH) addIssue(issues, p, `must be at most ${MAX_GLOB_LENGTH} characters, got ${s.length}`);
+      else if (!HOST_GLOB_RE.test(s)) addIssue(issues, p, `${describe(s)} is not a host name glob (letters, digits, '-', '.', '_', '*' and '?')`);
+    });
+  }
+  if (to.ports !== undefined) {
+    const list = readList(issues, `${path}.ports`, to.ports, 'omit it to match any port');
+    list?.forEach((port, i) => {
+      const p = indexPath(`${path}.ports`, i);
+      if (typeof port === 'number') {
+        addIssue(issues, p, `must be a string, got ${port}; quote it: "${port}"`);
+        return;
+      }
+      const s = readString(issues, p, port);
+      if (s === null) return;
+      const parsed = parsePortSpec(s);
+      if (!parsed.ok) addIssue(issues, p, parsed.message);
+    });
+  }
+}
+
+function validateCidrs(issues: Issue[], path: string, v: unknown): void {
+  const list = readList(issues, path, v, 'omit it to match any address');
+  list?.forEach((c, i) => {
+    const p = indexPath(path, i);
+    const s = readString(issues, p, c);
+    if (s !== null && parseCidr(s) === null) addIssue(issues, p, `${describe(s)} is not an IPv4 CIDR`);
+  });
+}
+
+function validateLimits(issues: Issue[], path: string, v: unknown): void {
+  const limits = readRecord(issues, path, v);
+  if (limits === null) return;
+  checkKnownFields(issues, path, limits, LIMITS_FIELDS);
+  if (limits.connectionRate !== undefined) {
+    const p = `${path}.connectionRate`;
+    const rate = readRecord(issues, p, limits.connectionRate);
+    if (rate !== null) {
+      checkKnownFields(issues, p, rate, ['perSecond', 'burst', 'key']);
+      const perSecondValue = requireField(issues, p, rate, 'perSecond');
+      let perSecond: number | null = null;
+      if (perSecondValue !== undefined) {
+        if (typeof perSecondValue === 'number' && Number.isFinite(perSecondValue) && perSecondValue > 0 && perSecondValue <= Number.MAX_SAFE_INTEGER) perSecond = perSecondValue;
+        else addIssue(issues, `${p}.perSecond`, `must be a number greater than 0, got ${describe(perSecondValue)}`);
+      }
+      const burstValue = requireField(issues, p, rate, 'burst');
+      const burst = burstValue === undefined ? null : readInteger(issues, `${p}.burst`, burstValue, 1);
+      // A bucket smaller than one second of refill can never deliver the configured rate.
+      if (perSecond !== null && burst !== null && burst < perSecond) {
+        addIssue(issues, `${p}.burst`, `must be at least perSecond (${perSecond}), got ${burst}`);
+      }
+      readKey(issues, p, rate, LIMIT_KEYS);
+    }
+  }
+  if (limits.concurrentSessions !== undefined) {
+    const p = `${path}.concurrentSessions`;
+    const conc = readRecord(issues, p, limits.concurrentSessions);
+    if (conc !== null) {
+      checkKnownFields(issues, p, conc, ['max', 'key']);
+      const max = requireField(issues, p, conc, 'max');
+      if (max !== undefined) readInteger(issues, `${p}.max`, max, 1);
+      readKey(issues, p, conc, LIMIT_KEYS);
+    }
+  }
+  if (limits.bandwidth !== undefined) {
+    const p = `${path}.bandwidth`;
+    const bw = readRecord(issues, p, limits.bandwidth);
+    if (bw !== null) {
+      checkKnownFields(issues, p, bw, ['bytesPerSecond', 'key']);
+      const bps = requireField(issues, p, bw, 'bytesPerSecond');
+      if (bps !== undefined) readInteger(issues, `${p}.bytesPerSecond`, bps, 1);
+      readKey(issues, p, bw, BANDWIDTH_KEYS);
+    }
+  }
+}
+
+function readKey(issues: Issue[], path: string, obj: Record<string, unknown>, keys: readonly string[]): void {
+  const key = requireField(issues, path, obj, 'key');
+  if (key !== undefined) readEnum(issues, `${path}.key`, key, keys);
+}
+

@@ -1,0 +1,99 @@
+// Rules from a multi-document YAML file (the embedded mode). The file is watched through its
+// directory, so editors that replace the file and Kubernetes ConfigMap symlink swaps are both
+// seen; a change that does not parse or validate is refused and the old rules stay in force.
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { compilePolicies } from '../policy/compile.ts';
+import { loadPolicyText } from '../policy/load.ts';
+import { formatIssue } from '../policy/validate.ts';
+import { channels } from '../telemetry/events.ts';
+import type { RuleSnapshot, RuleSource } from './types.ts';
+
+export class PolicyFileError extends Error {
+  override name = 'PolicyFileError';
+}
+
+/** Loads and compiles one policy file's text; throws PolicyFileError naming every issue. */
+export function snapshotFromText(text: string, sourceName: string): RuleSnapshot {
+  const { policies, issues } = loadPolicyText(text, sourceName);
+  if (issues.length > 0) {
+    throw new PolicyFileError(`${sourceName}: ${issues.map(formatIssue).join('; ')}`);
+  }
+  const compiled = compilePolicies(policies);
+  return {
+    version: createHash('sha256').update(text).digest('hex').slice(0, 12),
+    compiled,
+    policyCount: policies.length,
+    ruleCount: policies.reduce((n, p) => n + p.spec.rules.length, 0),
+    loadedAt: Date.now(),
+  };
+}
+
+export class FileRuleSource extends EventEmitter implements RuleSource {
+  readonly name = 'file';
+  readonly #file: string;
+  readonly #debounceMs: number;
+  #snapshot: RuleSnapshot | null = null;
+  #watcher: FSWatcher | null = null;
+  #timer: NodeJS.Timeout | undefined;
+  #loading: Promise<void> = Promise.resolve();
+
+  constructor(file: string, options: { debounceMs?: number } = {}) {
+    super();
+    this.#file = path.resolve(file);
+    this.#debounceMs = options.debounceMs ?? 100;
+  }
+
+  current(): RuleSnapshot | null {
+    return this.#snapshot;
+  }
+
+  async start(): Promise<void> {
+    await this.reload();
+    const base = path.basename(this.#file);
+    this.#watcher = watch(path.dirname(this.#file), { persistent: false }, (_event, name) => {
+      // ConfigMaps swap a `..data` symlink rather than the file itself.
+      if (name !== null && name !== base && !name.startsWith('..')) return;
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(() => void this.reload(), this.#debounceMs);
+    });
+    this.#watcher.on('error', (error) => this.#refuse(error));
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#watcher?.close();
+    this.#watcher = null;
+    await this.#loading;
+  }
+
+  /** Reads the file again; one load at a time, the newest wins. */
+  reload(): Promise<void> {
+    this.#loading = this.#loading.then(() => this.#load());
+    return this.#loading;
+  }
+
+  async #load(): Promise<void> {
+    let next: RuleSnapshot;
+    try {
+      next = snapshotFromText(await readFile(this.#file, 'utf8'), this.#file);
+    } catch (error) {
+      this.#refuse(error as Error);
+      return;
+    }
+    if (next.version === this.#snapshot?.version) return;
+    this.#snapshot = next;
+    if (channels.snapshotLoaded.hasSubscribers) {
+      channels.snapshotLoaded.publish({ source: this.name, version: next.version, ruleCount: next.ruleCount, policyCount: next.policyCount, loadedAt: next.loadedAt });
+    }
+    this.emit('snapshot', next);
+  }
+
+  #refuse(error: Error): void {
+    if (channels.snapshotError.hasSubscribers) channels.snapshotError.publish({ source: this.name, error });
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+  }
+}

@@ -1,0 +1,99 @@
+// The listener: accepts clients, enforces the caps on open sessions and handshakes in progress,
+// and drains on shutdown (stop accepting, let sessions run for a grace period, then close them).
+import net from 'node:net';
+import os from 'node:os';
+import { Reason } from '../errors.ts';
+import { encodeReply } from '../protocol/encode.ts';
+import { ReplyCode } from '../protocol/constants.ts';
+import { Session } from './session.ts';
+import type { SessionEnv } from './session-env.ts';
+
+export interface ProxyServer {
+  listen(host: string, port: number): Promise<net.AddressInfo>;
+  /** Stops accepting; resolves when every session ended or the grace period closed them. */
+  drain(graceMs?: number): Promise<void>;
+  readonly draining: boolean;
+  readonly activeSessions: number;
+  readonly handshakesInProgress: number;
+}
+
+/** Addresses of this host: destinations the SSRF guard refuses unless a rule names them. */
+export function localAddresses(): Set<string> {
+  const found = new Set<string>();
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const info of list ?? []) if (info.family === 'IPv4') found.add(info.address);
+  }
+  return found;
+}
+
+export function createProxyServer(env: SessionEnv): ProxyServer {
+  const sessions = new Set<Session>();
+  let handshakes = 0;
+  let draining = false;
+  let drained: (() => void) | null = null;
+
+  const hooks = {
+    onHandshakeDone: (): void => void handshakes--,
+    onEnd: (session: Session): void => {
+      sessions.delete(session);
+      if (draining && sessions.size === 0) drained?.();
+    },
+  };
+
+  // pauseOnConnect: nothing is read until the session has its listeners in place.
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+  server.on('connection', (socket) => {
+    const refusal =
+      draining ? Reason.Draining
+      : sessions.size >= env.config.maxSessions ? Reason.TooManySessions
+      : handshakes >= env.config.maxHandshakes ? Reason.TooManyHandshakes
+      : null;
+    if (refusal !== null) {
+      // Over capacity: the client learns why at once instead of waiting for a timeout.
+      socket.on('error', () => {});
+      socket.end(encodeReply(ReplyCode.Rejected, 0, '0.0.0.0'));
+      socket.destroySoon();
+      return;
+    }
+    const session = new Session(socket, env, hooks);
+    sessions.add(session);
+    handshakes++;
+    session.start();
+    socket.resume();
+  });
+  server.on('error', () => {}); // accept errors (EMFILE) must not kill the process
+
+  return {
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host, port, backlog: 4096 }, () => {
+          server.removeListener('error', reject);
+          resolve(server.address() as net.AddressInfo);
+        });
+      });
+    },
+    async drain(graceMs = env.config.drainGraceMs) {
+      draining = true;
+      server.close(); // its callback waits for every connection; we wait only for the grace
+      if (sessions.size === 0) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        drained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      for (const session of [...sessions]) session.destroy(Reason.Draining);
+    },
+    get draining() {
+      return draining;
+    },
+    get activeSessions() {
+      return sessions.size;
+    },
+    get handshakesInProgress() {
+      return handshakes;
+    },
+  };
+}

@@ -1,0 +1,377 @@
+// One client connection from accept to close. The session owns its sockets, walks named states,
+// keeps the client paused while it awaits decisions, and fails at most once: the only place
+// where a reason becomes a reply byte.
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { Reason, SocksError } from '../errors.ts';
+import { encodeReply } from '../protocol/encode.ts';
+import { ReplyCode } from '../protocol/constants.ts';
+import { parseRequest, type Socks4Request } from '../protocol/parse-request.ts';
+import { parseProxyHeader } from '../protocol/proxy-protocol.ts';
+import { decideBeforeResolve, evaluate } from '../policy/evaluate.ts';
+import type { Decision } from '../policy/evaluate.ts';
+import type { Lease } from '../limits/types.ts';
+import { channels, type PhaseEvent, type SessionInfo, type SessionState } from '../telemetry/events.ts';
+import { openBindListener } from './bind.ts';
+import { identOutcome, queryIdent } from './ident.ts';
+import { relay } from './relay.ts';
+import { connectUpstream } from './upstream.ts';
+import type { SessionEnv } from './session-env.ts';
+
+/** Reply byte for a refusal: 92 and 93 belong to ident alone (DESIGN: never used otherwise). */
+export function replyCodeFor(reason: Reason): number {
+  if (reason === Reason.IdentUnreachable) return ReplyCode.IdentUnreachable;
+  if (reason === Reason.IdentMismatch) return ReplyCode.IdentMismatch;
+  return ReplyCode.Rejected;
+}
+
+function toReason(error: unknown, fallback: Reason): Reason {
+  return error instanceof SocksError ? error.reason : fallback;
+}
+
+const LINGER_MS = 2000;
+const discard = (): void => {};
+
+export interface SessionHooks {
+  onHandshakeDone(): void; // once: first reply sent, or closed before any
+  onEnd(session: Session): void;
+}
+
+let sequence = 0;
+const idPrefix = `${process.pid.toString(36)}-${Date.now().toString(36)}-`;
+
+export class Session implements SessionInfo {
+  readonly id = idPrefix + (++sequence).toString(36);
+  readonly startedAt = performance.now();
+  clientAddress: string;
+  clientPort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  state: SessionState = 'handshake';
+  command: 'connect' | 'bind' | null = null;
+  userId: string | null = null;
+  host: string | null = null;
+  destIp: string | null = null;
+  destPort = 0;
+  ruleId: string | null = null;
+  snapshotVersion: string | null = null;
+  replyCode: number | null = null;
+  reason: Reason | null = null;
+  handshakeMs: number | null = null;
+  bytesFromClient = 0;
+  bytesToClient = 0;
+
+  readonly #client: Socket;
+  readonly #env: SessionEnv;
+  #upstream: Socket | null = null;
+  #lease: Lease | null = null;
+  #cancel: (() => void) | null = null;
+  #timer: NodeJS.Timeout | undefined;
+  #pending: Buffer | null = null;
+  #headerDone: boolean;
+  readonly #hooks: SessionHooks;
+  #handshakeOpen = true;
+  #lingering = false;
+
+  constructor(client: Socket, env: SessionEnv, hooks: SessionHooks) {
+    this.#client = client;
+    this.#env = env;
+    this.#hooks = hooks;
+    this.clientAddress = normalizeIPv4(client.remoteAddress ?? '');
+    this.clientPort = client.remotePort ?? 0;
+    this.localAddress = normalizeIPv4(client.localAddress ?? '');
+    this.localPort = client.localPort ?? 0;
+    this.#headerDone = !env.config.proxyProtocol;
+  }
+
+  /** A getter, not a field read: TypeScript would otherwise keep its narrowing across awaits. */
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  get inHandshake(): boolean {
+    return this.state !== 'relaying' && this.state !== 'closed';
+  }
+
+  start(): void {
+    if (channels.sessionStart.hasSubscribers) channels.sessionStart.publish(this);
+    const client = this.#client;
+    client.setNoDelay(true);
+    const gone = (): void => this.#close(Reason.ClientAborted);
+    client.on('error', gone);
+    client.once('close', gone);
+    // A client that half-closes before its request is complete will never complete it.
+    client.once('end', () => {
+      if (this.state === 'handshake') gone();
+    });
+    this.#timer = setTimeout(() => this.fail(Reason.HandshakeTimeout), this.#env.config.handshakeTimeoutMs);
+    client.on('data', this.#onHandshakeData);
+  }
+
+  /** Refuse with the reply the reason maps to (none for a foreign protocol), then close at once. */
+  fail(reason: Reason): void {
+    if (this.closed) return;
+    if (this.replyCode !== null) return this.#close(reason); // already granted: nothing to refuse
+    this.reason = reason;
+    if (reason !== Reason.BadVersion && reason !== Reason.ProxyHeaderInvalid) {
+      this.#reply(replyCodeFor(reason), 0, '0.0.0.0');
+      this.#linger();
+    }
+    this.#close(reason);
+  }
+
+  /**
+   * SOCKS4: "The SOCKS server closes its connection immediately after notifying the client of a
+   * failed or rejected request." We send FIN at once but keep reading (and discarding) briefly:
+   * closing with unread client bytes would send RST, and an RST can destroy the reply in flight.
+   */
+  #linger(): void {
+    const client = this.#client;
+    this.#lingering = true;
+    client.removeListener('data', this.#onHandshakeData);
+    client.on('data', discard);
+    client.resume();
+    client.end();
+    setTimeout(() => client.destroy(), LINGER_MS).unref();
+  }
+
+  /** Ends the session now, whatever its state (drain deadline, idle timeout). */
+  destroy(reason: Reason): void {
+    if (this.inHandshake) this.fail(reason);
+    else this.#close(reason);
+  }
+
+  #endHandshake(): void {
+    if (!this.#handshakeOpen) return;
+    this.#handshakeOpen = false;
+    this.#hooks.onHandshakeDone();
+  }
+
+  #reply(code: number, port: number, ip: string): void {
+    if (this.replyCode === null) this.handshakeMs = performance.now() - this.startedAt;
+    this.#endHandshake();
+    this.replyCode = code;
+    this.#client.write(encodeReply(code as 90, port, ip));
+  }
+
+  #onHandshakeData = (chunk: Buffer): void => {
+    const buf = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+    let offset = 0;
+    if (!this.#headerDone) {
+      const header = parseProxyHeader(buf);
+      if (header.kind === 'incomplete') return void (this.#pending = buf);
+      if (header.kind === 'invalid') return this.fail(Reason.ProxyHeaderInvalid);
+      this.#headerDone = true;
+      if (!header.header.local) {
+        this.clientAddress = header.header.sourceAddress;
+        this.clientPort = header.header.sourcePort;
+      }
+      offset = header.bytesRead;
+    }
+    const rest = offset === 0 ? buf : buf.subarray(offset);
+    const parsed = parseRequest(rest);
+    if (parsed.kind === 'incomplete') return void (this.#pending = rest);
+    this.#pending = null;
+    if (parsed.kind === 'invalid') return this.fail(parsed.reason);
+    // Bytes after the request are the client's first payload: kept and relayed, never dropped.
+    const early = parsed.bytesRead < rest.length ? rest.subarray(parsed.bytesRead) : null;
+    this.#client.removeListener('data', this.#onHandshakeData);
+    this.#client.pause();
+    this.#decide(parsed.request, early).catch((error: unknown) => this.fail(toReason(error, Reason.UpstreamUnreachable)));
+  };
+
+  #phase(phase: PhaseEvent['phase'], startedAt: number, error: Reason | null): void {
+    if (channels.sessionPhase.hasSubscribers) {
+      channels.sessionPhase.publish({ session: this, phase, startedAt, endedAt: performance.now(), error } satisfies PhaseEvent);
+    }
+  }
+
+  async #decide(request: Socks4Request, early: Buffer | null): Promise<void> {
+    this.state = 'deciding';
+    this.command = request.command;
+    this.userId = request.userId;
+    this.host = request.host;
+    this.destPort = request.port;
+    const snapshot = this.#env.rules();
+    if (snapshot === null) return this.fail(Reason.NoSnapshot);
+    this.snapshotVersion = snapshot.version;
+    const env = this.#env;
+    const ctx = {
+      command: request.command,
+      sourceIp: this.clientAddress,
+      userId: request.userId,
+      host: request.host,
+      destIp: request.ip,
+      destPort: request.port,
+      selfAddresses: env.selfAddresses,
+    };
+    if (request.host !== null) {
+      // No DNS query for a name that no rule could allow: refuse with the real reason now.
+      const refusal = decideBeforeResolve(snapshot.compiled, ctx);
+      if (refusal !== null) {
+        this.ruleId = refusal.rule?.id ?? null;
+        return this.fail(refusal.reason as Reason);
+      }
+      const started = performance.now();
+      try {
+        ctx.destIp = await env.resolve(request.host);
+      } catch (error) {
+        this.#phase('dns', started, Reason.DnsFailed);
+        return this.fail(Reason.DnsFailed);
+      }
+      this.#phase('dns', started, null);
+      if (this.closed) return;
+    }
+    this.destIp = ctx.destIp;
+    const decision = evaluate(snapshot.compiled, ctx);
+    this.ruleId = decision.rule?.id ?? null;
+    if (decision.action !== 'allow') return this.fail(decision.reason as Reason);
+    if (!(await this.#admit(decision))) return;
+    if (!(await this.#checkIdent(decision, request.userId))) return;
+    if (request.command === 'connect') await this.#connect(ctx.destIp, request.port, early);
+    else await this.#bind(ctx.destIp, early);
+  }
+
+  async #admit(decision: Decision): Promise<boolean> {
+    if (decision.limits === null || decision.rule === null) return true;
+    const started = performance.now();
+    const admission = await this.#env.limiter.admit({
+      ruleId: decision.rule.id,
+      limits: decision.limits,
+      sourceIp: this.clientAddress,
+      userId: this.userId ?? '',
+      sessionId: this.id,
+    });
+    if (!admission.ok) {
+      this.#phase('limits', started, admission.reason as Reason);
+      this.fail(admission.reason as Reason);
+      return false;
+    }
+    this.#phase('limits', started, null);
+    this.#lease = admission.lease;
+    // The client may have gone while Redis answered: give the lease straight back.
+    if (this.closed) {
+      admission.lease.release();
+      return false;
+    }
+    return true;
+  }
+
+  async #checkIdent(decision: Decision, userId: string): Promise<boolean> {
+    if (decision.ident === 'Off') return true;
+    const started = performance.now();
+    const result = await queryIdent({
+      localAddress: this.localAddress,
+      clientAddress: this.clientAddress,
+      clientPort: this.clientPort,
+      serverPort: this.localPort,
+      identPort: this.#env.config.identPort,
+      timeoutMs: this.#env.config.identTimeoutMs,
+    });
+    const outcome = identOutcome(result, userId, decision.ident);
+    this.#phase('ident', started, outcome === 'ok' ? null : outcome);
+    if (outcome === 'ok') return !this.closed;
+    this.fail(outcome);
+    return false;
+  }
+
+  async #connect(ip: string, port: number, early: Buffer | null): Promise<void> {
+    this.state = 'connecting';
+    const started = performance.now();
+    const { socket, connected } = connectUpstream(ip, port, this.#env.config.connectTimeoutMs);
+    this.#upstream = socket;
+    this.#cancel = () => socket.destroy();
+    try {
+      await connected;
+    } catch (error) {
+      const reason = toReason(error, Reason.UpstreamUnreachable);
+      this.#phase('connect', started, reason);
+      return this.fail(reason);
+    }
+    this.#phase('connect', started, null);
+    if (this.closed) return;
+    this.#reply(ReplyCode.Granted, socket.remotePort ?? port, socket.remoteAddress ?? ip);
+    this.#startRelay(socket, early);
+  }
+
+  async #bind(expectedIp: string, early: Buffer | null): Promise<void> {
+    this.state = 'binding';
+    const config = this.#env.config;
+    const listener = await openBindListener(config.bindAddress ?? this.localAddress, config.bindAcceptTimeoutMs);
+    this.#cancel = () => listener.close();
+    if (this.closed) return listener.close();
+    // First reply: where the application server must connect. Our listener is bound to a concrete
+    // address, so the client never has to substitute 0.0.0.0 unless bindAddress says so.
+    this.#reply(ReplyCode.Granted, listener.port, listener.address);
+    const started = performance.now();
+    let peer: Socket;
+    try {
+      peer = await listener.accepted;
+    } catch (error) {
+      const reason = toReason(error, Reason.BindFailed);
+      this.#phase('bind-accept', started, reason);
+      return this.#failAfterGrant(reason);
+    }
+    this.#upstream = peer;
+    if (this.closed) return void peer.destroy();
+    const peerIp = normalizeIPv4(peer.remoteAddress ?? '');
+    if (peerIp !== expectedIp) {
+      this.#phase('bind-accept', started, Reason.BindPeerMismatch);
+      peer.destroy();
+      return this.#failAfterGrant(Reason.BindPeerMismatch);
+    }
+    this.#phase('bind-accept', started, null);
+    // Second reply: the peer's address, then relay as with CONNECT.
+    this.#client.write(encodeReply(ReplyCode.Granted, peer.remotePort ?? 0, peerIp));
+    this.#startRelay(peer, early);
+  }
+
+  /** BIND's second reply can still refuse after the first granted: 91, then both closed. */
+  #failAfterGrant(reason: Reason): void {
+    if (this.closed) return;
+    this.reason = reason;
+    this.replyCode = ReplyCode.Rejected;
+    this.#client.write(encodeReply(ReplyCode.Rejected, 0, '0.0.0.0'));
+    this.#linger();
+    this.#close(reason);
+  }
+
+  #startRelay(upstream: Socket, early: Buffer | null): void {
+    clearTimeout(this.#timer);
+    this.#cancel = null;
+    this.state = 'relaying';
+    if (channels.sessionEstablished.hasSubscribers) channels.sessionEstablished.publish(this);
+    const client = this.#client;
+    if (early !== null) {
+      this.bytesFromClient += early.length;
+      upstream.write(early);
+    }
+    relay(client, upstream, {
+      idleMs: this.#env.config.idleTimeoutMs,
+      gate: this.#lease?.bandwidth ?? null,
+      counters: this,
+      onClose: () => this.#close(null),
+    });
+  }
+
+  #close(reason: Reason | null): void {
+    if (this.closed) return;
+    if (this.reason === null && reason !== null && this.replyCode !== ReplyCode.Granted) this.reason = reason;
+    this.state = 'closed';
+    clearTimeout(this.#timer);
+    this.#cancel?.();
+    this.#cancel = null;
+    if (!this.#lingering) this.#client.destroy();
+    this.#upstream?.destroy();
+    this.#lease?.release();
+    this.#lease = null;
+    this.#endHandshake();
+    this.#hooks.onEnd(this);
+    if (channels.sessionEnd.hasSubscribers) channels.sessionEnd.publish(this);
+  }
+}
+
+/** Sockets on dual-stack listeners report IPv4 peers as ::ffff:a.b.c.d. */
+export function normalizeIPv4(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}

@@ -1,0 +1,56 @@
+// Dialing the destination and resolving SOCKS4a names. The proxy connects to exactly the address
+// the policy checked: names are resolved once, here, and the address is what gets evaluated.
+import net from 'node:net';
+import dns from 'node:dns';
+import { Reason, SocksError } from '../errors.ts';
+
+export type Resolver = (host: string) => Promise<string>;
+
+/** The default resolver: the system's (getaddrinfo) answer, IPv4 only, since SOCKS4 is IPv4. */
+export const resolveIPv4: Resolver = async (host) => {
+  try {
+    const { address } = await dns.promises.lookup(host, { family: 4 });
+    return address;
+  } catch (error) {
+    throw new SocksError(Reason.DnsFailed, `cannot resolve host`, { cause: error });
+  }
+};
+
+function reasonForConnectError(error: NodeJS.ErrnoException): SocksError {
+  const reason = error.code === 'ECONNREFUSED' ? Reason.UpstreamRefused : Reason.UpstreamUnreachable;
+  return new SocksError(reason, error.message, { cause: error });
+}
+
+/** Connects to ip:port within timeoutMs; the socket comes back paused and half-open capable. */
+export function connectUpstream(
+  ip: string,
+  port: number,
+  timeoutMs: number,
+  localAddress?: string,
+): { socket: net.Socket; connected: Promise<net.Socket> } {
+  const socket = net.connect({
+    host: ip,
+    port,
+    allowHalfOpen: true,
+    noDelay: true,
+    ...(localAddress === undefined ? {} : { localAddress }),
+  });
+  const connected = new Promise<net.Socket>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new SocksError(Reason.UpstreamTimeout, `no connection within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeListener('error', onError);
+      socket.pause();
+      resolve(socket);
+    });
+    const onError = (error: NodeJS.ErrnoException): void => {
+      clearTimeout(timer);
+      reject(reasonForConnectError(error));
+    };
+    socket.once('error', onError);
+  });
+  return { socket, connected };
+}

@@ -1,0 +1,71 @@
+// The core announces what happens on diagnostics_channel; logs, metrics and tracing subscribe.
+// Publishing to a channel with no subscribers costs a boolean check, so the hot path pays
+// nothing for telemetry that is switched off.
+import diagnostics from 'node:diagnostics_channel';
+import type { Reason } from '../errors.ts';
+
+export type SessionState =
+  | 'handshake'
+  | 'deciding'
+  | 'connecting'
+  | 'binding'
+  | 'relaying'
+  | 'closed';
+
+/** What subscribers may read about a session; the session object itself implements it. */
+export interface SessionInfo {
+  readonly id: string;
+  readonly startedAt: number; // performance.now() at accept
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly state: SessionState;
+  readonly command: 'connect' | 'bind' | null;
+  readonly userId: string | null;
+  readonly host: string | null;
+  readonly destIp: string | null;
+  readonly destPort: number;
+  readonly ruleId: string | null;
+  readonly snapshotVersion: string | null;
+  readonly replyCode: number | null;
+  readonly reason: Reason | null;
+  readonly handshakeMs: number | null; // accept → first reply
+  readonly bytesFromClient: number;
+  readonly bytesToClient: number;
+}
+
+export interface PhaseEvent {
+  session: SessionInfo;
+  phase: 'dns' | 'ident' | 'limits' | 'connect' | 'bind-accept';
+  startedAt: number; // performance.now()
+  endedAt: number;
+  error: Reason | null;
+}
+
+export interface SnapshotEvent {
+  source: string;
+  version: string;
+  ruleCount: number;
+  policyCount: number;
+  loadedAt: number;
+}
+
+export interface SourceErrorEvent {
+  source: string;
+  error: Error;
+}
+
+export interface LimiterErrorEvent {
+  error: Error;
+}
+
+export const channels = {
+  sessionStart: diagnostics.channel('socks4-fleet:session:start'),
+  sessionPhase: diagnostics.channel('socks4-fleet:session:phase'),
+  sessionEstablished: diagnostics.channel('socks4-fleet:session:established'),
+  sessionEnd: diagnostics.channel('socks4-fleet:session:end'),
+  snapshotLoaded: diagnostics.channel('socks4-fleet:snapshot:loaded'),
+  snapshotError: diagnostics.channel('socks4-fleet:snapshot:error'),
+  limiterError: diagnostics.channel('socks4-fleet:limiter:error'),
+} as const;

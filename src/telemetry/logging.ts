@@ -1,0 +1,77 @@
+// JSON logs through pino. Client-supplied strings (USERID, host names) are fields, never part of
+// a message, so a hostile USERID cannot forge a log line. Writes are buffered and asynchronous:
+// logging never blocks the relay.
+import pino, { type Logger } from 'pino';
+import { channels, type SessionInfo, type SnapshotEvent, type SourceErrorEvent } from './events.ts';
+
+export type { Logger } from 'pino';
+
+export function createLogger(options: { level?: string; destination?: number | string; sync?: boolean } = {}): Logger {
+  const destination = pino.destination({
+    dest: options.destination ?? 1,
+    sync: options.sync ?? false,
+  });
+  const logger = pino(
+    {
+      level: options.level ?? 'info',
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: ['redisUrl', 'password', '*.password'], censor: '[redacted]' },
+    },
+    destination,
+  );
+  // Flush what is buffered when the process ends normally.
+  process.once('exit', () => destination.flushSync());
+  return logger;
+}
+
+/** Subscribes the logger to the core's events; returns the unsubscribe function. */
+export function logEvents(logger: Logger, options: { redactUserIds?: boolean } = {}): () => void {
+  const onSessionEnd = (message: unknown): void => {
+    const s = message as SessionInfo;
+    const granted = s.replyCode === 90;
+    if (!logger.isLevelEnabled('info')) return;
+    logger.info(
+      {
+        session: s.id,
+        client: s.clientAddress,
+        clientPort: s.clientPort,
+        command: s.command,
+        userId: options.redactUserIds === true ? undefined : s.userId,
+        host: s.host,
+        dest: s.destIp,
+        destPort: s.destPort,
+        rule: s.ruleId,
+        snapshot: s.snapshotVersion,
+        reply: s.replyCode,
+        reason: s.reason,
+        handshakeMs: s.handshakeMs === null ? null : Math.round(s.handshakeMs * 1000) / 1000,
+        bytesUp: s.bytesFromClient,
+        bytesDown: s.bytesToClient,
+      },
+      granted ? 'session closed' : 'session refused',
+    );
+  };
+  const onSnapshot = (message: unknown): void => {
+    const e = message as SnapshotEvent;
+    logger.info({ source: e.source, version: e.version, policies: e.policyCount, rules: e.ruleCount }, 'rules snapshot loaded');
+  };
+  const onSnapshotError = (message: unknown): void => {
+    const e = message as SourceErrorEvent;
+    logger.error({ source: e.source, err: e.error }, 'rules snapshot refused; keeping the previous one');
+  };
+  const onLimiterError = (message: unknown): void => {
+    logger.warn({ err: (message as { error: Error }).error }, 'limiter call failed');
+  };
+  channels.sessionEnd.subscribe(onSessionEnd);
+  channels.snapshotLoaded.subscribe(onSnapshot);
+  channels.snapshotError.subscribe(onSnapshotError);
+  channels.limiterError.subscribe(onLimiterError);
+  return () => {
+    channels.sessionEnd.unsubscribe(onSessionEnd);
+    channels.snapshotLoaded.unsubscribe(onSnapshot);
+    channels.snapshotError.unsubscribe(onSnapshotError);
+    channels.limiterError.unsubscribe(onLimiterError);
+  };
+}
