@@ -51,6 +51,11 @@ export function connectUpstream(
       reject(reasonForConnectError(error));
     };
     socket.once('error', onError);
+    // Destroyed before connecting (the client went away): settle now, not at the timeout.
+    socket.once('close', () => {
+      clearTimeout(timer);
+      reject(new SocksError(Reason.ClientAborted, 'connect abandoned'));
+    });
   });
   return { socket, connected };
 }
