@@ -11,6 +11,7 @@ import { defaultServerConfig, type ServerConfig } from '../server/session-env.ts
 import { resolveIPv4 } from '../server/upstream.ts';
 import { createLogger, logEvents } from '../telemetry/logging.ts';
 import { createProxyMetrics } from '../telemetry/metrics.ts';
+import { startTracing } from '../telemetry/tracing.ts';
 import { parseCount, parseDuration, parseHostPort, UsageError, type CliIO } from './args.ts';
 import { openRedisMode, redisModeHelp, redisModeOptions } from './redis-mode.ts';
 
@@ -43,7 +44,11 @@ Capacity:
 
 Logs:
   --log-level LEVEL         trace|debug|info|warn|error|silent (default info)
-  --redact-userids          leave USERIDs out of logs
+  --redact-userids          leave USERIDs out of logs and traces
+
+Tracing (OpenTelemetry, off unless configured): the standard OTEL_* variables, e.g.
+  OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_TRACES_SAMPLER(_ARG),
+  OTEL_RESOURCE_ATTRIBUTES; OTEL_METRICS_EXPORTER=otlp also pushes the /metrics registry
 
 ${redisModeHelp}`;
 
@@ -114,12 +119,15 @@ export async function runProxy(argv: string[], io: CliIO): Promise<number> {
     activeSessions: () => server.activeSessions,
     snapshot: () => rules.current(),
   });
+  // Before rules.start(), so the first snapshot gets its "snapshot enforce" span.
+  const tracing = await startTracing({ serviceName: 'socks4-fleet-proxy', redactUserIds: values['redact-userids'], metricsRegistry: metrics.registry });
 
   await rules.start();
   // A pod in fleet mode without a snapshot yet runs unready (/readyz 503, sessions refused) until
   // one is published; only a policy file that cannot be loaded is fatal.
   if (rules.current() === null && fleet === null) {
     logger.error({ source: rules.name }, 'no valid rules to start with');
+    await tracing.shutdown();
     logger.flush();
     return 1;
   }
@@ -142,8 +150,9 @@ export async function runProxy(argv: string[], io: CliIO): Promise<number> {
     process.once('SIGINT', stop);
   });
   await rules.stop();
-  limiter.close?.();
+  await limiter.close(); // hands held leases back to Redis before exit
   await opsServer.close();
+  await tracing.shutdown(); // every session has ended: its span is in the flush
   metrics.close();
   logger.info({}, 'drained; exiting');
   unsubscribeLogs();

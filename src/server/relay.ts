@@ -55,9 +55,13 @@ function pump(
     }, delay);
   });
   // SOCKS relays a TCP stream: a FIN from one side is passed on, the other side may go on.
-  from.once('end', () => {
+  const passFin = (): void => {
     if (!to.destroyed) to.end();
-  });
+  };
+  // A paused socket with nothing buffered still emits 'end' when the FIN arrives, so a client
+  // that half-closes right after its request has ended before the relay starts: pass it on now.
+  if (from.readableEnded) passFin();
+  else from.once('end', passFin);
   from.resume();
 }
 

@@ -277,6 +277,8 @@ export class Session implements SessionInfo {
 
   async #connect(ip: string, port: number, early: Buffer | null): Promise<void> {
     this.state = 'connecting';
+    // The request is decided: from here the connect deadline governs, not the handshake's.
+    clearTimeout(this.#timer);
     const started = performance.now();
     const { socket, connected } = connectUpstream(ip, port, this.#env.config.connectTimeoutMs);
     this.#upstream = socket;
@@ -296,6 +298,9 @@ export class Session implements SessionInfo {
 
   async #bind(expectedIp: string, early: Buffer | null): Promise<void> {
     this.state = 'binding';
+    // The request is decided: the BIND accept deadline governs from here (a granted BIND must
+    // get its second reply, not a silent close at the handshake deadline).
+    clearTimeout(this.#timer);
     const config = this.#env.config;
     const listener = await openBindListener(config.bindAddress ?? this.localAddress, config.bindAcceptTimeoutMs);
     this.#cancel = () => listener.close();

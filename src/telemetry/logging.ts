@@ -6,6 +6,14 @@ import { channels, type SessionInfo, type SnapshotEvent, type SourceErrorEvent }
 
 export type { Logger } from 'pino';
 
+const LIMITER_LOG_INTERVAL_MS = 5_000;
+
+// JSON leaves U+0085, U+2028 and U+2029 raw, and many log tools break lines at them: a hostile
+// USERID could split one event into two lines. Their \u escapes are the same JSON string.
+const LINE_BREAKERS = /[\u0085\u2028\u2029]/g;
+const escapeLineBreakers = (line: string): string =>
+  line.replace(LINE_BREAKERS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
 export function createLogger(options: { level?: string; destination?: number | string; sync?: boolean } = {}): Logger {
   const destination = pino.destination({
     dest: options.destination ?? 1,
@@ -18,6 +26,7 @@ export function createLogger(options: { level?: string; destination?: number | s
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: ['redisUrl', 'password', '*.password'], censor: '[redacted]' },
+      hooks: { streamWrite: escapeLineBreakers },
     },
     destination,
   );
@@ -61,8 +70,18 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
     const e = message as SourceErrorEvent;
     logger.error({ source: e.source, err: e.error }, 'rules snapshot refused; keeping the previous one');
   };
+  // While Redis is down every admission fails: one line per interval, with the count, not a flood.
+  let suppressed = 0;
+  let lastLimiterLog = 0;
   const onLimiterError = (message: unknown): void => {
-    logger.warn({ err: (message as { error: Error }).error }, 'limiter call failed');
+    const now = Date.now();
+    if (now - lastLimiterLog < LIMITER_LOG_INTERVAL_MS) {
+      suppressed++;
+      return;
+    }
+    lastLimiterLog = now;
+    logger.warn({ err: (message as { error: Error }).error, suppressed }, 'limiter call failed');
+    suppressed = 0;
   };
   channels.sessionEnd.subscribe(onSessionEnd);
   channels.snapshotLoaded.subscribe(onSnapshot);

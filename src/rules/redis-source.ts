@@ -1,0 +1,172 @@
+// Rules from Redis (fleet mode): the snapshot the current-version pointer names, re-read on every
+// change notice, whenever a connection comes back, and on a slow timer as a safety net for a
+// notice lost in between. The subscription is made before the first read of the pointer, so a
+// publish can never fall between "read" and "listening". Anything that fails to read, parse,
+// validate or compile is refused and the snapshot in force stays; Redis losing its data (an
+// empty pointer) also leaves it in force.
+import { Cluster } from 'ioredis';
+import { EventEmitter } from 'node:events';
+import { closeRedisClient, waitForReady, type RedisClient } from '../redis/connection.ts';
+import { ruleKeys, VERSION_PATTERN, type RuleKeys } from '../redis/keys.ts';
+import { parseSnapshotDocument } from '../redis/snapshot-document.ts';
+import { channels } from '../telemetry/events.ts';
+import type { RuleSnapshot, RuleSource } from './types.ts';
+
+export const DEFAULT_REFRESH_INTERVAL_MS = 15_000;
+const DEFAULT_START_TIMEOUT_MS = 5_000;
+
+export interface RedisRuleSourceOptions {
+  /** Shared with the limiter; the source opens its own subscriber connection from it. */
+  readonly client: RedisClient;
+  readonly prefix: string;
+  /** The slow re-read timer (default 15 s). */
+  readonly refreshIntervalMs?: number;
+  /** How long start() waits for Redis before giving up on the first read (default 5 s). */
+  readonly startTimeoutMs?: number;
+}
+
+export class RedisRuleSource extends EventEmitter implements RuleSource {
+  readonly name = 'redis';
+  readonly #client: RedisClient;
+  readonly #keys: RuleKeys;
+  readonly #refreshIntervalMs: number;
+  readonly #startTimeoutMs: number;
+  #subscriber: RedisClient | null = null;
+  #snapshot: RuleSnapshot | null = null;
+  #createdAt: string | null = null;
+  #checkedAt: number | null = null;
+  #timer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<void> | null = null;
+  #queued: Promise<void> | null = null;
+  #stopped = false;
+  /** Settles once the latest (re)subscription and the read after it are done. */
+  #subscribed: Promise<void> = Promise.resolve();
+
+  constructor(options: RedisRuleSourceOptions) {
+    super();
+    this.#client = options.client;
+    this.#keys = ruleKeys(options.prefix);
+    this.#refreshIntervalMs = options.refreshIntervalMs ?? DEFAULT_REFRESH_INTERVAL_MS;
+    this.#startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+  }
+
+  current(): RuleSnapshot | null {
+    return this.#snapshot;
+  }
+
+  /** When the publisher created the snapshot in force (ISO 8601), null when none is held. */
+  createdAt(): string | null {
+    return this.#createdAt;
+  }
+
+  /** When the pointer was last read successfully (ms epoch): how fresh "current" is. */
+  checkedAt(): number | null {
+    return this.#checkedAt;
+  }
+
+  async start(): Promise<void> {
+    const client = this.#client;
+    // (Two calls because the union of the two duplicate() signatures is not callable.)
+    const subscriber: RedisClient = client instanceof Cluster ? client.duplicate() : client.duplicate();
+    this.#subscriber = subscriber;
+    subscriber.on('error', () => {});
+    subscriber.on('message', this.#onMessage);
+    subscriber.on('ready', this.#onSubscriberReady);
+    this.#client.on('ready', this.#onClientReady);
+    const deadline = Date.now() + this.#startTimeoutMs;
+    await waitForReady(subscriber, this.#startTimeoutMs);
+    await waitForReady(this.#client, Math.max(0, deadline - Date.now()));
+    // Subscribe first, then read: #onSubscriberReady did both when the subscriber came up.
+    await this.#subscribed;
+    await this.refresh();
+    this.#timer = setInterval(() => void this.refresh(), this.#refreshIntervalMs);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    this.#client.off('ready', this.#onClientReady);
+    await this.#queued;
+    await this.#inFlight;
+    const subscriber = this.#subscriber;
+    this.#subscriber = null;
+    if (subscriber !== null) await closeRedisClient(subscriber);
+  }
+
+  /** Reads the pointer (and the snapshot when it moved); overlapping calls share one re-read. */
+  refresh(): Promise<void> {
+    if (this.#queued !== null) return this.#queued;
+    if (this.#inFlight !== null) {
+      this.#queued = this.#inFlight.then(() => {
+        this.#queued = null;
+        return this.#run();
+      });
+      return this.#queued;
+    }
+    return this.#run();
+  }
+
+  #onSubscriberReady = (): void => {
+    const subscriber = this.#subscriber;
+    if (subscriber === null) return;
+    // Also after a reconnect: notices sent while we were away are lost, so read the pointer.
+    // The main connection's own 'ready' re-reads when it comes up later than this one.
+    this.#subscribed = subscriber.subscribe(this.#keys.channel).then(
+      () => (this.#client.status === 'ready' ? this.refresh() : undefined),
+      (error: unknown) => this.#refuse(new Error(`subscribing to ${this.#keys.channel}: ${(error as Error).message}`)),
+    );
+  };
+
+  #onClientReady = (): void => void this.refresh();
+
+  #onMessage = (channel: string): void => {
+    if (channel === this.#keys.channel) void this.refresh();
+  };
+
+  #run(): Promise<void> {
+    const run = this.#load().finally(() => {
+      if (this.#inFlight === run) this.#inFlight = null;
+    });
+    this.#inFlight = run;
+    return run;
+  }
+
+  async #load(): Promise<void> {
+    if (this.#stopped) return;
+    let version: string | null;
+    let json: string | null = null;
+    try {
+      version = await this.#client.get(this.#keys.pointer);
+      this.#checkedAt = Date.now();
+      if (version === null || version === this.#snapshot?.version) return;
+      if (!VERSION_PATTERN.test(version)) throw new Error(`${this.#keys.pointer} holds "${version.slice(0, 80)}", not a snapshot version`);
+      json = await this.#client.get(this.#keys.snapshot(version));
+      if (json === null) throw new Error(`snapshot ${version} is named by ${this.#keys.pointer} but missing`);
+    } catch (error) {
+      this.#refuse(new Error(`reading rules from Redis: ${(error as Error).message}`, { cause: error }));
+      return;
+    }
+    let next;
+    try {
+      next = parseSnapshotDocument(json, version);
+    } catch (error) {
+      this.#refuse(error as Error);
+      return;
+    }
+    if (this.#stopped) return;
+    const snap = next.snapshot;
+    this.#snapshot = snap;
+    this.#createdAt = next.document.createdAt;
+    if (channels.snapshotLoaded.hasSubscribers) {
+      channels.snapshotLoaded.publish({ source: this.name, version: snap.version, ruleCount: snap.ruleCount, policyCount: snap.policyCount, loadedAt: snap.loadedAt });
+    }
+    this.emit('snapshot', snap);
+  }
+
+  #refuse(error: Error): void {
+    if (this.#stopped) return;
+    if (channels.snapshotError.hasSubscribers) channels.snapshotError.publish({ source: this.name, error });
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+  }
+}

@@ -1,0 +1,25 @@
+// The file source against the shared rule-source contract: rules come from a real file in a
+// temporary directory that the source watches.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { FileRuleSource } from '../../src/rules/file-source.ts';
+import { runRuleSourceContract } from './rule-source-contract.ts';
+
+runRuleSourceContract('file', async (initial) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'socks4-rules-'));
+  const file = path.join(dir, 'policy.yaml');
+  if (initial !== null) await writeFile(file, initial);
+  const source = new FileRuleSource(file, { debounceMs: 10 });
+  return {
+    source,
+    publish: (yaml) => writeFile(file, yaml),
+    publishBroken: () => writeFile(file, 'apiVersion: socks4-fleet.io/v1alpha1\nkind: Socks4Policy\nspec: {rules: [{name: Bad, action: Maybe}]}\n'),
+    settle: () => source.reload(),
+    async cleanup() {
+      await source.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
