@@ -159,7 +159,16 @@ export class RedisRuleSource extends EventEmitter implements RuleSource {
     this.#snapshot = snap;
     this.#createdAt = next.document.createdAt;
     if (channels.snapshotLoaded.hasSubscribers) {
-      channels.snapshotLoaded.publish({ source: this.name, version: snap.version, ruleCount: snap.ruleCount, policyCount: snap.policyCount, loadedAt: snap.loadedAt });
+      const { traceparent } = next.document;
+      // The publisher's trace context: the proxy's "snapshot enforce" span links to it.
+      channels.snapshotLoaded.publish({
+        source: this.name,
+        version: snap.version,
+        ruleCount: snap.ruleCount,
+        policyCount: snap.policyCount,
+        loadedAt: snap.loadedAt,
+        ...(traceparent === undefined ? {} : { traceparent }),
+      });
     }
     this.emit('snapshot', snap);
   }

@@ -1,10 +1,12 @@
-// The listener: accepts clients, enforces the caps on open sessions and handshakes in progress,
-// and drains on shutdown (stop accepting, let sessions run for a grace period, then close them).
+// The listener: accepts clients, enforces the caps on open sessions and handshakes in progress
+// (where the oldest handshake still reading its request yields to a newcomer), and drains on
+// shutdown (stop accepting, let sessions run for a grace period, then close them).
 import net from 'node:net';
 import os from 'node:os';
 import { Reason } from '../errors.ts';
 import { encodeReply } from '../protocol/encode.ts';
 import { ReplyCode } from '../protocol/constants.ts';
+import { channels, type ConnectionRefusedEvent } from '../telemetry/events.ts';
 import { Session } from './session.ts';
 import type { SessionEnv } from './session-env.ts';
 
@@ -32,17 +34,51 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
   let draining = false;
   let drained: (() => void) | null = null;
 
-  const hooks = {
-    onHandshakeDone: (): void => void handshakes--,
-    onEnd: (session: Session): void => {
-      sessions.delete(session);
-      if (draining && sessions.size === 0) drained?.();
-    },
+  // Sessions that may still be reading their request, oldest first, with the event-loop turn
+  // that accepted them. Entries that moved on are dropped lazily, when the search below meets
+  // them (each at most once).
+  const readers = new Map<Session, number>();
+  let turn = 0;
+  let turnEnding = false;
+  const currentTurn = (): number => {
+    if (!turnEnding) {
+      turnEnding = true;
+      setImmediate(() => {
+        turn++;
+        turnEnding = false;
+      });
+    }
+    return turn;
+  };
+  const onEnd = (session: Session): void => {
+    sessions.delete(session);
+    readers.delete(session);
+    if (draining && sessions.size === 0) drained?.();
+  };
+  const hooks = { onHandshakeDone: (): void => void handshakes--, onEnd };
+  const overCap = (): boolean => sessions.size >= env.config.maxSessions || handshakes >= env.config.maxHandshakes;
+
+  /**
+   * At a cap, the oldest session still reading its request yields its slot to the newcomer.
+   * A real client sends its request as soon as it connects and leaves this state within a round
+   * trip; slowloris clients (a byte every few seconds) would otherwise hold every slot and lock
+   * everyone out until the handshake deadline. Sessions past their request (DNS, limits,
+   * connect) are never evicted, nor those accepted in this turn of the event loop: they have
+   * not been read yet (a busy loop accepts a whole backlog at once).
+   */
+  const evictOldestReader = (now: number): void => {
+    for (const [session, accepted] of readers) {
+      if (accepted === now) return; // and so is everyone after it
+      readers.delete(session);
+      if (session.state === 'handshake') return session.fail(Reason.TooManyHandshakes);
+    }
   };
 
   // pauseOnConnect: nothing is read until the session has its listeners in place.
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
   server.on('connection', (socket) => {
+    const now = currentTurn();
+    if (!draining && overCap()) evictOldestReader(now);
     const refusal =
       draining ? Reason.Draining
       : sessions.size >= env.config.maxSessions ? Reason.TooManySessions
@@ -50,6 +86,7 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
       : null;
     if (refusal !== null) {
       // Over capacity: the client learns why at once instead of waiting for a timeout.
+      if (channels.connectionRefused.hasSubscribers) channels.connectionRefused.publish({ reason: refusal } satisfies ConnectionRefusedEvent);
       socket.on('error', () => {});
       socket.end(encodeReply(ReplyCode.Rejected, 0, '0.0.0.0'));
       socket.destroySoon();
@@ -58,6 +95,7 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
     const session = new Session(socket, env, hooks);
     sessions.add(session);
     handshakes++;
+    readers.set(session, now);
     session.start();
     socket.resume();
   });

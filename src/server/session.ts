@@ -10,7 +10,7 @@ import { parseRequest, type Socks4Request } from '../protocol/parse-request.ts';
 import { parseProxyHeader } from '../protocol/proxy-protocol.ts';
 import { decideBeforeResolve, evaluate } from '../policy/evaluate.ts';
 import type { Decision } from '../policy/evaluate.ts';
-import type { Lease } from '../limits/types.ts';
+import type { Admission, Lease } from '../limits/types.ts';
 import { channels, type PhaseEvent, type SessionInfo, type SessionState } from '../telemetry/events.ts';
 import { openBindListener } from './bind.ts';
 import { identOutcome, queryIdent } from './ident.ts';
@@ -235,13 +235,19 @@ export class Session implements SessionInfo {
   async #admit(decision: Decision): Promise<boolean> {
     if (decision.limits === null || decision.rule === null) return true;
     const started = performance.now();
-    const admission = await this.#env.limiter.admit({
-      ruleId: decision.rule.id,
-      limits: decision.limits,
-      sourceIp: this.clientAddress,
-      userId: this.userId ?? '',
-      sessionId: this.id,
-    });
+    let admission: Admission;
+    try {
+      admission = await this.#env.limiter.admit({
+        ruleId: decision.rule.id,
+        limits: decision.limits,
+        sourceIp: this.clientAddress,
+        userId: this.userId ?? '',
+        sessionId: this.id,
+      });
+    } catch {
+      // Limiters decide their own fail mode; one that throws anyway has not admitted anyone.
+      admission = { ok: false, reason: Reason.LimiterUnavailable, retryAfterMs: 0 };
+    }
     if (!admission.ok) {
       this.#phase('limits', started, admission.reason as Reason);
       this.fail(admission.reason as Reason);
@@ -292,7 +298,8 @@ export class Session implements SessionInfo {
     }
     this.#phase('connect', started, null);
     if (this.closed) return;
-    this.#reply(ReplyCode.Granted, socket.remotePort ?? port, socket.remoteAddress ?? ip);
+    // The address we dialed is the one connected to; asking the socket costs a getpeername(2).
+    this.#reply(ReplyCode.Granted, port, ip);
     this.#startRelay(socket, early);
   }
 

@@ -49,6 +49,8 @@ export interface SnapshotEvent {
   ruleCount: number;
   policyCount: number;
   loadedAt: number;
+  /** W3C trace context of the publish (operator reconcile, `policy push`) when it was traced. */
+  traceparent?: string;
 }
 
 export interface SourceErrorEvent {
@@ -60,7 +62,13 @@ export interface LimiterErrorEvent {
   error: Error;
 }
 
+/** A connection turned away at accept (draining, over a cap): it never becomes a session. */
+export interface ConnectionRefusedEvent {
+  reason: Reason;
+}
+
 export const channels = {
+  connectionRefused: diagnostics.channel('socks4-fleet:connection:refused'),
   sessionStart: diagnostics.channel('socks4-fleet:session:start'),
   sessionPhase: diagnostics.channel('socks4-fleet:session:phase'),
   sessionEstablished: diagnostics.channel('socks4-fleet:session:established'),

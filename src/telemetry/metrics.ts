@@ -82,6 +82,16 @@ export function createProxyMetrics(options: {
     registers: [registry],
   });
 
+  const refusedAtAccept = new client.Counter({
+    name: 'socks4_connections_refused_total',
+    help: 'Connections turned away at accept, before any request (draining, session or handshake cap).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const onRefused = (message: unknown): void => {
+    refusedAtAccept.inc({ reason: (message as { reason: string }).reason });
+  };
+
   const onEnd = (message: unknown): void => {
     const s = message as SessionInfo;
     const reply = s.replyCode === null ? 'none' : String(s.replyCode);
@@ -107,6 +117,7 @@ export function createProxyMetrics(options: {
     snapshotErrors.inc({ source: (message as { source: string }).source });
   };
   const onLimiterError = (): void => limiterErrors.inc();
+  channels.connectionRefused.subscribe(onRefused);
   channels.sessionEnd.subscribe(onEnd);
   channels.sessionPhase.subscribe(onPhase);
   channels.snapshotLoaded.subscribe(onSnapshot);
@@ -115,6 +126,7 @@ export function createProxyMetrics(options: {
   return {
     registry,
     close() {
+      channels.connectionRefused.unsubscribe(onRefused);
       channels.sessionEnd.unsubscribe(onEnd);
       channels.sessionPhase.unsubscribe(onPhase);
       channels.snapshotLoaded.unsubscribe(onSnapshot);
