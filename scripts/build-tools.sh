@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the pinned third-party binaries the tests drive (kube-apiserver, kubectl,
-# etcd, helm, the helm-unittest plugin) from Go modules into bin/ (git-ignored).
+# etcd, helm, the helm-unittest plugin, Jaeger v2) from Go modules into bin/ (git-ignored).
 #
 # Why from source: only the Go module proxy is reachable, so release tarballs cannot
 # be downloaded. Each tool has a wrapper module under tools/<name>/ whose go.mod and
@@ -136,5 +136,21 @@ fi
 ln -sf "untt-$untt_os-$GOARCH" "$PLUGIN_DIR/untt"
 expect_output helm-unittest "${UNITTEST_VERSION#v}" \
   env HELM_PLUGINS="$BIN/helm-plugins" "$BIN/helm" plugin list
+
+# --- jaeger (v2, the tracing backend the telemetry end-to-end tests export to): the module
+# is served under Jaeger's v1 tag; the v2 version of the same release is read from the
+# module's CHANGELOG ("v1.76.0 / v2.13.0 (date)") and stamped the way Jaeger's
+# scripts/makefiles/BuildInfo.mk does, so `jaeger version` reports the release. The
+# module proxy carries no commit hash, so gitCommit stays empty. No `ui` build tag: the
+# query API is all the tests need, and the UI assets are built by npm upstream.
+JAEGER_MODULE_VERSION=$(module_version jaeger github.com/jaegertracing/jaeger)
+jaeger_src=$(cd "$TOOLS/jaeger" && go list -m -f '{{.Dir}}' github.com/jaegertracing/jaeger)
+JAEGER_VERSION=$(awk -v v="$JAEGER_MODULE_VERSION" '$1 == v && $2 == "/" { print $3; exit }' "$jaeger_src/CHANGELOG.md")
+[[ $JAEGER_VERSION == v2.* ]] || { echo "build-tools: no v2 version for jaeger $JAEGER_MODULE_VERSION in its CHANGELOG" >&2; exit 1; }
+jaeger_date=$(cd "$TOOLS/jaeger" && go list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' github.com/jaegertracing/jaeger)
+jaeger_pkg=github.com/jaegertracing/jaeger/internal/version
+build "jaeger $JAEGER_VERSION" jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$BIN/jaeger" \
+  "-s -w -X $jaeger_pkg.latestVersion=$JAEGER_VERSION -X $jaeger_pkg.date=${jaeger_date:-1970-01-01T00:00:00Z}"
+expect_output jaeger "\"gitVersion\":\"$JAEGER_VERSION\"" "$BIN/jaeger" version
 
 echo "build-tools: all tools ready in bin/ ($((SECONDS - total_start))s)"

@@ -1,14 +1,28 @@
 // `socks4-fleet policy push FILE --redis-url URL`: validates a policy file exactly as the proxy
 // loads it and publishes it as the fleet's rules snapshot with publishSnapshot, the same function
-// the operator calls. Every pod picks it up on the change notice.
+// the operator calls. Every pod picks it up on the change notice. With OTEL_* set, the publish is
+// a PRODUCER span whose traceparent rides in the snapshot: each pod's "snapshot enforce" span
+// links to it, so one trace search shows the push and every pod that enforced it.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { loadPolicyText } from '../policy/load.ts';
+import type { Socks4Policy } from '../policy/types.ts';
 import { formatIssue } from '../policy/validate.ts';
 import { redactRedisUrl, readRedisFlags, redisFlagOptions, redisFlagsHelp } from '../redis/cli-options.ts';
-import { closeRedisClient, createRedisClient, waitForReady } from '../redis/connection.ts';
+import { closeRedisClient, createRedisClient, waitForReady, type RedisConnectionOptions } from '../redis/connection.ts';
+import { ruleKeys } from '../redis/keys.ts';
 import { publishSnapshot } from '../redis/publish.ts';
+import { SocksAttr } from '../telemetry/session-spans.ts';
+import { activeTraceparent, startTracing, TRACER_NAME } from '../telemetry/tracing.ts';
 import { parseDuration, UsageError, type CliIO } from './args.ts';
+
+/** service.name of a traced push (unless OTEL_SERVICE_NAME says otherwise). */
+export const PUSH_SERVICE_NAME = 'socks4-fleet-push';
+/** The push's span; pods link their "snapshot enforce" span to it. */
+export const PUSH_SPAN_NAME = 'socks4 policy push';
+/** false when the pushed rules were already current (no pod reloads, nothing links here). */
+export const ATTR_SNAPSHOT_CHANGED = 'socks4.snapshot.changed';
 
 export const pushHelp = `Usage: socks4-fleet policy push FILE --redis-url URL [options]
 
@@ -18,6 +32,10 @@ change notice every proxy pod acts on. Pushing rules that are already current ch
 
 Prints "published <version> ..." (or "unchanged <version> ...") and exits 0; prints every
 problem and exits 1 when FILE is invalid or Redis cannot be reached; usage errors exit 2.
+
+Tracing (off unless configured): the standard OTEL_* variables, as for "proxy". The push is then
+one trace, and every proxy pod that loads the pushed rules links its "socks4 snapshot enforce"
+span to it.
 
 ${redisFlagsHelp}
 Other:
@@ -56,22 +74,57 @@ export async function runPolicyPush(argv: string[], io: CliIO): Promise<number> 
     return 1;
   }
 
+  const tracing = await startTracing({ serviceName: PUSH_SERVICE_NAME });
+  try {
+    const tracer = trace.getTracer(TRACER_NAME);
+    return await tracer.startActiveSpan(PUSH_SPAN_NAME, { kind: SpanKind.PRODUCER }, async (span) => {
+      try {
+        return await publishPolicies(span, policies, { connection, prefix, timeoutMs, timeoutText: values.timeout }, io);
+      } finally {
+        span.end();
+      }
+    });
+  } finally {
+    await tracing.shutdown(); // flushes the span before the process exits
+  }
+}
+
+interface PushTarget {
+  readonly connection: RedisConnectionOptions;
+  readonly prefix: string;
+  readonly timeoutMs: number;
+  readonly timeoutText: string;
+}
+
+async function publishPolicies(span: Span, policies: readonly Socks4Policy[], target: PushTarget, io: CliIO): Promise<number> {
+  const { connection, prefix, timeoutMs, timeoutText } = target;
+  const failed = (message: string): number => {
+    span.setStatus({ code: SpanStatusCode.ERROR, message });
+    io.stderr(`${message}\n`);
+    return 1;
+  };
+  // The change notice is a Redis PUBLISH: messaging conventions name the channel.
+  span.setAttributes({ 'messaging.system': 'redis', 'messaging.destination.name': ruleKeys(prefix).channel });
   // Not on a session's path: allow slower commands than the proxy does.
   const client = createRedisClient({ ...connection, commandTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs, connectionName: 'socks4-fleet-push' });
   try {
-    if (!(await waitForReady(client, timeoutMs))) {
-      io.stderr(`cannot reach Redis at ${redactRedisUrl(connection.url)} within ${values.timeout}\n`);
-      return 1;
-    }
-    const result = await publishSnapshot(client, prefix, policies, { source: 'policy push' });
+    if (!(await waitForReady(client, timeoutMs))) return failed(`cannot reach Redis at ${redactRedisUrl(connection.url)} within ${timeoutText}`);
+    const traceparent = activeTraceparent();
+    const result = await publishSnapshot(client, prefix, policies, { source: 'policy push', ...(traceparent === undefined ? {} : { traceparent }) });
+    span.setAttributes({
+      [SocksAttr.SnapshotVersion]: result.version,
+      [SocksAttr.SnapshotPolicies]: result.policyCount,
+      [SocksAttr.SnapshotRules]: result.ruleCount,
+      [ATTR_SNAPSHOT_CHANGED]: result.changed,
+    });
     const counts = `${result.policyCount} policies, ${result.ruleCount} rules`;
     io.stdout(result.changed
       ? `published ${result.version} (${counts}) to ${prefix}; previous ${result.previous === '' ? 'none' : result.previous}\n`
       : `unchanged ${result.version} (${counts}) is already current in ${prefix}\n`);
     return 0;
   } catch (error) {
-    io.stderr(`push failed: ${(error as Error).message}\n`);
-    return 1;
+    span.recordException(error as Error);
+    return failed(`push failed: ${(error as Error).message}`);
   } finally {
     await closeRedisClient(client);
   }
