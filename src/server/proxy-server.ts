@@ -63,12 +63,13 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
    * A real client sends its request as soon as it connects and leaves this state within a round
    * trip; slowloris clients (a byte every few seconds) would otherwise hold every slot and lock
    * everyone out until the handshake deadline. Sessions past their request (DNS, limits,
-   * connect) are never evicted, nor those accepted in this turn of the event loop: they have
-   * not been read yet (a busy loop accepts a whole backlog at once).
+   * connect) are never evicted, nor those accepted in this turn of the event loop or the one
+   * before: their request may be waiting unread (a busy loop accepts a whole backlog at once,
+   * and the next turn may run accepts before it reads the sockets it accepted).
    */
   const evictOldestReader = (now: number): void => {
     for (const [session, accepted] of readers) {
-      if (accepted === now) return; // and so is everyone after it
+      if (accepted >= now - 1) return; // and so is everyone after it
       readers.delete(session);
       if (session.state === 'handshake') return session.fail(Reason.TooManyHandshakes);
     }

@@ -1,7 +1,7 @@
 // What every session of one server shares: the rules, the limiter, the resolver and the knobs.
 import type { Limiter } from '../limits/types.ts';
 import type { RuleSnapshot } from '../rules/types.ts';
-import type { Resolver } from './upstream.ts';
+import type { connectUpstream, Resolver } from './upstream.ts';
 
 export interface ServerConfig {
   handshakeTimeoutMs: number; // whole handshake, accept → request decided
@@ -35,6 +35,8 @@ export interface SessionEnv {
   rules: () => RuleSnapshot | null;
   limiter: Limiter;
   resolve: Resolver;
+  /** How upstream connections are dialled; connectUpstream unless a test must keep traffic local. */
+  dial?: typeof connectUpstream;
   selfAddresses: ReadonlySet<string>;
   config: ServerConfig;
 }

@@ -98,10 +98,12 @@ export class Session implements SessionInfo {
     const client = this.#client;
     client.setNoDelay(true);
     const gone = (): void => this.#close(Reason.ClientAborted);
+    // `on`, not `once`: these fire at most once anyway, and each `once` would keep a wrapper and
+    // its state alive for the whole session (thousands of idle sessions; heap-profiled).
     client.on('error', gone);
-    client.once('close', gone);
+    client.on('close', gone);
     // A client that half-closes before its request is complete will never complete it.
-    client.once('end', () => {
+    client.on('end', () => {
       if (this.state === 'handshake') gone();
     });
     this.#timer = setTimeout(() => this.fail(Reason.HandshakeTimeout), this.#env.config.handshakeTimeoutMs);
@@ -286,7 +288,7 @@ export class Session implements SessionInfo {
     // The request is decided: from here the connect deadline governs, not the handshake's.
     clearTimeout(this.#timer);
     const started = performance.now();
-    const { socket, connected } = connectUpstream(ip, port, this.#env.config.connectTimeoutMs);
+    const { socket, connected } = (this.#env.dial ?? connectUpstream)(ip, port, this.#env.config.connectTimeoutMs);
     this.#upstream = socket;
     this.#cancel = () => socket.destroy();
     try {
@@ -350,6 +352,7 @@ export class Session implements SessionInfo {
 
   #startRelay(upstream: Socket, early: Buffer | null): void {
     clearTimeout(this.#timer);
+    this.#timer = undefined; // a relaying session must not keep the spent Timeout alive
     this.#cancel = null;
     this.state = 'relaying';
     if (channels.sessionEstablished.hasSubscribers) channels.sessionEstablished.publish(this);

@@ -40,22 +40,26 @@ export function connectUpstream(
       socket.destroy();
       reject(new SocksError(Reason.UpstreamTimeout, `no connection within ${timeoutMs} ms`));
     }, timeoutMs);
-    socket.once('connect', () => {
+    // Destroyed before connecting (the client went away): settle now, not at the timeout.
+    const onClose = (): void => {
       clearTimeout(timer);
-      socket.removeListener('error', onError);
-      socket.pause();
-      resolve(socket);
-    });
+      reject(new SocksError(Reason.ClientAborted, 'connect abandoned'));
+    };
     const onError = (error: NodeJS.ErrnoException): void => {
       clearTimeout(timer);
       reject(reasonForConnectError(error));
     };
-    socket.once('error', onError);
-    // Destroyed before connecting (the client went away): settle now, not at the timeout.
-    socket.once('close', () => {
+    socket.once('connect', () => {
       clearTimeout(timer);
-      reject(new SocksError(Reason.ClientAborted, 'connect abandoned'));
+      // Settled: the close at the end of every relayed session must not build an Error (with its
+      // stack trace) for a promise nobody awaits any more (profiled: ~3% of handshake CPU).
+      socket.removeListener('error', onError);
+      socket.removeListener('close', onClose);
+      socket.pause();
+      resolve(socket);
     });
+    socket.once('error', onError);
+    socket.once('close', onClose);
   });
   return { socket, connected };
 }

@@ -8,8 +8,8 @@ import type { Limiter } from '../../src/limits/types.ts';
 import { snapshotFromText } from '../../src/rules/file-source.ts';
 import type { RuleSnapshot } from '../../src/rules/types.ts';
 import { createProxyServer, type ProxyServer } from '../../src/server/proxy-server.ts';
-import { defaultServerConfig, type ServerConfig } from '../../src/server/session-env.ts';
-import { resolveIPv4, type Resolver } from '../../src/server/upstream.ts';
+import { defaultServerConfig, type ServerConfig, type SessionEnv } from '../../src/server/session-env.ts';
+import { connectUpstream, resolveIPv4, type Resolver } from '../../src/server/upstream.ts';
 
 export interface Closable {
   port: number;
@@ -57,7 +57,13 @@ export interface TestProxy extends Closable {
 
 export async function startProxy(
   policyYaml: string,
-  options: { config?: Partial<ServerConfig>; resolve?: Resolver; limiter?: Limiter; selfAddresses?: string[] } = {},
+  options: {
+    config?: Partial<ServerConfig>;
+    resolve?: Resolver;
+    limiter?: Limiter;
+    selfAddresses?: string[];
+    dial?: SessionEnv['dial'];
+  } = {},
 ): Promise<TestProxy> {
   let snapshot: RuleSnapshot = snapshotFromText(policyYaml, 'test-policy');
   const limiter = options.limiter ?? createMemoryLimiter();
@@ -66,6 +72,7 @@ export async function startProxy(
     limiter,
     resolve: options.resolve ?? resolveIPv4,
     selfAddresses: new Set(options.selfAddresses ?? []),
+    ...(options.dial === undefined ? {} : { dial: options.dial }),
     config: { ...defaultServerConfig, drainGraceMs: 1000, ...options.config },
   });
   const address = await server.listen('127.0.0.1', 0);
@@ -79,6 +86,19 @@ export async function startProxy(
       await server.drain(0);
       await limiter.close();
     },
+  };
+}
+
+/**
+ * A dialler that keeps tests on this machine: loopback destinations are dialled for real; any
+ * other address is recorded and refused without a packet leaving (a regression in the guard
+ * then shows as a recorded address and a failed assertion, never as traffic to the network).
+ */
+export function loopbackOnlyDial(escaped: string[]): NonNullable<SessionEnv['dial']> {
+  return (ip, port, timeoutMs) => {
+    if (ip.startsWith('127.')) return connectUpstream(ip, port, timeoutMs);
+    escaped.push(`${ip}:${port}`);
+    return connectUpstream('127.0.0.1', 0, timeoutMs); // port 0: refused at once, locally
   };
 }
 
