@@ -11,6 +11,7 @@ const help = `Usage: socks4-fleet <command> [options]
 
 Commands:
   proxy                    serve SOCKS4/SOCKS4a (see: socks4-fleet proxy --help)
+  operator                 publish Socks4Policy resources to Redis (see: socks4-fleet operator --help)
   policy validate FILE     check a Socks4Policy file; prints every problem with its field
   policy explain FILE ...  show which rule decides a request and why
   policy push FILE ...     publish a policy file as the fleet's rules in Redis
@@ -22,6 +23,8 @@ type Command = (argv: string[], io: CliIO) => Promise<number>;
 
 const commands: Record<string, Command> = {
   proxy: runProxy,
+  // Loaded on use: @kubernetes/client-node is large, and the proxy never needs it.
+  operator: async (argv, io) => (await import('../../operator/command.ts')).runOperator(argv, io),
   'policy validate': runPolicyValidate,
   'policy explain': runPolicyExplain,
   'policy push': runPolicyPush,

@@ -1,0 +1,187 @@
+// `socks4-fleet operator` assembled: the policy informer (always running, so a standby's cache
+// is warm), Lease leader election, and while leading one Controller term that reconciles and
+// publishes. Publishing uses publishSnapshot, the code path `policy push` uses. Nothing is
+// published before the informer has listed every watched scope: an empty cache must never
+// become an empty snapshot.
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { startOpsServer, type OpsServer } from '../src/ops/ops-server.ts';
+import { closeRedisClient, createRedisClient, type RedisClient, type RedisConnectionOptions } from '../src/redis/connection.ts';
+import { ruleKeys, VERSION_PATTERN } from '../src/redis/keys.ts';
+import { publishSnapshot } from '../src/redis/publish.ts';
+import { parseSnapshotDocument } from '../src/redis/snapshot-document.ts';
+import { Controller } from './controller.ts';
+import { createLeaseClient, createPolicyApi, describeApiError, shareConnections } from './kube-api.ts';
+import { LeaderElector } from './leader-election.ts';
+import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
+import { PolicyInformer } from './policy-informer.ts';
+import type { WorkQueueOptions } from './queue.ts';
+import { entriesFromSnapshot, type PublishedSnapshot } from './reconcile.ts';
+
+export interface LeaseOptions {
+  readonly namespace: string;
+  readonly name: string;
+  readonly identity: string;
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryPeriodMs: number;
+}
+
+export interface OperatorOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly redis: RedisConnectionOptions;
+  readonly prefix: string;
+  /** null watches every namespace. */
+  readonly namespaces: readonly string[] | null;
+  readonly lease: LeaseOptions;
+  readonly workers?: number;
+  /** Re-queue every policy and the snapshot this often (0 = never). */
+  readonly resyncMs?: number;
+  /** /healthz /readyz /metrics; null for none. */
+  readonly ops?: { readonly host: string; readonly port: number } | null;
+  readonly logger: Logger;
+  readonly queue?: WorkQueueOptions;
+  readonly informerRestartBaseMs?: number;
+}
+
+export interface Operator {
+  readonly identity: string;
+  readonly opsAddress: AddressInfo | null;
+  readonly metrics: OperatorMetrics;
+  isLeader(): boolean;
+  /** The informer has listed every watched scope. */
+  isReady(): boolean;
+  /** What the current leadership term published last (null when not leading or not yet). */
+  published(): PublishedSnapshot | null;
+  /** Finishes in-flight reconciles, releases the Lease, closes every connection. */
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_WORKERS = 8;
+export const DEFAULT_RESYNC_MS = 5 * 60_000;
+// Publishing a large snapshot is one big SET; the proxy's 500 ms command budget is for sessions.
+const REDIS_COMMAND_TIMEOUT_MS = 5_000;
+
+export async function startOperator(options: OperatorOptions): Promise<Operator> {
+  const { kubeConfig, logger, lease } = options;
+  const connections = shareConnections(kubeConfig);
+  const redis = createRedisClient({ commandTimeoutMs: REDIS_COMMAND_TIMEOUT_MS, ...options.redis, connectionName: 'socks4-fleet-operator' });
+  const api = createPolicyApi(kubeConfig, { component: 'socks4-fleet-operator', instance: lease.identity });
+  let controller: Controller | null = null;
+  let stopping = false;
+
+  const informer = new PolicyInformer({
+    kubeConfig,
+    api,
+    namespaces: options.namespaces,
+    onChange: (key) => controller?.enqueue(key),
+    onError: (error, scope, retryInMs) => {
+      metrics.informerRestarts.inc();
+      logger.warn({ scope, retryInMs, err: describeApiError(error) }, 'policy watch failed; relisting');
+    },
+    ...(options.informerRestartBaseMs === undefined ? {} : { restartBaseMs: options.informerRestartBaseMs }),
+  });
+
+  const elector: LeaderElector = new LeaderElector({
+    client: createLeaseClient(kubeConfig, lease.namespace, lease.name),
+    identity: lease.identity,
+    leaseDurationMs: lease.leaseDurationMs,
+    renewDeadlineMs: lease.renewDeadlineMs,
+    retryPeriodMs: lease.retryPeriodMs,
+    onStartedLeading: () => {
+      logger.info({ identity: lease.identity, lease: `${lease.namespace}/${lease.name}` }, 'became leader');
+      void beginTerm();
+    },
+    onStoppedLeading: () => {
+      logger.info({ identity: lease.identity }, 'no longer leader; stopped publishing');
+      const ending = controller;
+      controller = null;
+      void ending?.stop();
+    },
+    onError: (error) => logger.debug({ err: describeApiError(error) }, 'lease update failed'),
+  });
+
+  const metrics = createOperatorMetrics({
+    queueDepth: () => controller?.queueDepth ?? 0,
+    isLeader: () => elector.isLeader(),
+    watchedPolicies: () => informer.list().length,
+  });
+
+  async function beginTerm(): Promise<void> {
+    await informer.whenSynced();
+    if (stopping || controller !== null || !elector.isLeader()) return;
+    controller = new Controller({
+      store: informer,
+      api,
+      publish: (policies, meta) => publishSnapshot(redis, options.prefix, policies, meta),
+      readPublished: () => readPublishedSnapshot(redis, options.prefix, logger),
+      isLeader: () => elector.isLeader(),
+      identity: lease.identity,
+      workers: options.workers ?? DEFAULT_WORKERS,
+      logger,
+      metrics,
+      ...(options.queue === undefined ? {} : { queue: options.queue }),
+    });
+    controller.start();
+  }
+
+  informer.start();
+  elector.start();
+  // Redis may come back empty (a restart without persistence): publish again at once rather
+  // than at the next resync, so new proxy pods do not wait for rules.
+  redis.on('ready', () => controller?.enqueueAll());
+  const resyncMs = options.resyncMs ?? DEFAULT_RESYNC_MS;
+  const resync = resyncMs > 0 ? setInterval(() => controller?.enqueueAll(), resyncMs) : null;
+  let ops: OpsServer | null = null;
+  if (options.ops !== null && options.ops !== undefined) {
+    try {
+      ops = await startOpsServer({ ...options.ops, registry: metrics.registry, isReady: () => !stopping && informer.synced() });
+    } catch (error) {
+      await shutdown(); // the port is taken, say: leave nothing running behind
+      throw error;
+    }
+  }
+
+  return {
+    identity: lease.identity,
+    opsAddress: ops?.address ?? null,
+    metrics,
+    isLeader: () => elector.isLeader(),
+    isReady: () => !stopping && informer.synced(),
+    published: () => controller?.published ?? null,
+    async stop() {
+      if (stopping) return;
+      await shutdown();
+      await ops?.close();
+    },
+  };
+
+  async function shutdown(): Promise<void> {
+    stopping = true;
+    if (resync !== null) clearInterval(resync);
+    // In-flight publishes end before the Lease is released: the successor never overlaps us.
+    const ending = controller;
+    controller = null;
+    await ending?.stop();
+    await elector.stop({ release: true });
+    await informer.stop();
+    await connections.close();
+    await closeRedisClient(redis);
+  }
+}
+
+/** The snapshot the fleet holds now, or null when there is none or it cannot be read. */
+async function readPublishedSnapshot(redis: RedisClient, prefix: string, logger: Logger): Promise<PublishedSnapshot | null> {
+  const keys = ruleKeys(prefix);
+  const version = await redis.get(keys.pointer);
+  if (version === null || !VERSION_PATTERN.test(version)) return null;
+  const json = await redis.get(keys.snapshot(version));
+  if (json === null) return null;
+  try {
+    return entriesFromSnapshot(version, parseSnapshotDocument(json, version).document.policies);
+  } catch (error) {
+    logger.warn({ version, err: (error as Error).message }, 'the published snapshot cannot be read back; starting from the cluster alone');
+    return null;
+  }
+}

@@ -1,0 +1,82 @@
+// `socks4-fleet operator` flags and start-up failures, through the CLI (no cluster needed).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { main } from '../../src/cli/main.ts';
+import type { CliIO } from '../../src/cli/args.ts';
+import { startCli } from '../helpers/spawn.ts';
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: CliIO = { stdout: (t) => { out += t; }, stderr: (t) => { err += t; } };
+  const code = await main(argv, io);
+  return { code, out, err };
+}
+
+test('the top-level help lists the operator command', async () => {
+  const { code, out } = await run('--help');
+  assert.equal(code, 0);
+  assert.match(out, /^ {2}operator {2,}/m);
+});
+
+test('operator --help documents every flag group and exits 0', async () => {
+  const { code, out } = await run('operator', '--help');
+  assert.equal(code, 0);
+  for (const flag of ['--kubeconfig', '--namespaces', '--lease-duration', '--renew-deadline', '--retry-period', '--ops-listen', '--resync', '--workers', '--redis-url', '--redis-prefix']) {
+    assert.ok(out.includes(flag), flag);
+  }
+});
+
+const usageErrors: [string, string[], RegExp][] = [
+  ['no Redis', [], /--redis-url is required/],
+  ['an unknown flag', ['--redis-url', 'redis://127.0.0.1:1', '--leader'], /Unknown option '--leader'/],
+  ['a bad namespace', ['--redis-url', 'redis://127.0.0.1:1', '--namespaces', 'ok,Not_OK'], /--namespaces: "Not_OK" is not a namespace name/],
+  ['a lease that is not whole seconds', ['--redis-url', 'redis://127.0.0.1:1', '--lease-duration', '1500ms'], /whole seconds/],
+  ['a renew deadline not below the lease', ['--redis-url', 'redis://127.0.0.1:1', '--renew-deadline', '15s'], /--retry-period < --renew-deadline < --lease-duration/],
+  ['a bad duration', ['--redis-url', 'redis://127.0.0.1:1', '--resync', 'soon'], /--resync: "soon" is not a duration/],
+  ['zero workers', ['--redis-url', 'redis://127.0.0.1:1', '--workers', '0'], /--workers/],
+];
+
+for (const [what, argv, message] of usageErrors) {
+  test(`operator refuses ${what} with exit code 2`, async () => {
+    const { code, err } = await run('operator', ...argv);
+    assert.equal(code, 2);
+    assert.match(err, message);
+    assert.match(err, /see socks4-fleet operator --help/);
+  });
+}
+
+test('operator with a kubeconfig that cannot be read exits 1 and names the file', async () => {
+  const { code, err } = await run('operator', '--redis-url', 'redis://127.0.0.1:1', '--kubeconfig', '/nonexistent/kubeconfig');
+  assert.equal(code, 1);
+  assert.match(err, /cannot load Kubernetes credentials from \/nonexistent\/kubeconfig/);
+});
+
+test('an operator that cannot open its ops port exits 1 and leaves nothing running', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'operator-cli-'));
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  try {
+    const kubeconfig = join(dir, 'kubeconfig');
+    // Nothing listens on port 1: the operator starts watching (and retrying) in the background.
+    writeFileSync(kubeconfig, JSON.stringify({
+      apiVersion: 'v1', kind: 'Config', 'current-context': 'c',
+      clusters: [{ name: 'k', cluster: { server: 'https://127.0.0.1:1', 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'u', user: { token: 't' } }],
+      contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
+    }));
+    const port = (busy.address() as AddressInfo).port;
+    const cli = startCli(['operator', '--redis-url', 'redis://127.0.0.1:1', '--kubeconfig', kubeconfig, '--ops-listen', `127.0.0.1:${port}`]);
+    const code = await Promise.race([cli.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
+    if (code === 'still running') await cli.stop('SIGKILL');
+    assert.equal(code, 1, cli.output());
+    assert.match(cli.output(), /socks4-fleet operator: cannot start: listen EADDRINUSE/);
+  } finally {
+    busy.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
