@@ -41,6 +41,10 @@ tools:
 test: deps typecheck tools
 	node --test --test-concurrency=2 --test-timeout=300000 '$(TEST_FILES)'
 
+# Benchmarks side by side with Dante and direct (never part of `make test`; ~5 minutes).
+bench: deps
+	node bench/run.ts
+
 # The chart alone: helm lint --strict, helm-unittest suites, schema drift, the end-to-end install.
 chart-test: deps tools
 	node --test --test-concurrency=1 --test-timeout=300000 'test/chart/*.test.ts'

@@ -120,7 +120,12 @@ export async function runProxy(argv: string[], io: CliIO): Promise<number> {
     snapshot: () => rules.current(),
   });
   // Before rules.start(), so the first snapshot gets its "snapshot enforce" span.
-  const tracing = await startTracing({ serviceName: 'socks4-fleet-proxy', redactUserIds: values['redact-userids'], metricsRegistry: metrics.registry });
+  const tracing = await startTracing({
+    serviceName: 'socks4-fleet-proxy',
+    redactUserIds: values['redact-userids'],
+    metricsRegistry: metrics.registry,
+    logger, // export failures are logged, never thrown
+  });
 
   await rules.start();
   // A pod in fleet mode without a snapshot yet runs unready (/readyz 503, sessions refused) until

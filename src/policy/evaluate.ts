@@ -8,7 +8,7 @@ import { matchGlobs } from './glob.ts';
 import { checkGuard } from './guard.ts';
 import { NOT_IPV4, parseIpv4 } from './ip.ts';
 import { rangeSetHas } from './ranges.ts';
-import { bucketForName, bucketForNumber, IndexDimension } from './rule-index.ts';
+import { bucketForName, bucketForNumber, IndexDimension, NO_BUCKET } from './rule-index.ts';
 import type { Decision, EvalContext, UnresolvedContext } from './types.ts';
 
 export type { Decision, EvalContext, RuleRef, UnresolvedContext } from './types.ts';
@@ -46,15 +46,20 @@ function normaliseHost(host: string): string {
   return lower.length > 1 && lower.endsWith('.') ? lower.slice(0, -1) : lower;
 }
 
-/** Cheapest checks first; the order is also the order explanations report. */
-export function findMismatch(rule: CompiledRule, p: PreparedContext): Mismatch | null {
+/**
+ * Cheapest checks first; the order is also the order explanations report. `known` names a
+ * dimension already known to match: a rule found in the index's bucket for the request's key
+ * matches on the indexed dimension by construction (buckets are elementary intervals, or exact
+ * names), so the first-match scan skips that check and the cold per-rule data behind it.
+ */
+export function findMismatch(rule: CompiledRule, p: PreparedContext, known: IndexDimension = IndexDimension.None): Mismatch | null {
   if ((rule.commandMask & p.commandBit) === 0) return 'commands';
-  if (rule.ports !== null && !rangeSetHas(rule.ports, p.port)) return 'to.ports';
-  if (rule.sourceRanges !== null && !rangeSetHas(rule.sourceRanges, p.src)) return 'from.cidrs';
-  if (rule.destRanges !== null && p.dst !== UNRESOLVED && !rangeSetHas(rule.destRanges, p.dst)) return 'to.cidrs';
+  if (rule.ports !== null && known !== IndexDimension.Port && !rangeSetHas(rule.ports, p.port)) return 'to.ports';
+  if (rule.sourceRanges !== null && known !== IndexDimension.Source && !rangeSetHas(rule.sourceRanges, p.src)) return 'from.cidrs';
+  if (rule.destRanges !== null && p.dst !== UNRESOLVED && known !== IndexDimension.Destination && !rangeSetHas(rule.destRanges, p.dst)) return 'to.cidrs';
   // A host rule speaks about SOCKS4a names only; a plain SOCKS4 request has none to match.
-  if (rule.hosts !== null && (p.host === null || !matchGlobs(rule.hosts, p.host))) return 'to.hosts';
-  if (rule.userids !== null && !matchGlobs(rule.userids, p.user)) return 'from.userids';
+  if (rule.hosts !== null && known !== IndexDimension.Host && (p.host === null || !matchGlobs(rule.hosts, p.host))) return 'to.hosts';
+  if (rule.userids !== null && known !== IndexDimension.UserId && !matchGlobs(rule.userids, p.user)) return 'from.userids';
   return null;
 }
 
@@ -64,7 +69,7 @@ export function decideWith(rule: CompiledRule, p: PreparedContext, selfAddresses
   return checkGuard(p.dst, selfAddresses, rule.destCidrs) === null ? rule.decision : rule.guardedDecision;
 }
 
-function candidatesFor(set: CompiledPolicySet, p: PreparedContext): Int32Array {
+function bucketFor(set: CompiledPolicySet, p: PreparedContext): number {
   const { index } = set;
   switch (index.dimension) {
     case IndexDimension.Port: return bucketForNumber(index, p.port);
@@ -80,25 +85,23 @@ function candidatesFor(set: CompiledPolicySet, p: PreparedContext): Int32Array {
 export function findFirstMatch(set: CompiledPolicySet, p: PreparedContext): CompiledRule | null {
   const { rules, index } = set;
   const general = index.general;
-  const bucket = candidatesFor(set, p);
+  const bucketRules = index.bucketRules;
+  const k = bucketFor(set, p);
   const gn = general.length;
-  const bn = bucket.length;
+  let b = k === NO_BUCKET ? 0 : (index.bucketStarts[k] as number);
+  const bn = k === NO_BUCKET ? 0 : (index.bucketStarts[k + 1] as number);
   let g = 0;
-  let b = 0;
   // Merge two ascending position lists; each step advances one of them, so this ends.
   while (g < gn || b < bn) {
     const gp = g < gn ? (general[g] as number) : Infinity;
-    const bp = b < bn ? (bucket[b] as number) : Infinity;
-    let position: number;
+    const bp = b < bn ? (bucketRules[b] as number) : Infinity;
     if (gp < bp) {
-      position = gp;
       g++;
+      if (findMismatch(rules[gp] as CompiledRule, p) === null) return rules[gp] as CompiledRule;
     } else {
-      position = bp;
       b++;
+      if (findMismatch(rules[bp] as CompiledRule, p, index.dimension) === null) return rules[bp] as CompiledRule;
     }
-    const rule = rules[position] as CompiledRule;
-    if (findMismatch(rule, p) === null) return rule;
   }
   return null;
 }

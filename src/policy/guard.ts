@@ -4,7 +4,7 @@
 // proxy's own addresses. Those open only when the allowing rule names them: one of its
 // `to.cidrs` lies inside the guarded range and contains the destination.
 
-import { formatIpv4, parseCidr } from './ip.ts';
+import { formatIpv4, NOT_IPV4, parseCidr, parseIpv4 } from './ip.ts';
 import type { Cidr } from './ip.ts';
 
 export const GuardedRange = {
@@ -38,6 +38,26 @@ export interface GuardHit {
 const NOT_IPV4_HIT: GuardHit = { range: GuardedRange.NotIpv4, cidr: null };
 
 /**
+ * The self addresses as integers, computed once per set: the set is built at start and checked
+ * on every allowed request, where formatting the destination back to text for a string lookup
+ * cost two string allocations per decision (profiled). Re-derived if the set's size changes.
+ */
+const selfNumbers = new WeakMap<ReadonlySet<string>, { size: number; numbers: Set<number> }>();
+
+function selfAddressNumbers(selfAddresses: ReadonlySet<string>): Set<number> {
+  const cached = selfNumbers.get(selfAddresses);
+  if (cached !== undefined && cached.size === selfAddresses.size) return cached.numbers;
+  const numbers = new Set<number>();
+  // Socket layers report addresses either way (`a.b.c.d`, `::ffff:a.b.c.d`); both parse alike.
+  for (const text of selfAddresses) {
+    const ip = parseIpv4(text);
+    if (ip !== NOT_IPV4) numbers.add(ip);
+  }
+  selfNumbers.set(selfAddresses, { size: selfAddresses.size, numbers });
+  return numbers;
+}
+
+/**
  * Which guarded range `ip` falls in, or null. The fixed blocks take precedence over self
  * addresses: a self address inside loopback is governed by the loopback rule, so naming
  * `127.0.0.0/8` keeps working for local development.
@@ -45,13 +65,8 @@ const NOT_IPV4_HIT: GuardHit = { range: GuardedRange.NotIpv4, cidr: null };
 export function classifyDestination(ip: number, selfAddresses: ReadonlySet<string>): GuardHit | null {
   if (ip < 0) return null;
   for (const g of GUARDED_BLOCKS) if (ip >= g.cidr.start && ip <= g.cidr.end) return g;
-  if (selfAddresses.size === 0) return null;
-  const dotted = formatIpv4(ip);
-  // Socket layers report addresses either way; accept both spellings in the set.
-  if (selfAddresses.has(dotted) || selfAddresses.has(`::ffff:${dotted}`)) {
-    return { range: GuardedRange.Self, cidr: { start: ip, end: ip, prefix: 32, text: `${dotted}/32` } };
-  }
-  return null;
+  if (selfAddresses.size === 0 || !selfAddressNumbers(selfAddresses).has(ip)) return null;
+  return { range: GuardedRange.Self, cidr: { start: ip, end: ip, prefix: 32, text: `${formatIpv4(ip)}/32` } };
 }
 
 /** True when one of the rule's destination CIDRs names the guarded destination explicitly. */

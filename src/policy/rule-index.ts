@@ -20,16 +20,37 @@ export type IndexDimension = (typeof IndexDimension)[keyof typeof IndexDimension
 export type RangeDimension = typeof IndexDimension.Port | typeof IndexDimension.Source | typeof IndexDimension.Destination;
 export type NameDimension = typeof IndexDimension.UserId | typeof IndexDimension.Host;
 
+/**
+ * Buckets are stored flat (compressed sparse rows): bucket k's rule positions, ascending, are
+ * `bucketRules[bucketStarts[k] .. bucketStarts[k + 1])`. Two typed arrays instead of one small
+ * array object per bucket: with 10 000 buckets, a lookup then touches two dense arrays rather
+ * than a cold array object of its own (profiled at 10 000 rules).
+ */
 export interface RuleIndex {
   readonly dimension: IndexDimension;
-  /** Numeric dimensions: interval starts, ascending; starts[0] = 0. */
+  /** Numeric dimensions: interval starts, ascending; starts[0] = 0. Interval k is bucket k. */
   readonly starts: Float64Array;
-  /** Numeric dimensions: rule positions per interval, ascending. */
-  readonly buckets: readonly Int32Array[];
-  /** Name dimensions: rule positions per exact name, ascending. */
-  readonly names: ReadonlyMap<string, Int32Array>;
+  /** Name dimensions: the bucket of each exact name. */
+  readonly names: ReadonlyMap<string, number>;
+  /** bucketCount + 1 offsets into bucketRules. */
+  readonly bucketStarts: Int32Array;
+  readonly bucketRules: Int32Array;
   /** Rule positions that are candidates for every key, ascending. */
   readonly general: Int32Array;
+}
+
+/** Flattens per-bucket position lists (each ascending) into bucketStarts/bucketRules. */
+function flattenBuckets(lists: readonly (readonly number[])[]): { bucketStarts: Int32Array; bucketRules: Int32Array } {
+  const bucketStarts = new Int32Array(lists.length + 1);
+  let total = 0;
+  lists.forEach((list, k) => {
+    bucketStarts[k] = total;
+    total += list.length;
+  });
+  bucketStarts[lists.length] = total;
+  const bucketRules = new Int32Array(total);
+  lists.forEach((list, k) => bucketRules.set(list, bucketStarts[k] as number));
+  return { bucketStarts, bucketRules };
 }
 
 /** A rule covering more intervals or names than this is cheaper to keep in `general`. */
@@ -37,15 +58,16 @@ const MAX_KEYS_PER_RULE = 32;
 /** Below this many rules a linear scan beats any index. */
 const MIN_RULES_TO_INDEX = 64;
 
-const EMPTY = new Int32Array(0);
-const NO_NAMES: ReadonlyMap<string, Int32Array> = new Map();
+const NO_NAMES: ReadonlyMap<string, number> = new Map();
+/** No bucket: the key only sees `general`. */
+export const NO_BUCKET = -1;
 
 export function buildNoIndex(ruleCount: number): RuleIndex {
   return {
     dimension: IndexDimension.None,
     starts: Float64Array.of(0),
-    buckets: [EMPTY],
     names: NO_NAMES,
+    ...flattenBuckets([[]]),
     general: Int32Array.from({ length: ruleCount }, (_, i) => i),
   };
 }
@@ -81,7 +103,7 @@ function buildRangeIndex(dimension: RangeDimension, sets: readonly (RangeSet | n
     }
     for (const [first, last] of spans) for (let k = first; k <= last; k++) lists[k]?.push(position);
   });
-  return { dimension, starts, buckets: lists.map((l) => Int32Array.from(l)), names: NO_NAMES, general: Int32Array.from(general) };
+  return { dimension, starts, names: NO_NAMES, ...flattenBuckets(lists), general: Int32Array.from(general) };
 }
 
 function buildNameIndex(dimension: NameDimension, matchers: readonly (GlobMatcher | null)[]): RuleIndex {
@@ -99,21 +121,15 @@ function buildNameIndex(dimension: NameDimension, matchers: readonly (GlobMatche
       list.push(position);
     }
   });
-  const names = new Map<string, Int32Array>();
-  for (const [name, list] of lists) names.set(name, Int32Array.from(list));
-  return { dimension, starts: Float64Array.of(0), buckets: [EMPTY], names, general: Int32Array.from(general) };
+  const names = new Map<string, number>();
+  for (const name of lists.keys()) names.set(name, names.size);
+  return { dimension, starts: Float64Array.of(0), names, ...flattenBuckets([...lists.values()]), general: Int32Array.from(general) };
 }
 
 /** Expected candidates per lookup: the general list plus the mean keyed list. */
 function costOf(index: RuleIndex): number {
-  let total = 0;
-  let keys = 0;
-  const lists = index.names.size > 0 ? index.names.values() : index.buckets.values();
-  for (const b of lists) {
-    total += b.length;
-    keys++;
-  }
-  return index.general.length + (keys === 0 ? 0 : total / keys);
+  const keys = index.bucketStarts.length - 1;
+  return index.general.length + (keys === 0 ? 0 : index.bucketRules.length / keys);
 }
 
 export interface IndexInputs {
@@ -154,14 +170,13 @@ export function findInterval(starts: Float64Array, key: number): number {
   return left;
 }
 
-/** The candidate list for a numeric key; a negative key (unparseable address) only sees `general`. */
-export function bucketForNumber(index: RuleIndex, key: number): Int32Array {
-  if (key < 0) return EMPTY;
-  return index.buckets[findInterval(index.starts, key)] ?? EMPTY;
+/** The bucket for a numeric key; a negative key (unparseable address) has none (NO_BUCKET). */
+export function bucketForNumber(index: RuleIndex, key: number): number {
+  return key < 0 ? NO_BUCKET : findInterval(index.starts, key);
 }
 
-/** The candidate list for a name key; null (no host name) only sees `general`. */
-export function bucketForName(index: RuleIndex, key: string | null): Int32Array {
-  if (key === null) return EMPTY;
-  return index.names.get(key) ?? EMPTY;
+/** The bucket for a name key; null (no host name) or an unlisted name has none (NO_BUCKET). */
+export function bucketForName(index: RuleIndex, key: string | null): number {
+  if (key === null) return NO_BUCKET;
+  return index.names.get(key) ?? NO_BUCKET;
 }

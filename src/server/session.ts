@@ -72,6 +72,7 @@ export class Session implements SessionInfo {
   readonly #hooks: SessionHooks;
   #handshakeOpen = true;
   #lingering = false;
+  #handshakeListeners: { gone: () => void; ended: () => void } | null = null;
 
   constructor(client: Socket, env: SessionEnv, hooks: SessionHooks) {
     this.#client = client;
@@ -98,14 +99,16 @@ export class Session implements SessionInfo {
     const client = this.#client;
     client.setNoDelay(true);
     const gone = (): void => this.#close(Reason.ClientAborted);
+    // A client that half-closes before its request is complete will never complete it.
+    const ended = (): void => {
+      if (this.state === 'handshake') gone();
+    };
     // `on`, not `once`: these fire at most once anyway, and each `once` would keep a wrapper and
     // its state alive for the whole session (thousands of idle sessions; heap-profiled).
     client.on('error', gone);
     client.on('close', gone);
-    // A client that half-closes before its request is complete will never complete it.
-    client.on('end', () => {
-      if (this.state === 'handshake') gone();
-    });
+    client.on('end', ended);
+    this.#handshakeListeners = { gone, ended };
     this.#timer = setTimeout(() => this.fail(Reason.HandshakeTimeout), this.#env.config.handshakeTimeoutMs);
     client.on('data', this.#onHandshakeData);
   }
@@ -357,6 +360,15 @@ export class Session implements SessionInfo {
     this.state = 'relaying';
     if (channels.sessionEstablished.hasSubscribers) channels.sessionEstablished.publish(this);
     const client = this.#client;
+    // From here the relay watches both sockets (its close ends the session): the handshake's
+    // listeners would only duplicate it and hold listener arrays for the session's lifetime.
+    if (this.#handshakeListeners !== null) {
+      const { gone, ended } = this.#handshakeListeners;
+      client.removeListener('error', gone);
+      client.removeListener('close', gone);
+      client.removeListener('end', ended);
+      this.#handshakeListeners = null;
+    }
     if (early !== null) {
       this.bytesFromClient += early.length;
       upstream.write(early);

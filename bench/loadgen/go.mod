@@ -1,0 +1,3 @@
+module socks4-fleet/bench/loadgen
+
+go 1.22
