@@ -6,6 +6,11 @@ import type { Issue } from './types.ts';
 
 /** Upper bound for every list in a policy: keeps compile time and snapshot size predictable. */
 export const MAX_LIST_ENTRIES = 1000;
+/**
+ * Port lists are shorter: the CRD's CEL rule that checks each range is ordered must fit the API
+ * server's cost budget, and a file must be refused exactly where `kubectl apply` would be.
+ */
+export const MAX_PORT_ENTRIES = 256;
 
 export function addIssue(issues: Issue[], path: string, message: string): void {
   issues.push({ path, message });
@@ -63,7 +68,7 @@ export function readString(issues: Issue[], path: string, v: unknown): string | 
  * A non-empty list of at most MAX_LIST_ENTRIES. An empty list is refused rather than read as
  * "matches nothing" or "matches anything": omitting the field is the one way to say "any".
  */
-export function readList(issues: Issue[], path: string, v: unknown, emptyHint: string): unknown[] | null {
+export function readList(issues: Issue[], path: string, v: unknown, emptyHint: string, max = MAX_LIST_ENTRIES): unknown[] | null {
   if (!Array.isArray(v)) {
     addIssue(issues, path, `must be a list, got ${describe(v)}`);
     return null;
@@ -72,8 +77,8 @@ export function readList(issues: Issue[], path: string, v: unknown, emptyHint: s
     addIssue(issues, path, `must not be empty (${emptyHint})`);
     return null;
   }
-  if (v.length > MAX_LIST_ENTRIES) {
-    addIssue(issues, path, `has ${v.length} entries, at most ${MAX_LIST_ENTRIES} are allowed`);
+  if (v.length > max) {
+    addIssue(issues, path, `has ${v.length} entries, at most ${max} are allowed`);
     return null;
   }
   return v;

@@ -10,7 +10,7 @@ import {
 } from './types.ts';
 import type { Issue } from './types.ts';
 import {
-  addIssue, checkKnownFields, describe, indexPath, joinPath, readEnum, readInteger, readList,
+  addIssue, checkKnownFields, MAX_PORT_ENTRIES, describe, indexPath, joinPath, readEnum, readInteger, readList,
   readRecord, readString, requireField,
 } from './validate-fields.ts';
 
@@ -189,7 +189,7 @@ function validateTo(issues: Issue[], path: string, v: unknown): void {
     });
   }
   if (to.ports !== undefined) {
-    const list = readList(issues, `${path}.ports`, to.ports, 'omit it to match any port');
+    const list = readList(issues, `${path}.ports`, to.ports, 'omit it to match any port', MAX_PORT_ENTRIES);
     list?.forEach((port, i) => {
       const p = indexPath(`${path}.ports`, i);
       if (typeof port === 'number') {

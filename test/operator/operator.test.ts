@@ -11,12 +11,12 @@ import { ruleKeys } from '../../src/redis/keys.ts';
 import { createLogger } from '../../src/telemetry/logging.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import {
-  closeRedisClient, connectRedis, createPolicy, deletePolicy, getPolicy, LEASE_ROLE_PATH, loadKubeConfig, OPERATOR_NAMESPACE, OPERATOR_USER,
+  closeRedisClient, connectRedis, createPolicy, deletePolicy, getPolicy, LEASE_ROLE_PATH, listPolicies, loadKubeConfig, OPERATOR_NAMESPACE, OPERATOR_USER,
   readPublished, readyOf, startTestCluster, statusOf, updatePolicySpec, waitFor, type TestCluster,
 } from './cluster.ts';
 
 const PREFIX = 'operator-test';
-const WATCHED = ['lifecycle', 'mixed', 'quiet'] as const;
+const WATCHED = ['lifecycle', 'mixed', 'quiet', 'bulk'] as const;
 const allowWeb = { rules: [{ name: 'web', action: 'Allow', to: { hosts: ['*.example.com'], ports: ['443'] } }] };
 const denyWithLimits = { rules: [{ name: 'capped', action: 'Deny', limits: { concurrentSessions: { max: 5, key: 'Rule' } } }] };
 
@@ -193,6 +193,34 @@ test('a watch refused by the API server is retried with a fresh list, and nothin
   } finally {
     await late.stop();
   }
+});
+
+test('a burst of 150 policies converges, and each status names a snapshot that really carries it', async () => {
+  const count = 150;
+  const publishedBefore = (await operator.metrics.publishes.get()).values.find((v) => v.labels.result === 'published')?.value ?? 0;
+  let next = 0;
+  await Promise.all(Array.from({ length: 8 }, async () => {
+    for (let i = next++; i < count; i = next++) await createPolicy(cluster.admin, 'bulk', `p${i}`, { rules: [{ name: 'r', action: 'Allow', to: { ports: [String(1 + i)] } }] });
+  }));
+  const all = await waitFor('all Ready', async () => {
+    const list = (await listPolicies(cluster.admin)).filter((p) => p.metadata.namespace === 'bulk');
+    return list.length === count && list.every((p) => readyOf(p)?.status === 'True') ? list : undefined;
+  }, 60_000, 100);
+  const view = await readPublished(redis, PREFIX);
+  assert.equal([...(view?.specs.keys() ?? [])].filter((k) => k.startsWith('bulk/')).length, count);
+  const documents = new Map<string, Map<string, unknown>>();
+  for (const p of all) {
+    const version = statusOf(p).snapshotVersion as string;
+    if (!documents.has(version)) {
+      const json = await redis.get(ruleKeys(PREFIX).snapshot(version));
+      assert.ok(json !== null, `snapshot ${version} named by ${p.metadata.name} is not in Redis`);
+      const doc = JSON.parse(json) as { policies: { metadata: { namespace: string; name: string }; spec: unknown }[] };
+      documents.set(version, new Map(doc.policies.map((d) => [`${d.metadata.namespace}/${d.metadata.name}`, d.spec])));
+    }
+    assert.deepEqual(documents.get(version)?.get(`bulk/${p.metadata.name}`), p.spec, `${p.metadata.name} in ${version}`);
+  }
+  const publishes = ((await operator.metrics.publishes.get()).values.find((v) => v.labels.result === 'published')?.value ?? 0) - publishedBefore;
+  assert.ok(publishes >= 1 && publishes < count, `${publishes} publishes for ${count} new policies: bursts are coalesced`);
 });
 
 test('/healthz, /readyz and /metrics answer on the ops port', async () => {

@@ -174,3 +174,14 @@ describe('loadPolicyText', () => {
     ]);
   });
 });
+
+it('a rule may list at most 256 ports, as the CRD allows', () => {
+  const ports = (n: number): unknown => ({
+    apiVersion: 'socks4-fleet.io/v1alpha1',
+    kind: 'Socks4Policy',
+    metadata: { name: 'many-ports' },
+    spec: { rules: [{ name: 'r', action: 'Allow', to: { ports: Array.from({ length: n }, (_, i) => String(i + 1)) } }] },
+  });
+  assert.deepEqual(validatePolicy(ports(256)), []);
+  assert.deepEqual(validatePolicy(ports(257)).map(formatIssue), ['spec.rules[0].to.ports: has 257 entries, at most 256 are allowed']);
+});
