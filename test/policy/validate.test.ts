@@ -84,7 +84,7 @@ describe('validatePolicy', () => {
     { name: 'host glob with a space', edit: (d) => { d.spec.rules[1].to.hosts = ['exa mple.com']; }, expected: ['spec.rules[1].to.hosts[0]: "exa mple.com" is not a host name glob (letters, digits, \'-\', \'.\', \'_\', \'*\' and \'?\')'] },
     { name: 'userid too long', edit: (d) => { d.spec.rules[1].from.userids = ['u'.repeat(256)]; }, expected: ['spec.rules[1].from.userids[0]: must be at most 255 bytes, got 256'] },
     { name: 'from is not a mapping', edit: (d) => { d.spec.rules[1].from = ['10.0.0.0/8']; }, expected: ['spec.rules[1].from: must be a mapping, got a list'] },
-    { name: 'too many entries', edit: (d) => { d.spec.rules[2].to.ports = Array.from({ length: 1001 }, () => '80'); }, expected: ['spec.rules[2].to.ports: has 1001 entries, at most 1000 are allowed'] },
+    { name: 'too many entries', edit: (d) => { d.spec.rules[2].to.hosts = Array.from({ length: 1001 }, () => 'a.example'); }, expected: ['spec.rules[2].to.hosts: has 1001 entries, at most 1000 are allowed'] },
     {
       name: 'several problems at once',
       edit: (d) => { d.spec.rules[0].action = 'Block'; d.spec.rules[2].to.ports = ['80', '65536']; },
