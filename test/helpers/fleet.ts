@@ -7,6 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { socks4Request } from './servers.ts';
+import { cleanEnv } from './spawn.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const MAIN = path.join(ROOT, 'src/cli/main.ts');
@@ -17,9 +18,7 @@ process.once('exit', () => {
 });
 
 export function childEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  delete env.NODE_EXTRA_CA_CERTS;
-  return env;
+  return cleanEnv();
 }
 
 export interface ProxyProcess {

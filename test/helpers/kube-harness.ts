@@ -10,6 +10,7 @@ import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { cleanEnv } from './spawn.ts';
 
 export type StaticToken = { token: string; user: string; groups: readonly string[] };
 
@@ -164,8 +165,7 @@ function writeKubeconfigFile(path: string, server: string, ca: Buffer, token: st
 }
 
 function spawnLogged(command: string, args: string[], logPath: string): ChildProcess {
-  const env = { ...process.env };
-  delete env.NODE_EXTRA_CA_CERTS;
+  const env = cleanEnv();
   const fd = openSync(logPath, 'a');
   try {
     return spawn(command, args, { env, stdio: ['ignore', fd, fd] });

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freePort } from './spawn.ts';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
 const READY_LINE = 'Ready to accept connections';
@@ -32,14 +33,7 @@ export interface RedisServer {
 }
 
 /** A port the kernel just handed out on loopback; the caller binds it right away. */
-export async function findFreePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export const findFreePort = freePort;
 
 function spawnServer(port: number, dir: string, extra: readonly string[]): Promise<ChildProcess> {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'notice', ...extra];

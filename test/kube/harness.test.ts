@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { startKubeControlPlane, type KubeControlPlane } from '../helpers/kube-harness.ts';
+import { cleanEnv } from '../helpers/spawn.ts';
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');
 const BIN_DIR = join(REPO_ROOT, 'bin');
@@ -20,8 +21,7 @@ const PINNED_KUBE_VERSION = /^\s*k8s\.io\/kubernetes (v\S+)/m
 let plane: KubeControlPlane;
 
 async function kubectl(kubeconfig: string, ...args: string[]): Promise<string> {
-  const env = { ...process.env };
-  delete env.NODE_EXTRA_CA_CERTS;
+  const env = cleanEnv();
   delete env.KUBECONFIG;
   const { stdout } = await promisify(execFile)(join(BIN_DIR, 'kubectl'), ['--kubeconfig', kubeconfig, ...args], { env, timeout: 30_000 });
   return stdout;
