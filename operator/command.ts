@@ -6,7 +6,11 @@ import { parseArgs } from 'node:util';
 import { parseCount, parseDuration, parseHostPort, UsageError, type CliIO } from '../src/cli/args.ts';
 import { readRedisFlags, redactRedisUrl, redisFlagOptions, redisFlagsHelp } from '../src/redis/cli-options.ts';
 import { createLogger } from '../src/telemetry/logging.ts';
+import { startTracing } from '../src/telemetry/tracing.ts';
 import { DEFAULT_RESYNC_MS, DEFAULT_WORKERS, startOperator, type Operator } from './operator.ts';
+
+/** service.name of the operator's traces (unless OTEL_SERVICE_NAME says otherwise). */
+export const OPERATOR_SERVICE_NAME = 'socks4-fleet-operator';
 
 export const operatorHelp = `Usage: socks4-fleet operator --redis-url URL [options]
 
@@ -34,6 +38,10 @@ Ops:
   --ops-listen HOST:PORT    /healthz /readyz /metrics (default 127.0.0.1:9090; :0 = any free port)
   --log-level LEVEL         trace|debug|info|warn|error|silent (default info)
   -h, --help                show this help
+
+Tracing: one trace per reconcile, exported over OTLP when the standard OTEL_* variables say so
+(OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER, ...). The published snapshot carries the
+trace context of the publish, and every proxy pod links its "socks4 snapshot enforce" span to it.
 
 ${redisFlagsHelp}`;
 
@@ -100,6 +108,8 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
   const identity = values.identity ?? `${env.POD_NAME ?? hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 
   const logger = createLogger({ level: values['log-level'] });
+  // Before the operator starts, so the first reconcile is traced.
+  const tracing = await startTracing({ serviceName: OPERATOR_SERVICE_NAME, logger });
   let operator: Operator;
   try {
     operator = await startOperator({
@@ -122,6 +132,7 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
     });
   } catch (error) {
     io.stderr(`socks4-fleet operator: cannot start: ${(error as Error).message}\n`);
+    await tracing.shutdown();
     logger.flush();
     return 1;
   }
@@ -141,6 +152,7 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
     process.once('SIGINT', stop);
   });
   await operator.stop();
+  await tracing.shutdown(); // in-flight reconciles have ended: their spans are in the flush
   logger.info({ identity }, 'stopped');
   logger.flush();
   return 0;

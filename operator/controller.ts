@@ -4,11 +4,12 @@
 // dedupe coalesces a burst of changes into few publishes. After a publish, every policy whose
 // finalizer or status is behind is queued again (level-based: nothing depends on which events
 // were seen, so a restart or a missed event converges to the same state).
-import { context, propagation, SpanStatusCode, trace } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import type { Socks4Policy } from '../src/policy/types.ts';
+import { DEFAULT_NAMESPACE, type Socks4Policy } from '../src/policy/types.ts';
 import type { PublishResult } from '../src/redis/publish.ts';
 import type { SnapshotMeta } from '../src/redis/snapshot-document.ts';
+import { activeTraceparent } from '../src/telemetry/trace-context.ts';
 import { apiStatusCode, describeApiError, type PolicyApi } from './kube-api.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import type { PolicyStore } from './policy-informer.ts';
@@ -39,6 +40,41 @@ export interface ControllerOptions {
 }
 
 const tracer = trace.getTracer('socks4-fleet-operator');
+
+/** Span names and attributes of the operator's traces: one trace per reconcile. */
+export const OperatorSpan = {
+  ReconcilePolicy: 'reconcile policy',
+  ReconcileSnapshot: 'reconcile snapshot',
+  /** Child of the snapshot reconcile; its traceparent rides in the snapshot for the pods to link. */
+  Publish: 'redis publish snapshot',
+  PatchStatus: 'kube patch status',
+} as const;
+export const OperatorAttr = {
+  Key: 'socks4.key',
+  Kind: 'socks4.reconcile.kind',
+  Outcome: 'socks4.reconcile.outcome',
+  PolicyName: 'socks4.policy.name',
+  Namespace: 'k8s.namespace.name',
+  Generation: 'socks4.policy.generation',
+  SnapshotVersion: 'socks4.snapshot.version',
+  SnapshotChanged: 'socks4.snapshot.changed',
+  PolicyCount: 'socks4.snapshot.policies',
+} as const;
+
+/** Runs `fn` in a child span of the active one; errors mark the span and propagate. */
+async function inSpan<T>(name: string, kind: SpanKind, fn: (span: Span) => Promise<T>): Promise<T> {
+  return await tracer.startActiveSpan(name, { kind }, async (span) => {
+    try {
+      return await fn(span);
+    } catch (error) {
+      span.recordException(error as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: describeApiError(error) });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
 
 export class Controller {
   readonly #options: ControllerOptions;
@@ -96,16 +132,18 @@ export class Controller {
       if (key === null) return;
       const kind = key === SNAPSHOT_KEY ? 'snapshot' : 'policy';
       const timer = this.#options.metrics.reconcileSeconds.startTimer({ kind });
-      await tracer.startActiveSpan(`reconcile ${kind}`, async (span) => {
-        span.setAttribute('socks4.key', key);
+      const name = kind === 'snapshot' ? OperatorSpan.ReconcileSnapshot : OperatorSpan.ReconcilePolicy;
+      await tracer.startActiveSpan(name, async (span) => {
+        span.setAttributes({ [OperatorAttr.Key]: key, [OperatorAttr.Kind]: kind });
         try {
-          if (key === SNAPSHOT_KEY) await this.#reconcileSnapshot();
-          else await this.#reconcilePolicy(key);
+          const outcome = key === SNAPSHOT_KEY ? await this.#reconcileSnapshot(span) : await this.#reconcilePolicy(key, span);
+          span.setAttribute(OperatorAttr.Outcome, outcome);
           this.#queue.forget(key);
           this.#options.metrics.reconciles.inc({ kind, result: 'ok' });
         } catch (error) {
           const retryInMs = this.#queue.addRateLimited(key);
           this.#options.metrics.reconciles.inc({ kind, result: 'error' });
+          span.setAttribute(OperatorAttr.Outcome, 'error');
           span.recordException(error as Error);
           span.setStatus({ code: SpanStatusCode.ERROR, message: describeApiError(error) });
           this.#options.logger.warn({ key, retryInMs, failures: this.#queue.failures(key), err: describeApiError(error) }, 'reconcile failed; retrying');
@@ -118,9 +156,10 @@ export class Controller {
     }
   }
 
-  async #reconcileSnapshot(): Promise<void> {
+  /** Returns the outcome the reconcile span records. */
+  async #reconcileSnapshot(span: Span): Promise<string> {
     const { store, logger, metrics } = this.#options;
-    if (!this.#options.isLeader()) return;
+    if (!this.#options.isLeader()) return 'not-leader';
     // Seed "what the fleet holds" once per term, so a policy that is invalid now keeps the
     // version an earlier operator published instead of silently leaving the fleet.
     if (this.#published === null && this.#seed === undefined) this.#seed = await this.#options.readPublished();
@@ -129,17 +168,26 @@ export class Controller {
     // Most events (our own status writes above all) change nothing the fleet sees: skip the
     // compile and the Redis round trip for them.
     const from = [...desired.entries].map(([key, e]) => `${key} ${e.uid} ${e.generation} ${e.kept}`).join('\n');
-    if (!this.#forcePublish && this.#published !== null && from === this.#publishedFrom) return;
-    if (!this.#options.isLeader()) return; // a stale leader must never publish
+    if (!this.#forcePublish && this.#published !== null && from === this.#publishedFrom) return 'up-to-date';
+    if (!this.#options.isLeader()) return 'not-leader'; // a stale leader must never publish
     const forced = this.#forcePublish;
     this.#forcePublish = false; // (an enqueueAll() during the publish sets it again)
-    const carrier: Record<string, string> = {};
-    propagation.inject(context.active(), carrier);
     let result: PublishResult;
     try {
-      result = await this.#options.publish(desired.policies, {
-        source: `operator ${this.#options.identity}`,
-        ...(carrier.traceparent === undefined ? {} : { traceparent: carrier.traceparent }),
+      result = await inSpan(OperatorSpan.Publish, SpanKind.PRODUCER, async (publishSpan) => {
+        // The publish span's context rides in the snapshot: each pod's enforce span links to it.
+        const traceparent = activeTraceparent();
+        const published = await this.#options.publish(desired.policies, {
+          source: `operator ${this.#options.identity}`,
+          ...(traceparent === undefined ? {} : { traceparent }),
+        });
+        publishSpan.setAttributes({
+          'messaging.system': 'redis',
+          [OperatorAttr.SnapshotVersion]: published.version,
+          [OperatorAttr.SnapshotChanged]: published.changed,
+          [OperatorAttr.PolicyCount]: published.policyCount,
+        });
+        return published;
       });
     } catch (error) {
       metrics.publishes.inc({ result: 'error' });
@@ -161,40 +209,51 @@ export class Controller {
     for (const obj of observed) {
       if (needsWork(planPolicy(obj, this.#published, now))) this.#queue.add(policyKey(obj));
     }
+    span.setAttributes({ [OperatorAttr.SnapshotVersion]: result.version, [OperatorAttr.PolicyCount]: result.policyCount });
+    return result.changed ? 'published' : 'unchanged';
   }
 
-  async #reconcilePolicy(key: string): Promise<void> {
+  /** Returns the outcome the reconcile span records. */
+  async #reconcilePolicy(key: string, span: Span): Promise<string> {
     const { store, api, logger } = this.#options;
-    if (!this.#options.isLeader()) return; // this term is ending; the next leader lists afresh
+    if (!this.#options.isLeader()) return 'not-leader'; // this term is ending; the next leader lists afresh
     const obj = store.get(key);
     if (obj === undefined) {
       this.#expectations.delete(key);
-      return;
+      return 'gone';
     }
-    if (this.#awaitingOwnWrite(key, obj)) return;
+    span.setAttributes({
+      [OperatorAttr.Namespace]: obj.metadata.namespace ?? DEFAULT_NAMESPACE,
+      [OperatorAttr.PolicyName]: obj.metadata.name ?? '',
+      ...(obj.metadata.generation === undefined ? {} : { [OperatorAttr.Generation]: obj.metadata.generation }),
+    });
+    if (this.#awaitingOwnWrite(key, obj)) return 'awaiting-own-write';
     const plan = planPolicy(obj, this.#published, this.#now());
+    let outcome = 'up-to-date';
     try {
       switch (plan.action) {
         case 'add-finalizer':
           await api.addFinalizer(obj);
           this.#expect(key, obj);
-          return;
+          return 'finalizer-added';
         case 'await-snapshot':
           this.#queue.add(SNAPSHOT_KEY);
-          return;
+          return 'awaiting-snapshot';
         case 'remove-finalizer':
           await api.removeFinalizer(obj);
           logger.info({ policy: key }, 'policy left the snapshot; finalizer removed');
-          return;
+          return 'finalizer-removed';
         case 'none':
           break;
       }
       if (plan.status !== null) {
-        await api.patchStatus(obj, plan.status);
+        const status = plan.status;
+        await inSpan(OperatorSpan.PatchStatus, SpanKind.CLIENT, () => api.patchStatus(obj, status));
         this.#expect(key, obj);
+        outcome = plan.event === null ? 'status-patched' : 'refused';
       }
     } catch (error) {
-      if (apiStatusCode(error) === 404) return; // deleted meanwhile: its delete event re-queues
+      if (apiStatusCode(error) === 404) return 'gone'; // deleted meanwhile: its delete event re-queues
       throw error;
     }
     if (plan.event !== null) {
@@ -204,6 +263,7 @@ export class Controller {
         logger.warn({ policy: key, err: describeApiError(error) }, 'could not record event');
       });
     }
+    return outcome;
   }
 
   #expect(key: string, obj: ObservedPolicy): void {

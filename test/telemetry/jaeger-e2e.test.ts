@@ -159,7 +159,7 @@ test('policy push → every pod: the push trace and each pod\'s snapshot enforce
       assert.equal(s.attributes[SocksAttr.SnapshotSource], 'redis');
       assert.notEqual(s.traceId, pushSpan.traceId, 'a link, not a parent: each pod\'s load is its own trace');
     }
-    assert.deepEqual(await jaeger.services(), Object.values(SERVICE_NAMES).sort(), 'every process exported under its service name');
+    assert.deepEqual(await jaeger.services(), [SERVICE_NAMES.proxy, SERVICE_NAMES.push].sort(), 'every process exported under its service name');
     await dumpTraces(t, 'propagation', { push: pushSpan.traceId, ...Object.fromEntries(linked.map((s) => [`enforce ${s.resource['k8s.pod.name']}`, s.traceId])) });
   } finally {
     for (const pod of pods) await pod.stop('SIGKILL');
