@@ -6,7 +6,7 @@
 // pod; closed refuses with LimiterUnavailable. Redis calls time out quickly and the number in
 // flight is capped, so a sick Redis never builds a queue on the session path.
 import { randomBytes } from 'node:crypto';
-import type { RedisClient } from '../redis/connection.ts';
+import { DEFAULT_COMMAND_TIMEOUT_MS, type RedisClient } from '../redis/connection.ts';
 import { checkPrefix, limitKey } from '../redis/keys.ts';
 import { LeaseRenewer } from '../redis/lease-renewer.ts';
 import { defineLimitScripts, type AdmitArgs } from '../redis/limit-scripts.ts';
@@ -27,6 +27,12 @@ export interface RedisLimiterOptions {
   readonly fallback?: Limiter;
   /** Lease time of a concurrency slot; a crashed pod's sessions free themselves within it (default 15 s). */
   readonly leaseTtlMs?: number;
+  /**
+   * How long an admission waits for Redis before the fail mode decides (default: the client's
+   * 500 ms command timeout). Needed besides that timeout: with auto-pipelining a call queued behind
+   * a stalled pipeline starts its own timer only when sent, so it could wait twice as long.
+   */
+  readonly callTimeoutMs?: number;
   /** Admissions waiting on Redis at once; beyond this, the fail mode answers at once (default 1000). */
   readonly maxInFlight?: number;
   /** Local clock (ms) for bandwidth gates and cached refusals; injected by tests. */
@@ -58,6 +64,7 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
   const fallback = opts.fallback ?? createMemoryLimiter({ now: clock });
   const ttlMs = opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
   const maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  const callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   const podId = opts.podId ?? randomBytes(6).toString('hex');
   const scripts = defineLimitScripts(client);
   const report = (error: Error): void => {
@@ -114,13 +121,22 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
 
   async function askRedis(req: AdmitRequest, args: AdmitArgs, bandwidthKey: string | null): Promise<Admission> {
     inFlight += 1;
+    // In flight until Redis answers or ioredis gives up, even when the deadline decided first.
+    const call = scripts.admit(args).finally(() => void (inFlight -= 1));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis did not answer within ${callTimeoutMs} ms`)), callTimeoutMs);
+    });
     let reply;
     try {
-      reply = await scripts.admit(args);
+      reply = await Promise.race([call, deadline]);
     } catch (error) {
+      // A slot granted after the deadline would be held by nobody until its lease expired.
+      const sessions = args.sessions;
+      if (sessions !== null) call.then((late) => void (late.code === 0 && scripts.release(sessions.key, sessions.member).catch(report)), () => {});
       return unavailable(req, error as Error);
     } finally {
-      inFlight -= 1;
+      clearTimeout(timer);
     }
     if (reply.code === 1) {
       if (args.rate !== null) cacheRefusal(args.rate.key, clock() + reply.retryAfterMs);

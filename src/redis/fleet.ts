@@ -32,6 +32,7 @@ export function openRedisFleet(options: RedisFleetOptions): RedisFleet {
     prefix: options.prefix,
     ...(options.failMode === undefined ? {} : { failMode: options.failMode }),
     ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
+    ...(options.connection.commandTimeoutMs === undefined ? {} : { callTimeoutMs: options.connection.commandTimeoutMs }),
   });
   const limiter: RedisLimiter = {
     admit: (req) => inner.admit(req),
