@@ -8,6 +8,7 @@
 // them. Also measured, for honesty: the same count of rules that differ only by a USERID glob,
 // which no index can narrow, so every decision scans them in order.
 import { performance } from 'node:perf_hooks';
+import type { PolicyEngineRow } from './lib/model.ts';
 import { compilePolicies, evaluate, type CompiledPolicySet, type EvalContext, type PolicyRule, type Socks4Policy } from '../src/policy/index.ts';
 
 const RULES_PER_POLICY = 100;
@@ -19,7 +20,7 @@ const MAX_DECISIONS = 20_000_000;
 const COMPILE_REPEATS = 5;
 const COMPILE_BUDGET_MS = 10_000;
 
-type Shape = 'tenants' | 'globs-only';
+type Shape = PolicyEngineRow['shape'];
 
 function policy(name: string, priority: number, rules: PolicyRule[]): Socks4Policy {
   return { apiVersion: 'socks4-fleet.io/v1alpha1', kind: 'Socks4Policy', metadata: { name, namespace: 'bench' }, spec: { priority, rules } };
@@ -126,16 +127,8 @@ function timeDecisions(set: CompiledPolicySet, contexts: EvalContext[]): { perSe
   return { perSecond: decisions / (elapsed / 1000), perCpuSecond: decisions / cpuSeconds, allowed: allowed / decisions };
 }
 
-export interface PolicyEngineResult {
-  shape: Shape;
-  rules: number;
-  policies: number;
-  compileMs: number;
-  decisionsPerSecond: number;
-  decisionsPerCpuSecond: number;
-  allowedFraction: number;
-  index: string;
-}
+/** One row of the policy-engine table: the shape bench/run.ts reads back as JSON. */
+export type PolicyEngineResult = PolicyEngineRow;
 
 export function measure(ruleCount: number, shape: Shape): PolicyEngineResult {
   const policies = buildPolicies(ruleCount, shape);
