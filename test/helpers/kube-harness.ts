@@ -28,6 +28,8 @@ export type KubeControlPlane = {
   caPath: string; // PEM bundle that verifies the serving certificate
   // Writes a kubeconfig that authenticates with `token` (one of extraTokens).
   writeKubeconfig(token: string, name: string): string;
+  /** Kills kube-apiserver (SIGKILL) and starts it again on the same port, certs and etcd. */
+  restartApiServer(): Promise<void>;
   stop(): Promise<void>;
 };
 
@@ -110,7 +112,7 @@ async function startApiServer(
     const server = `https://127.0.0.1:${port}`;
     const certDir = join(dir, `certs-${attempt}`);
     const logPath = join(dir, `kube-apiserver-${attempt}.log`);
-    const child = spawnLogged(join(binDir, 'kube-apiserver'), [
+    const args = [
       `--etcd-servers=${etcdUrl}`,
       `--secure-port=${port}`, '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1',
       // No --tls-cert-file: the apiserver writes a self-signed CA + serving cert here.
@@ -125,19 +127,34 @@ async function startApiServer(
       '--endpoint-reconciler-type=none',
       '--profiling=false', '--v=0',
       ...(options.extraApiServerArgs ?? []),
-    ], logPath);
+    ];
+    const child = spawnLogged(join(binDir, 'kube-apiserver'), args, logPath);
     children.push(child);
     const caPath = join(certDir, 'apiserver.crt');
     // kube-system is created by a controller inside the apiserver that /readyz does
     // not wait for; tests expect it, so it is part of "ready" here.
-    const ready = await waitUntil(child, deadline, async () =>
+    const isReady = async (): Promise<boolean> =>
       existsSync(caPath) &&
       (await getStatus(`${server}/readyz`, adminToken, readFileSync(caPath))) === 200 &&
-      (await getStatus(`${server}/api/v1/namespaces/kube-system`, adminToken, readFileSync(caPath))) === 200);
+      (await getStatus(`${server}/api/v1/namespaces/kube-system`, adminToken, readFileSync(caPath))) === 200;
+    const ready = await waitUntil(child, deadline, isReady);
     if (ready) {
       const writeKubeconfig = (token: string, name: string) =>
         writeKubeconfigFile(join(dir, `${name}.kubeconfig`), server, readFileSync(caPath), token, name);
-      return { server, caPath, kubeconfigPath: writeKubeconfig(adminToken, 'admin'), writeKubeconfig };
+      let current = child;
+      // Same port, same cert dir (so the same CA) and the same etcd: clients reconnect as they
+      // would to a restarted control-plane node.
+      const restartApiServer = async (): Promise<void> => {
+        current.kill('SIGKILL');
+        await stopChild(current);
+        children.splice(children.indexOf(current), 1);
+        current = spawnLogged(join(binDir, 'kube-apiserver'), args, logPath);
+        children.push(current);
+        if (!(await waitUntil(current, Date.now() + DEFAULT_START_TIMEOUT_MS, isReady))) {
+          throw new Error(`kube-apiserver did not come back:\n${tailLog(logPath)}`);
+        }
+      };
+      return { server, caPath, kubeconfigPath: writeKubeconfig(adminToken, 'admin'), writeKubeconfig, restartApiServer };
     }
     children.pop();
     if (attempt >= PORT_ATTEMPTS || !logMentionsBusyPort(dir, `kube-apiserver-${attempt}.log`)) {
