@@ -271,6 +271,9 @@ export class Session implements SessionInfo {
   async #checkIdent(decision: Decision, userId: string): Promise<boolean> {
     if (decision.ident === 'Off') return true;
     const started = performance.now();
+    // A client that goes away ends its ident query too, not the 10 s ident timeout.
+    const abort = new AbortController();
+    this.#cancel = () => abort.abort();
     const result = await queryIdent({
       localAddress: this.localAddress,
       clientAddress: this.clientAddress,
@@ -278,7 +281,9 @@ export class Session implements SessionInfo {
       serverPort: this.localPort,
       identPort: this.#env.config.identPort,
       timeoutMs: this.#env.config.identTimeoutMs,
+      signal: abort.signal,
     });
+    this.#cancel = null;
     const outcome = identOutcome(result, userId, decision.ident);
     this.#phase('ident', started, outcome === 'ok' ? null : outcome);
     if (outcome === 'ok') return !this.closed;

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectRaw, exchange, socks4Request, startEchoServer, startProxy, type Closable } from '../helpers/servers.ts';
-import { startIdentd, type Identd } from '../helpers/identd.ts';
+import { SILENT, startIdentd, type Identd } from '../helpers/identd.ts';
 
 let echo: Closable;
 before(async () => {
@@ -148,5 +148,26 @@ test('ident Required: identd unreachable → 92; Optional: unreachable → 90', 
     } finally {
       await proxy.close();
     }
+  }
+});
+
+test('a session ended during its ident query (drain deadline) ends the query, not the 10 s timeout', async () => {
+  const identd = await startIdentd({ respond: () => SILENT });
+  const proxy = await startProxy(identPolicy('Required'), { config: { identPort: identd.port, identTimeoutMs: 10_000 } });
+  try {
+    const raw = await connectRaw(proxy.port);
+    raw.socket.write(socks4Request(1, echo.port, '127.0.0.1', 'alice'));
+    for (let i = 0; i < 200 && identd.queries.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(identd.queries.length, 1);
+    await proxy.server.drain(0); // the drain deadline closes every session still open
+    const closed = await Promise.race([
+      identd.queries[0]!.closed.then(() => 'closed'),
+      new Promise((resolve) => setTimeout(() => resolve('still open'), 5_000)),
+    ]);
+    assert.equal(closed, 'closed');
+    raw.socket.destroy();
+  } finally {
+    await proxy.close();
+    await identd.close();
   }
 });
