@@ -86,12 +86,4 @@ export function httpStatus(port: number, path: string): Promise<number> {
   });
 }
 
-/** A free loopback port (Node listens with SO_REUSEADDR, so only for servers that do too). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort } from '../../test/helpers/spawn.ts';

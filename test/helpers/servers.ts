@@ -11,6 +11,16 @@ import { createProxyServer, type ProxyServer } from '../../src/server/proxy-serv
 import { defaultServerConfig, type ServerConfig, type SessionEnv } from '../../src/server/session-env.ts';
 import { connectUpstream, resolveIPv4, type Resolver } from '../../src/server/upstream.ts';
 
+/** The smallest policy: CONNECT and BIND to 127.0.0.1 only, from anyone. */
+export const allowLoopbackPolicy = `
+apiVersion: socks4-fleet.io/v1alpha1
+kind: Socks4Policy
+metadata: {name: p}
+spec:
+  rules:
+    - {name: r, action: Allow, to: {cidrs: ["127.0.0.1/32"]}}
+`;
+
 export interface Closable {
   port: number;
   close(): Promise<void>;

@@ -82,7 +82,8 @@ function elector(name: string, client: LeaseClient, scheduler: Scheduler, log: s
   });
 }
 
-test('of two candidates one leads; the other takes over only after the leader stops renewing for a lease duration', async () => {
+/** Candidate a starts first and so leads; b starts a moment later as the standby. */
+async function twoCandidates() {
   const clock = manualClock();
   const store = leaseStore();
   const log: string[] = [];
@@ -91,6 +92,11 @@ test('of two candidates one leads; the other takes over only after the leader st
   a.start();
   await clock.advance(1);
   b.start();
+  return { clock, store, log, a, b };
+}
+
+test('of two candidates one leads; the other takes over only after the leader stops renewing for a lease duration', async () => {
+  const { clock, store, log, a, b } = await twoCandidates();
   await clock.advance(60_000);
   assert.deepEqual(log, ['a leads']);
   assert.equal(a.isLeader(), true);
@@ -141,14 +147,7 @@ test('a frozen leader (SIGSTOP) is not leader when it wakes, before any timer of
 });
 
 test('stop() releases the lease so a standby takes it at its next try instead of waiting it out', async () => {
-  const clock = manualClock();
-  const store = leaseStore();
-  const log: string[] = [];
-  const a = elector('a', store.client, clock, log);
-  const b = elector('b', store.client, clock, log);
-  a.start();
-  await clock.advance(1);
-  b.start();
+  const { clock, store, log, a, b } = await twoCandidates();
   await clock.advance(5_000);
   await a.stop();
   assert.equal(store.holder(), null);

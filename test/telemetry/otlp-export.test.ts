@@ -7,7 +7,7 @@ import { trace } from '@opentelemetry/api';
 import { createProxyMetrics } from '../../src/telemetry/metrics.ts';
 import { activeTraceparent } from '../../src/telemetry/trace-context.ts';
 import { startTracing } from '../../src/telemetry/tracing.ts';
-import { exchange, socks4Request, startEchoServer, startProxy } from '../helpers/servers.ts';
+import { exchange, socks4Request, startEchoServer, startProxy, allowLoopbackPolicy } from '../helpers/servers.ts';
 import { attr, receivedSpans, startOtlpReceiver, type KeyValue } from './otlp-receiver.ts';
 
 test('OTEL_* variables alone: the session trace and the metrics reach an OTLP receiver; shutdown flushes', async () => {
@@ -21,14 +21,7 @@ test('OTEL_* variables alone: the session trace and the metrics reach an OTLP re
     OTEL_NODE_RESOURCE_DETECTORS: 'env',
   });
   const echo = await startEchoServer();
-  const proxy = await startProxy(`
-apiVersion: socks4-fleet.io/v1alpha1
-kind: Socks4Policy
-metadata: {name: p}
-spec:
-  rules:
-    - {name: r, action: Allow, to: {cidrs: ["127.0.0.1/32"]}}
-`);
+  const proxy = await startProxy(allowLoopbackPolicy);
   const metrics = createProxyMetrics({ activeSessions: () => proxy.server.activeSessions, snapshot: () => null });
   const tracing = await startTracing({ serviceName: 'socks4-fleet-proxy', metricsRegistry: metrics.registry });
   try {

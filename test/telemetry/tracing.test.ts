@@ -10,7 +10,7 @@ import { channels, type SnapshotEvent } from '../../src/telemetry/events.ts';
 import { convertPromMetrics, type PromMetric } from '../../src/telemetry/otlp-metrics.ts';
 import { formatTraceparent, parseTraceparent } from '../../src/telemetry/trace-context.ts';
 import { otlpMetricsConfigured, tracesConfigured } from '../../src/telemetry/tracing.ts';
-import { exchange, socks4Request, startProxy } from '../helpers/servers.ts';
+import { exchange, socks4Request, startProxy, allowLoopbackPolicy } from '../helpers/servers.ts';
 import { createSpanHarness } from './span-harness.ts';
 
 test('tracing is opt-in: on only with an exporter or endpoint, off when disabled or never sampling', () => {
@@ -85,14 +85,7 @@ test('snapshot enforce: a span per loaded snapshot, linked to the publisher when
 
 test('a session the sampler drops records nothing: no span, no child, nothing started', async () => {
   const h = createSpanHarness({ sampler: new AlwaysOffSampler() });
-  const proxy = await startProxy(`
-apiVersion: socks4-fleet.io/v1alpha1
-kind: Socks4Policy
-metadata: {name: p}
-spec:
-  rules:
-    - {name: r, action: Allow, to: {cidrs: ["127.0.0.1/32"]}}
-`);
+  const proxy = await startProxy(allowLoopbackPolicy);
   try {
     // Refused at connect (nobody on port 1): a phase event is published for the dropped session.
     const { reply, raw } = await exchange(proxy.port, socks4Request(1, 1, '127.0.0.1'));
