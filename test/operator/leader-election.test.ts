@@ -106,8 +106,10 @@ test('of two candidates one leads; the other takes over only after the leader st
   assert.equal(store.holder(), 'a');
   await clock.advance(14_000);
   assert.equal(b.isLeader(), false, 'not before the lease duration has passed on b\'s clock');
-  await clock.advance(4_500);
-  assert.equal(b.isLeader(), true);
+  // b saw a's last renewal (at 60 s) at its next try, up to one jittered retry period (2.4 s)
+  // later, and takes the Lease at its first try a lease duration after that: by 79.8 s at most.
+  await clock.advance(6_000);
+  assert.equal(b.isLeader(), true, 'within a lease duration and two jittered retry periods');
   assert.equal(store.holder(), 'b');
   assert.equal(store.transitions(), 1);
   await b.stop();
