@@ -14,7 +14,7 @@ import type { Admission, Lease } from '../limits/types.ts';
 import { channels, type PhaseEvent, type SessionInfo, type SessionState } from '../telemetry/events.ts';
 import { openBindListener } from './bind.ts';
 import { identOutcome, queryIdent } from './ident.ts';
-import { relay } from './relay.ts';
+import { relay, type RelaySockets } from './relay.ts';
 import { connectUpstream } from './upstream.ts';
 import type { SessionEnv } from './session-env.ts';
 
@@ -64,6 +64,8 @@ export class Session implements SessionInfo {
   readonly #client: Socket;
   readonly #env: SessionEnv;
   #upstream: Socket | null = null;
+  /** Once relaying: the sockets in use (a side may move to a new Socket object, see relay.ts). */
+  #relay: RelaySockets | null = null;
   #lease: Lease | null = null;
   #cancel: (() => void) | null = null;
   #timer: NodeJS.Timeout | undefined;
@@ -378,7 +380,7 @@ export class Session implements SessionInfo {
       this.bytesFromClient += early.length;
       upstream.write(early);
     }
-    relay(client, upstream, {
+    this.#relay = relay(client, upstream, {
       idleMs: this.#env.config.idleTimeoutMs,
       gate: this.#lease?.bandwidth ?? null,
       counters: this,
@@ -393,8 +395,13 @@ export class Session implements SessionInfo {
     clearTimeout(this.#timer);
     this.#cancel?.();
     this.#cancel = null;
-    if (!this.#lingering) this.#client.destroy();
-    this.#upstream?.destroy();
+    if (this.#relay !== null) {
+      this.#relay.client.destroy();
+      this.#relay.upstream.destroy();
+    } else {
+      if (!this.#lingering) this.#client.destroy();
+      this.#upstream?.destroy();
+    }
     this.#lease?.release();
     this.#lease = null;
     this.#endHandshake();

@@ -1,0 +1,182 @@
+// The relay on real loopback TCP sockets: what goes in one side comes out the other, in order and
+// intact, both ways at once, across many sessions sharing the one read buffer, under backpressure
+// and a bandwidth gate, with half-close passed on — on Node's read path, on the pooled one, and
+// across the switch from one to the other that bulk data brings.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import net, { type Socket } from 'node:net';
+import { test } from 'node:test';
+import { relay, type BandwidthGate, type RelayCounters } from '../../src/server/relay.ts';
+import { READ_BUFFER_BYTES } from '../../src/server/pooled-reads.ts';
+
+/** A connected pair: the end a server accepted (paused, as the proxy's are) and the dialling end. */
+async function tcpPair(): Promise<{ accepted: Socket; dialled: Socket; close: () => void }> {
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  const dialled = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  const [accepted] = (await once(server, 'connection')) as [Socket];
+  await once(dialled, 'connect');
+  server.close();
+  return { accepted, dialled, close: () => { accepted.destroy(); dialled.destroy(); } };
+}
+
+/**
+ * Client ⇄ proxy ⇄ upstream, as a session has them: `client` and `upstream` are the outer ends;
+ * the relay joins the proxy's accepted client socket and its dialled upstream socket.
+ */
+async function relayed(options: { gate?: BandwidthGate | null; beforeRelay?: (proxyClient: Socket, client: Socket) => Promise<void> } = {}) {
+  const front = await tcpPair();
+  const back = await tcpPair();
+  const proxyClient = front.accepted;
+  const proxyUpstream = back.dialled;
+  proxyUpstream.pause();
+  await options.beforeRelay?.(proxyClient, front.dialled);
+  const counters: RelayCounters = { bytesFromClient: 0, bytesToClient: 0 };
+  let closed!: () => void;
+  const ended = new Promise<void>((resolve) => (closed = resolve));
+  const sockets = relay(proxyClient, proxyUpstream, { idleMs: 0, gate: options.gate ?? null, counters, onClose: () => closed() });
+  return { client: front.dialled, upstream: back.accepted, sockets, proxyClient, proxyUpstream, counters, ended };
+}
+
+/** Reads `socket` to its end, returning the SHA-256 and length of everything received. */
+function drain(socket: Socket): Promise<{ digest: string; length: number }> {
+  const hash = createHash('sha256');
+  let length = 0;
+  socket.on('data', (chunk: Buffer) => {
+    hash.update(chunk);
+    length += chunk.length;
+  });
+  socket.resume();
+  return new Promise((resolve, reject) => {
+    socket.once('end', () => resolve({ digest: hash.digest('hex'), length }));
+    socket.once('error', reject);
+  });
+}
+
+const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+
+test('relays 8 MiB each way at once, intact across the switch to pooled reads, and counts the bytes', async () => {
+  const { client, upstream, sockets, proxyClient, proxyUpstream, counters, ended } = await relayed();
+  const up = randomBytes(8 << 20);
+  const down = randomBytes(8 << 20);
+  const atUpstream = drain(upstream);
+  const atClient = drain(client);
+  client.end(up);
+  upstream.end(down);
+  assert.deepEqual(await atUpstream, { digest: sha256(up), length: up.length });
+  assert.deepEqual(await atClient, { digest: sha256(down), length: down.length });
+  assert.notEqual(sockets.client, proxyClient, 'bulk data moved the accepted client socket to pooled reads');
+  assert.notEqual(sockets.upstream, proxyUpstream, 'and the dialled upstream socket');
+  await ended;
+  assert.deepEqual(counters, { bytesFromClient: up.length, bytesToClient: down.length });
+});
+
+test('a session trading small messages stays on Node\'s read path', async () => {
+  const { client, upstream, sockets, proxyClient, proxyUpstream, ended } = await relayed();
+  upstream.on('data', (chunk: Buffer) => upstream.write(chunk)).resume(); // echo
+  for (let i = 0; i < 20; i++) {
+    const echoed = once(client, 'data');
+    client.write(randomBytes(512));
+    await echoed;
+  }
+  assert.equal(sockets.client, proxyClient);
+  assert.equal(sockets.upstream, proxyUpstream);
+  client.end();
+  upstream.end();
+  await ended;
+});
+
+test('twenty sessions at once share the read buffer without mixing their bytes', async () => {
+  const sessions = await Promise.all(Array.from({ length: 20 }, () => relayed()));
+  await Promise.all(sessions.map(async ({ client, upstream, ended }) => {
+    const up = randomBytes(512 * 1024 + Math.floor(Math.random() * 4096));
+    const down = randomBytes(512 * 1024 + Math.floor(Math.random() * 4096));
+    const atUpstream = drain(upstream);
+    const atClient = drain(client);
+    // Written in small pieces so reads from all sessions interleave.
+    for (let at = 0; at < up.length; at += 10_000) client.write(up.subarray(at, at + 10_000));
+    client.end();
+    upstream.end(down);
+    assert.equal((await atUpstream).digest, sha256(up));
+    assert.equal((await atClient).digest, sha256(down));
+    await ended;
+  }));
+});
+
+test('a destination that stops reading stops the source instead of filling the proxy\'s memory', async () => {
+  const { client, upstream, sockets, ended } = await relayed();
+  upstream.pause(); // the destination takes nothing for now
+  const payload = randomBytes(32 << 20);
+  let written = 0;
+  const writer = (async () => {
+    while (written < payload.length) {
+      const ok = client.write(payload.subarray(written, written + 65_536));
+      written += 65_536;
+      if (!ok) await once(client, 'drain');
+    }
+    client.end();
+  })();
+  // Let the kernel buffers fill and the relay stall.
+  for (let i = 0; i < 50; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  // At most one read past the socket's high-water mark: then the source is paused.
+  const bound = READ_BUFFER_BYTES + sockets.upstream.writableHighWaterMark;
+  assert.ok(sockets.upstream.writableLength <= bound, `proxy holds ${sockets.upstream.writableLength} bytes (> ${bound}) for a stalled destination`);
+  assert.ok(written < payload.length, 'the client was held back');
+  const received = drain(upstream);
+  await writer;
+  assert.equal((await received).digest, sha256(payload));
+  upstream.end();
+  await ended;
+});
+
+test('chunks held back by the bandwidth gate arrive intact and in order, both ways at once', async () => {
+  let calls = 0;
+  const gate: BandwidthGate = { take: () => (++calls % 2 === 0 ? 3 : 0) };
+  const { client, upstream, counters, ended } = await relayed({ gate });
+  // While one direction's chunk waits for the gate, the other direction's reads reuse the buffer.
+  const up = randomBytes(4 << 20);
+  const down = randomBytes(4 << 20);
+  const atUpstream = drain(upstream);
+  const atClient = drain(client);
+  client.end(up);
+  upstream.end(down);
+  assert.equal((await atUpstream).digest, sha256(up));
+  assert.equal((await atClient).digest, sha256(down));
+  assert.ok(calls > 4, 'the gate saw the chunks');
+  await ended;
+  assert.deepEqual(counters, { bytesFromClient: up.length, bytesToClient: down.length });
+});
+
+test('a half-close is passed on, and the other direction goes on until it closes too', async () => {
+  const { client, upstream, ended } = await relayed();
+  const upstreamEnded = once(upstream, 'end');
+  upstream.resume();
+  client.end('last words');
+  await upstreamEnded;
+  // The client has finished sending; it still receives.
+  const atClient = drain(client);
+  upstream.end('the reply after the client finished');
+  assert.equal((await atClient).length, 'the reply after the client finished'.length);
+  await ended;
+});
+
+test('bytes the client sent before the relay started are relayed first, then bulk data after them', async () => {
+  const { client, upstream } = await relayed({
+    beforeRelay: async (proxyClient, client) => {
+      // Read by the proxy's socket but not consumed: they sit in its buffer when the relay starts.
+      proxyClient.resume();
+      proxyClient.pause();
+      client.write('early ');
+      for (let i = 0; i < 200 && proxyClient.readableLength === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.equal(proxyClient.readableLength, 'early '.length);
+    },
+  });
+  const bulk = randomBytes(2 << 20);
+  const received = drain(upstream);
+  client.end(bulk);
+  assert.equal((await received).digest, sha256(Buffer.concat([Buffer.from('early '), bulk])));
+  upstream.end();
+});
