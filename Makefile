@@ -31,7 +31,7 @@ typecheck: deps
 	tsc -p tsconfig.json
 
 run: deps
-	node src/cli/main.ts proxy --listen 127.0.0.1:1080 --policy-file examples/policy.yaml
+	scripts/socks4-fleet proxy --listen 127.0.0.1:1080 --policy-file examples/policy.yaml
 
 # kube-apiserver, etcd, kubectl, helm and the helm-unittest plugin, built from their pinned Go
 # modules into bin/ (minutes the first time, under a second once built).

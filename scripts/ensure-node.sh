@@ -9,7 +9,7 @@ dest="$root/.tools/node-$NODE_VERSION"
 unset NODE_EXTRA_CA_CERTS
 
 if command -v node >/dev/null 2>&1; then
-  major=$(node -p 'process.versions.node.split(".")[0]')
+  major=$(NODE_OPTIONS= node -p 'process.versions.node.split(".")[0]')
   if [ "$major" -ge 22 ]; then dirname "$(command -v node)"; exit 0; fi
 fi
 if [ -x "$dest/bin/node" ]; then echo "$dest/bin"; exit 0; fi

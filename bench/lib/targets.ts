@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { runLoadgen, type LoadgenTarget } from './loadgen.ts';
-import { benchRoot, childEnv, cliPath, repoRoot } from './paths.ts';
+import { benchRoot, childEnv, cliPath, launcherPath, repoRoot } from './paths.ts';
 import { canConnect, freePort, httpStatus, spawnManaged, waitUntil, type Managed } from './processes.ts';
 
 const run = promisify(execFile);
@@ -113,9 +113,12 @@ export interface FleetOptions {
 async function startFleetProxy(args: readonly string[], env: Record<string, string>, options: FleetOptions): Promise<FleetProcess> {
   const port = await freePort();
   const opsPort = await freePort();
-  const managed = spawnManaged(process.execPath, [
-    ...(options.nodeFlags ?? []), cliPath, 'proxy', '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--log-level', 'warn', ...args,
-  ], { cwd: repoRoot, env: childEnv(env) });
+  // Started as users start it, through the launcher and the Node flags it sets (it execs Node, so
+  // the pid measured is the proxy's). Profiling flags go in NODE_OPTIONS.
+  const nodeOptions: Record<string, string> = options.nodeFlags === undefined ? {} : { NODE_OPTIONS: options.nodeFlags.join(' ') };
+  const managed = spawnManaged(launcherPath, [
+    'proxy', '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--log-level', 'warn', ...args,
+  ], { cwd: repoRoot, env: childEnv({ ...env, ...nodeOptions }) });
   // Ready means listening and holding a rules snapshot (/readyz), in every mode.
   await waitUntil('socks4-fleet proxy', managed, async () => (await httpStatus(opsPort, '/readyz')) === 200);
   return { managed, port };

@@ -108,6 +108,14 @@ describe('Dockerfile', () => {
     assert.ok(runtime.lines.includes('ENTRYPOINT ["node", "/app/src/cli/main.ts"]'));
   });
 
+  test('runs Node with the V8 flags of the launcher a checkout runs (scripts/socks4-fleet)', () => {
+    const launcher = readFileSync(path.join(repoRoot, 'scripts', 'socks4-fleet'), 'utf8');
+    const flags = /^node_flags=\(([^)]*)\)$/m.exec(launcher)?.[1]?.trim().split(/\s+/);
+    assert.ok(flags !== undefined && flags.length > 0, 'the launcher declares node_flags=(...)');
+    const env = runtime.lines.filter((line) => /^ENV\s+NODE_OPTIONS=/.test(line)).at(-1);
+    assert.deepEqual(env?.replace(/^ENV\s+NODE_OPTIONS=/, '').replace(/^"|"$/g, '').split(/\s+/), flags);
+  });
+
   test('copies every module the CLI can load (proxy and operator), and package.json it reads', () => {
     const roots = copied.map((item) => path.join(repoRoot, item));
     const { files } = importClosure(path.join(repoRoot, 'src/cli/main.ts'));
