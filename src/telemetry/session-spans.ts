@@ -132,7 +132,10 @@ export function subscribeSessionSpans(tracer: Tracer, options: SessionSpanOption
       { kind: SpanKind.SERVER, startTime: millisToHrTime(s.startedAt + offset) },
       ROOT_CONTEXT,
     );
-    if (span.isRecording()) open.set(s, { span, offset, replied: false, established: false, endedAt: null });
+    if (!span.isRecording()) return;
+    // Asked now, while the client's socket is open (the session reads it on first use).
+    span.setAttributes({ [ATTR_SERVER_ADDRESS]: s.localAddress, [ATTR_SERVER_PORT]: s.localPort });
+    open.set(s, { span, offset, replied: false, established: false, endedAt: null });
   };
 
   const onPhase = (message: unknown): void => {
@@ -199,8 +202,6 @@ function sessionAttributes(s: SessionInfo, redactUserIds: boolean): Attributes {
   const attributes: Attributes = {
     [ATTR_CLIENT_ADDRESS]: s.clientAddress,
     [ATTR_CLIENT_PORT]: s.clientPort,
-    [ATTR_SERVER_ADDRESS]: s.localAddress,
-    [ATTR_SERVER_PORT]: s.localPort,
     [ATTR_NETWORK_TRANSPORT]: 'tcp',
     [SocksAttr.SessionId]: s.id,
     [SocksAttr.BytesFromClient]: s.bytesFromClient,
