@@ -18,7 +18,7 @@ Watches Socks4Policy resources (socks4-fleet.io/v1alpha1), validates and compile
 proxy's own code, and publishes all of them as one rules snapshot to Redis, where every proxy pod
 picks it up. Each policy gets a Ready condition; one that fails validation is reported
 (Ready=False, reason InvalidSpec, and an Event) and never blocks the others. Replicas elect a
-leader through a Lease; only the leader publishes.
+leader through a Lease; only the leader publishes. A single replica may turn election off.
 
 Kubernetes:
   --kubeconfig FILE         credentials (default: $KUBECONFIG, ~/.kube/config, or in-cluster)
@@ -27,6 +27,8 @@ Kubernetes:
   --resync D                re-check every policy and the snapshot this often (default ${DEFAULT_RESYNC_MS / 60_000}m; 0 = off)
 
 Leader election:
+  --no-leader-elect         for exactly one replica: lead from the start and never touch a Lease
+                            (no Lease RBAC needed); two at once would both publish (default: elect)
   --lease-namespace NS      namespace of the Lease (default: $POD_NAMESPACE, else the kubeconfig's)
   --lease-name NAME         (default socks4-fleet-operator)
   --identity ID             this replica's name in the Lease (default: $POD_NAME or host-pid)
@@ -51,6 +53,7 @@ const options = {
   namespaces: { type: 'string' },
   workers: { type: 'string', default: String(DEFAULT_WORKERS) },
   resync: { type: 'string', default: `${DEFAULT_RESYNC_MS / 60_000}m` },
+  'leader-elect': { type: 'boolean', default: true },
   'lease-namespace': { type: 'string' },
   'lease-name': { type: 'string', default: 'socks4-fleet-operator' },
   identity: { type: 'string' },
@@ -74,7 +77,8 @@ function parseNamespaces(text: string | undefined): string[] | null {
 }
 
 export async function runOperator(argv: string[], io: CliIO, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+  // allowNegative: --no-leader-elect turns off what defaults to on.
+  const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false, allowNegative: true });
   if (values.help) {
     io.stdout(operatorHelp);
     return 0;
@@ -105,6 +109,7 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
     return 1;
   }
   const contextNamespace = kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace;
+  const leaderElect = values['leader-elect'];
   const identity = values.identity ?? `${env.POD_NAME ?? hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 
   const logger = createLogger({ level: values['log-level'] });
@@ -117,14 +122,14 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
       redis: connection,
       prefix,
       namespaces,
-      lease: {
+      identity,
+      lease: leaderElect ? {
         namespace: values['lease-namespace'] ?? env.POD_NAMESPACE ?? contextNamespace ?? 'default',
         name: values['lease-name'],
-        identity,
         leaseDurationMs,
         renewDeadlineMs,
         retryPeriodMs,
-      },
+      } : null,
       workers,
       resyncMs,
       ops,
@@ -138,7 +143,7 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
   }
   const opsAddress = operator.opsAddress === null ? null : `${operator.opsAddress.address}:${operator.opsAddress.port}`;
   logger.info({
-    identity, namespaces: namespaces ?? 'all', redis: redactRedisUrl(connection.url), prefix, ops: opsAddress,
+    identity, leaderElection: leaderElect, namespaces: namespaces ?? 'all', redis: redactRedisUrl(connection.url), prefix, ops: opsAddress,
   }, 'socks4-fleet operator started');
 
   await new Promise<void>((resolve) => {

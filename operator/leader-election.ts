@@ -5,7 +5,8 @@
 // - the leader renews every retryPeriod and stops acting as leader when it could not renew for
 //   renewDeadline (< leaseDuration), before anyone else may take over;
 // - writes carry the resourceVersion read, so of two candidates racing, one gets 409 Conflict.
-// decideLease is pure; LeaderElector is the loop around a LeaseClient.
+// decideLease is pure; LeaderElector is the loop around a LeaseClient. SoleLeader stands in for
+// it when election is off (`--no-leader-elect`): one instance that leads from start to stop.
 import type { Scheduler } from './queue.ts';
 import { realScheduler } from './queue.ts';
 
@@ -63,7 +64,15 @@ export interface LeaderElectorOptions {
   readonly scheduler?: Scheduler;
 }
 
-export class LeaderElector {
+/** What the operator asks of its leadership, elected or not. */
+export interface Leadership {
+  readonly identity: string;
+  isLeader(): boolean;
+  start(): void;
+  stop(options?: { release?: boolean }): Promise<void>;
+}
+
+export class LeaderElector implements Leadership {
   readonly #options: LeaderElectorOptions;
   readonly #scheduler: Scheduler;
   #leading = false;
@@ -170,5 +179,47 @@ export class LeaderElector {
     this.#leading = leading;
     if (leading) this.#options.onStartedLeading();
     else this.#options.onStoppedLeading();
+  }
+}
+
+export interface SoleLeaderOptions {
+  readonly identity: string;
+  readonly onStartedLeading: () => void;
+  readonly onStoppedLeading: () => void;
+}
+
+/**
+ * Leadership without election: the only instance leads from start() until stop() and never reads
+ * or writes a Lease, so it needs no Lease permissions. Safe only while nothing else publishes
+ * the same fleet: the chart runs it with one replica and the Recreate strategy.
+ */
+export class SoleLeader implements Leadership {
+  readonly #options: SoleLeaderOptions;
+  #leading = false;
+  #stopped = false;
+
+  constructor(options: SoleLeaderOptions) {
+    this.#options = options;
+  }
+
+  get identity(): string {
+    return this.#options.identity;
+  }
+
+  isLeader(): boolean {
+    return this.#leading;
+  }
+
+  start(): void {
+    if (this.#leading || this.#stopped) return;
+    this.#leading = true;
+    this.#options.onStartedLeading();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (!this.#leading) return;
+    this.#leading = false;
+    this.#options.onStoppedLeading();
   }
 }

@@ -1,8 +1,8 @@
 // `socks4-fleet operator` assembled: the policy informer (always running, so a standby's cache
-// is warm), Lease leader election, and while leading one Controller term that reconciles and
-// publishes. Publishing uses publishSnapshot, the code path `policy push` uses. Nothing is
-// published before the informer has listed every watched scope: an empty cache must never
-// become an empty snapshot.
+// is warm), Lease leader election (or, with it off, one instance that leads from the start), and
+// while leading one Controller term that reconciles and publishes. Publishing uses
+// publishSnapshot, the code path `policy push` uses. Nothing is published before the informer has
+// listed every watched scope: an empty cache must never become an empty snapshot.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -13,7 +13,7 @@ import { publishSnapshot } from '../src/redis/publish.ts';
 import { parseSnapshotDocument } from '../src/redis/snapshot-document.ts';
 import { Controller } from './controller.ts';
 import { createLeaseClient, createPolicyApi, describeApiError, shareConnections } from './kube-api.ts';
-import { LeaderElector } from './leader-election.ts';
+import { LeaderElector, SoleLeader, type Leadership } from './leader-election.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
 import { PolicyInformer } from './policy-informer.ts';
 import type { WorkQueueOptions } from './queue.ts';
@@ -22,7 +22,6 @@ import { entriesFromSnapshot, type PublishedSnapshot } from './reconcile.ts';
 export interface LeaseOptions {
   readonly namespace: string;
   readonly name: string;
-  readonly identity: string;
   readonly leaseDurationMs: number;
   readonly renewDeadlineMs: number;
   readonly retryPeriodMs: number;
@@ -34,7 +33,13 @@ export interface OperatorOptions {
   readonly prefix: string;
   /** null watches every namespace. */
   readonly namespaces: readonly string[] | null;
-  readonly lease: LeaseOptions;
+  /** This instance's name: in the Lease, in the snapshots it publishes, on its API requests. */
+  readonly identity: string;
+  /**
+   * null turns leader election off: this instance publishes from the start and never touches a
+   * Lease. Only for a single instance: two of them would both publish.
+   */
+  readonly lease: LeaseOptions | null;
   readonly workers?: number;
   /** Re-queue every policy and the snapshot this often (0 = never). */
   readonly resyncMs?: number;
@@ -64,10 +69,10 @@ export const DEFAULT_RESYNC_MS = 5 * 60_000;
 const REDIS_COMMAND_TIMEOUT_MS = 5_000;
 
 export async function startOperator(options: OperatorOptions): Promise<Operator> {
-  const { kubeConfig, logger, lease } = options;
+  const { kubeConfig, logger, lease, identity } = options;
   const connections = shareConnections(kubeConfig);
   const redis = createRedisClient({ commandTimeoutMs: REDIS_COMMAND_TIMEOUT_MS, ...options.redis, connectionName: 'socks4-fleet-operator' });
-  const api = createPolicyApi(kubeConfig, { component: 'socks4-fleet-operator', instance: lease.identity });
+  const api = createPolicyApi(kubeConfig, { component: 'socks4-fleet-operator', instance: identity });
   let controller: Controller | null = null;
   let stopping = false;
 
@@ -83,22 +88,25 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
     ...(options.informerRestartBaseMs === undefined ? {} : { restartBaseMs: options.informerRestartBaseMs }),
   });
 
-  const elector: LeaderElector = new LeaderElector({
-    client: createLeaseClient(kubeConfig, lease.namespace, lease.name),
-    identity: lease.identity,
-    leaseDurationMs: lease.leaseDurationMs,
-    renewDeadlineMs: lease.renewDeadlineMs,
-    retryPeriodMs: lease.retryPeriodMs,
+  const leadership = {
+    identity,
     onStartedLeading: () => {
-      logger.info({ identity: lease.identity, lease: `${lease.namespace}/${lease.name}` }, 'became leader');
+      logger.info({ identity, lease: lease === null ? 'off' : `${lease.namespace}/${lease.name}` }, 'became leader');
       void beginTerm();
     },
     onStoppedLeading: () => {
-      logger.info({ identity: lease.identity }, 'no longer leader; stopped publishing');
+      logger.info({ identity }, 'no longer leader; stopped publishing');
       const ending = controller;
       controller = null;
       void ending?.stop();
     },
+  };
+  const elector: Leadership = lease === null ? new SoleLeader(leadership) : new LeaderElector({
+    ...leadership,
+    client: createLeaseClient(kubeConfig, lease.namespace, lease.name),
+    leaseDurationMs: lease.leaseDurationMs,
+    renewDeadlineMs: lease.renewDeadlineMs,
+    retryPeriodMs: lease.retryPeriodMs,
     onError: (error) => logger.debug({ err: describeApiError(error) }, 'lease update failed'),
   });
 
@@ -117,7 +125,7 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
       publish: (policies, meta) => publishSnapshot(redis, options.prefix, policies, meta),
       readPublished: () => readPublishedSnapshot(redis, options.prefix, logger),
       isLeader: () => elector.isLeader(),
-      identity: lease.identity,
+      identity,
       workers: options.workers ?? DEFAULT_WORKERS,
       logger,
       metrics,
@@ -144,7 +152,7 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
   }
 
   return {
-    identity: lease.identity,
+    identity,
     opsAddress: ops?.address ?? null,
     metrics,
     isLeader: () => elector.isLeader(),

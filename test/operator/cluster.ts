@@ -35,9 +35,10 @@ export interface TestCluster {
 /**
  * `watchNamespaces` grants the operator's ClusterRole only in those namespaces (RoleBindings,
  * created with the namespaces), as the chart does for `operator.watchNamespaces`; without it the
- * grant is cluster-wide (ClusterRoleBinding).
+ * grant is cluster-wide (ClusterRoleBinding). `leaseRole: false` grants no Lease rights at all,
+ * as the chart does with leader election off.
  */
-export async function startTestCluster(options: { watchNamespaces?: readonly string[] } = {}): Promise<TestCluster> {
+export async function startTestCluster(options: { watchNamespaces?: readonly string[]; leaseRole?: boolean } = {}): Promise<TestCluster> {
   const plane = await startKubeControlPlane({ extraTokens: [OPERATOR_USER] });
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
@@ -50,7 +51,11 @@ export async function startTestCluster(options: { watchNamespaces?: readonly str
   try {
     await kubectl('apply', '-f', CRD_PATH, '-f', CLUSTER_ROLE_PATH);
     await kubectl('create', 'namespace', OPERATOR_NAMESPACE);
-    await kubectl('apply', '-n', OPERATOR_NAMESPACE, '-f', LEASE_ROLE_PATH);
+    if (options.leaseRole !== false) {
+      await kubectl('apply', '-n', OPERATOR_NAMESPACE, '-f', LEASE_ROLE_PATH);
+      await kubectl('create', 'rolebinding', 'socks4-fleet-operator-leader-election', '-n', OPERATOR_NAMESPACE,
+        '--role=socks4-fleet-operator-leader-election', `--user=${OPERATOR_USER.user}`);
+    }
     if (options.watchNamespaces === undefined) {
       await kubectl('create', 'clusterrolebinding', 'socks4-fleet-operator', '--clusterrole=socks4-fleet-operator', `--user=${OPERATOR_USER.user}`);
     }
@@ -58,8 +63,6 @@ export async function startTestCluster(options: { watchNamespaces?: readonly str
       await kubectl('create', 'namespace', ns);
       await kubectl('create', 'rolebinding', 'socks4-fleet-operator', '-n', ns, '--clusterrole=socks4-fleet-operator', `--user=${OPERATOR_USER.user}`);
     }
-    await kubectl('create', 'rolebinding', 'socks4-fleet-operator-leader-election', '-n', OPERATOR_NAMESPACE,
-      '--role=socks4-fleet-operator-leader-election', `--user=${OPERATOR_USER.user}`);
     await kubectl('wait', '--for=condition=Established', '--timeout=30s', 'crd/socks4policies.socks4-fleet.io');
   } catch (error) {
     await plane.stop();

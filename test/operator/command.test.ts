@@ -26,7 +26,7 @@ test('the top-level help lists the operator command', async () => {
 test('operator --help documents every flag group and exits 0', async () => {
   const { code, out } = await run('operator', '--help');
   assert.equal(code, 0);
-  for (const flag of ['--kubeconfig', '--namespaces', '--lease-duration', '--renew-deadline', '--retry-period', '--ops-listen', '--resync', '--workers', '--redis-url', '--redis-prefix']) {
+  for (const flag of ['--kubeconfig', '--namespaces', '--no-leader-elect', '--lease-duration', '--renew-deadline', '--retry-period', '--ops-listen', '--resync', '--workers', '--redis-url', '--redis-prefix']) {
     assert.ok(out.includes(flag), flag);
   }
 });
@@ -37,6 +37,8 @@ const usageErrors: [string, string[], RegExp][] = [
   ['a bad namespace', ['--redis-url', 'redis://127.0.0.1:1', '--namespaces', 'ok,Not_OK'], /--namespaces: "Not_OK" is not a namespace name/],
   ['a lease that is not whole seconds', ['--redis-url', 'redis://127.0.0.1:1', '--lease-duration', '1500ms'], /whole seconds/],
   ['a renew deadline not below the lease', ['--redis-url', 'redis://127.0.0.1:1', '--renew-deadline', '15s'], /--retry-period < --renew-deadline < --lease-duration/],
+  // Refused, never read as "on": the off form is --no-leader-elect.
+  ['a value on --leader-elect', ['--redis-url', 'redis://127.0.0.1:1', '--leader-elect=false'], /Option '--leader-elect' does not take an argument/],
   ['a bad duration', ['--redis-url', 'redis://127.0.0.1:1', '--resync', 'soon'], /--resync: "soon" is not a duration/],
   ['zero workers', ['--redis-url', 'redis://127.0.0.1:1', '--workers', '0'], /--workers/],
 ];
@@ -54,6 +56,14 @@ test('operator with a kubeconfig that cannot be read exits 1 and names the file'
   const { code, err } = await run('operator', '--redis-url', 'redis://127.0.0.1:1', '--kubeconfig', '/nonexistent/kubeconfig');
   assert.equal(code, 1);
   assert.match(err, /cannot load Kubernetes credentials from \/nonexistent\/kubeconfig/);
+});
+
+test('--no-leader-elect and --leader-elect parse: the operator goes on to load its credentials', async () => {
+  for (const flag of ['--no-leader-elect', '--leader-elect']) {
+    const { code, err } = await run('operator', '--redis-url', 'redis://127.0.0.1:1', flag, '--kubeconfig', '/nonexistent/kubeconfig');
+    assert.equal(code, 1, `${flag}: ${err}`);
+    assert.match(err, /cannot load Kubernetes credentials/);
+  }
 });
 
 test('an operator that cannot open its ops port exits 1 and leaves nothing running', async () => {
