@@ -122,7 +122,7 @@ describe('the operator\'s own RBAC rules and CRD, as rendered', () => {
   test('the Lease Role carries deploy/rbac/operator-leader-election-role.yaml, for this release\'s Lease', async () => {
     const expected = readYaml('deploy/rbac/operator-leader-election-role.yaml') as { rules: { resourceNames?: string[] }[] };
     const renamed = expected.rules.map((rule) => (rule.resourceNames ? { ...rule, resourceNames: ['r1-socks4-fleet-operator'] } : rule));
-    const docs = await render('templates/operator/rbac.yaml');
+    const docs = await render('templates/operator/rbac.yaml', 'operator.replicas=2');
     assert.deepEqual(docs.find((doc) => doc.kind === 'Role')?.rules, renamed);
   });
 

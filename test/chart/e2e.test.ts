@@ -93,12 +93,14 @@ after(async () => {
 
 describe('the chart on a real API server', () => {
   test('every rendered object passes strict server-side validation', async () => {
-    for (const values of ['e2e.values.yaml', 'all-features.values.yaml']) {
-      const rendered = await mustRun('helm', ['template', RELEASE, chartDir, '-n', NS, '-f', path.join(fixtures, values)], { env: helmEnv(home) });
+    // The defaults too: one operator replica, without leader election (Recreate, no Lease Role).
+    for (const values of [null, 'e2e.values.yaml', 'all-features.values.yaml']) {
+      const valuesArgs = values === null ? [] : ['-f', path.join(fixtures, values)];
+      const rendered = await mustRun('helm', ['template', RELEASE, chartDir, '-n', NS, ...valuesArgs], { env: helmEnv(home) });
       // The bare API server has no ServiceMonitor API (its absence is tested below); the test
       // Pod needs the release's ServiceAccount to exist (it is admitted after the install).
       const objects = parseManifest(rendered).filter((doc) => doc.kind !== 'ServiceMonitor' && doc.kind !== 'Pod');
-      const file = path.join(home, `render-${values}.json`);
+      const file = path.join(home, `render-${values ?? 'defaults'}.json`);
       writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
       const out = await kubectl('create', '--dry-run=server', '--validate=strict', '-f', file, '-o', 'name');
       assert.equal(out.trim().split('\n').length, objects.length, out);

@@ -95,6 +95,17 @@ app.kubernetes.io/component: {{ .component }}
 {{ include "socks4-fleet.operatorName" . }}
 {{- end }}
 
+{{/* "true" when the operator elects a leader through its Lease, else empty. `auto` elects exactly
+when more than one replica runs; without election every replica publishes, so false allows one. */}}
+{{- define "socks4-fleet.leaderElection" -}}
+{{- $enabled := toString .Values.operator.leaderElection.enabled }}
+{{- $replicas := int64 .Values.operator.replicas }}
+{{- if and (eq $enabled "false") (gt $replicas 1) }}
+{{- fail "operator.leaderElection.enabled=false runs a single operator (without election every replica publishes): set operator.replicas to 1, or leaderElection.enabled to auto or true" }}
+{{- end }}
+{{- if or (eq $enabled "true") (and (eq $enabled "auto") (gt $replicas 1)) }}true{{ end }}
+{{- end }}
+
 {{/* An IntOrString value: numbers as integers (values arrive as floats), percentages quoted. */}}
 {{- define "socks4-fleet.intOrPercent" -}}
 {{- if kindIs "string" . }}{{ quote . }}{{ else }}{{ int64 . }}{{ end }}
