@@ -12,7 +12,7 @@ import { DEFAULT_RESYNC_MS, DEFAULT_WORKERS, startOperator, type Operator } from
 /** service.name of the operator's traces (unless OTEL_SERVICE_NAME says otherwise). */
 export const OPERATOR_SERVICE_NAME = 'socks4-fleet-operator';
 
-export const operatorHelp = `Usage: socks4-fleet operator --redis-url URL [options]
+export const operatorHelp = `Usage: socks4-fleet operator (--redis-url URL | env REDIS_URL) [options]
 
 Watches Socks4Policy resources (socks4-fleet.io/v1alpha1), validates and compiles them with the
 proxy's own code, and publishes all of them as one rules snapshot to Redis, where every proxy pod

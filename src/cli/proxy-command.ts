@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { createMemoryLimiter } from '../limits/memory-limiter.ts';
 import type { Limiter } from '../limits/types.ts';
 import { startOpsServer } from '../ops/ops-server.ts';
+import { findRedisUrl } from '../redis/cli-options.ts';
 import { FileRuleSource } from '../rules/file-source.ts';
 import type { RuleSource } from '../rules/types.ts';
 import { createProxyServer, localAddresses } from '../server/proxy-server.ts';
@@ -15,13 +16,14 @@ import { startTracing } from '../telemetry/tracing.ts';
 import { parseCount, parseDuration, parseHostPort, UsageError, type CliIO } from './args.ts';
 import { openRedisMode, redisModeHelp, redisModeOptions } from './redis-mode.ts';
 
-export const proxyHelp = `Usage: socks4-fleet proxy --listen HOST:PORT (--policy-file FILE | --redis-url URL) [options]
+export const proxyHelp = `Usage: socks4-fleet proxy --listen HOST:PORT (--policy-file FILE | --redis-url URL | env REDIS_URL) [options]
 
 Serves SOCKS4 and SOCKS4a (CONNECT and BIND).
 
 Rules:
   --policy-file FILE        Socks4Policy YAML (multi-document); reloaded when it changes
-  --redis-url URL           shared rules and fleet-wide limits from Redis (see below)
+  --redis-url URL           shared rules and fleet-wide limits from Redis (see below); without
+                            --policy-file, env REDIS_URL does the same (and is ignored with it)
 
 Listeners:
   --listen HOST:PORT        SOCKS listener (default 127.0.0.1:1080)
@@ -73,15 +75,20 @@ const options = {
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
-export async function runProxy(argv: string[], io: CliIO): Promise<number> {
+export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   if (values.help) {
     io.stdout(proxyHelp);
     return 0;
   }
   const file = values['policy-file'];
-  if ((file === undefined) === (values['redis-url'] === undefined)) {
-    throw new UsageError('give exactly one of --policy-file FILE or --redis-url URL');
+  if (file !== undefined && values['redis-url'] !== undefined) {
+    throw new UsageError('give one of --policy-file FILE or --redis-url URL, not both');
+  }
+  // --policy-file always means file mode: a REDIS_URL left in someone's shell must neither switch
+  // modes nor make a policy file fail. Only without it does the variable choose fleet mode.
+  if (file === undefined && findRedisUrl(values, env) === null) {
+    throw new UsageError('give --policy-file FILE, or --redis-url URL (or env REDIS_URL) for fleet mode');
   }
   const listen = parseHostPort('listen', values.listen);
   const ops = parseHostPort('ops-listen', values['ops-listen']);
@@ -102,7 +109,7 @@ export async function runProxy(argv: string[], io: CliIO): Promise<number> {
   const logger = createLogger({ level: values['log-level'] });
   const unsubscribeLogs = logEvents(logger, { redactUserIds: values['redact-userids'] });
   // Fleet mode shares rules and limits through Redis; the limiter's close() also closes the connection.
-  const fleet = values['redis-url'] === undefined ? null : openRedisMode(values);
+  const fleet = file === undefined ? openRedisMode(values, env) : null;
   const rules: RuleSource = fleet?.rules ?? new FileRuleSource(file as string);
   rules.on('error', () => {}); // reported through the snapshot:error channel
   const limiter: Limiter = fleet?.limiter ?? createMemoryLimiter();

@@ -1,8 +1,9 @@
-// `socks4-fleet policy push FILE --redis-url URL`: validates a policy file exactly as the proxy
-// loads it and publishes it as the fleet's rules snapshot with publishSnapshot, the same function
-// the operator calls. Every pod picks it up on the change notice. With OTEL_* set, the publish is
-// a PRODUCER span whose traceparent rides in the snapshot: each pod's "snapshot enforce" span
-// links to it, so one trace search shows the push and every pod that enforced it.
+// `socks4-fleet policy push FILE --redis-url URL` (or env REDIS_URL): validates a policy file
+// exactly as the proxy loads it and publishes it as the fleet's rules snapshot with
+// publishSnapshot, the same function the operator calls. Every pod picks it up on the change
+// notice. With OTEL_* set, the publish is a PRODUCER span whose traceparent rides in the
+// snapshot: each pod's "snapshot enforce" span links to it, so one trace search shows the push
+// and every pod that enforced it.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
@@ -24,7 +25,7 @@ export const PUSH_SPAN_NAME = 'socks4 policy push';
 /** false when the pushed rules were already current (no pod reloads, nothing links here). */
 export const ATTR_SNAPSHOT_CHANGED = 'socks4.snapshot.changed';
 
-export const pushHelp = `Usage: socks4-fleet policy push FILE --redis-url URL [options]
+export const pushHelp = `Usage: socks4-fleet policy push FILE (--redis-url URL | env REDIS_URL) [options]
 
 Validates FILE (Socks4Policy, multi-document YAML) like "policy validate", then publishes it as
 the fleet's rules: an immutable snapshot, the current-version pointer moved atomically, and a
@@ -49,7 +50,7 @@ const options = {
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
-export async function runPolicyPush(argv: string[], io: CliIO): Promise<number> {
+export async function runPolicyPush(argv: string[], io: CliIO, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
   if (values.help) {
     io.stdout(pushHelp);
@@ -57,7 +58,7 @@ export async function runPolicyPush(argv: string[], io: CliIO): Promise<number> 
   }
   if (positionals.length !== 1) throw new UsageError(`expected one policy FILE, got ${positionals.length}`);
   const file = positionals[0] as string;
-  const { connection, prefix } = readRedisFlags(values);
+  const { connection, prefix } = readRedisFlags(values, env);
   const timeoutMs = parseDuration('timeout', values.timeout);
 
   let text: string;

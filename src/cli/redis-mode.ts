@@ -1,5 +1,6 @@
-// The `proxy` flags of fleet mode (--redis-url ...) and their translation into a RedisFleet, kept
-// out of proxy-command.ts so that file only chooses between the file and the Redis mode.
+// The `proxy` flags of fleet mode (--redis-url or env REDIS_URL, ...) and their translation into
+// a RedisFleet, kept out of proxy-command.ts so that file only chooses between the file and the
+// Redis mode.
 import { redisFlagOptions, redisFlagsHelp, readRedisFlags, type RedisFlagValues } from '../redis/cli-options.ts';
 import { openRedisFleet, type RedisFleet } from '../redis/fleet.ts';
 import { parseDuration, UsageError } from './args.ts';
@@ -12,7 +13,7 @@ export const redisModeOptions = {
 } as const;
 
 export const redisModeHelp = `${redisFlagsHelp}
-Fleet mode (with --redis-url):
+Fleet mode (--redis-url or REDIS_URL, without --policy-file):
   --limits-fail-mode M      open|closed: while Redis is unusable, admit within per-pod local
                             limits (open, default) or refuse with 91 (closed)
   --rules-refresh D         re-read the rules pointer this often besides notices (default 15s)
@@ -26,8 +27,8 @@ export interface RedisModeValues extends RedisFlagValues {
   readonly 'lease-ttl'?: string | undefined;
 }
 
-export function openRedisMode(values: RedisModeValues): RedisFleet {
-  const { connection, prefix } = readRedisFlags(values);
+export function openRedisMode(values: RedisModeValues, env: NodeJS.ProcessEnv = process.env): RedisFleet {
+  const { connection, prefix } = readRedisFlags(values, env);
   const failMode = values['limits-fail-mode'] ?? 'open';
   if (failMode !== 'open' && failMode !== 'closed') throw new UsageError(`--limits-fail-mode: "${failMode}" is not open or closed`);
   const refreshIntervalMs = parseDuration('rules-refresh', values['rules-refresh'] ?? '15s');

@@ -1,5 +1,6 @@
-// The Redis connection flags `proxy` and `policy push` share, and their translation into
-// connection options. Secrets may come from the environment so they stay out of process lists.
+// The Redis connection flags `proxy`, `policy push` and `operator` share, and their translation
+// into connection options. The URL and the secrets may come from the environment so they stay out
+// of process lists.
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../cli/args.ts';
 import type { RedisConnectionOptions } from './connection.ts';
@@ -18,7 +19,8 @@ export const redisFlagOptions = {
 } as const;
 
 export const redisFlagsHelp = `Redis connection:
-  --redis-url URL           redis://[user:pass@]host:port[/db], or rediss:// for TLS
+  --redis-url URL           redis://[user:pass@]host:port[/db], or rediss:// for TLS; or env
+                            REDIS_URL, which keeps credentials out of the process list
   --redis-prefix P          key prefix of this fleet (default ${DEFAULT_PREFIX})
   --redis-username NAME     ACL user (overrides the URL's)
   --redis-password PASS     password (overrides the URL's; prefer env REDIS_PASSWORD)
@@ -48,17 +50,35 @@ function parseAddressList(flag: string, text: string): { host: string; port: num
   });
 }
 
-/** Flags (+ env REDIS_PASSWORD, REDIS_USERNAME) → connection options and prefix; throws UsageError. */
+/** The Redis URL and where it came from, for messages that name the source. */
+export interface RedisUrlSetting {
+  readonly url: string;
+  readonly from: '--redis-url' | 'REDIS_URL';
+}
+
+/**
+ * --redis-url, else env REDIS_URL; null with neither. An empty REDIS_URL counts as unset: a blank
+ * variable configures nothing.
+ */
+export function findRedisUrl(values: RedisFlagValues, env: NodeJS.ProcessEnv = process.env): RedisUrlSetting | null {
+  const flag = values['redis-url'];
+  if (flag !== undefined) return { url: flag, from: '--redis-url' };
+  const fromEnv = env.REDIS_URL;
+  return fromEnv === undefined || fromEnv === '' ? null : { url: fromEnv, from: 'REDIS_URL' };
+}
+
+/** Flags (+ env REDIS_URL, REDIS_PASSWORD, REDIS_USERNAME) → connection options and prefix; throws UsageError. */
 export function readRedisFlags(
   values: RedisFlagValues,
   env: NodeJS.ProcessEnv = process.env,
 ): { connection: RedisConnectionOptions; prefix: string } {
-  const url = values['redis-url'];
-  if (url === undefined) throw new UsageError('--redis-url is required');
+  const setting = findRedisUrl(values, env);
+  if (setting === null) throw new UsageError('--redis-url URL (or env REDIS_URL) is required');
+  const { url, from } = setting;
   try {
     parseRedisUrl(url);
   } catch (error) {
-    throw new UsageError(`--redis-url: ${(error as Error).message}`);
+    throw new UsageError(`${from}: ${(error as Error).message}`);
   }
   const prefix = values['redis-prefix'] ?? DEFAULT_PREFIX;
   const problem = checkPrefix(prefix);

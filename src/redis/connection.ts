@@ -48,7 +48,8 @@ export function parseRedisUrl(text: string): ParsedRedisUrl {
   try {
     url = new URL(text);
   } catch {
-    throw new Error(`"${text}" is not a URL (expected redis://host:port or rediss://host:port)`);
+    // Not echoed: the text may carry a password (a mistyped REDIS_URL would land in logs).
+    throw new Error('not a URL (expected redis://host:port or rediss://host:port)');
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
     throw new Error(`"${url.protocol}" is not a Redis URL scheme (use redis:// or rediss://)`);

@@ -80,8 +80,8 @@ export function startCli(args: string[], extraEnv: Record<string, string> = {}):
 }
 
 /** Runs the CLI to completion. */
-export async function runCli(args: string[]): Promise<{ code: number | null; output: string }> {
-  const cli = startCli(args);
+export async function runCli(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
+  const cli = startCli(args, extraEnv);
   const code = await cli.exited;
   return { code, output: cli.output() };
 }

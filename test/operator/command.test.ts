@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { main } from '../../src/cli/main.ts';
 import type { CliIO } from '../../src/cli/args.ts';
-import { startCli } from '../helpers/spawn.ts';
+import { runCli, startCli } from '../helpers/spawn.ts';
+
+// main() reads process.env: these cases describe the CLI with no REDIS_URL in its environment.
+delete process.env.REDIS_URL;
 
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -29,10 +32,11 @@ test('operator --help documents every flag group and exits 0', async () => {
   for (const flag of ['--kubeconfig', '--namespaces', '--no-leader-elect', '--lease-duration', '--renew-deadline', '--retry-period', '--ops-listen', '--resync', '--workers', '--redis-url', '--redis-prefix']) {
     assert.ok(out.includes(flag), flag);
   }
+  assert.match(out, /^Usage: socks4-fleet operator \(--redis-url URL \| env REDIS_URL\)/);
 });
 
 const usageErrors: [string, string[], RegExp][] = [
-  ['no Redis', [], /--redis-url is required/],
+  ['no Redis', [], /--redis-url URL \(or env REDIS_URL\) is required/],
   ['an unknown flag', ['--redis-url', 'redis://127.0.0.1:1', '--leader'], /Unknown option '--leader'/],
   ['a bad namespace', ['--redis-url', 'redis://127.0.0.1:1', '--namespaces', 'ok,Not_OK'], /--namespaces: "Not_OK" is not a namespace name/],
   ['a lease that is not whole seconds', ['--redis-url', 'redis://127.0.0.1:1', '--lease-duration', '1500ms'], /whole seconds/],
@@ -56,6 +60,21 @@ test('operator with a kubeconfig that cannot be read exits 1 and names the file'
   const { code, err } = await run('operator', '--redis-url', 'redis://127.0.0.1:1', '--kubeconfig', '/nonexistent/kubeconfig');
   assert.equal(code, 1);
   assert.match(err, /cannot load Kubernetes credentials from \/nonexistent\/kubeconfig/);
+});
+
+// The chart passes an external Redis URL this way, so its credentials stay out of the process list.
+test('operator takes the Redis URL from env REDIS_URL when --redis-url is absent', async () => {
+  const { code, output } = await runCli(['operator', '--kubeconfig', '/nonexistent/kubeconfig'], { REDIS_URL: 'redis://u:pw@127.0.0.1:1' });
+  assert.equal(code, 1, output);
+  assert.match(output, /cannot load Kubernetes credentials from \/nonexistent\/kubeconfig/, 'past the Redis flags');
+});
+
+test('operator refuses a bad REDIS_URL with exit code 2, naming the variable and not echoing it', async () => {
+  const { code, output } = await runCli(['operator'], { REDIS_URL: 'redis//u:hunter2@127.0.0.1:1' });
+  assert.equal(code, 2, output);
+  assert.match(output, /^socks4-fleet operator: REDIS_URL: not a URL/);
+  assert.match(output, /see socks4-fleet operator --help/);
+  assert.doesNotMatch(output, /hunter2/);
 });
 
 test('--no-leader-elect and --leader-elect parse: the operator goes on to load its credentials', async () => {

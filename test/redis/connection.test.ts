@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadPolicyText } from '../../src/policy/load.ts';
-import { readRedisFlags, redactRedisUrl } from '../../src/redis/cli-options.ts';
+import { findRedisUrl, readRedisFlags, redactRedisUrl } from '../../src/redis/cli-options.ts';
 import { closeRedisClient, createRedisClient, parseRedisUrl, planRedisClient, waitForReady, type RedisConnectionOptions } from '../../src/redis/connection.ts';
 import { publishSnapshot } from '../../src/redis/publish.ts';
 import { RedisRuleSource } from '../../src/rules/redis-source.ts';
@@ -77,6 +77,18 @@ describe('redis connection plan', () => {
     assert.throws(() => readRedisFlags({ 'redis-url': 'redis://h', 'redis-sentinels': 'a:1' }, {}), /sentinel-name/);
     assert.throws(() => readRedisFlags({ 'redis-url': 'ftp://h' }, {}), /scheme/);
     assert.equal(redactRedisUrl('redis://u:secret@h:1'), 'redis://u:***@h:1');
+  });
+
+  it('takes the URL from env REDIS_URL when --redis-url is absent, naming the source in errors', () => {
+    assert.equal(readRedisFlags({}, { REDIS_URL: 'redis://u:pw@h:1' }).connection.url, 'redis://u:pw@h:1');
+    assert.equal(readRedisFlags({ 'redis-url': 'redis://flag:1' }, { REDIS_URL: 'redis://env:1' }).connection.url, 'redis://flag:1');
+    assert.deepEqual(findRedisUrl({}, { REDIS_URL: 'redis://env:1' }), { url: 'redis://env:1', from: 'REDIS_URL' });
+    assert.equal(findRedisUrl({}, { REDIS_URL: '' }), null, 'an empty REDIS_URL counts as unset');
+    assert.throws(() => readRedisFlags({}, {}), /^UsageError: --redis-url URL \(or env REDIS_URL\) is required$/);
+    assert.throws(() => readRedisFlags({}, { REDIS_URL: 'ftp://h' }), /^UsageError: REDIS_URL: "ftp:" is not a Redis URL scheme/);
+    assert.throws(() => readRedisFlags({ 'redis-url': 'ftp://h' }, {}), /^UsageError: --redis-url: "ftp:"/);
+    // A mistyped URL may still hold a password: the message leaves the value out.
+    assert.throws(() => readRedisFlags({}, { REDIS_URL: 'redis//u:hunter2@h' }), (error: Error) => !error.message.includes('hunter2') && /^REDIS_URL: not a URL/.test(error.message));
   });
 });
 

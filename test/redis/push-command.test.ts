@@ -22,6 +22,9 @@ after(async () => {
 });
 assert.ok(await waitForReady(client, 5000));
 
+// main() reads process.env: these cases describe the CLI with no REDIS_URL in its environment.
+delete process.env.REDIS_URL;
+
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
@@ -39,7 +42,7 @@ describe('socks4-fleet policy push', () => {
   it('prints help', async () => {
     const { code, out } = await run('policy', 'push', '--help');
     assert.equal(code, 0);
-    assert.match(out, /Usage: socks4-fleet policy push FILE --redis-url URL/);
+    assert.match(out, /Usage: socks4-fleet policy push FILE \(--redis-url URL \| env REDIS_URL\)/);
     assert.match(out, /--redis-sentinels/);
   });
 
