@@ -5,12 +5,13 @@
 // 3. the operator (as a local process, with the chart's ServiceAccount token and the chart's own
 //    command line) and two proxies (the chart's command line) on a real Redis: a policy applied
 //    with kubectl turns Ready, curl through both proxies is allowed and refused by it, and an edit
-//    flips both; the helm test pod's script does its SOCKS4 CONNECT against them;
+//    flips both; a proxy rendered for an external Redis gets the URL from its Secret's env, not
+//    its command line; the helm test pod's script does its SOCKS4 CONNECT against them;
 // 4. helm uninstall leaves the CRD and the policies.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -267,6 +268,30 @@ spec:
       await waitFor(`proxy ops ${ops} ready`, async () => ((await fetch(`http://127.0.0.1:${ops}/readyz`)).status === 200 ? true : undefined));
     }
     await expectThroughBoth(allowed, denied);
+  });
+
+  test('in external mode a proxy gets the Redis URL from its Secret as REDIS_URL, never in its command line', async () => {
+    const rendered = parseManifest(await mustRun('helm', ['template', RELEASE, chartDir, '-n', NS,
+      '--set', 'redis.mode=external', '--set', 'redis.external.existingSecret=redis-conn'], { env: helmEnv(home) }));
+    const container = rendered.find((doc) => doc.kind === 'Deployment' && doc.metadata.name === `${FULLNAME}-proxy`)!.spec!.template!.spec.containers[0]!;
+    const env = containerEnv(container, { fields: podFields('proxy-external'), secrets: { 'redis-conn/url': redis.url } });
+    const [port, ops] = [await freePort(), await freePort()];
+    const args = containerArgs(container, env, { '--listen': `127.0.0.1:${port}`, '--ops-listen': `127.0.0.1:${ops}` });
+    assert.equal(args[0], 'proxy');
+    assert.ok(!args.includes('--redis-url'), args.join(' '));
+    const proxy = startCli(args, env);
+    processes.push(proxy);
+    try {
+      await proxy.waitForOutput(/socks4-fleet proxy listening/, WAIT_MS);
+      // Fleet mode on the release's Redis and prefix: it holds the operator's snapshot and enforces it.
+      await waitFor(`proxy ops ${ops} ready`, async () => ((await fetch(`http://127.0.0.1:${ops}/readyz`)).status === 200 ? true : undefined));
+      assert.equal(await curlThrough(port, allowed), `upstream ${allowed.port}\n`);
+      assert.equal(await curlThrough(port, denied), null);
+      const cmdline = readFileSync(`/proc/${proxy.child.pid}/cmdline`, 'utf8');
+      assert.ok(!cmdline.includes(redis.url), `the URL is not in the process list: ${cmdline.replaceAll('\0', ' ')}`);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   test('the helm test pod\'s script does its SOCKS4 CONNECT through the proxy', async () => {

@@ -125,11 +125,15 @@ imagePullSecrets:
 {{- . | replace "%" "%25" | replace "," "%2C" | replace "=" "%3D" }}
 {{- end }}
 
-{{/* Redis connection variables (secrets stay out of args). */}}
+{{/*
+Redis connection variables from the external Secret. The URL goes in REDIS_URL, which the CLI
+reads when --redis-url is absent: as a `$(VAR)` in args the kubelet would expand it into the
+command line, where its credentials show in every process list.
+*/}}
 {{- define "socks4-fleet.redisEnv" -}}
 {{- $ext := .Values.redis.external }}
 {{- if eq .Values.redis.mode "external" }}
-- name: SOCKS4_FLEET_REDIS_URL
+- name: REDIS_URL
   valueFrom:
     secretKeyRef:
       name: {{ $ext.existingSecret | quote }}
@@ -151,15 +155,16 @@ imagePullSecrets:
 {{- end }}
 {{- end }}
 
-{{/* The Redis flags the proxy and the operator share (src/redis/cli-options.ts). */}}
+{{/*
+The Redis flags the proxy and the operator share (src/redis/cli-options.ts). An external URL
+comes from env REDIS_URL (socks4-fleet.redisEnv); the bundled one carries no secret.
+*/}}
 {{- define "socks4-fleet.redisArgs" -}}
 {{- $ext := .Values.redis.external }}
 {{- if eq .Values.redis.mode "external" }}
 {{- if not $ext.existingSecret }}
 {{- fail "redis.mode=external needs redis.external.existingSecret: a Secret whose key redis.external.urlKey holds the Redis URL" }}
 {{- end }}
-- --redis-url
-- $(SOCKS4_FLEET_REDIS_URL)
 - --redis-prefix
 - {{ include "socks4-fleet.redisPrefix" . }}
 {{- if $ext.tls.caSecret }}
