@@ -3,10 +3,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { SocksClient } from 'socks';
 import { connectRaw, socks4Request, startProxy, type TestProxy } from '../helpers/servers.ts';
+import { exchangeBothWays } from '../helpers/bulk.ts';
 
 const policy = `
 apiVersion: socks4-fleet.io/v1alpha1
@@ -26,15 +26,23 @@ before(async () => {
 });
 after(() => proxy.close());
 
-test('socks client BIND: bound address, inbound peer, data both ways', async () => {
+type Endpoint = { host: string; port: number };
+
+/** A BIND through the proxy with the `socks` client: the first reply (bound), then the second. */
+function bindWithSocksClient(): { bound: Promise<[{ remoteHost: Endpoint }]>; established: Promise<[{ socket: net.Socket; remoteHost: Endpoint }]> } {
   const client = new SocksClient({
     proxy: { host: '127.0.0.1', port: proxy.port, type: 4 },
     command: 'bind',
     destination: { host: '127.0.0.1', port: 8021 },
   });
-  const bound = once(client, 'bound') as Promise<[{ remoteHost: { host: string; port: number } }]>;
-  const established = once(client, 'established') as Promise<[{ socket: net.Socket; remoteHost: { host: string; port: number } }]>;
+  const bound = once(client, 'bound') as Promise<[{ remoteHost: Endpoint }]>;
+  const established = once(client, 'established') as Promise<[{ socket: net.Socket; remoteHost: Endpoint }]>;
   client.connect();
+  return { bound, established };
+}
+
+test('socks client BIND: bound address, inbound peer, data both ways', async () => {
+  const { bound, established } = bindWithSocksClient();
   const [{ remoteHost }] = await bound;
   assert.equal(remoteHost.host, '127.0.0.1'); // a concrete address: no 0.0.0.0 substitution needed
   assert.ok(remoteHost.port > 0);
@@ -57,31 +65,11 @@ test('socks client BIND: bound address, inbound peer, data both ways', async () 
 });
 
 test('BIND carries bulk data both ways intact, through the switch to pooled reads', async () => {
-  const client = new SocksClient({
-    proxy: { host: '127.0.0.1', port: proxy.port, type: 4 },
-    command: 'bind',
-    destination: { host: '127.0.0.1', port: 8021 },
-  });
-  const bound = once(client, 'bound') as Promise<[{ remoteHost: { host: string; port: number } }]>;
-  const established = once(client, 'established') as Promise<[{ socket: net.Socket }]>;
-  client.connect();
+  const { bound, established } = bindWithSocksClient();
   const [{ remoteHost }] = await bound;
   const peer = net.connect({ host: remoteHost.host, port: remoteHost.port, allowHalfOpen: true });
   const [{ socket }] = await established;
-  const digestOf = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
-  const received = (from: net.Socket): Promise<string> => {
-    const hash = createHash('sha256');
-    from.on('data', (chunk: Buffer) => hash.update(chunk));
-    return new Promise((resolve) => from.once('end', () => resolve(hash.digest('hex'))));
-  };
-  const toPeer = randomBytes(4 << 20);
-  const toClient = randomBytes(4 << 20);
-  const atPeer = received(peer);
-  const atClient = received(socket);
-  socket.end(toPeer);
-  peer.end(toClient);
-  assert.equal(await atPeer, digestOf(toPeer));
-  assert.equal(await atClient, digestOf(toClient));
+  await exchangeBothWays(socket, peer, 4 << 20);
   socket.destroy();
   peer.destroy();
 });

@@ -3,12 +3,13 @@
 // and a bandwidth gate, with half-close passed on — on Node's read path, on the pooled one, and
 // across the switch from one to the other that bulk data brings.
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net, { type Socket } from 'node:net';
 import { test } from 'node:test';
 import { relay, type BandwidthGate, type RelayCounters } from '../../src/server/relay.ts';
 import { READ_BUFFER_BYTES } from '../../src/server/pooled-reads.ts';
+import { drain, exchangeBothWays, sha256 } from '../helpers/bulk.ts';
 
 /** A connected pair: the end a server accepted (paused, as the proxy's are) and the dialling end. */
 async function tcpPair(): Promise<{ accepted: Socket; dialled: Socket; close: () => void }> {
@@ -41,37 +42,13 @@ async function relayed(options: { gate?: BandwidthGate | null; beforeRelay?: (pr
   return { client: front.dialled, upstream: back.accepted, sockets, proxyClient, proxyUpstream, counters, ended };
 }
 
-/** Reads `socket` to its end, returning the SHA-256 and length of everything received. */
-function drain(socket: Socket): Promise<{ digest: string; length: number }> {
-  const hash = createHash('sha256');
-  let length = 0;
-  socket.on('data', (chunk: Buffer) => {
-    hash.update(chunk);
-    length += chunk.length;
-  });
-  socket.resume();
-  return new Promise((resolve, reject) => {
-    socket.once('end', () => resolve({ digest: hash.digest('hex'), length }));
-    socket.once('error', reject);
-  });
-}
-
-const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
-
 test('relays 8 MiB each way at once, intact across the switch to pooled reads, and counts the bytes', async () => {
   const { client, upstream, sockets, proxyClient, proxyUpstream, counters, ended } = await relayed();
-  const up = randomBytes(8 << 20);
-  const down = randomBytes(8 << 20);
-  const atUpstream = drain(upstream);
-  const atClient = drain(client);
-  client.end(up);
-  upstream.end(down);
-  assert.deepEqual(await atUpstream, { digest: sha256(up), length: up.length });
-  assert.deepEqual(await atClient, { digest: sha256(down), length: down.length });
+  const sent = await exchangeBothWays(client, upstream, 8 << 20);
   assert.notEqual(sockets.client, proxyClient, 'bulk data moved the accepted client socket to pooled reads');
   assert.notEqual(sockets.upstream, proxyUpstream, 'and the dialled upstream socket');
   await ended;
-  assert.deepEqual(counters, { bytesFromClient: up.length, bytesToClient: down.length });
+  assert.deepEqual(counters, { bytesFromClient: sent.aToB, bytesToClient: sent.bToA });
 });
 
 test('a session trading small messages stays on Node\'s read path', async () => {
@@ -137,17 +114,10 @@ test('chunks held back by the bandwidth gate arrive intact and in order, both wa
   const gate: BandwidthGate = { take: () => (++calls % 2 === 0 ? 3 : 0) };
   const { client, upstream, counters, ended } = await relayed({ gate });
   // While one direction's chunk waits for the gate, the other direction's reads reuse the buffer.
-  const up = randomBytes(4 << 20);
-  const down = randomBytes(4 << 20);
-  const atUpstream = drain(upstream);
-  const atClient = drain(client);
-  client.end(up);
-  upstream.end(down);
-  assert.equal((await atUpstream).digest, sha256(up));
-  assert.equal((await atClient).digest, sha256(down));
+  const sent = await exchangeBothWays(client, upstream, 4 << 20);
   assert.ok(calls > 4, 'the gate saw the chunks');
   await ended;
-  assert.deepEqual(counters, { bytesFromClient: up.length, bytesToClient: down.length });
+  assert.deepEqual(counters, { bytesFromClient: sent.aToB, bytesToClient: sent.bToA });
 });
 
 test('a half-close is passed on, and the other direction goes on until it closes too', async () => {
