@@ -175,6 +175,14 @@ export function readyOf(obj: ObservedPolicy | null): { status: string; reason: s
   return conditions?.find((c) => c.type === 'Ready') as never;
 }
 
+/** Waits until the policy's Ready condition has `status` ('True' by default); returns the policy. */
+export async function waitForPolicyReady(api: CustomObjectsApi, namespace: string, name: string, status: 'True' | 'False' = 'True', timeoutMs?: number): Promise<ObservedPolicy> {
+  return await waitFor(`${namespace}/${name} Ready=${status}`, async () => {
+    const obj = await getPolicy(api, namespace, name);
+    return obj !== null && readyOf(obj)?.status === status ? obj : undefined;
+  }, timeoutMs);
+}
+
 export function statusOf(obj: ObservedPolicy | null): { observedGeneration?: number; ruleCount?: number; snapshotVersion?: string } {
   return (obj?.status ?? {}) as never;
 }

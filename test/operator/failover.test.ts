@@ -9,9 +9,8 @@ import { stringifyCanonical } from '../../src/redis/snapshot-document.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { startCli, type CliProcess } from '../helpers/spawn.ts';
 import {
-  closeRedisClient, connectRedis, createPolicy, deletePolicy, getPolicy, listPolicies, OPERATOR_NAMESPACE,
-  readPublished, readyOf, startTestCluster, statusOf, updatePolicySpec, waitFor, type TestCluster,
-} from './cluster.ts';
+  closeRedisClient, connectRedis, createPolicy, deletePolicy, listPolicies, OPERATOR_NAMESPACE,
+  readPublished, readyOf, startTestCluster, statusOf, updatePolicySpec, waitFor, waitForPolicyReady, type TestCluster } from './cluster.ts';
 
 let cluster: TestCluster;
 let redisServer: RedisServer;
@@ -100,7 +99,7 @@ test('two replicas: only the leader publishes; when it dies the standby takes ov
     assert.equal(taken.specs.size, 6);
     assert.ok(takeoverMs >= 1_500, `took over after ${Math.round(takeoverMs)} ms, before the 2 s lease could expire`);
     assert.equal(await leaseHolder(), standby);
-    await waitFor('after-failover Ready', async () => (readyOf(await getPolicy(cluster.admin, 'ha', 'after-failover'))?.status === 'True' ? true : undefined));
+    await waitForPolicyReady(cluster.admin, 'ha', 'after-failover');
 
     // A clean stop releases the Lease for the next replica at once.
     assert.equal(await replicas[standby].stop('SIGTERM'), 0);

@@ -10,8 +10,7 @@ import type { RedisClient } from '../../src/redis/connection.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { startCli, type CliProcess } from '../helpers/spawn.ts';
 import {
-  closeRedisClient, connectRedis, createPolicy, getPolicy, OPERATOR_NAMESPACE, readPublished, readyOf, startTestCluster, waitFor, type TestCluster,
-} from './cluster.ts';
+  closeRedisClient, connectRedis, createPolicy, OPERATOR_NAMESPACE, readPublished, readyOf, startTestCluster, waitFor, waitForPolicyReady, type TestCluster } from './cluster.ts';
 
 const allowWeb = { rules: [{ name: 'web', action: 'Allow', to: { hosts: ['*.example.com'], ports: ['443'] } }] };
 
@@ -71,10 +70,7 @@ test('--no-leader-elect: the only operator publishes, sets Ready and is ready, a
     return v?.specs.has('solo/web') === true ? v : undefined;
   });
   assert.equal(view.document.source, 'operator solo');
-  const obj = await waitFor('Ready=True', async () => {
-    const o = await getPolicy(cluster.admin, 'solo', 'web');
-    return readyOf(o)?.status === 'True' ? o : undefined;
-  });
+  const obj = await waitForPolicyReady(cluster.admin, 'solo', 'web');
   assert.deepEqual(obj?.metadata.finalizers, [FINALIZER]);
   assert.equal(readyOf(obj)?.reason, 'Published');
   assert.equal((await fetch(`${ops}/readyz`)).status, 200);

@@ -12,7 +12,7 @@ import { createLogger } from '../../src/telemetry/logging.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import {
   closeRedisClient, connectRedis, createPolicy, deletePolicy, getPolicy, LEASE_ROLE_PATH, listPolicies, loadKubeConfig, OPERATOR_NAMESPACE, OPERATOR_USER,
-  readPublished, readyOf, startTestCluster, statusOf, updatePolicySpec, waitFor, type TestCluster,
+  readPublished, readyOf, startTestCluster, statusOf, updatePolicySpec, waitFor, waitForPolicyReady, type TestCluster,
 } from './cluster.ts';
 
 const PREFIX = 'operator-test';
@@ -58,10 +58,7 @@ test('create → the policy is published and Ready=True with observedGeneration 
   });
   assert.deepEqual(published.specs.get('lifecycle/web'), { ...allowWeb, priority: 1000 });
   assert.equal(published.document.source, 'operator operator-under-test');
-  const obj = await waitFor('Ready=True', async () => {
-    const o = await getPolicy(cluster.admin, 'lifecycle', 'web');
-    return readyOf(o)?.status === 'True' ? o : undefined;
-  });
+  const obj = await waitForPolicyReady(cluster.admin, 'lifecycle', 'web');
   assert.deepEqual(obj?.metadata.finalizers, [FINALIZER]);
   assert.equal(readyOf(obj)?.reason, 'Published');
   assert.equal(statusOf(obj).observedGeneration, 1);
@@ -103,14 +100,11 @@ test('delete → the policy leaves the snapshot before the object disappears; th
 test('a semantically invalid policy is Ready=False with a reason and an Event, and the others stay published', async () => {
   await createPolicy(cluster.admin, 'mixed', 'good', allowWeb);
   await createPolicy(cluster.admin, 'mixed', 'bad', denyWithLimits);
-  const bad = await waitFor('bad refused', async () => {
-    const o = await getPolicy(cluster.admin, 'mixed', 'bad');
-    return readyOf(o)?.status === 'False' ? o : undefined;
-  });
+  const bad = await waitForPolicyReady(cluster.admin, 'mixed', 'bad', 'False');
   assert.equal(readyOf(bad)?.reason, 'InvalidSpec');
   assert.equal(readyOf(bad)?.message, 'spec.rules[0].limits: only Allow rules take limits (not published)');
   assert.equal(statusOf(bad).observedGeneration, 1);
-  await waitFor('good Ready', async () => (readyOf(await getPolicy(cluster.admin, 'mixed', 'good'))?.status === 'True' ? true : undefined));
+  await waitForPolicyReady(cluster.admin, 'mixed', 'good');
   const view = await readPublished(redis, PREFIX);
   assert.equal(view?.specs.has('mixed/good'), true);
   assert.equal(view?.specs.has('mixed/bad'), false);
@@ -123,10 +117,7 @@ test('a semantically invalid policy is Ready=False with a reason and an Event, a
 
   // Fixed: published, Ready flips (and only now does lastTransitionTime move).
   await updatePolicySpec(cluster.admin, 'mixed', 'bad', allowWeb);
-  const fixed = await waitFor('bad fixed', async () => {
-    const o = await getPolicy(cluster.admin, 'mixed', 'bad');
-    return readyOf(o)?.status === 'True' ? o : undefined;
-  });
+  const fixed = await waitForPolicyReady(cluster.admin, 'mixed', 'bad');
   assert.equal(statusOf(fixed).observedGeneration, 2);
   assert.equal((await readPublished(redis, PREFIX))?.specs.has('mixed/bad'), true);
 
@@ -145,7 +136,7 @@ test('policies outside the selected namespaces are left alone', async () => {
   await createPolicy(cluster.admin, 'unwatched', 'elsewhere', allowWeb);
   await createPolicy(cluster.admin, 'quiet', 'marker', allowWeb);
   // Once a later change in a watched namespace is fully handled, the unwatched one would have been too.
-  await waitFor('marker Ready', async () => (readyOf(await getPolicy(cluster.admin, 'quiet', 'marker'))?.status === 'True' ? true : undefined));
+  await waitForPolicyReady(cluster.admin, 'quiet', 'marker');
   const elsewhere = await getPolicy(cluster.admin, 'unwatched', 'elsewhere');
   assert.equal(elsewhere?.metadata.finalizers, undefined);
   assert.equal(elsewhere?.status, undefined);

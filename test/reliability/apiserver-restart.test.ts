@@ -7,9 +7,8 @@ import type { RedisClient } from '../../src/redis/connection.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { startCli, type CliProcess } from '../helpers/spawn.ts';
 import {
-  closeRedisClient, connectRedis, createPolicy, OPERATOR_NAMESPACE, readPublished, readyOf,
-  getPolicy, startTestCluster, waitFor, type TestCluster,
-} from '../operator/cluster.ts';
+  closeRedisClient, connectRedis, createPolicy, OPERATOR_NAMESPACE, readPublished,
+  startTestCluster, waitFor, waitForPolicyReady, type TestCluster } from '../operator/cluster.ts';
 
 let cluster: TestCluster;
 let redisServer: RedisServer;
@@ -53,7 +52,7 @@ test('API server SIGKILLed and restarted under the operator: no exit, rules kept
   await createPolicy(cluster.admin, 'faults', 'after', rule('1002'));
   await waitFor('both policies published after the restart', async () => ((await readPublished(redis, prefix))?.specs.size === 2 ? true : undefined), 60_000);
   const recoverMs = Date.now() - back;
-  await waitFor('the new policy Ready', async () => (readyOf(await getPolicy(cluster.admin, 'faults', 'after'))?.status === 'True' ? true : undefined), 60_000);
+  await waitForPolicyReady(cluster.admin, 'faults', 'after', 'True', 60_000);
   assert.equal(operator.child.exitCode, null);
   assert.doesNotMatch(operator.output(), /uncaught|unhandled/i);
   console.log(JSON.stringify({ case: 'apiserver-restart', crashes: 0, apiServerDownMs: downMs, changeAfterRestartPublishedMs: recoverMs }));
