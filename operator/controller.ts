@@ -4,7 +4,7 @@
 // dedupe coalesces a burst of changes into few publishes. After a publish, every policy whose
 // finalizer or status is behind is queued again (level-based: nothing depends on which events
 // were seen, so a restart or a missed event converges to the same state).
-import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, trace, type Span, type SpanContext } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { DEFAULT_NAMESPACE, type Socks4Policy } from '../src/policy/types.ts';
 import type { PublishResult } from '../src/redis/publish.ts';
@@ -23,6 +23,8 @@ import {
 export const SNAPSHOT_KEY = '(snapshot)';
 /** How long a write we made may take to come back through the watch before we look again. */
 const EXPECTATION_TTL_MS = 5_000;
+/** Publish spans remembered for the policy reconciles that link to them (the newest are kept). */
+const PUBLISH_SPANS_KEPT = 64;
 
 export interface ControllerOptions {
   readonly store: PolicyStore;
@@ -89,6 +91,9 @@ export class Controller {
   #forcePublish = true;
   // Writes whose watch event has not arrived yet: key → resourceVersion we wrote over.
   readonly #expectations = new Map<string, { resourceVersion: string | undefined; at: number }>();
+  // The publish span of each version this term published first: a policy's reconcile, which
+  // patches the status naming that version, links to it (the two are separate traces).
+  readonly #publishSpans = new Map<string, SpanContext>();
 
   constructor(options: ControllerOptions) {
     this.#options = options;
@@ -181,6 +186,10 @@ export class Controller {
           source: `operator ${this.#options.identity}`,
           ...(traceparent === undefined ? {} : { traceparent }),
         });
+        if (!this.#publishSpans.has(published.version)) {
+          this.#publishSpans.set(published.version, publishSpan.spanContext());
+          if (this.#publishSpans.size > PUBLISH_SPANS_KEPT) this.#publishSpans.delete(this.#publishSpans.keys().next().value as string);
+        }
         publishSpan.setAttributes({
           'messaging.system': 'redis',
           [OperatorAttr.SnapshotVersion]: published.version,
@@ -248,6 +257,8 @@ export class Controller {
       }
       if (plan.status !== null) {
         const status = plan.status;
+        const carriedBy = status.snapshotVersion === undefined ? undefined : this.#publishSpans.get(status.snapshotVersion);
+        if (carriedBy !== undefined) span.addLink({ context: carriedBy });
         await inSpan(OperatorSpan.PatchStatus, SpanKind.CLIENT, () => api.patchStatus(obj, status));
         this.#expect(key, obj);
         outcome = plan.event === null ? 'status-patched' : 'refused';

@@ -113,6 +113,7 @@ test('kubectl apply → operator reconcile and publish → the pod\'s snapshot e
   assert.equal(patched.attributes[OperatorAttr.Namespace], 'proxies');
   assert.equal(patched.attributes[OperatorAttr.Generation], 1);
   assert.deepEqual(childrenOf(policySpans, patched).map((s) => [s.name, s.kind]), [[OperatorSpan.PatchStatus, 'client']]);
+  assert.deepEqual(patched.links.map((l) => [l.traceId, l.spanId]), [[publish.traceId, publish.spanId]], 'the status patch links to the publish that carried the policy');
   assert.ok(policySpans.some((s) => s.attributes[OperatorAttr.Outcome] === 'finalizer-added' && s.attributes[OperatorAttr.PolicyName] === 'traced'));
 
   // The pod's enforce span links to the publish: apply → operator → pod in one search.
