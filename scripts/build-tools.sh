@@ -44,6 +44,28 @@ module_version() {
   echo "$v"
 }
 
+# module_field DIR MODULE FIELD: a field (Dir, Time, ...) of `go mod download -json MODULE` run in
+# wrapper DIR. `go list -m -f '{{.Dir}}'` prints nothing for a module that is not downloaded yet
+# (and `{{.Time}}` nothing without its .info), which on a fresh machine (empty GOMODCACHE) is
+# every module: `go mod download` fetches what is missing and then tells.
+module_field() {
+  local v
+  v=$(cd "$TOOLS/$1" && go mod download -json "$2" |
+    sed -n "s/^[[:space:]]*\"$3\": \"\\(.*\\)\",\\{0,1\\}\$/\\1/p")
+  [[ -n "$v" ]] || { echo "build-tools: no $3 for $2 from 'go mod download' in tools/$1" >&2; exit 1; }
+  echo "$v"
+}
+
+# module_dir DIR MODULE: where MODULE's source lies in the module cache.
+module_dir() { module_field "$1" "$2" Dir; }
+
+# module_date DIR MODULE: the module's publication time in UTC, standing in for a build date.
+module_date() {
+  local t
+  t=$(module_field "$1" "$2" Time) || exit 1
+  date -u -d "$t" +%Y-%m-%dT%H:%M:%SZ
+}
+
 # stamp_for NAME DIR LDFLAGS: what a matching binary must have been built from.
 stamp_for() {
   local sum
@@ -98,12 +120,12 @@ KUBE_VERSION=$(module_version kubernetes k8s.io/kubernetes)
 kube_major=${KUBE_VERSION#v}; kube_major=${kube_major%%.*}
 kube_minor=${KUBE_VERSION#v*.}; kube_minor=${kube_minor%%.*}
 # The module's publication time stands in for the build date (reproducible builds).
-kube_date=$(cd "$TOOLS/kubernetes" && go list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' k8s.io/kubernetes)
+kube_date=$(module_date kubernetes k8s.io/kubernetes)
 kube_ldflags="-s -w"
 for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
   kube_ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$kube_major"
   kube_ldflags+=" -X $pkg.gitMinor=$kube_minor -X $pkg.gitTreeState=clean"
-  kube_ldflags+=" -X $pkg.buildDate=${kube_date:-1970-01-01T00:00:00Z}"
+  kube_ldflags+=" -X $pkg.buildDate=$kube_date"
 done
 build "kube-apiserver $KUBE_VERSION" kubernetes k8s.io/kubernetes/cmd/kube-apiserver \
   "$BIN/kube-apiserver" "$kube_ldflags"
@@ -129,7 +151,7 @@ mkdir -p "$PLUGIN_DIR"
 build "helm-unittest $UNITTEST_VERSION" helm-unittest \
   github.com/helm-unittest/helm-unittest/cmd/helm-unittest "$PLUGIN_DIR/untt-$untt_os-$GOARCH" \
   "-s -w -X github.com/helm-unittest/helm-unittest/internal/build.version=${UNITTEST_VERSION#v}"
-unittest_src=$(cd "$TOOLS/helm-unittest" && go list -m -f '{{.Dir}}' github.com/helm-unittest/helm-unittest)
+unittest_src=$(module_dir helm-unittest github.com/helm-unittest/helm-unittest)
 if ! cmp -s "$unittest_src/plugin.yaml" "$PLUGIN_DIR/plugin.yaml"; then
   install -m 0644 "$unittest_src/plugin.yaml" "$PLUGIN_DIR/plugin.yaml"
 fi
@@ -144,13 +166,13 @@ expect_output helm-unittest "${UNITTEST_VERSION#v}" \
 # module proxy carries no commit hash, so gitCommit stays empty. No `ui` build tag: the
 # query API is all the tests need, and the UI assets are built by npm upstream.
 JAEGER_MODULE_VERSION=$(module_version jaeger github.com/jaegertracing/jaeger)
-jaeger_src=$(cd "$TOOLS/jaeger" && go list -m -f '{{.Dir}}' github.com/jaegertracing/jaeger)
+jaeger_src=$(module_dir jaeger github.com/jaegertracing/jaeger)
 JAEGER_VERSION=$(awk -v v="$JAEGER_MODULE_VERSION" '$1 == v && $2 == "/" { print $3; exit }' "$jaeger_src/CHANGELOG.md")
 [[ $JAEGER_VERSION == v2.* ]] || { echo "build-tools: no v2 version for jaeger $JAEGER_MODULE_VERSION in its CHANGELOG" >&2; exit 1; }
-jaeger_date=$(cd "$TOOLS/jaeger" && go list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' github.com/jaegertracing/jaeger)
+jaeger_date=$(module_date jaeger github.com/jaegertracing/jaeger)
 jaeger_pkg=github.com/jaegertracing/jaeger/internal/version
 build "jaeger $JAEGER_VERSION" jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$BIN/jaeger" \
-  "-s -w -X $jaeger_pkg.latestVersion=$JAEGER_VERSION -X $jaeger_pkg.date=${jaeger_date:-1970-01-01T00:00:00Z}"
+  "-s -w -X $jaeger_pkg.latestVersion=$JAEGER_VERSION -X $jaeger_pkg.date=$jaeger_date"
 expect_output jaeger "\"gitVersion\":\"$JAEGER_VERSION\"" "$BIN/jaeger" version
 
 echo "build-tools: all tools ready in bin/ ($((SECONDS - total_start))s)"
