@@ -3,32 +3,28 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := all
 
-# The project's Node: the machine's when it is new enough, else the pinned official Node 24
-# from the npm registry (scripts/ensure-node.sh, cached under .tools/).
-NODE_DIR := $(shell scripts/ensure-node.sh)
-export PATH := $(CURDIR)/node_modules/.bin:$(NODE_DIR):$(CURDIR)/bin:$(PATH)
-# npm on the project's Node does not see the machine's global npmrc; hand it the CA bundle the
-# environment trusts. Node itself then runs without NODE_EXTRA_CA_CERTS: parsing the bundle costs
-# seconds per process on a busy machine, and every test spawns processes.
-ifdef NODE_EXTRA_CA_CERTS
-export npm_config_cafile := $(NODE_EXTRA_CA_CERTS)
-endif
-unexport NODE_EXTRA_CA_CERTS
+# Every recipe that needs Node runs through scripts/with-node: the project's Node (the machine's
+# when new enough, else the pinned Node 24 installed into .tools/ on first use) first on PATH,
+# with node_modules/.bin and bin/, and without NODE_EXTRA_CA_CERTS (Node parses that bundle at
+# every start: seconds per process on a busy machine, and every test spawns processes; npm gets
+# it as its cafile instead). Nothing is resolved when the Makefile is read, so `make clean` or
+# `make -n` never fetches Node.
+WITH_NODE := scripts/with-node
 
 TEST_FILES ?= test/**/*.test.ts
 
-.PHONY: all deps typecheck run test tools bench chart-test chart-sync soak clean
+.PHONY: all deps typecheck run test tools bench chart-test chart-sync soak clean distclean help
 
 all: deps typecheck
 
 deps: node_modules/.installed
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	$(WITH_NODE) npm ci --no-audit --no-fund
 	touch $@
 
 typecheck: deps
-	tsc -p tsconfig.json
+	$(WITH_NODE) tsc -p tsconfig.json
 
 run: deps
 	scripts/socks4-fleet proxy --listen 127.0.0.1:1080 --policy-file examples/policy.yaml
@@ -39,15 +35,16 @@ tools:
 	scripts/build-tools.sh
 
 test: deps typecheck tools
-	node --test --test-concurrency=2 --test-timeout=300000 '$(TEST_FILES)'
+	$(WITH_NODE) node --test --test-concurrency=2 --test-timeout=300000 '$(TEST_FILES)'
 
 # Benchmarks side by side with Dante and direct (never part of `make test`; ~5 minutes).
+# Options go in ARGS: make bench ARGS=--quick (bench/README.md lists them).
 bench: deps
-	node bench/run.ts
+	$(WITH_NODE) node bench/run.ts $(ARGS)
 
 # The chart alone: helm lint --strict, helm-unittest suites, schema drift, the end-to-end install.
 chart-test: deps tools
-	node --test --test-concurrency=1 --test-timeout=300000 'test/chart/*.test.ts'
+	$(WITH_NODE) node --test --test-concurrency=1 --test-timeout=300000 'test/chart/*.test.ts'
 
 # Copies the CRD and the operator's ClusterRole from deploy/ into the chart (a test checks it).
 chart-sync:
@@ -58,5 +55,24 @@ chart-sync:
 soak: deps
 	scripts/soak.sh
 
+# clean: what `make` and the tests write in the checkout and can rebuild in seconds to minutes —
+#   node_modules/ (npm ci), .tools/ (the pinned Node), dist/ (make image), bench/results/ and
+#   .cache/ (the benchmarks' Go load generator).
+# distclean: also bin/, the Go-built kube-apiserver, etcd, kubectl, helm and Jaeger (many minutes
+#   to rebuild with a cold Go cache). Neither touches ~/.cache/socks4-fleet (the downloaded Node
+#   tarball) or Go's module and build caches, which are shared with other checkouts.
 clean:
-	rm -rf node_modules .tools
+	rm -rf node_modules .tools dist bench/results .cache
+
+distclean: clean
+	rm -rf bin
+
+help:
+	@echo 'make run        the proxy on 127.0.0.1:1080 with examples/policy.yaml'
+	@echo 'make test       every test suite (installs Node, npm packages and the Go-built tools first)'
+	@echo 'make tools      build kube-apiserver, etcd, kubectl, helm, helm-unittest, jaeger into bin/'
+	@echo 'make chart-test the chart suites alone'
+	@echo 'make soak       the long reliability runs'
+	@echo 'make bench      benchmarks against Dante (ARGS=--quick for a short run)'
+	@echo 'make clean      remove node_modules/ .tools/ dist/ bench/results/ .cache/ (bench load generator)'
+	@echo 'make distclean  clean, and also bin/ (the Go-built tools)'

@@ -7,7 +7,7 @@
 //   2. API-server harness start time (etcd + kube-apiserver to /readyz), over N starts
 //   3. `kubectl apply` → snapshot in Redis, p50/p99 over N creates and N updates
 //   4. 1 000 policies: operator started on them (cold) and created in a burst while it runs
-// Run: node bench/operator-figures.ts [--applies 100] [--policies 1000] [--starts 5] [--cold-build]
+// Run: scripts/node bench/operator-figures.ts [--applies 100] [--policies 1000] [--starts 5] [--cold-build]
 import { execFile, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,6 +1,6 @@
 // The policy engine alone: compile time and decisions per second for 10, 1 000 and 10 000 rules,
 // in the process the harness spawns for it (so nothing else shares its heap). Prints one JSON
-// object. `node bench/policy-engine.ts` runs it by hand.
+// object. `scripts/node bench/policy-engine.ts` runs it by hand.
 //
 // Rule shape ("tenants"): a platform policy of two global denies first, then one rule per tenant
 // keyed by its own /24 source network, with exact and glob USERIDs, ports and limits, spread over

@@ -2,7 +2,7 @@
 // with the load generator, and prints where the CPU went (self time by function, the share of
 // system calls, GC, Node internals and our code), next to a flame graph (SVG) and folded stacks.
 //
-//   node bench/profile.ts [--workload handshake|throughput|idle] [--mode embedded|redis|redis-tracing] [--seconds 5]
+//   scripts/node bench/profile.ts [--workload handshake|throughput|idle] [--mode embedded|redis|redis-tracing] [--seconds 5]
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';

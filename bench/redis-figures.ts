@@ -4,7 +4,7 @@
 //      commands Redis runs for them (inside the scripts included).
 //   2. push → enforcement latency over 100 pushes with 3 proxies (p50/p99/max).
 //   3. handshake rate with Redis limits vs in-process limits, side by side in one run.
-// Run: node bench/redis-figures.ts [--sessions 200] [--pushes 100] [--seconds 3] [--workers 16]
+// Run: scripts/node bench/redis-figures.ts [--sessions 200] [--pushes 100] [--seconds 3] [--workers 16]
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

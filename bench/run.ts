@@ -2,8 +2,8 @@
 // every run, then a table of medians and ratios, JSON next to it and an SVG chart of the ratios.
 // bench/README.md explains how to read them. Never part of `make test`.
 //
-//   node bench/run.ts                 the full benchmark (3 runs, a few minutes)
-//   node bench/run.ts --quick         handshake p50 (proxy vs direct) and RSS per idle session
+//   scripts/node bench/run.ts                 the full benchmark (3 runs, a few minutes)
+//   scripts/node bench/run.ts --quick         handshake p50 (proxy vs direct) and RSS per idle session
 //                                     at 1 000 sessions, embedded mode only (under a minute)
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { buildReport, renderMarkdown, toTargetInfo, type BenchReport } from './l
 import { formatNumber, formatSummary } from './lib/stats.ts';
 import { DANTED, direct, startDante, startEmbedded, startRedisMode, targetLabels, TargetId, type FleetOptions, type Target } from './lib/targets.ts';
 
-const usage = `Usage: node bench/run.ts [--quick] [--runs N] [--out DIR] [--targets a,b] [--tests a,b]
+const usage = `Usage: scripts/node bench/run.ts [--quick] [--runs N] [--out DIR] [--targets a,b] [--tests a,b]
   --runs N            runs to take medians over (default 3; at least 3 for the report's medians)
   --quick             direct and embedded only: handshake p50 and RSS per idle session at 1 000
   --targets LIST      ${Object.values(TargetId).join(',')} (default all)

@@ -7,7 +7,7 @@
 //   10%   the same at ratio 0.1
 // Prints handshakes/s and proxy-thread CPU per handshake, each also as a ratio to the same round's
 // "off" run (median over rounds), and spans recorded/exported/dropped.
-// Run: node bench/tracing-cost.ts [--seconds 2] [--rounds 10] [--clients 32]  (about a minute)
+// Run: scripts/node bench/tracing-cost.ts [--seconds 2] [--rounds 10] [--clients 32]  (about a minute)
 import net from 'node:net';
 import http from 'node:http';
 import { once } from 'node:events';

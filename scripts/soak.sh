@@ -18,6 +18,6 @@ if (( $(ulimit -n) < need )); then
 fi
 
 export SOAK=1
-exec node --test --test-concurrency=1 --test-timeout=3600000 --test-reporter=spec \
+exec scripts/with-node node --test --test-concurrency=1 --test-timeout=3600000 --test-reporter=spec \
   test/reliability/fuzz-handshake.test.ts test/reliability/exhaustion.test.ts \
   test/reliability/ssrf.test.ts test/reliability/hostile-data.test.ts
