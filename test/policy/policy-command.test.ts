@@ -198,9 +198,11 @@ describe('policy explain', () => {
       [[EXAMPLE, '--src', '10.0.0.1', '--dst', '1.2.3.4'], /is not HOST:PORT/],
       [[EXAMPLE, '--src', '10.0.0.1', '--dst', '1.2.3.4:80', '--command', 'udp'], /--command: "udp" is not connect or bind/],
       [[EXAMPLE, '--src', '10.0.0.1', '--dst', '1.2.3.4:80', '--resolved', '5.6.7.8'], /--resolved applies only when --dst names a host/],
-      [['--src', '10.0.0.1', '--dst', '1.2.3.4:80'], /expected exactly one FILE/],
+      [['--src', '10.0.0.1', '--dst', '1.2.3.4:80'], /expected a policy FILE, or --redis-url URL \(or env REDIS_URL\) for the live rules/],
+      [[EXAMPLE, EXAMPLE, '--src', '10.0.0.1', '--dst', '1.2.3.4:80'], /expected one FILE, or --redis-url URL for the live rules/],
     ];
-    for (const [argv, message] of cases) await assert.rejects(runPolicyExplain(argv, capture(), noLookup), message);
+    // No REDIS_URL in this environment: without FILE there is no rule source at all.
+    for (const [argv, message] of cases) await assert.rejects(runPolicyExplain(argv, capture(), { ...noLookup, env: {} }), message);
     const help = capture();
     assert.equal(await runPolicyExplain(['--help'], help), 0);
     assert.match(help.out(), /Exit status: 0 when the decision was explained, whether ALLOW or DENY/);
