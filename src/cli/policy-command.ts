@@ -118,7 +118,9 @@ export async function runPolicyValidate(argv: string[], io: CliIO): Promise<numb
   if (positionals.length === 0) throw new UsageError('expected at least one FILE');
   const set = await loadCompiled(positionals, io);
   if (set === null) return 1;
-  io.stdout(`ok: ${plural(set.policyCount, 'policy', 'policies')}, ${plural(set.ruleCount, 'rule', 'rules')}\n`);
+  const reports = set.report?.policies.size ?? 0;
+  const mode = reports === 0 ? '' : ` (${reports} in Report mode: recorded, not enforced)`;
+  io.stdout(`ok: ${plural(set.policyCount, 'policy', 'policies')}, ${plural(set.ruleCount, 'rule', 'rules')}${mode}\n`);
   return 0;
 }
 
