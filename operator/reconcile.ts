@@ -4,7 +4,7 @@
 // carries the decisions out). Validation is the proxy's own (src/policy), so the operator never
 // publishes anything a pod would refuse.
 import { validatePolicy, formatIssue } from '../src/policy/validate.ts';
-import { API_VERSION, DEFAULT_NAMESPACE, KIND, type Issue, type Socks4Policy } from '../src/policy/types.ts';
+import { API_VERSION, DEFAULT_ENFORCEMENT, DEFAULT_NAMESPACE, Enforcement, KIND, type Issue, type Socks4Policy } from '../src/policy/types.ts';
 import { stringifyCanonical } from '../src/redis/snapshot-document.ts';
 import {
   ConditionStatus, ConditionType, findCondition, readConditions, ReadyReason, setCondition, truncateMessage,
@@ -37,6 +37,8 @@ export interface PolicyStatus {
   readonly ruleCount: number;
   /** The snapshot that first carried what is published of this policy. */
   readonly snapshotVersion?: string;
+  /** How the fleet applies what is published of this policy: Enforce, or Report (recorded only). */
+  readonly enforcement?: Enforcement;
   readonly conditions: readonly Condition[];
 }
 
@@ -224,15 +226,17 @@ export function planPolicy(obj: ObservedPolicy, published: PublishedSnapshot | n
   if (assessment.ok) {
     // Not yet in a snapshot: the snapshot reconcile re-queues this policy once it is.
     if (entry === undefined || entry.kept || entry.generation !== generation || entry.since === null) return NOTHING;
+    const enforcement = enforcementOf(entry.policy);
     desired = {
       observedGeneration: generation,
       ruleCount: entry.ruleCount,
       snapshotVersion: entry.since,
+      enforcement,
       conditions: setCondition(conditions, {
         type: ConditionType.Ready,
         status: ConditionStatus.True,
         reason: ReadyReason.Published,
-        message: `published in rules snapshot ${entry.since}`,
+        message: `published in rules snapshot ${entry.since}${enforcement === Enforcement.Report ? REPORT_NOTE : ''}`,
         observedGeneration: generation,
       }, now),
     };
@@ -246,6 +250,7 @@ export function planPolicy(obj: ObservedPolicy, published: PublishedSnapshot | n
       observedGeneration: generation,
       ruleCount: kept?.ruleCount ?? 0,
       ...(kept === undefined || kept.since === null ? {} : { snapshotVersion: kept.since }),
+      ...(kept === undefined ? {} : { enforcement: enforcementOf(kept.policy) }),
       conditions: setCondition(conditions, {
         type: ConditionType.Ready,
         status: ConditionStatus.False,
@@ -263,6 +268,17 @@ export function planPolicy(obj: ObservedPolicy, published: PublishedSnapshot | n
   return { action: 'none', status: desired, event };
 }
 
+/** Appended to a Report policy's Ready message: Ready means published, not obeyed. */
+export const REPORT_NOTE = ' in Report mode: the fleet records what it would decide and enforces nothing of it';
+
+function enforcementOf(policy: Socks4Policy): Enforcement {
+  return policy.spec.enforcement ?? DEFAULT_ENFORCEMENT;
+}
+
+function readEnforcement(value: unknown): { enforcement: Enforcement } | Record<string, never> {
+  return value === Enforcement.Enforce || value === Enforcement.Report ? { enforcement: value } : {};
+}
+
 const NOTHING: PolicyPlan = Object.freeze({ action: 'none', status: null, event: null });
 
 export function needsWork(plan: PolicyPlan): boolean {
@@ -277,6 +293,7 @@ export function readStatus(status: unknown): PolicyStatus | null {
     observedGeneration: typeof s.observedGeneration === 'number' ? s.observedGeneration : -1,
     ruleCount: typeof s.ruleCount === 'number' ? s.ruleCount : -1,
     ...(typeof s.snapshotVersion === 'string' ? { snapshotVersion: s.snapshotVersion } : {}),
+    ...readEnforcement(s.enforcement),
     conditions: readConditions(status),
   };
 }

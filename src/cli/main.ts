@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// The one entry point: `socks4-fleet proxy | operator | policy validate|explain|push`.
+// The one entry point: `socks4-fleet proxy | operator | policy validate|explain|push|diff`.
 // Only this file calls process.exit, after a command returns its exit code.
 import { readFileSync } from 'node:fs';
+import { runPolicyDiff } from './diff-command.ts';
 import { runPolicyExplain, runPolicyValidate } from './policy-command.ts';
 import { runProxy } from './proxy-command.ts';
 import { runPolicyPush } from './push-command.ts';
@@ -13,8 +14,9 @@ Commands:
   proxy                    serve SOCKS4/SOCKS4a (see: socks4-fleet proxy --help)
   operator                 publish Socks4Policy resources to Redis (see: socks4-fleet operator --help)
   policy validate FILE     check a Socks4Policy file; prints every problem with its field
-  policy explain FILE ...  show which rule decides a request and why
+  policy explain FILE ...  show which rule decides a request and why (--redis-url: the live rules)
   policy push FILE ...     publish a policy file as the fleet's rules in Redis
+  policy diff FILE ...     show what a push would change in the live rules (--redis-url URL)
 
 Run any command with --help for its options.
 `;
@@ -28,6 +30,7 @@ const commands: Record<string, Command> = {
   'policy validate': runPolicyValidate,
   'policy explain': runPolicyExplain,
   'policy push': runPolicyPush,
+  'policy diff': runPolicyDiff,
 };
 
 function version(): string {
@@ -50,7 +53,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   const command = commands[name];
   if (command === undefined) {
     io.stderr(first === 'policy'
-      ? `socks4-fleet policy: expected validate, explain or push, got "${second ?? ''}"\n`
+      ? `socks4-fleet policy: expected validate, explain, push or diff, got "${second ?? ''}"\n`
       : `socks4-fleet: unknown command "${first}"\n\n${help}`);
     return 2;
   }

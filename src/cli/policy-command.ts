@@ -7,13 +7,17 @@ import { parseArgs } from 'node:util';
 import { compilePolicies } from '../policy/compile.ts';
 import type { CompiledPolicySet } from '../policy/compile.ts';
 import { decideBeforeResolve } from '../policy/evaluate.ts';
-import { explainDecision, formatLimits, formatRuleRef } from '../policy/explain.ts';
+import { formatLimits, formatRuleRef } from '../policy/explain.ts';
+import { explainWithReport, REPORT_MARK } from '../policy/explain-report.ts';
+import { evaluateReportBeforeResolve } from '../policy/report.ts';
 import { formatIpv4, NOT_IPV4, parseIpv4 } from '../policy/ip.ts';
 import { loadPolicyText } from '../policy/load.ts';
 import type { Decision, EvalCommand, Issue, Socks4Policy } from '../policy/types.ts';
 import { formatIssue } from '../policy/validate.ts';
+import { findRedisUrl, redisFlagsHelp } from '../redis/cli-options.ts';
 import { UsageError } from './args.ts';
 import type { CliIO } from './args.ts';
+import { describeLiveRules, LiveRulesError, liveRulesOptions, readLiveRules } from './live-rules.ts';
 
 const VALIDATE_HELP = `Usage: socks4-fleet policy validate FILE...
 
@@ -28,12 +32,17 @@ Options:
   -h, --help   show this help
 `;
 
-const EXPLAIN_HELP = `Usage: socks4-fleet policy explain FILE --src IP --dst HOST:PORT [options]
+const EXPLAIN_HELP = `Usage: socks4-fleet policy explain (FILE | --redis-url URL) --src IP --dst HOST:PORT [options]
 
 Shows the decision the proxy would make for one request, the rule that decides it, and why each
 earlier rule was skipped. When HOST is a name (a SOCKS4a request), it is resolved with the
 system resolver (IPv4) unless --resolved gives the address; like the proxy, no lookup happens
 when no rule could allow the name.
+
+The rules come from FILE, or, with --redis-url (or env REDIS_URL and no FILE), from the fleet's
+live snapshot in Redis: its version and age are printed first. Policies with
+"enforcement: Report" are marked ${REPORT_MARK}; the "report:" line says what they would have
+decided, which the proxy records and does not enforce.
 
 Options:
   --src IP                 client address (required)
@@ -42,10 +51,13 @@ Options:
   --command connect|bind   the SOCKS command (default: connect)
   --self IP                an address of the proxy itself (guarded like loopback); repeatable
   --resolved IP            the address HOST resolves to, instead of asking DNS
+  --timeout D              with --redis-url: give up on Redis after D (default 10s)
   -h, --help               show this help
 
+${redisFlagsHelp}
 Exit status: 0 when the decision was explained, whether ALLOW or DENY (read the "decision:"
-line); 1 when FILE cannot be read or is invalid; 2 on usage errors.
+line); 1 when FILE cannot be read or is invalid, or the live snapshot cannot be read; 2 on
+usage errors.
 `;
 
 const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
@@ -106,13 +118,17 @@ export async function runPolicyValidate(argv: string[], io: CliIO): Promise<numb
   if (positionals.length === 0) throw new UsageError('expected at least one FILE');
   const set = await loadCompiled(positionals, io);
   if (set === null) return 1;
-  io.stdout(`ok: ${plural(set.policyCount, 'policy', 'policies')}, ${plural(set.ruleCount, 'rule', 'rules')}\n`);
+  const reports = set.report?.policies.size ?? 0;
+  const mode = reports === 0 ? '' : ` (${reports} in Report mode: recorded, not enforced)`;
+  io.stdout(`ok: ${plural(set.policyCount, 'policy', 'policies')}, ${plural(set.ruleCount, 'rule', 'rules')}${mode}\n`);
   return 0;
 }
 
 /** Injected in tests; the default asks the system resolver for an IPv4 address. */
 export interface ExplainDeps {
   readonly lookup: (host: string) => Promise<string>;
+  /** Where REDIS_URL, REDIS_PASSWORD, ... are read (default process.env). */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 const defaultDeps: ExplainDeps = {
@@ -148,6 +164,14 @@ function printDecision(io: CliIO, decision: Decision | { action: 'deny'; reason:
   ].map((l) => `${l}\n`).join(''));
 }
 
+/** The Report line, printed only when Report policies are loaded. */
+function printReport(io: CliIO, set: CompiledPolicySet, report: Decision | null): void {
+  if (set.report === null) return;
+  io.stdout(report === null
+    ? 'report:   none: no Report policy would decide this request\n'
+    : `report:   ${report.action.toUpperCase()} (${report.reason}) by ${formatRuleRef(report.rule)} ${REPORT_MARK}: recorded, not enforced\n`);
+}
+
 export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainDeps = defaultDeps): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -160,13 +184,18 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
       command: { type: 'string', default: 'connect' },
       self: { type: 'string', multiple: true, default: [] },
       resolved: { type: 'string' },
+      ...liveRulesOptions,
     },
   });
   if (values.help) {
     io.stdout(EXPLAIN_HELP);
     return 0;
   }
-  if (positionals.length !== 1) throw new UsageError('expected exactly one FILE');
+  const env = deps.env ?? process.env;
+  if (positionals.length > 1) throw new UsageError('expected one FILE, or --redis-url URL for the live rules');
+  if (positionals.length === 1 && values['redis-url'] !== undefined) throw new UsageError('give FILE or --redis-url, not both');
+  const live = positionals.length === 0;
+  if (live && findRedisUrl(values, env) === null) throw new UsageError('expected a policy FILE, or --redis-url URL (or env REDIS_URL) for the live rules');
   if (values.src === undefined) throw new UsageError('--src IP is required');
   if (values.dst === undefined) throw new UsageError('--dst HOST:PORT is required');
   const sourceIp = requireIpv4('src', values.src);
@@ -177,7 +206,20 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
   const resolvedFlag = values.resolved === undefined ? null : requireIpv4('resolved', values.resolved);
   const selfAddresses = new Set(values.self.map((s) => requireIpv4('self', s)));
 
-  const set = await loadCompiled(positionals, io);
+  let set: CompiledPolicySet | null;
+  if (live) {
+    try {
+      const rules = await readLiveRules(values, env);
+      io.stdout(`${describeLiveRules(rules)}\n`);
+      set = rules.snapshot.compiled;
+    } catch (error) {
+      if (!(error instanceof LiveRulesError)) throw error;
+      io.stderr(`${error.message}\n`);
+      return 1;
+    }
+  } else {
+    set = await loadCompiled(positionals, io);
+  }
   if (set === null) return 1;
 
   const base = { command: command as EvalCommand, sourceIp, userId: values.user, host: dest.host, destPort: dest.port, selfAddresses };
@@ -189,6 +231,7 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
     if (early !== null) {
       io.stdout(`resolve:  skipped: no rule could allow ${dest.host}, so the proxy refuses it without a DNS lookup\n`);
       printDecision(io, early);
+      printReport(io, set, evaluateReportBeforeResolve(set, base));
       return 0;
     }
     if (resolvedFlag !== null) {
@@ -205,8 +248,9 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
       }
     }
   }
-  const { decision, lines } = explainDecision(set, { ...base, destIp: destIp ?? '' });
+  const { decision, report, lines } = explainWithReport(set, { ...base, destIp: destIp ?? '' });
   printDecision(io, decision);
+  printReport(io, set, report);
   io.stdout(`trace:\n${lines.map((l) => `  ${l}\n`).join('')}`);
   return 0;
 }

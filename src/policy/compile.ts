@@ -7,6 +7,8 @@ import { parseCidr } from './ip.ts';
 import type { Cidr } from './ip.ts';
 import { buildRangeSet, parsePortSpec } from './ranges.ts';
 import type { RangeSet } from './ranges.ts';
+import { asEnforced, isReportPolicy, reportPolicyKeys } from './report.ts';
+import type { ReportView } from './report.ts';
 import { buildRuleIndex, IndexDimension } from './rule-index.ts';
 import type { RuleIndex } from './rule-index.ts';
 import { DEFAULT_NAMESPACE, DEFAULT_PRIORITY, DecisionReason, IdentMode, RuleAction } from './types.ts';
@@ -48,6 +50,8 @@ export interface CompiledPolicySet {
   readonly policyCount: number;
   readonly ruleCount: number;
   readonly index: RuleIndex;
+  /** Null unless some policy has `enforcement: Report` (src/policy/report.ts). */
+  readonly report: ReportView | null;
 }
 
 export const NO_RULE_MATCHED: Decision = Object.freeze({
@@ -89,6 +93,8 @@ export function compilePolicies(input: readonly Socks4Policy[]): CompiledPolicyS
   const rules: CompiledRule[] = [];
   const intern = createRangeSetInterner();
   for (const p of policies) {
+    // Report policies decide nothing: they live only in the report view below.
+    if (isReportPolicy(p)) continue;
     for (const r of p.spec.rules) rules.push(compileRule(p, r, rules.length, intern));
   }
   const index = buildRuleIndex(rules.length, {
@@ -102,7 +108,10 @@ export function compilePolicies(input: readonly Socks4Policy[]): CompiledPolicyS
       [IndexDimension.Host, rules.map((r) => r.hosts)],
     ]),
   });
-  return { rules, policies, policyCount: policies.length, ruleCount: rules.length, index };
+  const reportKeys = reportPolicyKeys(policies);
+  const report = reportKeys.size === 0 ? null : { all: compilePolicies(asEnforced(input)), policies: reportKeys };
+  const ruleCount = policies.reduce((n, p) => n + p.spec.rules.length, 0);
+  return { rules, policies, policyCount: policies.length, ruleCount, index, report };
 }
 
 function compileCidrs(list: readonly string[]): Cidr[] {

@@ -36,7 +36,7 @@ function describeAddress(ip: number, raw: string): string {
   return ip === NOT_IPV4 ? `${JSON.stringify(raw)} (not an IPv4 address)` : formatIpv4(ip);
 }
 
-function describeMismatch(field: Mismatch, rule: CompiledRule, p: PreparedContext, ctx: EvalContext): string {
+export function describeMismatch(field: Mismatch, rule: CompiledRule, p: PreparedContext, ctx: EvalContext): string {
   const { source } = rule;
   switch (field) {
     case 'commands': return `command ${ctx.command} is not in ${list(source.commands)}`;
@@ -51,7 +51,7 @@ function describeMismatch(field: Mismatch, rule: CompiledRule, p: PreparedContex
   }
 }
 
-function describeGuard(rule: CompiledRule, p: PreparedContext, ctx: EvalContext): string | null {
+export function describeGuard(rule: CompiledRule, p: PreparedContext, ctx: EvalContext): string | null {
   if (p.dst < 0) return `guard: destination ${describeAddress(p.dst, ctx.destIp)} cannot be checked, refused`;
   const hit = classifyDestination(p.dst, ctx.selfAddresses);
   if (hit === null) return null;

@@ -9,6 +9,8 @@ export { MAX_LIST_ENTRIES } from './validate-fields.ts';
 export { compilePolicies, NO_RULE_MATCHED } from './compile.ts';
 export type { CompiledPolicySet, CompiledRule } from './compile.ts';
 export { couldAllowBeforeResolve, decideBeforeResolve, evaluate } from './evaluate.ts';
+export { asEnforced, evaluateReport, evaluateReportBeforeResolve, isReportPolicy, reportPolicyKeys } from './report.ts';
+export type { ReportView } from './report.ts';
 export { explainDecision, formatLimits, formatRuleRef } from './explain.ts';
 export type { Explanation } from './explain.ts';
 export { checkGuard, classifyDestination, GuardedRange } from './guard.ts';

@@ -12,6 +12,14 @@ export type RuleAction = (typeof RuleAction)[keyof typeof RuleAction];
 export const RuleCommand = { Connect: 'Connect', Bind: 'Bind' } as const;
 export type RuleCommand = (typeof RuleCommand)[keyof typeof RuleCommand];
 
+/**
+ * `spec.enforcement`. A Report policy is evaluated in its place and what it would have decided
+ * is recorded, but evaluation goes on as if it were absent (design brief, "Policy contract").
+ */
+export const Enforcement = { Enforce: 'Enforce', Report: 'Report' } as const;
+export type Enforcement = (typeof Enforcement)[keyof typeof Enforcement];
+export const DEFAULT_ENFORCEMENT: Enforcement = Enforcement.Enforce;
+
 export const IdentMode = { Off: 'Off', Optional: 'Optional', Required: 'Required' } as const;
 export type IdentMode = (typeof IdentMode)[keyof typeof IdentMode];
 
@@ -78,6 +86,8 @@ export interface PolicyMetadata {
 
 export interface PolicySpec {
   readonly priority?: number;
+  /** Default Enforce; Report records what the policy would decide and decides nothing. */
+  readonly enforcement?: Enforcement;
   readonly rules: readonly PolicyRule[];
 }
 

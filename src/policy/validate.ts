@@ -6,7 +6,7 @@ import { Buffer } from 'node:buffer';
 import { parseCidr } from './ip.ts';
 import { parsePortSpec } from './ranges.ts';
 import {
-  API_VERSION, BandwidthKey, IdentMode, KIND, LimitKey, RuleAction, RuleCommand,
+  API_VERSION, BandwidthKey, Enforcement, IdentMode, KIND, LimitKey, RuleAction, RuleCommand,
 } from './types.ts';
 import type { Issue } from './types.ts';
 import {
@@ -28,7 +28,7 @@ const METADATA_FIELDS = [
   'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'finalizers',
   'ownerReferences', 'managedFields', 'generateName', 'selfLink',
 ] as const;
-const SPEC_FIELDS = ['priority', 'rules'] as const;
+const SPEC_FIELDS = ['priority', 'enforcement', 'rules'] as const;
 const RULE_FIELDS = ['name', 'action', 'commands', 'from', 'to', 'ident', 'limits'] as const;
 const FROM_FIELDS = ['cidrs', 'userids'] as const;
 const TO_FIELDS = ['cidrs', 'hosts', 'ports'] as const;
@@ -37,6 +37,7 @@ const LIMITS_FIELDS = ['connectionRate', 'concurrentSessions', 'bandwidth'] as c
 const ACTIONS = Object.values(RuleAction);
 const COMMANDS = Object.values(RuleCommand);
 const IDENT_MODES = Object.values(IdentMode);
+const ENFORCEMENTS = Object.values(Enforcement);
 const LIMIT_KEYS = Object.values(LimitKey);
 const BANDWIDTH_KEYS = Object.values(BandwidthKey);
 
@@ -99,6 +100,7 @@ function validateSpec(issues: Issue[], v: unknown): void {
   if (spec === null) return;
   checkKnownFields(issues, 'spec', spec, SPEC_FIELDS);
   if (spec.priority !== undefined) readInteger(issues, 'spec.priority', spec.priority, 0, MAX_PRIORITY);
+  if (spec.enforcement !== undefined) readEnum(issues, 'spec.enforcement', spec.enforcement, ENFORCEMENTS);
   const rules = requireField(issues, 'spec', spec, 'rules');
   if (rules === undefined) return;
   if (!Array.isArray(rules)) {

@@ -4,7 +4,7 @@
 // is one the pods accept, and a corrupt or foreign one is refused rather than half-applied.
 import { createHash } from 'node:crypto';
 import { compilePolicies } from '../policy/compile.ts';
-import { DEFAULT_NAMESPACE, DEFAULT_PRIORITY, type Issue, type Socks4Policy } from '../policy/types.ts';
+import { DEFAULT_NAMESPACE, DEFAULT_PRIORITY, Enforcement, type Issue, type Socks4Policy } from '../policy/types.ts';
 import { formatIssue, validatePolicy } from '../policy/validate.ts';
 import type { RuleSnapshot } from '../rules/types.ts';
 
@@ -47,11 +47,14 @@ const idOf = (p: Socks4Policy): string => `${p.metadata.namespace ?? DEFAULT_NAM
  * status) would otherwise change the version on every status write without changing a rule.
  */
 function normalizePolicy(p: Socks4Policy): Socks4Policy {
+  // `enforcement: Enforce` is the default: written or not, the same rules get the same version
+  // (the CRD fills the default in, a policy file usually does not).
+  const { enforcement, ...spec } = p.spec;
   return {
     apiVersion: p.apiVersion,
     kind: p.kind,
     metadata: { name: p.metadata.name, namespace: p.metadata.namespace ?? DEFAULT_NAMESPACE },
-    spec: { ...p.spec, priority: p.spec.priority ?? DEFAULT_PRIORITY },
+    spec: { ...spec, priority: p.spec.priority ?? DEFAULT_PRIORITY, ...(enforcement === Enforcement.Report ? { enforcement } : {}) },
   };
 }
 

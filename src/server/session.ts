@@ -10,8 +10,10 @@ import { parseRequest, type Socks4Request } from '../protocol/parse-request.ts';
 import { parseProxyHeader } from '../protocol/proxy-protocol.ts';
 import { decideBeforeResolve, evaluate } from '../policy/evaluate.ts';
 import type { Decision } from '../policy/evaluate.ts';
-import type { Admission, Lease } from '../limits/types.ts';
-import { channels, type PhaseEvent, type SessionInfo, type SessionState } from '../telemetry/events.ts';
+import { evaluateReport, evaluateReportBeforeResolve } from '../policy/report.ts';
+import type { Admission, Lease, RuleLimits } from '../limits/types.ts';
+import { channels, type PhaseEvent, type ReportRecord, type SessionInfo, type SessionState } from '../telemetry/events.ts';
+import { reportLimits, reportRecordFor, reportRefusedByLimit, UNAVAILABLE } from './report.ts';
 import { openBindListener } from './bind.ts';
 import { identOutcome, queryIdent } from './ident.ts';
 import { relay, type RelaySockets } from './relay.ts';
@@ -58,6 +60,7 @@ export class Session implements SessionInfo {
   handshakeMs: number | null = null;
   bytesFromClient = 0;
   bytesToClient = 0;
+  report: ReportRecord | null = null;
 
   readonly #client: Socket;
   readonly #env: SessionEnv;
@@ -65,6 +68,9 @@ export class Session implements SessionInfo {
   /** Once relaying: the sockets in use (a side may move to a new Socket object, see relay.ts). */
   #relay: RelaySockets | null = null;
   #lease: Lease | null = null;
+  /** A Report rule's limits: counted for the session's life, never obeyed. */
+  #reportLease: Lease | null = null;
+  #reportAdmission: Promise<void> | null = null;
   #cancel: (() => void) | null = null;
   #timer: NodeJS.Timeout | undefined;
   #pending: Buffer | null = null;
@@ -230,6 +236,7 @@ export class Session implements SessionInfo {
       // No DNS query for a name that no rule could allow: refuse with the real reason now.
       const refusal = decideBeforeResolve(snapshot.compiled, ctx);
       if (refusal !== null) {
+        this.#noteReport(evaluateReportBeforeResolve(snapshot.compiled, ctx));
         this.ruleId = refusal.rule?.id ?? null;
         return this.fail(refusal.reason as Reason);
       }
@@ -245,9 +252,13 @@ export class Session implements SessionInfo {
     }
     this.destIp = ctx.destIp;
     const decision = evaluate(snapshot.compiled, ctx);
+    this.#noteReport(evaluateReport(snapshot.compiled, ctx));
     this.ruleId = decision.rule?.id ?? null;
     if (decision.action !== 'allow') return this.fail(decision.reason as Reason);
     if (!(await this.#admit(decision))) return;
+    // Started before our own admission, so both limiter calls overlap: no extra round trip.
+    if (this.#reportAdmission !== null) await this.#reportAdmission;
+    if (this.closed) return;
     if (!(await this.#checkIdent(decision, request.userId))) return;
     if (request.command === 'connect') await this.#connect(ctx.destIp, request.port, early);
     else await this.#bind(ctx.destIp, early);
@@ -282,6 +293,29 @@ export class Session implements SessionInfo {
       return false;
     }
     return true;
+  }
+
+  /** Records what a Report policy would have decided; its limits are counted, not awaited here. */
+  #noteReport(would: Decision | null): void {
+    if (would === null || would.rule === null) return;
+    this.report = reportRecordFor({ ...would, rule: would.rule });
+    const limits = would.action === 'allow' ? reportLimits(would.limits) : null;
+    if (limits !== null) this.#reportAdmission = this.#admitReport(would.rule.id, limits);
+  }
+
+  async #admitReport(ruleId: string, limits: RuleLimits): Promise<void> {
+    let admission: Admission;
+    try {
+      admission = await this.#env.limiter.admit({ ruleId, limits, sourceIp: this.clientAddress, userId: this.userId ?? '', sessionId: this.id });
+    } catch {
+      admission = UNAVAILABLE;
+    }
+    if (!admission.ok) {
+      if (this.report !== null) this.report = reportRefusedByLimit(this.report, admission.reason);
+      return;
+    }
+    if (this.closed) admission.lease.release();
+    else this.#reportLease = admission.lease;
   }
 
   async #checkIdent(decision: Decision, userId: string): Promise<boolean> {
@@ -418,6 +452,8 @@ export class Session implements SessionInfo {
     }
     this.#lease?.release();
     this.#lease = null;
+    this.#reportLease?.release();
+    this.#reportLease = null;
     this.#endHandshake();
     this.#hooks.onEnd(this);
     if (channels.sessionEnd.hasSubscribers) channels.sessionEnd.publish(this);

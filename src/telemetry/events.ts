@@ -12,6 +12,22 @@ export type SessionState =
   | 'relaying'
   | 'closed';
 
+/**
+ * What a Report policy (`spec.enforcement: Report`) would have decided for a session that it did
+ * not decide: the rule, the action and reason, and the reply the client would have got.
+ */
+export interface ReportRecord {
+  /** `namespace/policy/rule`. */
+  readonly ruleId: string;
+  /** `namespace/policy`. */
+  readonly policy: string;
+  readonly action: 'allow' | 'deny';
+  /** RuleAllowed, RuleDenied, GuardedDestination, or the limit that would have refused (RateLimited, ConcurrencyLimited, LimiterUnavailable). */
+  readonly reason: string;
+  /** 90 or 91. */
+  readonly reply: number;
+}
+
 /** What subscribers may read about a session; the session object itself implements it. */
 export interface SessionInfo {
   readonly id: string;
@@ -33,6 +49,8 @@ export interface SessionInfo {
   readonly handshakeMs: number | null; // accept → first reply
   readonly bytesFromClient: number;
   readonly bytesToClient: number;
+  /** Set when a Report policy would have decided this session; absent or null otherwise. */
+  readonly report?: ReportRecord | null;
 }
 
 export interface PhaseEvent {

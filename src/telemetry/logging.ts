@@ -58,6 +58,8 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
         handshakeMs: s.handshakeMs === null ? null : Math.round(s.handshakeMs * 1000) / 1000,
         bytesUp: s.bytesFromClient,
         bytesDown: s.bytesToClient,
+        // What a Report policy would have decided (rule, action, reason, reply); absent otherwise.
+        report: s.report ?? undefined,
       },
       granted ? 'session closed' : 'session refused',
     );

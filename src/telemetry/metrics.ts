@@ -82,6 +82,13 @@ export function createProxyMetrics(options: {
     registers: [registry],
   });
 
+  const reportDecisions = new client.Counter({
+    name: 'socks4_report_decisions_total',
+    help: 'What Report-mode policies would have decided, by action (allow, deny) and reason; the sessions went on as if they were absent.',
+    labelNames: ['action', 'reason'] as const,
+    registers: [registry],
+  });
+
   const refusedAtAccept = new client.Counter({
     name: 'socks4_connections_refused_total',
     help: 'Connections turned away at accept, before any request (draining, session or handshake cap).',
@@ -115,6 +122,7 @@ export function createProxyMetrics(options: {
     }
     if (s.bytesFromClient > 0) bytes.inc({ direction: 'upstream' }, s.bytesFromClient);
     if (s.bytesToClient > 0) bytes.inc({ direction: 'downstream' }, s.bytesToClient);
+    if (s.report != null) reportDecisions.inc({ action: s.report.action, reason: s.report.reason });
     if (s.reason === 'RateLimited' || s.reason === 'ConcurrencyLimited') {
       limitRejections.inc({ kind: s.reason === 'RateLimited' ? 'connectionRate' : 'concurrentSessions' });
     }

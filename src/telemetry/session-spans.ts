@@ -27,7 +27,7 @@ import {
   ATTR_SERVER_PORT,
 } from '@opentelemetry/semantic-conventions';
 import { Reason } from '../errors.ts';
-import { channels, type PhaseEvent, type SessionInfo, type SnapshotEvent } from './events.ts';
+import { channels, type PhaseEvent, type ReportRecord, type SessionInfo, type SnapshotEvent } from './events.ts';
 import { parseTraceparent } from './trace-context.ts';
 
 /** Project attributes: one prefix, names stable (dashboards and alerts query them). */
@@ -51,6 +51,12 @@ export const SocksAttr = {
   SnapshotPolicies: 'socks4.snapshot.policy_count',
   BindExpectedPeer: 'socks4.bind.expected_address',
   CutShort: 'socks4.phase.cut_short',
+  // What a Report policy would have decided (spec.enforcement: Report); the session ignored it.
+  ReportRule: 'socks4.report.rule.id',
+  ReportPolicy: 'socks4.report.policy',
+  ReportAction: 'socks4.report.action',
+  ReportReason: 'socks4.report.reason',
+  ReportReplyCode: 'socks4.report.reply.code',
 } as const;
 
 /** Experimental semantic convention, copied rather than imported from the unstable entry point. */
@@ -116,6 +122,7 @@ export function subscribeSessionSpans(tracer: Tracer, options: SessionSpanOption
     noteReply(traced, s);
     span.updateName(s.command === 'connect' ? SpanName.Connect : s.command === 'bind' ? SpanName.Bind : SpanName.Session);
     span.setAttributes(sessionAttributes(s, redact));
+    if (s.report != null) span.setAttributes(reportAttributes(s.report));
     if (s.reason !== null) {
       span.setAttribute(ATTR_ERROR_TYPE, s.reason);
       span.setStatus({ code: SpanStatusCode.ERROR, message: s.reason });
@@ -223,6 +230,16 @@ function sessionAttributes(s: SessionInfo, redactUserIds: boolean): Attributes {
   if (s.reason !== null) attributes[SocksAttr.Reason] = s.reason;
   if (s.handshakeMs !== null) attributes[SocksAttr.HandshakeMs] = Math.round(s.handshakeMs * 1000) / 1000;
   return attributes;
+}
+
+function reportAttributes(r: ReportRecord): Attributes {
+  return {
+    [SocksAttr.ReportRule]: r.ruleId,
+    [SocksAttr.ReportPolicy]: r.policy,
+    [SocksAttr.ReportAction]: r.action,
+    [SocksAttr.ReportReason]: r.reason,
+    [SocksAttr.ReportReplyCode]: r.reply,
+  };
 }
 
 function phaseAttributes(e: PhaseEvent): Attributes {

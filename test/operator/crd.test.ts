@@ -43,7 +43,7 @@ test('the CRD is established with its names, status subresource and printer colu
   const version = crd.spec.versions[0];
   assert.equal(version.name, 'v1alpha1');
   assert.deepEqual(version.subresources, { status: {} });
-  assert.deepEqual(version.additionalPrinterColumns.filter((c: { priority?: number }) => (c.priority ?? 0) === 0).map((c: { name: string }) => c.name), ['Ready', 'Rules', 'Age']);
+  assert.deepEqual(version.additionalPrinterColumns.filter((c: { priority?: number }) => (c.priority ?? 0) === 0).map((c: { name: string }) => c.name), ['Ready', 'Rules', 'Enforcement', 'Age']);
   const established = crd.status.conditions.find((c: { type: string }) => c.type === 'Established');
   assert.equal(established.status, 'True');
 });
@@ -69,8 +69,8 @@ test('the example policy file applies as-is and lists with the short name and pr
   const out = await apply(example.replaceAll('namespace: default', 'namespace: examples'));
   assert.match(out, /socks4policy\.socks4-fleet\.io\/local-dev created/);
   const table = await cluster.kubectl('get', 's4p', '-n', 'examples');
-  assert.match(table.split('\n')[0] ?? '', /^NAME\s+READY\s+RULES\s+AGE$/);
-  assert.match(table, /^local-dev\s/m);
+  assert.match(table.split('\n')[0] ?? '', /^NAME\s+READY\s+RULES\s+ENFORCEMENT\s+AGE$/);
+  assert.match(table, /^local-dev\s+\S*\s+\S*\s+Enforce\s/m);
   const stored = JSON.parse(await cluster.kubectl('get', 's4p', 'office-egress', '-n', 'examples', '-o', 'json'));
   assert.equal(stored.spec.rules[1].ident, 'Optional');
 });
@@ -121,4 +121,29 @@ test('a policy that passes the schema but not the proxy\'s validation is stored 
   assert.deepEqual(validatePolicy(doc).map((i) => i.path), ['spec.rules[0].limits']);
   const stored = JSON.parse(await cluster.kubectl('get', 's4p', 'deny-with-limits', '-o', 'json'));
   assert.equal(stored.spec.priority, 1000, 'the schema defaults the priority');
+});
+
+test('spec.enforcement: Report is stored and shown in its column, omitted defaults to Enforce, the one-word edit applies', async () => {
+  await cluster.createNamespace('rollout');
+  const rules = [{ name: 'no-smtp', action: 'Deny', to: { ports: ['25'] } }];
+  assert.match(await apply(policyManifest('rollout', 'trial', { enforcement: 'Report', rules })), /created/);
+  assert.match(await apply(policyManifest('rollout', 'plain', { rules })), /created/);
+  const column = async (name: string): Promise<string> =>
+    (await cluster.kubectl('get', 's4p', name, '-n', 'rollout', '-o', 'custom-columns=E:.spec.enforcement', '--no-headers')).trim();
+  assert.equal(await column('trial'), 'Report');
+  assert.equal(await column('plain'), 'Enforce', 'the schema defaults the mode');
+  const table = await cluster.kubectl('get', 's4p', '-n', 'rollout');
+  assert.match(table, /^trial\s+\S*\s+\S*\s+Report\s/m);
+  // What the API server stores validates with the proxy's own code.
+  const stored = JSON.parse(await cluster.kubectl('get', 's4p', 'trial', '-n', 'rollout', '-o', 'json'));
+  assert.deepEqual(validatePolicy(stored), []);
+  assert.match(await apply(policyManifest('rollout', 'trial', { enforcement: 'Enforce', rules })), /configured/);
+  assert.equal(await column('trial'), 'Enforce');
+});
+
+test('a mode that is neither Enforce nor Report is refused, naming spec.enforcement and the allowed values', async () => {
+  const doc = policyManifest('default', 'dry-run', { enforcement: 'report', rules: [{ name: 'r', action: 'Deny' }] });
+  const error = await apply(doc).then(() => null, (e: Error) => e.message);
+  assert.match(error ?? 'accepted', /spec\.enforcement: Unsupported value: "report": supported values: "Enforce", "Report"/);
+  assert.notDeepEqual(validatePolicy(doc), []);
 });

@@ -86,6 +86,27 @@ test('update → a new snapshot carries the new generation, and the status follo
   assert.equal(statusOf(obj).snapshotVersion, next.version);
 });
 
+test('a Report policy is published as Report and its status says so; the one-word edit switches both', async () => {
+  const rules = [{ name: 'no-smtp', action: 'Deny', to: { ports: ['25'] } }];
+  await createPolicy(cluster.admin, 'lifecycle', 'trial', { enforcement: 'Report', rules });
+  const obj = await waitForPolicyReady(cluster.admin, 'lifecycle', 'trial');
+  const status = obj.status as { enforcement?: string; snapshotVersion?: string };
+  assert.equal(status.enforcement, 'Report');
+  assert.match(readyOf(obj)?.message ?? '', /in Report mode: the fleet records what it would decide and enforces nothing of it$/);
+  const published = await readPublished(redis, PREFIX);
+  assert.equal((published?.specs.get('lifecycle/trial') as { enforcement?: string }).enforcement, 'Report');
+  await updatePolicySpec(cluster.admin, 'lifecycle', 'trial', { enforcement: 'Enforce', rules });
+  const switched = await waitFor('status of the switched policy', async () => {
+    const o = await getPolicy(cluster.admin, 'lifecycle', 'trial');
+    return (o?.status as { enforcement?: string } | undefined)?.enforcement === 'Enforce' ? o : undefined;
+  });
+  assert.doesNotMatch(readyOf(switched)?.message ?? '', /Report/);
+  const next = await readPublished(redis, PREFIX);
+  // Enforce is the default: the snapshot stores the policy as if the field were omitted.
+  assert.deepEqual(next?.specs.get('lifecycle/trial'), { priority: 1000, rules });
+  await deletePolicy(cluster.admin, 'lifecycle', 'trial');
+});
+
 test('delete → the policy leaves the snapshot before the object disappears; the finalizer is removed', async () => {
   await createPolicy(cluster.admin, 'lifecycle', 'doomed', allowWeb);
   await waitFor('doomed published', async () => ((await readPublished(redis, PREFIX))?.specs.has('lifecycle/doomed') === true ? true : undefined));
@@ -210,7 +231,10 @@ test('a burst of 150 policies converges, and each status names a snapshot that r
       const doc = JSON.parse(json) as { policies: { metadata: { namespace: string; name: string }; spec: unknown }[] };
       documents.set(version, new Map(doc.policies.map((d) => [`${d.metadata.namespace}/${d.metadata.name}`, d.spec])));
     }
-    assert.deepEqual(documents.get(version)?.get(`bulk/${p.metadata.name}`), p.spec, `${p.metadata.name} in ${version}`);
+    // The API server fills in `enforcement: Enforce`; a snapshot stores the default as omitted.
+    const { enforcement, ...spec } = p.spec as { enforcement?: string };
+    assert.equal(enforcement, 'Enforce');
+    assert.deepEqual(documents.get(version)?.get(`bulk/${p.metadata.name}`), spec, `${p.metadata.name} in ${version}`);
   }
   const publishes = ((await operator.metrics.publishes.get()).values.find((v) => v.labels.result === 'published')?.value ?? 0) - publishedBefore;
   assert.ok(publishes >= 1 && publishes < count, `${publishes} publishes for ${count} new policies: bursts are coalesced`);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setCondition, type Condition } from '../../operator/conditions.ts';
 import {
-  FINALIZER, planPolicy, planSnapshot, recordPublished, type ObservedPolicy, type PolicyStatus, type PublishedSnapshot,
+  FINALIZER, planPolicy, planSnapshot, recordPublished, REPORT_NOTE, type ObservedPolicy, type PolicyStatus, type PublishedSnapshot,
 } from '../../operator/reconcile.ts';
 import { buildSnapshotDocument } from '../../src/redis/snapshot-document.ts';
 
@@ -66,6 +66,7 @@ test('a published policy becomes Ready=True with observedGeneration, its rule co
     observedGeneration: 3,
     ruleCount: 2,
     snapshotVersion: 'aaaaaaaaaaaa',
+    enforcement: 'Enforce',
     conditions: [{
       type: 'Ready', status: 'True', reason: 'Published', message: 'published in rules snapshot aaaaaaaaaaaa',
       observedGeneration: 3, lastTransitionTime: '2030-01-02T03:04:05Z',
@@ -182,4 +183,17 @@ test('a very long refusal is truncated to fit the status', () => {
   const message = plan.status?.conditions[0]?.message ?? '';
   assert.ok(message.length <= 4096 && message.endsWith('...'), `${message.length}`);
   assert.match(message, /^spec\.rules\[0\]\.ident: only Allow rules take ident checks/);
+});
+
+test('a Report policy is Ready with enforcement Report in its status and says so; the one-word switch changes both', () => {
+  const report = observed('trial', { ...allowWeb, enforcement: 'Report' }, { generation: 1 });
+  const published = publish([report], null, 'aaaaaaaaaaaa');
+  const plan = planPolicy(report, published, NOW);
+  assert.equal(plan.status?.enforcement, 'Report');
+  assert.equal(plan.status?.conditions[0]?.message, `published in rules snapshot aaaaaaaaaaaa${REPORT_NOTE}`);
+  assert.deepEqual(planPolicy(withStatus(report, plan.status), published, LATER), { action: 'none', status: null, event: null });
+  const enforced = observed('trial', { ...allowWeb, enforcement: 'Enforce' }, { generation: 2, status: plan.status });
+  const next = planPolicy(enforced, publish([enforced], published, 'bbbbbbbbbbbb'), LATER);
+  assert.equal(next.status?.enforcement, 'Enforce');
+  assert.equal(next.status?.conditions[0]?.message, 'published in rules snapshot bbbbbbbbbbbb');
 });

@@ -198,11 +198,56 @@ describe('policy explain', () => {
       [[EXAMPLE, '--src', '10.0.0.1', '--dst', '1.2.3.4'], /is not HOST:PORT/],
       [[EXAMPLE, '--src', '10.0.0.1', '--dst', '1.2.3.4:80', '--command', 'udp'], /--command: "udp" is not connect or bind/],
       [[EXAMPLE, '--src', '10.0.0.1', '--dst', '1.2.3.4:80', '--resolved', '5.6.7.8'], /--resolved applies only when --dst names a host/],
-      [['--src', '10.0.0.1', '--dst', '1.2.3.4:80'], /expected exactly one FILE/],
+      [['--src', '10.0.0.1', '--dst', '1.2.3.4:80'], /expected a policy FILE, or --redis-url URL \(or env REDIS_URL\) for the live rules/],
+      [[EXAMPLE, EXAMPLE, '--src', '10.0.0.1', '--dst', '1.2.3.4:80'], /expected one FILE, or --redis-url URL for the live rules/],
     ];
-    for (const [argv, message] of cases) await assert.rejects(runPolicyExplain(argv, capture(), noLookup), message);
+    // No REDIS_URL in this environment: without FILE there is no rule source at all.
+    for (const [argv, message] of cases) await assert.rejects(runPolicyExplain(argv, capture(), { ...noLookup, env: {} }), message);
     const help = capture();
     assert.equal(await runPolicyExplain(['--help'], help), 0);
     assert.match(help.out(), /Exit status: 0 when the decision was explained, whether ALLOW or DENY/);
+  });
+});
+
+describe('report mode in validate and explain (FILE)', () => {
+  const reportFile = (): Promise<string> => writePolicy('report.yaml', [
+    'apiVersion: socks4-fleet.io/v1alpha1',
+    'kind: Socks4Policy',
+    'metadata: {name: trial, namespace: proxies}',
+    'spec:',
+    '  priority: 10',
+    '  enforcement: Report',
+    '  rules:',
+    '    - {name: no-smtp, action: Deny, to: {ports: ["25"]}}',
+    '---',
+    'apiVersion: socks4-fleet.io/v1alpha1',
+    'kind: Socks4Policy',
+    'metadata: {name: office, namespace: proxies}',
+    'spec:',
+    '  rules:',
+    '    - {name: web, action: Allow, to: {hosts: ["*.example.com"], ports: ["443"]}}',
+    '',
+  ].join('\n'));
+
+  it('validate counts Report policies apart', async () => {
+    const io = capture();
+    assert.equal(await runPolicyValidate([await reportFile()], io), 0);
+    assert.equal(io.out(), 'ok: 2 policies, 2 rules (1 in Report mode: recorded, not enforced)\n');
+  });
+
+  it('a name refused before DNS still shows what the Report policy would decide, without a lookup', async () => {
+    const io = capture();
+    assert.equal(await runPolicyExplain([await reportFile(), '--src', '10.0.0.1', '--dst', 'mail.example.net:25'], io, noLookup), 0);
+    assert.match(io.out(), /^resolve: {2}skipped: no rule could allow mail\.example\.net/m);
+    assert.match(io.out(), /^decision: DENY\nreason: {3}NoRuleMatched\n/m);
+    assert.match(io.out(), /^report: {3}DENY \(RuleDenied\) by proxies\/trial rule no-smtp \[Report\]: recorded, not enforced$/m);
+  });
+
+  it('a request no Report rule matches says so', async () => {
+    const io = capture();
+    assert.equal(await runPolicyExplain([await reportFile(), '--src', '10.0.0.1', '--dst', 'www.example.com:443', '--resolved', '93.184.216.34'], io, noLookup), 0);
+    assert.match(io.out(), /^decision: ALLOW$/m);
+    assert.match(io.out(), /^report: {3}none: no Report policy would decide this request$/m);
+    assert.match(io.out(), /^ {2}skip {2}proxies\/trial rule no-smtp \(Deny\) \[Report\]: port 443 is not in \[25\]$/m);
   });
 });

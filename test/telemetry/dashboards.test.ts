@@ -48,6 +48,8 @@ function announceEverything(): void {
     { s: session({ replyCode: 91, reason: Reason.RateLimited, bytesFromClient: 0, bytesToClient: 0 }), phases: ['limits'], error: Reason.RateLimited },
     { s: session({ replyCode: 91, reason: Reason.ConcurrencyLimited }), phases: [] },
     { s: session({ command: 'bind' }), phases: ['bind-accept'] },
+    // Let through while a Report policy would have refused it.
+    { s: session({ report: { ruleId: 'proxies/trial/no-web', policy: 'proxies/trial', action: 'deny', reason: 'RuleDenied', reply: 91 } }), phases: ['connect'] },
     { s: session({ command: null, replyCode: null, reason: Reason.BadVersion, handshakeMs: null }), phases: [] },
   ];
   for (const { s, phases, error } of shapes) {
@@ -182,7 +184,7 @@ test('every PromQL query names series and labels the proxy and operator really e
     for (const m of legend.matchAll(/\{\{\s*(\w+)\s*\}\}/g)) assert.ok(refs.groupings.includes(m[1] as string), `${where}: legend {{${m[1]}}} is not kept by the query`);
   }
   // What the issue asks the overview to show.
-  for (const metric of ['socks4_sessions_total', 'socks4_handshake_duration_seconds', 'socks4_relayed_bytes_total', 'socks4_limit_rejections_total', 'socks4_snapshot_age_seconds', 'socks4_limiter_errors_total', 'socks4_snapshot_errors_total']) {
+  for (const metric of ['socks4_sessions_total', 'socks4_handshake_duration_seconds', 'socks4_relayed_bytes_total', 'socks4_limit_rejections_total', 'socks4_snapshot_age_seconds', 'socks4_limiter_errors_total', 'socks4_snapshot_errors_total', 'socks4_report_decisions_total']) {
     assert.ok(used.has(metric), `the overview shows ${metric}`);
   }
 });
@@ -209,6 +211,8 @@ test('every TraceQL query names span names and attributes the tracing code sets'
   }
   // The issue: refused sessions and slow handshakes.
   assert.ok(attributesUsed.has(SocksAttr.Reason) && attributesUsed.has(SocksAttr.HandshakeMs));
+  // Issue #18: what Report-mode policies would refuse, and which of their rules.
+  assert.ok(attributesUsed.has(SocksAttr.ReportAction) && attributesUsed.has(SocksAttr.ReportRule));
   assert.ok(spans.names.has(SpanName.SnapshotEnforce));
   // The reason picker lists exactly the product's reason codes.
   const reasons = d.templating.list.find((v) => v.name === 'reason');
