@@ -149,7 +149,16 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     isReady: () => !server.draining && rules.current() !== null,
   });
   const bound = await server.listen(listen.host, listen.port);
-  logger.info({ listen: `${bound.address}:${bound.port}`, ops: `${opsServer.address.address}:${opsServer.address.port}` }, 'socks4-fleet proxy listening');
+  // The effective deadlines (flags over defaults), so an operator can see what a pod runs with.
+  const timeouts = {
+    handshakeMs: config.handshakeTimeoutMs,
+    connectMs: config.connectTimeoutMs,
+    bindAcceptMs: config.bindAcceptTimeoutMs,
+    idleMs: config.idleTimeoutMs,
+    identMs: config.identTimeoutMs,
+    drainGraceMs: config.drainGraceMs,
+  };
+  logger.info({ listen: `${bound.address}:${bound.port}`, ops: `${opsServer.address.address}:${opsServer.address.port}`, timeouts }, 'socks4-fleet proxy listening');
 
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { checkGcra } from '../../src/limits/gcra.ts';
+import { checkGcra, isGcraIdle } from '../../src/limits/gcra.ts';
 import { buildLimitKey } from '../../src/limits/keys.ts';
 import { createMemoryLimiter } from '../../src/limits/memory-limiter.ts';
 import type { AdmitRequest, RuleLimits } from '../../src/limits/types.ts';
@@ -59,6 +59,31 @@ describe('memory limiter', () => {
     limiter.admit(request(limits, { sourceIp: '10.9.9.9' }));
     assert.equal(limiter.countKeys().rate, 1);
     limiter.close();
+  });
+
+  it('keeps a rate key up to its TAT and forgets it at the TAT, to the millisecond', () => {
+    // Forgetting a key early is not harmless: the client's next attempt is judged as a fresh
+    // key's, with a full burst. 1/s with burst 1: the TAT after one admission at 0 is 1000.
+    const clock = createManualClock(0);
+    const limiter = createMemoryLimiter({ now: clock.now, sweepIntervalMs: 60_000 });
+    const limits: RuleLimits = { connectionRate: { perSecond: 1, burst: 1, key: 'SourceIP' } };
+    assert.equal(limiter.admit(request(limits)).ok, true);
+    clock.advance(999);
+    limiter.sweep();
+    assert.equal(limiter.countKeys().rate, 1, 'kept 1 ms before its TAT');
+    assert.deepEqual(limiter.admit(request(limits)), { ok: false, reason: 'RateLimited', retryAfterMs: 1 });
+    clock.advance(1);
+    limiter.sweep();
+    assert.equal(limiter.countKeys().rate, 0, 'forgotten at its TAT');
+    assert.equal(limiter.admit(request(limits)).ok, true);
+    limiter.close();
+  });
+
+  it('isGcraIdle: a TAT in the future is live, one at or before now is idle', () => {
+    assert.equal(isGcraIdle(1000, 999), false);
+    assert.equal(isGcraIdle(1000, 999.999), false);
+    assert.equal(isGcraIdle(1000, 1000), true);
+    assert.equal(isGcraIdle(1000, 1001), true);
   });
 
   it('does not sweep more often than the interval', () => {

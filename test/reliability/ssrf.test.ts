@@ -90,7 +90,8 @@ before(async () => {
 });
 
 after(async () => {
-  assert.deepEqual(escaped, [], 'the proxy tried to dial a non-loopback address');
+  // Everything this file started is stopped before any verdict: a failed check must end the run
+  // with its message, not leave servers holding the process open until an outer timeout.
   channels.sessionEnd.unsubscribe(onEnd);
   await system.close();
   await controlled.close();
@@ -98,6 +99,7 @@ after(async () => {
   await new Promise((resolve) => trap.close(resolve));
   await sentinel.close();
   await two.close();
+  assert.deepEqual(escaped, [], 'the proxy tried to dial a non-loopback address');
 });
 
 interface Probe {

@@ -3,7 +3,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import net from 'node:net';
+import { once } from 'node:events';
 import { promisify } from 'node:util';
+import { channels, type SessionInfo } from '../../src/telemetry/events.ts';
 import { connectRaw, exchange, socks4Request, startEchoServer, startHttpServer, startProxy, type Closable, type TestProxy } from '../helpers/servers.ts';
 
 const run = promisify(execFile);
@@ -67,10 +70,66 @@ test('curl --socks4a lets the proxy resolve the name', async () => {
   assert.equal(result.stdout, 'hello through socks4\n');
 });
 
-test('a denied destination gets 91 and curl reports the refusal', async () => {
-  const result = await curl('--socks4', `127.0.0.1:${proxy.port}`, `http://127.0.0.1:9/`);
-  assert.notEqual(result.code, 0);
-  assert.match(result.stderr, /91|rejected/i);
+/** Runs `body`; returns the sessions to `destPort` that ended meanwhile (from session:end). */
+async function sessionsEndedDuring(destPort: number, body: () => Promise<void>, count: number): Promise<SessionInfo[]> {
+  const ended: SessionInfo[] = [];
+  const onEnd = (message: unknown): void => {
+    const s = message as SessionInfo;
+    if (s.destPort === destPort) ended.push({ ...s });
+  };
+  channels.sessionEnd.subscribe(onEnd);
+  try {
+    await body();
+    for (let i = 0; i < 200 && ended.length < count; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    return ended;
+  } finally {
+    channels.sessionEnd.unsubscribe(onEnd);
+  }
+}
+
+test('a denied destination gets 91 for the Deny rule, not for an upstream failure', async () => {
+  // Port 9 has no listener either, so a 91 alone would also come from "connection refused": the
+  // session's reason and rule tell the policy's refusal apart, and nothing is dialled.
+  const [session] = await sessionsEndedDuring(9, async () => {
+    const result = await curl('--socks4', `127.0.0.1:${proxy.port}`, `http://127.0.0.1:9/`);
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /91|rejected/i);
+  }, 1);
+  assert.ok(session, 'the refused session ended');
+  assert.deepEqual([session.replyCode, session.reason, session.ruleId], [91, 'RuleDenied', 'test/e2e/no-private-port']);
+  // The same destination when no rule denies it: 91 too, but from the upstream.
+  const [upstream] = await sessionsEndedDuring(9, async () => {
+    proxy.setPolicy(policy.replace('ports: ["9"]', 'ports: ["7"]'));
+    try {
+      const { reply, raw } = await exchange(proxy.port, socks4Request(1, 9, '127.0.0.1'));
+      assert.equal(reply[1], 91);
+      await raw.closed;
+    } finally {
+      proxy.setPolicy(policy);
+    }
+  }, 1);
+  assert.deepEqual([upstream?.reason, upstream?.ruleId], ['UpstreamRefused', 'test/e2e/loopback']);
+});
+
+test('after a refusal, bytes the client still sends meet a lingering reader, not a reset', async () => {
+  // SOCKS4: the server closes right after a failure reply. Closing a socket with bytes arriving
+  // makes the kernel answer them with RST, and a reset can destroy the 8-byte reply before the
+  // client reads it; so the proxy sends FIN and reads (and drops) what still comes, briefly.
+  const socket = net.connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+  const errors: string[] = [];
+  socket.on('error', (error: NodeJS.ErrnoException) => errors.push(error.code ?? error.message));
+  await once(socket, 'connect');
+  let received = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+  const ended = once(socket, 'end');
+  socket.write(socks4Request(1, 9, '127.0.0.1', 'pipelining'));
+  await ended; // the proxy's FIN, after its reply
+  assert.deepEqual([...received], [0, 91, 0, 0, 0, 0, 0, 0]);
+  // A client that pipelined its first payload goes on sending after the refusal arrived.
+  for (let i = 0; i < 4; i++) socket.write(Buffer.alloc(16 * 1024, 0x61));
+  socket.end();
+  const [hadError] = (await once(socket, 'close')) as [boolean];
+  assert.deepEqual({ hadError, errors }, { hadError: false, errors: [] });
 });
 
 test('the SSRF guard refuses loopback under 0.0.0.0/0 (rule must name the range)', async () => {

@@ -2,6 +2,9 @@
 // outcomes ever produce 92 or 93.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { connectRaw, exchange, socks4Request, startEchoServer, startProxy, type Closable } from '../helpers/servers.ts';
 import { SILENT, startIdentd, type Identd } from '../helpers/identd.ts';
 
@@ -67,20 +70,84 @@ test('connectionRate: a burst of 3 is admitted, the 4th at once is refused with 
   }
 });
 
-test('bandwidth: bytes per second are held to the limit', async () => {
-  const proxy = await startProxy(limited('{bandwidth: {bytesPerSecond: 20000, key: Session}}'));
+// Bandwidth, one direction at a time. A Session bucket holds one second's worth of bytes and is
+// full at admission, so N bytes through a limit of R bytes/s cannot all arrive before (N − R) / R
+// seconds after the request was sent: that is the lower bound, exact up to timer rounding (20 ms
+// allowed). The upper bound is the same figure plus a stated tolerance for a noisy machine, 1.5 s:
+// lateness does not accumulate, since the bucket credits the time that really passed, so only the
+// last held chunk's timer and the handshake can add to it. A limit off by a factor of two in
+// either direction misses one bound by more than a second.
+const RATE = 100_000;
+const BYTES = 4 * RATE;
+const EXPECTED_MS = ((BYTES - RATE) / RATE) * 1000;
+const TOLERANCE_MS = 1500;
+
+function assertHeldToRate(elapsedMs: number, direction: string): void {
+  const shown = `${direction}: ${BYTES} bytes at ${RATE} B/s took ${Math.round(elapsedMs)} ms (expected ${EXPECTED_MS} ms, +${TOLERANCE_MS} ms allowed)`;
+  assert.ok(elapsedMs >= EXPECTED_MS - 20, shown);
+  assert.ok(elapsedMs <= EXPECTED_MS + TOLERANCE_MS, shown);
+}
+
+/** An upstream that counts what it receives (upload) or sends `BYTES` at once (download). */
+async function startBulkPeer(mode: 'sink' | 'source'): Promise<Closable & { received: Promise<number> }> {
+  let done!: (at: number) => void;
+  const received = new Promise<number>((resolve) => (done = resolve));
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    if (mode === 'source') return void socket.write(Buffer.alloc(BYTES, 0x64));
+    let count = 0;
+    socket.on('data', (chunk: Buffer) => {
+      count += chunk.length;
+      if (count >= BYTES) done(performance.now());
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    received,
+    close: () => new Promise((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+test('bandwidth: an upload is held to bytesPerSecond, within the bounds the bucket sets', async () => {
+  const sink = await startBulkPeer('sink');
+  const proxy = await startProxy(limited(`{bandwidth: {bytesPerSecond: ${RATE}, key: Session}}`));
   try {
-    const { reply, raw } = await exchange(proxy.port, socks4Request(1, echo.port, '127.0.0.1'));
-    assert.equal(reply[1], 90);
-    const started = Date.now();
-    // 60 000 bytes out and back through a 20 000 B/s bucket (1 s of burst): ≥ ~1 s, not instant.
-    raw.socket.write(Buffer.alloc(60_000, 1));
-    const back = await raw.read(60_000, 15_000);
-    assert.equal(back.length, 60_000);
-    assert.ok(Date.now() - started >= 900, `took ${Date.now() - started} ms`);
+    const raw = await connectRaw(proxy.port);
+    const started = performance.now();
+    raw.socket.write(socks4Request(1, sink.port, '127.0.0.1'));
+    assert.equal((await raw.read(8))[1], 90);
+    raw.socket.write(Buffer.alloc(BYTES, 0x75));
+    assertHeldToRate((await sink.received) - started, 'upload');
     raw.socket.destroy();
   } finally {
     await proxy.close();
+    await sink.close();
+  }
+});
+
+test('bandwidth: a download is held to bytesPerSecond, within the bounds the bucket sets', async () => {
+  const source = await startBulkPeer('source');
+  const proxy = await startProxy(limited(`{bandwidth: {bytesPerSecond: ${RATE}, key: Session}}`));
+  try {
+    const raw = await connectRaw(proxy.port);
+    const started = performance.now();
+    raw.socket.write(socks4Request(1, source.port, '127.0.0.1'));
+    assert.equal((await raw.read(8))[1], 90);
+    const body = await raw.read(BYTES, EXPECTED_MS + 10_000);
+    const elapsed = performance.now() - started;
+    assert.equal(body.length, BYTES);
+    assertHeldToRate(elapsed, 'download');
+    raw.socket.destroy();
+  } finally {
+    await proxy.close();
+    await source.close();
   }
 });
 

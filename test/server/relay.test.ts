@@ -83,25 +83,35 @@ test('twenty sessions at once share the read buffer without mixing their bytes',
   }));
 });
 
-test('a destination that stops reading stops the source instead of filling the proxy\'s memory', async () => {
+test('a destination that stops reading stops the source instead of filling the proxy\'s memory', async (t) => {
   const { client, upstream, sockets, ended } = await relayed();
+  // A failed check must end the file with its message, not leave 32 MiB in flight holding it open.
+  t.after(() => {
+    for (const socket of [client, upstream, sockets.client, sockets.upstream]) socket.destroy();
+  });
   upstream.pause(); // the destination takes nothing for now
   const payload = randomBytes(32 << 20);
   let written = 0;
+  let blocked = false;
   const writer = (async () => {
     while (written < payload.length) {
       const ok = client.write(payload.subarray(written, written + 65_536));
       written += 65_536;
-      if (!ok) await once(client, 'drain');
+      if (ok) continue;
+      blocked = true;
+      await once(client, 'drain');
+      blocked = false;
     }
     client.end();
   })();
-  // Let the kernel buffers fill and the relay stall.
-  for (let i = 0; i < 50; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  // Until the stall is real, not for a fixed time (a slow machine might not have filled anything
+  // yet): the relay has paused its source and the client's own writes are held back.
+  for (let i = 0; i < 1000 && !(blocked && sockets.client.isPaused()); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.ok(sockets.client.isPaused(), 'the relay paused the client socket for the stalled destination');
   // At most one read past the socket's high-water mark: then the source is paused.
   const bound = READ_BUFFER_BYTES + sockets.upstream.writableHighWaterMark;
   assert.ok(sockets.upstream.writableLength <= bound, `proxy holds ${sockets.upstream.writableLength} bytes (> ${bound}) for a stalled destination`);
-  assert.ok(written < payload.length, 'the client was held back');
+  assert.ok(blocked && written < payload.length, 'the client was held back');
   const received = drain(upstream);
   await writer;
   assert.equal((await received).digest, sha256(payload));
