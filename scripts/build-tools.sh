@@ -44,7 +44,7 @@ module_version() {
   echo "$v"
 }
 
-# module_field DIR MODULE FIELD: a field (Dir, Time, ...) of `go mod download -json MODULE` run in
+# module_field DIR MODULE FIELD: a field (Dir, Info, ...) of `go mod download -json MODULE` run in
 # wrapper DIR. `go list -m -f '{{.Dir}}'` prints nothing for a module that is not downloaded yet
 # (and `{{.Time}}` nothing without its .info), which on a fresh machine (empty GOMODCACHE) is
 # every module: `go mod download` fetches what is missing and then tells.
@@ -61,8 +61,10 @@ module_dir() { module_field "$1" "$2" Dir; }
 
 # module_date DIR MODULE: the module's publication time in UTC, standing in for a build date.
 module_date() {
-  local t
-  t=$(module_field "$1" "$2" Time) || exit 1
+  local info t
+  info=$(module_field "$1" "$2" Info) || exit 1
+  t=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$info")
+  [[ -n "$t" ]] || { echo "build-tools: no Time in $info" >&2; exit 1; }
   date -u -d "$t" +%Y-%m-%dT%H:%M:%SZ
 }
 

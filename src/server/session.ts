@@ -10,6 +10,7 @@ import { parseRequest, type Socks4Request } from '../protocol/parse-request.ts';
 import { parseProxyHeader } from '../protocol/proxy-protocol.ts';
 import { decideBeforeResolve, evaluate } from '../policy/evaluate.ts';
 import type { Decision } from '../policy/evaluate.ts';
+import type { GuardedRange } from '../policy/guard.ts';
 import type { Admission, Lease } from '../limits/types.ts';
 import { channels, type PhaseEvent, type SessionInfo, type SessionState } from '../telemetry/events.ts';
 import { openBindListener } from './bind.ts';
@@ -55,6 +56,7 @@ export class Session implements SessionInfo {
   snapshotVersion: string | null = null;
   replyCode: number | null = null;
   reason: Reason | null = null;
+  guard: GuardedRange | null = null;
   handshakeMs: number | null = null;
   bytesFromClient = 0;
   bytesToClient = 0;
@@ -225,6 +227,7 @@ export class Session implements SessionInfo {
       destIp: request.ip,
       destPort: request.port,
       selfAddresses: env.selfAddresses,
+      fleet: env.fleet ?? null,
     };
     if (request.host !== null) {
       // No DNS query for a name that no rule could allow: refuse with the real reason now.
@@ -246,6 +249,7 @@ export class Session implements SessionInfo {
     this.destIp = ctx.destIp;
     const decision = evaluate(snapshot.compiled, ctx);
     this.ruleId = decision.rule?.id ?? null;
+    this.guard = decision.guard ?? null;
     if (decision.action !== 'allow') return this.fail(decision.reason as Reason);
     if (!(await this.#admit(decision))) return;
     if (!(await this.#checkIdent(decision, request.userId))) return;
