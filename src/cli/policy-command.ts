@@ -7,6 +7,9 @@ import { parseArgs } from 'node:util';
 import { compilePolicies } from '../policy/compile.ts';
 import type { CompiledPolicySet } from '../policy/compile.ts';
 import { decideBeforeResolve } from '../policy/evaluate.ts';
+import { FleetEndpointSet } from '../policy/fleet-endpoints.ts';
+import { GuardedRange } from '../policy/guard.ts';
+import { parseEndpointSpec, type EndpointSpec } from '../server/fleet-guard.ts';
 import { explainDecision, formatLimits, formatRuleRef } from '../policy/explain.ts';
 import { formatIpv4, NOT_IPV4, parseIpv4 } from '../policy/ip.ts';
 import { loadPolicyText } from '../policy/load.ts';
@@ -40,7 +43,10 @@ Options:
   --dst HOST:PORT          destination: an IPv4 address or a host name, and a port (required)
   --user ID                the request's USERID (default: empty)
   --command connect|bind   the SOCKS command (default: connect)
-  --self IP                an address of the proxy itself (guarded like loopback); repeatable
+  --self IP                an address of the proxy itself (guarded even inside an opened
+                           range, opened only by its /32); repeatable
+  --guard-endpoint IP[:PORT]  a fleet endpoint the proxy guards (its Redis, the API server, a
+                           proxy --guard-endpoint; every port unless PORT); repeatable
   --resolved IP            the address HOST resolves to, instead of asking DNS
   -h, --help               show this help
 
@@ -141,7 +147,7 @@ function requireIpv4(flag: string, value: string): string {
 function printDecision(io: CliIO, decision: Decision | { action: 'deny'; reason: string; rule: null; ident: 'Off'; limits: null }): void {
   io.stdout([
     `decision: ${decision.action.toUpperCase()}`,
-    `reason:   ${decision.reason}`,
+    `reason:   ${decision.reason}${'guard' in decision && decision.guard !== undefined ? ` (guard ${decision.guard})` : ''}`,
     `rule:     ${formatRuleRef(decision.rule)}`,
     `ident:    ${decision.ident}`,
     `limits:   ${formatLimits(decision.limits)}`,
@@ -159,6 +165,7 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
       user: { type: 'string', default: '' },
       command: { type: 'string', default: 'connect' },
       self: { type: 'string', multiple: true, default: [] },
+      'guard-endpoint': { type: 'string', multiple: true, default: [] },
       resolved: { type: 'string' },
     },
   });
@@ -176,11 +183,21 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
   if (values.resolved !== undefined && dest.host === null) throw new UsageError('--resolved applies only when --dst names a host');
   const resolvedFlag = values.resolved === undefined ? null : requireIpv4('resolved', values.resolved);
   const selfAddresses = new Set(values.self.map((s) => requireIpv4('self', s)));
+  const fleet = new FleetEndpointSet();
+  fleet.replace('flag', values['guard-endpoint'].map((text) => {
+    let spec: EndpointSpec;
+    try {
+      spec = parseEndpointSpec(text, GuardedRange.GuardEndpoint, `--guard-endpoint ${text}`);
+    } catch (error) {
+      throw new UsageError(`--guard-endpoint: ${(error as Error).message}`);
+    }
+    return { kind: spec.kind, ip: parseIpv4(requireIpv4('guard-endpoint', spec.host)), port: spec.port, source: spec.source };
+  }));
 
   const set = await loadCompiled(positionals, io);
   if (set === null) return 1;
 
-  const base = { command: command as EvalCommand, sourceIp, userId: values.user, host: dest.host, destPort: dest.port, selfAddresses };
+  const base = { command: command as EvalCommand, sourceIp, userId: values.user, host: dest.host, destPort: dest.port, selfAddresses, fleet };
   const kind = dest.host === null ? 'SOCKS4' : 'SOCKS4a';
   io.stdout(`request:  ${command} from ${sourceIp} user ${JSON.stringify(values.user)} to ${dest.host ?? dest.ip}:${dest.port} (${kind})\n`);
   let destIp = dest.ip;
