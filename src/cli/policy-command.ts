@@ -10,6 +10,7 @@ import { decideBeforeResolve } from '../policy/evaluate.ts';
 import { FleetEndpointSet } from '../policy/fleet-endpoints.ts';
 import { GuardedRange } from '../policy/guard.ts';
 import { parseEndpointSpec, type EndpointSpec } from '../server/fleet-guard.ts';
+import { canonicalizeHost } from '../policy/hostname.ts';
 import { explainDecision, formatLimits, formatRuleRef } from '../policy/explain.ts';
 import { formatIpv4, NOT_IPV4, parseIpv4 } from '../policy/ip.ts';
 import { loadPolicyText } from '../policy/load.ts';
@@ -125,17 +126,28 @@ const defaultDeps: ExplainDeps = {
   lookup: async (host) => (await dnsLookup(host, { family: 4 })).address,
 };
 
-const HOST_NAME_RE = /^[A-Za-z0-9_.-]{1,255}$/;
+interface Destination {
+  readonly host: string | null;
+  readonly ip: string | null;
+  readonly port: number;
+  /** What --dst said, when the proxy would convert it (IDNA, case, an address spelled as a name). */
+  readonly spelled: string | null;
+  /** Why the proxy would refuse the name with InvalidHostname. */
+  readonly invalid: string | null;
+}
 
-function parseDestination(value: string): { host: string | null; ip: string | null; port: number } {
+/** A dotted quad is a plain SOCKS4 request; anything else is a SOCKS4a name, canonicalised as the proxy does. */
+function parseDestination(value: string): Destination {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(value);
   const port = Number(match?.[3]);
   if (match === null || port < 1 || port > 65535) throw new UsageError(`--dst: "${value}" is not HOST:PORT with a port from 1 to 65535`);
   const host = match[1] ?? match[2] ?? '';
   const ip = parseIpv4(host);
-  if (ip !== NOT_IPV4) return { host: null, ip: formatIpv4(ip), port };
-  if (!HOST_NAME_RE.test(host)) throw new UsageError(`--dst: "${host}" is neither an IPv4 address nor a host name`);
-  return { host, ip: null, port };
+  if (ip !== NOT_IPV4) return { host: null, ip: formatIpv4(ip), port, spelled: null, invalid: null };
+  const canonical = canonicalizeHost(host);
+  if (canonical.kind === 'invalid') return { host, ip: null, port, spelled: null, invalid: canonical.detail };
+  const name = canonical.kind === 'name' ? canonical.name : canonical.text;
+  return { host: name, ip: canonical.kind === 'address' ? canonical.text : null, port, spelled: name === host ? null : host, invalid: null };
 }
 
 function requireIpv4(flag: string, value: string): string {
@@ -147,10 +159,11 @@ function requireIpv4(flag: string, value: string): string {
 function printDecision(io: CliIO, decision: Decision | { action: 'deny'; reason: string; rule: null; ident: 'Off'; limits: null }): void {
   io.stdout([
     `decision: ${decision.action.toUpperCase()}`,
-    `reason:   ${decision.reason}${'guard' in decision && decision.guard !== undefined ? ` (guard ${decision.guard})` : ''}`,
+    `reason:   ${decision.reason}`,
     `rule:     ${formatRuleRef(decision.rule)}`,
     `ident:    ${decision.ident}`,
     `limits:   ${formatLimits(decision.limits)}`,
+    ...('guard' in decision && decision.guard !== undefined ? [`guard:    ${decision.guard}`] : []),
   ].map((l) => `${l}\n`).join(''));
 }
 
@@ -201,7 +214,14 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
   const kind = dest.host === null ? 'SOCKS4' : 'SOCKS4a';
   io.stdout(`request:  ${command} from ${sourceIp} user ${JSON.stringify(values.user)} to ${dest.host ?? dest.ip}:${dest.port} (${kind})\n`);
   let destIp = dest.ip;
-  if (dest.host !== null) {
+  if (dest.invalid !== null) {
+    io.stdout(`name:     ${JSON.stringify(dest.host)} ${dest.invalid}: refused before any rule or DNS\n`);
+    printDecision(io, { action: 'deny', reason: 'InvalidHostname', rule: null, ident: 'Off', limits: null });
+    return 0;
+  }
+  if (dest.spelled !== null) io.stdout(`name:     ${JSON.stringify(dest.spelled)} is matched and resolved as ${dest.host}\n`);
+  if (dest.host !== null && dest.ip !== null) io.stdout(`resolve:  skipped: the name is an IPv4 address\n`);
+  if (dest.host !== null && dest.ip === null) {
     const early = decideBeforeResolve(set, base);
     if (early !== null) {
       io.stdout(`resolve:  skipped: no rule could allow ${dest.host}, so the proxy refuses it without a DNS lookup\n`);

@@ -11,6 +11,7 @@ import { parseProxyHeader } from '../protocol/proxy-protocol.ts';
 import { decideBeforeResolve, evaluate } from '../policy/evaluate.ts';
 import type { Decision } from '../policy/evaluate.ts';
 import type { GuardedRange } from '../policy/guard.ts';
+import { canonicalizeHost } from '../policy/hostname.ts';
 import type { Admission, Lease } from '../limits/types.ts';
 import { channels, type PhaseEvent, type SessionInfo, type SessionState } from '../telemetry/events.ts';
 import { openBindListener } from './bind.ts';
@@ -229,7 +230,13 @@ export class Session implements SessionInfo {
       selfAddresses: env.selfAddresses,
       fleet: env.fleet ?? null,
     };
-    if (request.host !== null) {
+    // Converted once (IDNA/UTS-46, lower case, no root dot): this form is matched, logged, traced
+    // and resolved; a name spelled as an address is that address, with no DNS at all.
+    const canonical = request.host === null ? null : canonicalizeHost(request.host);
+    if (canonical?.kind === 'invalid') return this.fail(Reason.InvalidHostname);
+    if (canonical?.kind === 'address') ctx.host = this.host = ctx.destIp = canonical.text;
+    if (canonical?.kind === 'name') {
+      ctx.host = this.host = canonical.name;
       // No DNS query for a name that no rule could allow: refuse with the real reason now.
       const refusal = decideBeforeResolve(snapshot.compiled, ctx);
       if (refusal !== null) {
@@ -238,7 +245,7 @@ export class Session implements SessionInfo {
       }
       const started = performance.now();
       try {
-        ctx.destIp = await env.resolve(request.host);
+        ctx.destIp = await env.resolve(canonical.name);
       } catch (error) {
         this.#phase('dns', started, Reason.DnsFailed);
         return this.fail(Reason.DnsFailed);

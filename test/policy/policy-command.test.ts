@@ -121,10 +121,12 @@ describe('policy explain', () => {
 
   it('resolves SOCKS4a names and reports limits', async () => {
     const io = capture();
-    const code = await runPolicyExplain([EXAMPLE, '--src', '::ffff:10.1.2.3', '--dst', 'WWW.example.com:443'], io, fixedLookup({ 'WWW.example.com': '93.184.216.34' }));
+    const code = await runPolicyExplain([EXAMPLE, '--src', '::ffff:10.1.2.3', '--dst', 'WWW.example.com:443'], io, fixedLookup({ 'www.example.com': '93.184.216.34' }));
     assert.equal(code, 0);
     const out = io.out();
-    assert.match(out, /^resolve:  WWW\.example\.com -> 93\.184\.216\.34 \(system resolver\)$/m);
+    // The canonical name is what is matched and resolved, as in the proxy.
+    assert.match(out, /^name:     "WWW\.example\.com" is matched and resolved as www\.example\.com$/m);
+    assert.match(out, /^resolve:  www\.example\.com -> 93\.184\.216\.34 \(system resolver\)$/m);
     assert.match(out, /^decision: ALLOW\nreason:   RuleAllowed\nrule:     default\/local-dev rule example-web\nident:    Off\nlimits:   connectionRate 5\/s burst 10 per SourceIP$/m);
   });
 
