@@ -3,6 +3,7 @@
 // is refused. Host globs are validated and stored in the same form.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { domainToASCII } from 'node:url';
 import { compilePolicies } from '../../src/policy/compile.ts';
 import { evaluate } from '../../src/policy/evaluate.ts';
@@ -53,6 +54,14 @@ describe('canonical names', () => {
       const c = canonicalizeHost(raw);
       assert.equal(c.kind === 'address' ? c.text : null, domainToASCII(raw).replace(/\.$/, ''), raw);
     }
+  });
+
+  it('takes the ASCII fast path only where the converter would agree', () => {
+    fc.assert(fc.property(fc.stringMatching(/^[A-Za-z0-9._-]{1,40}$/), (raw) => {
+      const c = canonicalizeHost(raw);
+      if (c.kind !== 'name') return;
+      assert.equal(c.name, domainToASCII(raw).toLowerCase().replace(/\.$/, ''), raw);
+    }), { numRuns: 2000 });
   });
 
   it('refuses what is not a host name after conversion', () => {
