@@ -9,6 +9,9 @@ export const Reason = {
   UserIdTooLong: 'UserIdTooLong',
   HostnameTooLong: 'HostnameTooLong',
   EmptyHostname: 'EmptyHostname',
+  // A SOCKS4a name that is not a host name after IDNA/UTS-46 conversion (controls, spaces, empty
+  // labels, over 253 characters, a number that is not an IPv4 address, IPv6 other than mapped).
+  InvalidHostname: 'InvalidHostname',
   ProxyHeaderInvalid: 'ProxyHeaderInvalid',
   HandshakeTimeout: 'HandshakeTimeout',
   // Policy.

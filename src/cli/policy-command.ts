@@ -10,6 +10,10 @@ import { decideBeforeResolve } from '../policy/evaluate.ts';
 import { formatLimits, formatRuleRef } from '../policy/explain.ts';
 import { explainWithReport, REPORT_MARK } from '../policy/explain-report.ts';
 import { evaluateReportBeforeResolve } from '../policy/report.ts';
+import { FleetEndpointSet } from '../policy/fleet-endpoints.ts';
+import { GuardedRange } from '../policy/guard.ts';
+import { parseEndpointSpec, type EndpointSpec } from '../server/fleet-guard.ts';
+import { canonicalizeHost } from '../policy/hostname.ts';
 import { formatIpv4, NOT_IPV4, parseIpv4 } from '../policy/ip.ts';
 import { loadPolicyText } from '../policy/load.ts';
 import type { Decision, EvalCommand, Issue, Socks4Policy } from '../policy/types.ts';
@@ -49,7 +53,10 @@ Options:
   --dst HOST:PORT          destination: an IPv4 address or a host name, and a port (required)
   --user ID                the request's USERID (default: empty)
   --command connect|bind   the SOCKS command (default: connect)
-  --self IP                an address of the proxy itself (guarded like loopback); repeatable
+  --self IP                an address of the proxy itself (guarded even inside an opened
+                           range, opened only by its /32); repeatable
+  --guard-endpoint IP[:PORT]  a fleet endpoint the proxy guards (its Redis, the API server, a
+                           proxy --guard-endpoint; every port unless PORT); repeatable
   --resolved IP            the address HOST resolves to, instead of asking DNS
   --timeout D              with --redis-url: give up on Redis after D (default 10s)
   -h, --help               show this help
@@ -135,17 +142,28 @@ const defaultDeps: ExplainDeps = {
   lookup: async (host) => (await dnsLookup(host, { family: 4 })).address,
 };
 
-const HOST_NAME_RE = /^[A-Za-z0-9_.-]{1,255}$/;
+interface Destination {
+  readonly host: string | null;
+  readonly ip: string | null;
+  readonly port: number;
+  /** What --dst said, when the proxy would convert it (IDNA, case, an address spelled as a name). */
+  readonly spelled: string | null;
+  /** Why the proxy would refuse the name with InvalidHostname. */
+  readonly invalid: string | null;
+}
 
-function parseDestination(value: string): { host: string | null; ip: string | null; port: number } {
+/** A dotted quad is a plain SOCKS4 request; anything else is a SOCKS4a name, canonicalised as the proxy does. */
+function parseDestination(value: string): Destination {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(value);
   const port = Number(match?.[3]);
   if (match === null || port < 1 || port > 65535) throw new UsageError(`--dst: "${value}" is not HOST:PORT with a port from 1 to 65535`);
   const host = match[1] ?? match[2] ?? '';
   const ip = parseIpv4(host);
-  if (ip !== NOT_IPV4) return { host: null, ip: formatIpv4(ip), port };
-  if (!HOST_NAME_RE.test(host)) throw new UsageError(`--dst: "${host}" is neither an IPv4 address nor a host name`);
-  return { host, ip: null, port };
+  if (ip !== NOT_IPV4) return { host: null, ip: formatIpv4(ip), port, spelled: null, invalid: null };
+  const canonical = canonicalizeHost(host);
+  if (canonical.kind === 'invalid') return { host, ip: null, port, spelled: null, invalid: canonical.detail };
+  const name = canonical.kind === 'name' ? canonical.name : canonical.text;
+  return { host: name, ip: canonical.kind === 'address' ? canonical.text : null, port, spelled: name === host ? null : host, invalid: null };
 }
 
 function requireIpv4(flag: string, value: string): string {
@@ -161,6 +179,7 @@ function printDecision(io: CliIO, decision: Decision | { action: 'deny'; reason:
     `rule:     ${formatRuleRef(decision.rule)}`,
     `ident:    ${decision.ident}`,
     `limits:   ${formatLimits(decision.limits)}`,
+    ...('guard' in decision && decision.guard !== undefined ? [`guard:    ${decision.guard}`] : []),
   ].map((l) => `${l}\n`).join(''));
 }
 
@@ -183,6 +202,7 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
       user: { type: 'string', default: '' },
       command: { type: 'string', default: 'connect' },
       self: { type: 'string', multiple: true, default: [] },
+      'guard-endpoint': { type: 'string', multiple: true, default: [] },
       resolved: { type: 'string' },
       ...liveRulesOptions,
     },
@@ -205,6 +225,16 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
   if (values.resolved !== undefined && dest.host === null) throw new UsageError('--resolved applies only when --dst names a host');
   const resolvedFlag = values.resolved === undefined ? null : requireIpv4('resolved', values.resolved);
   const selfAddresses = new Set(values.self.map((s) => requireIpv4('self', s)));
+  const fleet = new FleetEndpointSet();
+  fleet.replace('flag', values['guard-endpoint'].map((text) => {
+    let spec: EndpointSpec;
+    try {
+      spec = parseEndpointSpec(text, GuardedRange.GuardEndpoint, `--guard-endpoint ${text}`);
+    } catch (error) {
+      throw new UsageError(`--guard-endpoint: ${(error as Error).message}`);
+    }
+    return { kind: spec.kind, ip: parseIpv4(requireIpv4('guard-endpoint', spec.host)), port: spec.port, source: spec.source };
+  }));
 
   let set: CompiledPolicySet | null;
   if (live) {
@@ -222,11 +252,18 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
   }
   if (set === null) return 1;
 
-  const base = { command: command as EvalCommand, sourceIp, userId: values.user, host: dest.host, destPort: dest.port, selfAddresses };
+  const base = { command: command as EvalCommand, sourceIp, userId: values.user, host: dest.host, destPort: dest.port, selfAddresses, fleet };
   const kind = dest.host === null ? 'SOCKS4' : 'SOCKS4a';
   io.stdout(`request:  ${command} from ${sourceIp} user ${JSON.stringify(values.user)} to ${dest.host ?? dest.ip}:${dest.port} (${kind})\n`);
   let destIp = dest.ip;
-  if (dest.host !== null) {
+  if (dest.invalid !== null) {
+    io.stdout(`name:     ${JSON.stringify(dest.host)} ${dest.invalid}: refused before any rule or DNS\n`);
+    printDecision(io, { action: 'deny', reason: 'InvalidHostname', rule: null, ident: 'Off', limits: null });
+    return 0;
+  }
+  if (dest.spelled !== null) io.stdout(`name:     ${JSON.stringify(dest.spelled)} is matched and resolved as ${dest.host}\n`);
+  if (dest.host !== null && dest.ip !== null) io.stdout(`resolve:  skipped: the name is an IPv4 address\n`);
+  if (dest.host !== null && dest.ip === null) {
     const early = decideBeforeResolve(set, base);
     if (early !== null) {
       io.stdout(`resolve:  skipped: no rule could allow ${dest.host}, so the proxy refuses it without a DNS lookup\n`);

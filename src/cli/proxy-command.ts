@@ -10,6 +10,9 @@ import type { RuleSource } from '../rules/types.ts';
 import { createProxyServer, localAddresses } from '../server/proxy-server.ts';
 import { defaultServerConfig, type ServerConfig } from '../server/session-env.ts';
 import { resolveIPv4 } from '../server/upstream.ts';
+import { configuredRedisSpecs, kubernetesApiSpec, parseEndpointSpec, startFleetGuard, type EndpointSpec } from '../server/fleet-guard.ts';
+import { GuardedRange } from '../policy/guard.ts';
+import { formatIpv4 } from '../policy/ip.ts';
 import { createLogger, logEvents } from '../telemetry/logging.ts';
 import { createProxyMetrics } from '../telemetry/metrics.ts';
 import { startTracing } from '../telemetry/tracing.ts';
@@ -30,6 +33,12 @@ Listeners:
   --ops-listen HOST:PORT    /healthz /readyz /metrics (default 127.0.0.1:9090; :0 = any free port)
   --proxy-protocol          expect a PROXY protocol v1/v2 header on every connection
   --bind-address IP         address BIND listeners use (default: the one the client reached)
+
+SSRF guard (besides the address classes and the proxy's own addresses, which are automatic;
+each of these opens only to a rule naming exactly its /32):
+  --guard-endpoint HOST[:PORT]  an endpoint of the fleet's own infrastructure to guard even
+                            inside an opened range (every port unless PORT); repeatable. The
+                            Redis endpoints in use and KUBERNETES_SERVICE_HOST are guarded anyway
 
 Timeouts (500ms, 10s, 2m; 0 = off where noted):
   --handshake-timeout D     whole handshake (default 10s)
@@ -61,6 +70,7 @@ const options = {
   'ops-listen': { type: 'string', default: '127.0.0.1:9090' },
   'proxy-protocol': { type: 'boolean', default: false },
   'bind-address': { type: 'string' },
+  'guard-endpoint': { type: 'string', multiple: true },
   'handshake-timeout': { type: 'string', default: '10s' },
   'connect-timeout': { type: 'string', default: '2m' },
   'bind-timeout': { type: 'string', default: '2m' },
@@ -90,6 +100,13 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   if (file === undefined && findRedisUrl(values, env) === null) {
     throw new UsageError('give --policy-file FILE, or --redis-url URL (or env REDIS_URL) for fleet mode');
   }
+  const guardSpecs: EndpointSpec[] = (values['guard-endpoint'] ?? []).map((text) => {
+    try {
+      return parseEndpointSpec(text, GuardedRange.GuardEndpoint, `--guard-endpoint ${text}`);
+    } catch (error) {
+      throw new UsageError(`--guard-endpoint: ${(error as Error).message}`);
+    }
+  });
   const listen = parseHostPort('listen', values.listen);
   const ops = parseHostPort('ops-listen', values['ops-listen']);
   const config: ServerConfig = {
@@ -115,11 +132,18 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   const limiter: Limiter = fleet?.limiter ?? createMemoryLimiter();
   const selfAddresses = localAddresses();
   selfAddresses.add(listen.host);
+  const kubernetesApi = kubernetesApiSpec(env);
+  const guard = startFleetGuard({
+    specs: [...guardSpecs, ...(kubernetesApi === null ? [] : [kubernetesApi]), ...(fleet === null ? [] : configuredRedisSpecs(fleet.connection))],
+    redis: fleet?.client ?? null,
+    onUnresolved: (specs) => logger.warn({ endpoints: specs.map((s) => `${s.host}${s.port === null ? '' : `:${s.port}`}`) }, 'guarded endpoint names do not resolve yet; retrying'),
+  });
   const server = createProxyServer({
     rules: () => rules.current(),
     limiter,
     resolve: resolveIPv4,
     selfAddresses,
+    fleet: guard.endpoints,
     config,
   });
   const metrics = createProxyMetrics({
@@ -148,6 +172,9 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     registry: metrics.registry,
     isReady: () => !server.draining && rules.current() !== null,
   });
+  // The guard knows the configured endpoints before the first client is accepted.
+  await guard.ready;
+  logger.info({ guarded: guard.endpoints.list().map((e) => ({ guard: e.kind, address: formatIpv4(e.ip), port: e.port, from: e.source })) }, 'fleet endpoints guarded');
   const bound = await server.listen(listen.host, listen.port);
   // The effective deadlines (flags over defaults), so an operator can see what a pod runs with.
   const timeouts = {
@@ -170,6 +197,7 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+  guard.stop();
   await rules.stop();
   await limiter.close(); // hands held leases back to Redis before exit
   await opsServer.close();

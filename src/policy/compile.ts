@@ -3,6 +3,7 @@
 
 import { compileGlobs } from './glob.ts';
 import type { GlobMatcher } from './glob.ts';
+import { canonicalizeHostGlob } from './hostname.ts';
 import { parseCidr } from './ip.ts';
 import type { Cidr } from './ip.ts';
 import { buildRangeSet, parsePortSpec } from './ranges.ts';
@@ -62,11 +63,24 @@ function policyKey(p: Socks4Policy): string {
   return `${p.metadata.namespace ?? DEFAULT_NAMESPACE}/${p.metadata.name}`;
 }
 
+/** A validated glob in the form requests are matched in (`*.bücher.example` → `*.xn--bcher-kva.example`). */
+function canonicalGlob(text: string): string {
+  const c = canonicalizeHostGlob(text);
+  if (!c.ok) throw new Error(`not a host glob: ${text}`);
+  return c.glob;
+}
+
+/** Host globs canonical, so the snapshot stores (and explanations show) what is matched. */
+function canonicalRule(r: PolicyRule): PolicyRule {
+  if (r.to?.hosts === undefined) return r;
+  return { ...r, to: { ...r.to, hosts: r.to.hosts.map(canonicalGlob) } };
+}
+
 function normalise(p: Socks4Policy): Socks4Policy {
   return {
     ...p,
     metadata: { ...p.metadata, namespace: p.metadata.namespace ?? DEFAULT_NAMESPACE },
-    spec: { ...p.spec, priority: p.spec.priority ?? DEFAULT_PRIORITY },
+    spec: { ...p.spec, priority: p.spec.priority ?? DEFAULT_PRIORITY, rules: p.spec.rules.map(canonicalRule) },
   };
 }
 

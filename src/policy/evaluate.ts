@@ -5,7 +5,9 @@
 import { CommandBit, NO_RULE_MATCHED } from './compile.ts';
 import type { CompiledPolicySet, CompiledRule } from './compile.ts';
 import { matchGlobs } from './glob.ts';
+import type { FleetEndpoints } from './fleet-endpoints.ts';
 import { checkGuard } from './guard.ts';
+import type { GuardedRange } from './guard.ts';
 import { NOT_IPV4, parseIpv4 } from './ip.ts';
 import { rangeSetHas } from './ranges.ts';
 import { bucketForName, bucketForNumber, IndexDimension, NO_BUCKET } from './rule-index.ts';
@@ -24,6 +26,9 @@ export interface PreparedContext {
   readonly host: string | null;
   readonly dst: number;
   readonly port: number;
+  /** What the SSRF guard protects besides the address classes; carried here so every caller of decideWith guards alike. */
+  readonly selfAddresses: ReadonlySet<string>;
+  readonly fleet: FleetEndpoints | null;
 }
 
 /** The field that made a rule miss; null when the rule matches. */
@@ -37,6 +42,8 @@ export function prepareContext(ctx: UnresolvedContext, destIp: string | null): P
     host: ctx.host === null ? null : normaliseHost(ctx.host),
     dst: destIp === null ? UNRESOLVED : parseIpv4(destIp),
     port: ctx.destPort,
+    selfAddresses: ctx.selfAddresses,
+    fleet: ctx.fleet ?? null,
   };
 }
 
@@ -63,10 +70,28 @@ export function findMismatch(rule: CompiledRule, p: PreparedContext, known: Inde
   return null;
 }
 
-/** The decision for a rule that matched, after the SSRF guard for allows. */
-export function decideWith(rule: CompiledRule, p: PreparedContext, selfAddresses: ReadonlySet<string>): Decision {
+/**
+ * A rule's guard refusal naming the guard, made once per rule and guard: refusals stay
+ * allocation-free like every other decision.
+ */
+const guardedDecisions = new WeakMap<CompiledRule, Map<GuardedRange, Decision>>();
+
+function guardedDecision(rule: CompiledRule, guard: GuardedRange): Decision {
+  let byGuard = guardedDecisions.get(rule);
+  if (byGuard === undefined) guardedDecisions.set(rule, (byGuard = new Map()));
+  let d = byGuard.get(guard);
+  if (d === undefined) byGuard.set(guard, (d = Object.freeze({ ...rule.guardedDecision, guard })));
+  return d;
+}
+
+/**
+ * The decision for a rule that matched, after the SSRF guard for allows. `selfAddresses` is kept
+ * for callers of the older signature; the guard reads `p`.
+ */
+export function decideWith(rule: CompiledRule, p: PreparedContext, selfAddresses: ReadonlySet<string> = p.selfAddresses): Decision {
   if (!rule.allow) return rule.decision;
-  return checkGuard(p.dst, selfAddresses, rule.destCidrs) === null ? rule.decision : rule.guardedDecision;
+  const hit = checkGuard(p.dst, p.port, selfAddresses, p.fleet, rule.destCidrs);
+  return hit === null ? rule.decision : guardedDecision(rule, hit.range);
 }
 
 function bucketFor(set: CompiledPolicySet, p: PreparedContext): number {
@@ -110,7 +135,7 @@ export function findFirstMatch(set: CompiledPolicySet, p: PreparedContext): Comp
 export function evaluate(set: CompiledPolicySet, ctx: EvalContext): Decision {
   const p = prepareContext(ctx, ctx.destIp);
   const rule = findFirstMatch(set, p);
-  return rule === null ? NO_RULE_MATCHED : decideWith(rule, p, ctx.selfAddresses);
+  return rule === null ? NO_RULE_MATCHED : decideWith(rule, p);
 }
 
 /**

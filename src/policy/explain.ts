@@ -7,6 +7,7 @@ import { NO_RULE_MATCHED } from './compile.ts';
 import { decideWith, findMismatch, prepareContext } from './evaluate.ts';
 import type { Mismatch, PreparedContext } from './evaluate.ts';
 import { classifyDestination, GuardedRange, ruleOpensGuard } from './guard.ts';
+import type { GuardHit } from './guard.ts';
 import { formatIpv4, NOT_IPV4 } from './ip.ts';
 import type { Decision, EvalContext, RuleLimits, RuleRef } from './types.ts';
 
@@ -51,15 +52,31 @@ export function describeMismatch(field: Mismatch, rule: CompiledRule, p: Prepare
   }
 }
 
+const ENDPOINT_NAMES: Partial<Record<GuardedRange, string>> = {
+  [GuardedRange.Redis]: "the fleet's Redis",
+  [GuardedRange.KubernetesApi]: 'the Kubernetes API',
+  [GuardedRange.GuardEndpoint]: 'a --guard-endpoint',
+};
+
+/** "10.0.0.9 is private (10.0.0.0/8)": the guard's name is the word after "is". */
+function describeHit(hit: GuardHit, ip: string): string {
+  if (hit.range === GuardedRange.Self) return `${ip} is one of the proxy's own addresses`;
+  const e = hit.endpoint;
+  if (e !== undefined) {
+    const ports = e.port === null ? 'every port' : `port ${e.port}`;
+    return `${ip} is ${hit.range}: ${ENDPOINT_NAMES[hit.range] ?? 'a fleet endpoint'} (${ports}, from ${e.source})`;
+  }
+  return `${ip} is ${hit.range} (${hit.cidr?.text})`;
+}
+
 export function describeGuard(rule: CompiledRule, p: PreparedContext, ctx: EvalContext): string | null {
   if (p.dst < 0) return `guard: destination ${describeAddress(p.dst, ctx.destIp)} cannot be checked, refused`;
-  const hit = classifyDestination(p.dst, ctx.selfAddresses);
+  const hit = classifyDestination(p.dst, p.selfAddresses, p.fleet, p.port);
   if (hit === null) return null;
-  const where = hit.range === GuardedRange.Self ? "one of the proxy's own addresses" : `${hit.range} (${hit.cidr?.text})`;
   const ip = formatIpv4(p.dst);
-  if (ruleOpensGuard(hit, p.dst, rule.destCidrs)) return `guard: ${ip} is ${where}; opened because the rule names it in to.cidrs`;
-  const how = hit.range === GuardedRange.Self ? `${ip}/32` : `a block inside ${hit.cidr?.text}`;
-  return `guard: ${ip} is ${where}; refused because the rule's to.cidrs ${list(rule.source.to?.cidrs)} do not name it (add ${how})`;
+  if (ruleOpensGuard(hit, p.dst, rule.destCidrs)) return `guard: ${describeHit(hit, ip)}; opened because the rule names it in to.cidrs`;
+  const how = hit.cidr?.prefix === 32 ? `${ip}/32` : `a block inside ${hit.cidr?.text}`;
+  return `guard: ${describeHit(hit, ip)}; refused because the rule's to.cidrs ${list(rule.source.to?.cidrs)} do not name it (add ${how})`;
 }
 
 /** Evaluates `ctx` like evaluate() and says why, rule by rule. */
@@ -78,7 +95,7 @@ export function explainDecision(set: CompiledPolicySet, ctx: EvalContext): Expla
       const guard = describeGuard(rule, p, ctx);
       if (guard !== null) lines.push(`      ${guard}`);
     }
-    return { decision: decideWith(rule, p, ctx.selfAddresses), lines };
+    return { decision: decideWith(rule, p), lines };
   }
   lines.push(set.rules.length === 0 ? 'no rules are loaded' : 'no rule matched');
   return { decision: NO_RULE_MATCHED, lines };

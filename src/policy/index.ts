@@ -13,6 +13,8 @@ export { asEnforced, evaluateReport, evaluateReportBeforeResolve, isReportPolicy
 export type { ReportView } from './report.ts';
 export { explainDecision, formatLimits, formatRuleRef } from './explain.ts';
 export type { Explanation } from './explain.ts';
-export { checkGuard, classifyDestination, GuardedRange } from './guard.ts';
-export type { GuardHit } from './guard.ts';
+export { ADDRESS_CLASSES, checkGuard, classifyAddress, classifyDestination, GuardedRange } from './guard.ts';
+export type { AddressClass, FleetEndpointKind, GuardHit } from './guard.ts';
+export { FleetEndpointSet } from './fleet-endpoints.ts';
+export type { FleetEndpoint, FleetEndpoints } from './fleet-endpoints.ts';
 export { formatIpv4, parseCidr, parseIpv4, NOT_IPV4 } from './ip.ts';

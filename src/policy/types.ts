@@ -1,6 +1,9 @@
 // The `Socks4Policy` document (socks4-fleet.io/v1alpha1) as users write it, and the shapes the
 // evaluator hands to the server. Field names are public API (design brief, "Policy contract").
 
+import type { FleetEndpoints } from './fleet-endpoints.ts';
+import type { GuardedRange } from './guard.ts';
+
 export const API_VERSION = 'socks4-fleet.io/v1alpha1';
 export const KIND = 'Socks4Policy';
 export const DEFAULT_NAMESPACE = 'default';
@@ -129,8 +132,10 @@ export interface EvalContext {
   /** The address the proxy will connect to (resolved for SOCKS4a). */
   readonly destIp: string;
   readonly destPort: number;
-  /** The proxy's own addresses; guarded like loopback. */
+  /** The proxy's own addresses: guarded even inside an opened class, opened only by their /32. */
   readonly selfAddresses: ReadonlySet<string>;
+  /** The fleet's Redis, Kubernetes API and `--guard-endpoint`s: guarded like self addresses. */
+  readonly fleet?: FleetEndpoints | null;
 }
 
 export type UnresolvedContext = Omit<EvalContext, 'destIp'>;
@@ -149,4 +154,6 @@ export interface Decision {
   readonly rule: RuleRef | null;
   readonly ident: IdentMode;
   readonly limits: RuleLimits | null;
+  /** Set when the SSRF guard refused: the address class or fleet endpoint it fell under. */
+  readonly guard?: GuardedRange;
 }

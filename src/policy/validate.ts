@@ -3,6 +3,7 @@
 // loudly instead of quietly allowing or denying something else.
 
 import { Buffer } from 'node:buffer';
+import { canonicalizeHostGlob } from './hostname.ts';
 import { parseCidr } from './ip.ts';
 import { parsePortSpec } from './ranges.ts';
 import {
@@ -186,8 +187,11 @@ function validateTo(issues: Issue[], path: string, v: unknown): void {
       const p = indexPath(`${path}.hosts`, i);
       const s = readString(issues, p, h);
       if (s === null) return;
-      if (s.length > MAX_GLOB_LENGTH) addIssue(issues, p, `must be at most ${MAX_GLOB_LENGTH} characters, got ${s.length}`);
-      else if (!HOST_GLOB_RE.test(s)) addIssue(issues, p, `${describe(s)} is not a host name glob (letters, digits, '-', '.', '_', '*' and '?')`);
+      // Checked in the canonical form requests are matched in (IDNA/UTS-46, see hostname.ts).
+      const canonical = canonicalizeHostGlob(s);
+      if (!canonical.ok) addIssue(issues, p, `${describe(s)} is not a host name glob: ${canonical.message} (use letters, digits, '-', '.', '_', '*', '?' or an internationalised name)`);
+      else if (canonical.glob.length > MAX_GLOB_LENGTH) addIssue(issues, p, `must be at most ${MAX_GLOB_LENGTH} characters, got ${canonical.glob.length}`);
+      else if (!HOST_GLOB_RE.test(canonical.glob)) addIssue(issues, p, `${describe(s)} is not a host name glob (letters, digits, '-', '.', '_', '*' and '?')`);
     });
   }
   if (to.ports !== undefined) {

@@ -15,6 +15,8 @@ export interface RedisFleetOptions {
 
 export interface RedisFleet {
   readonly client: RedisClient;
+  /** What the client was built from: the SSRF guard reads the endpoints it names. */
+  readonly connection: RedisConnectionOptions;
   readonly rules: RedisRuleSource;
   /** close() also closes the shared connection: call it after rules.stop(). */
   readonly limiter: RedisLimiter;
@@ -42,5 +44,5 @@ export function openRedisFleet(options: RedisFleetOptions): RedisFleet {
       await closeRedisClient(client);
     },
   };
-  return { client, rules, limiter };
+  return { client, rules, limiter, connection: options.connection };
 }

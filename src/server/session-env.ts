@@ -1,5 +1,6 @@
 // What every session of one server shares: the rules, the limiter, the resolver and the knobs.
 import type { Limiter } from '../limits/types.ts';
+import type { FleetEndpoints } from '../policy/fleet-endpoints.ts';
 import type { RuleSnapshot } from '../rules/types.ts';
 import type { connectUpstream, Resolver } from './upstream.ts';
 
@@ -38,5 +39,7 @@ export interface SessionEnv {
   /** How upstream connections are dialled; connectUpstream unless a test must keep traffic local. */
   dial?: typeof connectUpstream;
   selfAddresses: ReadonlySet<string>;
+  /** The fleet's Redis, Kubernetes API and --guard-endpoint addresses, kept current by discovery. */
+  fleet?: FleetEndpoints;
   config: ServerConfig;
 }

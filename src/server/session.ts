@@ -11,6 +11,8 @@ import { parseProxyHeader } from '../protocol/proxy-protocol.ts';
 import { decideBeforeResolve, evaluate } from '../policy/evaluate.ts';
 import type { Decision } from '../policy/evaluate.ts';
 import { evaluateReport, evaluateReportBeforeResolve } from '../policy/report.ts';
+import type { GuardedRange } from '../policy/guard.ts';
+import { canonicalizeHost } from '../policy/hostname.ts';
 import type { Admission, Lease, RuleLimits } from '../limits/types.ts';
 import { channels, type PhaseEvent, type ReportRecord, type SessionInfo, type SessionState } from '../telemetry/events.ts';
 import { reportLimits, reportRecordFor, reportRefusedByLimit, UNAVAILABLE } from './report.ts';
@@ -57,6 +59,7 @@ export class Session implements SessionInfo {
   snapshotVersion: string | null = null;
   replyCode: number | null = null;
   reason: Reason | null = null;
+  guard: GuardedRange | null = null;
   handshakeMs: number | null = null;
   bytesFromClient = 0;
   bytesToClient = 0;
@@ -231,8 +234,15 @@ export class Session implements SessionInfo {
       destIp: request.ip,
       destPort: request.port,
       selfAddresses: env.selfAddresses,
+      fleet: env.fleet ?? null,
     };
-    if (request.host !== null) {
+    // Converted once (IDNA/UTS-46, lower case, no root dot): this form is matched, logged, traced
+    // and resolved; a name spelled as an address is that address, with no DNS at all.
+    const canonical = request.host === null ? null : canonicalizeHost(request.host);
+    if (canonical?.kind === 'invalid') return this.fail(Reason.InvalidHostname);
+    if (canonical?.kind === 'address') ctx.host = this.host = ctx.destIp = canonical.text;
+    if (canonical?.kind === 'name') {
+      ctx.host = this.host = canonical.name;
       // No DNS query for a name that no rule could allow: refuse with the real reason now.
       const refusal = decideBeforeResolve(snapshot.compiled, ctx);
       if (refusal !== null) {
@@ -242,7 +252,7 @@ export class Session implements SessionInfo {
       }
       const started = performance.now();
       try {
-        ctx.destIp = await env.resolve(request.host);
+        ctx.destIp = await env.resolve(canonical.name);
       } catch (error) {
         this.#phase('dns', started, Reason.DnsFailed);
         return this.fail(Reason.DnsFailed);
@@ -254,6 +264,7 @@ export class Session implements SessionInfo {
     const decision = evaluate(snapshot.compiled, ctx);
     this.#noteReport(evaluateReport(snapshot.compiled, ctx));
     this.ruleId = decision.rule?.id ?? null;
+    this.guard = decision.guard ?? null;
     if (decision.action !== 'allow') return this.fail(decision.reason as Reason);
     if (!(await this.#admit(decision))) return;
     // Started before our own admission, so both limiter calls overlap: no extra round trip.

@@ -46,6 +46,8 @@ export interface SessionInfo {
   readonly snapshotVersion: string | null;
   readonly replyCode: number | null;
   readonly reason: Reason | null;
+  /** GuardedDestination: the address class or fleet endpoint that refused (`private`, `redis`). */
+  readonly guard?: string | null;
   readonly handshakeMs: number | null; // accept → first reply
   readonly bytesFromClient: number;
   readonly bytesToClient: number;

@@ -55,6 +55,7 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
         snapshot: s.snapshotVersion,
         reply: s.replyCode,
         reason: s.reason,
+        guard: s.guard ?? undefined,
         handshakeMs: s.handshakeMs === null ? null : Math.round(s.handshakeMs * 1000) / 1000,
         bytesUp: s.bytesFromClient,
         bytesDown: s.bytesToClient,

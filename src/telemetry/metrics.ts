@@ -89,6 +89,14 @@ export function createProxyMetrics(options: {
     registers: [registry],
   });
 
+  // The label is a guard name from one fixed table (GuardedRange): bounded, never an address.
+  const guardRefusals = new client.Counter({
+    name: 'socks4_guard_refusals_total',
+    help: 'Sessions refused by the SSRF guard, by the address class or fleet endpoint that refused (private, loopback, redis, ...).',
+    labelNames: ['guard'] as const,
+    registers: [registry],
+  });
+
   const refusedAtAccept = new client.Counter({
     name: 'socks4_connections_refused_total',
     help: 'Connections turned away at accept, before any request (draining, session or handshake cap).',
@@ -123,6 +131,7 @@ export function createProxyMetrics(options: {
     if (s.bytesFromClient > 0) bytes.inc({ direction: 'upstream' }, s.bytesFromClient);
     if (s.bytesToClient > 0) bytes.inc({ direction: 'downstream' }, s.bytesToClient);
     if (s.report != null) reportDecisions.inc({ action: s.report.action, reason: s.report.reason });
+    if (s.guard != null) guardRefusals.inc({ guard: s.guard });
     if (s.reason === 'RateLimited' || s.reason === 'ConcurrencyLimited') {
       limitRejections.inc({ kind: s.reason === 'RateLimited' ? 'connectionRate' : 'concurrentSessions' });
     }

@@ -42,6 +42,7 @@ export const SocksAttr = {
   Rule: 'socks4.rule.id',
   ReplyCode: 'socks4.reply.code',
   Reason: 'socks4.reason',
+  Guard: 'socks4.guard',
   HandshakeMs: 'socks4.handshake.duration_ms',
   BytesFromClient: 'socks4.bytes.from_client',
   BytesToClient: 'socks4.bytes.to_client',
@@ -228,6 +229,7 @@ function sessionAttributes(s: SessionInfo, redactUserIds: boolean): Attributes {
   if (s.snapshotVersion !== null) attributes[SocksAttr.SnapshotVersion] = s.snapshotVersion;
   if (s.replyCode !== null) attributes[SocksAttr.ReplyCode] = s.replyCode;
   if (s.reason !== null) attributes[SocksAttr.Reason] = s.reason;
+  if (s.guard != null) attributes[SocksAttr.Guard] = s.guard;
   if (s.handshakeMs !== null) attributes[SocksAttr.HandshakeMs] = Math.round(s.handshakeMs * 1000) / 1000;
   return attributes;
 }

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { startKubeControlPlane, type KubeControlPlane } from '../helpers/kube-harness.ts';
-import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { sendCommands, startRedis, type RedisServer } from '../helpers/redis.ts';
 import type { Closable } from '../helpers/servers.ts';
 import { cleanEnv, freePort, startCli, type CliProcess } from '../helpers/spawn.ts';
 import { containerArgs, containerEnv, type Container } from './local-pod.ts';
@@ -44,6 +44,9 @@ let plane: KubeControlPlane;
 let redis: RedisServer;
 let home: string;
 let manifest: K8sObject[] = [];
+/** The bundled Redis password the release generated; the local Redis requires it once read. */
+let redisPassword = '';
+const redisSecrets = (): Record<string, string> => ({ [`${FULLNAME}-redis-auth/password`]: redisPassword });
 const processes: CliProcess[] = [];
 const upstreams: Closable[] = [];
 const started = Date.now();
@@ -53,6 +56,7 @@ const kubectlIn = (input: string, ...args: string[]) => mustRun('kubectl', ['--k
 const helm = (...args: string[]) => runTool('helm', [...args, '--kubeconfig', plane.kubeconfigPath], { env: helmEnv(home) });
 const parseManifest = (text: string): K8sObject[] =>
   parseAllDocuments(text).map((doc) => doc.toJS() as K8sObject | null).filter((doc): doc is K8sObject => doc !== null);
+const redisUrlWithPassword = (): string => redis.url.replace('redis://', `redis://:${redisPassword}@`);
 const deployment = (component: string): K8sObject => {
   const found = manifest.find((doc) => doc.kind === 'Deployment' && doc.metadata.name === `${FULLNAME}-${component}`);
   assert.ok(found, `the release has a ${component} Deployment`);
@@ -129,6 +133,19 @@ describe('the chart on a real API server', () => {
     const live = JSON.parse(await kubectl('get', '-f', file, '-o', 'json')) as { items: K8sObject[] };
     assert.deepEqual(live.items.map((o) => `${o.kind}/${o.metadata.name}`).sort(), manifest.map((o) => `${o.kind}/${o.metadata.name}`).sort());
     for (const object of live.items) assert.equal(object.metadata.labels?.['app.kubernetes.io/managed-by'], 'Helm', object.metadata.name);
+  });
+
+  test('the bundled Redis password is generated once, kept by helm upgrade, and required from here on', async () => {
+    const read = async (): Promise<string> =>
+      Buffer.from(await kubectl('get', 'secret', `${FULLNAME}-redis-auth`, '-n', NS, '-o', 'jsonpath={.data.password}'), 'base64').toString();
+    redisPassword = await read();
+    assert.match(redisPassword, /^[A-Za-z0-9]{32}$/);
+    const upgrade = await helm('upgrade', RELEASE, chartDir, '-n', NS, '-f', path.join(fixtures, 'e2e.values.yaml'));
+    assert.equal(upgrade.code, 0, upgrade.stderr + upgrade.stdout);
+    assert.equal(await read(), redisPassword, 'helm upgrade kept the password (lookup)');
+    // The local Redis stands in for the chart's, which requires the password: so does it now.
+    await sendCommands(redis.port, [['CONFIG', 'SET', 'requirepass', redisPassword]]);
+    assert.match(await sendCommands(redis.port, [['PING']]), /NOAUTH/);
   });
 
   test('every pod template is admitted under the restricted Pod Security Standard', async () => {
@@ -230,7 +247,7 @@ spec:
     const whoami = JSON.parse(await mustRun('kubectl', ['--kubeconfig', kubeconfig, 'auth', 'whoami', '-o', 'json'])) as { status: { userInfo: { username: string } } };
     assert.equal(whoami.status.userInfo.username, `system:serviceaccount:${NS}:${FULLNAME}-operator`);
     const container = deployment('operator').spec!.template!.spec.containers[0]!;
-    const env = containerEnv(container, { fields: podFields('operator') });
+    const env = containerEnv(container, { fields: podFields('operator'), secrets: redisSecrets() });
     const opsPort = await freePort();
     const args = containerArgs(container, env, { '--redis-url': redis.url, '--ops-listen': `127.0.0.1:${opsPort}` });
     assert.equal(args[0], 'operator');
@@ -250,7 +267,8 @@ spec:
     const container = deployment('proxy').spec!.template!.spec.containers[0]!;
     for (const replica of [0, 1]) {
       const [port, ops] = [await freePort(), await freePort()];
-      const env = containerEnv(container, { fields: podFields(`proxy-${replica}`) });
+      const env = containerEnv(container, { fields: podFields(`proxy-${replica}`), secrets: redisSecrets() });
+      assert.equal(env.REDIS_PASSWORD, redisPassword);
       const args = containerArgs(container, env, { '--redis-url': redis.url, '--listen': `127.0.0.1:${port}`, '--ops-listen': `127.0.0.1:${ops}` });
       assert.equal(args[0], 'proxy');
       const proxy = startCli(args, env);
@@ -274,7 +292,7 @@ spec:
     const rendered = parseManifest(await mustRun('helm', ['template', RELEASE, chartDir, '-n', NS,
       '--set', 'redis.mode=external', '--set', 'redis.external.existingSecret=redis-conn'], { env: helmEnv(home) }));
     const container = rendered.find((doc) => doc.kind === 'Deployment' && doc.metadata.name === `${FULLNAME}-proxy`)!.spec!.template!.spec.containers[0]!;
-    const env = containerEnv(container, { fields: podFields('proxy-external'), secrets: { 'redis-conn/url': redis.url } });
+    const env = containerEnv(container, { fields: podFields('proxy-external'), secrets: { 'redis-conn/url': redisUrlWithPassword() } });
     const [port, ops] = [await freePort(), await freePort()];
     const args = containerArgs(container, env, { '--listen': `127.0.0.1:${port}`, '--ops-listen': `127.0.0.1:${ops}` });
     assert.equal(args[0], 'proxy');
@@ -288,6 +306,7 @@ spec:
       assert.equal(await curlThrough(port, allowed), `upstream ${allowed.port}\n`);
       assert.equal(await curlThrough(port, denied), null);
       const cmdline = readFileSync(`/proc/${proxy.child.pid}/cmdline`, 'utf8');
+      assert.ok(!cmdline.includes(redisPassword), `the password is not in the process list: ${cmdline.replaceAll('\0', ' ')}`);
       assert.ok(!cmdline.includes(redis.url), `the URL is not in the process list: ${cmdline.replaceAll('\0', ' ')}`);
     } finally {
       await proxy.stop();

@@ -125,4 +125,9 @@ test('policy validate and --help through the CLI', async () => {
   const bad = await runCli(['proxy', '--listen', 'nowhere', '--policy-file', 'examples/policy.yaml']);
   assert.equal(bad.code, 2);
   assert.match(bad.output, /--listen: "nowhere" is not HOST:PORT/);
+  assert.match(help.output, /--guard-endpoint HOST\[:PORT\]/);
+  const badGuard = await runCli(['proxy', '--guard-endpoint', 'redis:1:2', '--policy-file', 'examples/policy.yaml']);
+  assert.equal(badGuard.code, 2);
+  assert.match(badGuard.output, /--guard-endpoint: "redis:1:2" is not HOST or HOST:PORT/);
+  assert.doesNotMatch(badGuard.output, /\n\s+at /, 'no stack trace for a user mistake');
 });

@@ -87,6 +87,7 @@ const invalid: Case[] = [
   { what: 'an unknown limit key', rule: { limits: { bandwidth: { bytesPerSecond: 10, key: 'Everyone' } } }, field: 'spec.rules[0].limits.bandwidth.key', message: /Unsupported value: "Everyone"/ },
   { what: 'an unknown field', rule: { form: { cidrs: ['10.0.0.0/8'] } }, field: 'spec.rules[0].form', message: /unknown field/ },
   { what: 'an empty list', rule: { from: { userids: [] } }, field: 'spec.rules[0].from.userids', message: /at least 1 items?/ },
+  { what: 'a host glob with a space', rule: { to: { hosts: ['exa mple.com'] } }, field: 'spec.rules[0].to.hosts[0]', message: /should match/ },
   { what: 'a rule name that is not a DNS label', rule: { name: 'Web_1' }, field: 'spec.rules[0].name', message: /should match/ },
 ];
 
@@ -101,6 +102,14 @@ for (const c of invalid) {
     assert.notDeepEqual(validatePolicy(doc), []);
   });
 }
+
+test('an internationalised host glob is accepted, and stored as written (the proxy matches its punycode form)', async () => {
+  const doc = policyManifest('default', 'idn', { rules: [{ name: 'books', action: 'Deny', to: { hosts: ['*.bücher.example'] } }] });
+  assert.match(await apply(doc), /created/);
+  assert.deepEqual(validatePolicy(doc), []);
+  const stored = JSON.parse(await cluster.kubectl('get', 's4p', 'idn', '-o', 'json'));
+  assert.deepEqual(stored.spec.rules[0].to.hosts, ['*.bücher.example']);
+});
 
 test('duplicate rule names are refused on spec.rules', async () => {
   const doc = policyManifest('default', 'dup', { rules: [{ name: 'web', action: 'Allow' }, { name: 'web', action: 'Deny' }] });

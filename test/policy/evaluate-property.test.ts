@@ -40,7 +40,9 @@ function portIn(port: number, spec: string): boolean {
   return port >= (lo ?? 0) && port <= (hi ?? 0);
 }
 
-const GUARDED = ['127.0.0.0/8', '169.254.0.0/16', '0.0.0.0/8'];
+// The guarded address classes, written out independently of src/policy/guard.ts; nested first.
+const GUARDED = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.0.0.0/24',
+  '192.168.0.0/16', '198.18.0.0/15', '224.0.0.0/4', '255.255.255.255/32', '240.0.0.0/4'];
 
 function referenceEvaluate(policies: Socks4Policy[], ctx: EvalContext): string {
   const key = (p: Socks4Policy) => `${p.metadata.namespace ?? 'default'}/${p.metadata.name}`;
@@ -59,13 +61,14 @@ function referenceEvaluate(policies: Socks4Policy[], ctx: EvalContext): string {
       if (r.to?.ports && !r.to.ports.some((s) => portIn(ctx.destPort, s))) continue;
       const id = `${key(p)}/${r.name}`;
       if (r.action === 'Deny') return `deny RuleDenied ${id}`;
-      const block = dst === null ? null : GUARDED.find((g) => inCidr(dst, g));
+      // Self addresses are guarded inside opened classes (by their /32), except on loopback.
+      const isSelf = dst !== null && !inCidr(dst, '127.0.0.0/8') && [...ctx.selfAddresses].some((s) => toInt(s) === dst);
+      const block = dst === null || isSelf ? undefined : GUARDED.find((g) => inCidr(dst, g));
       const named = (c: string) => {
         if (dst === null || !inCidr(dst, c)) return false;
         if (block) return cidrRange(c)[0] >= cidrRange(block)[0] && cidrRange(c)[1] <= cidrRange(block)[1];
         return c.endsWith('/32');
       };
-      const isSelf = !block && [...ctx.selfAddresses].some((s) => toInt(s) === dst);
       const guarded = dst === null || ((block !== undefined || isSelf) && !(r.to?.cidrs ?? []).some(named));
       return guarded ? `deny GuardedDestination ${id}` : `allow RuleAllowed ${id}`;
     }
@@ -75,7 +78,8 @@ function referenceEvaluate(policies: Socks4Policy[], ctx: EvalContext): string {
 
 // ---- generators ----------------------------------------------------------------------------
 
-const CIDRS = ['10.0.0.0/8', '10.1.0.0/16', '10.1.2.0/24', '192.168.0.0/16', '127.0.0.0/8', '127.0.0.1/32', '0.0.0.0/0', '169.254.0.0/16', '0.0.0.0/8', '93.184.216.0/24', '10.0.0.5/32', '10.0.0.0/24'];
+const CIDRS = ['10.0.0.0/8', '10.1.0.0/16', '10.1.2.0/24', '192.168.0.0/16', '127.0.0.0/8', '127.0.0.1/32', '0.0.0.0/0', '169.254.0.0/16', '0.0.0.0/8', '93.184.216.0/24', '10.0.0.5/32', '10.0.0.0/24',
+  '100.64.0.0/10', '172.16.0.0/12', '240.0.0.0/4', '255.255.255.255/32', '224.0.0.0/3', '128.0.0.0/1'];
 const SMALL_CIDR = fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 7 })).map(([a, b]) => `10.${a}.${b}.0/24`);
 const cidrList = fc.array(fc.oneof(fc.constantFrom(...CIDRS), SMALL_CIDR), { minLength: 1, maxLength: 3 });
 const PORT_SPECS = ['22', '80', '443', '8000-8999', '1-1024'];
@@ -142,7 +146,8 @@ const contextArb = fc.record({
     fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 7 })).map(([a, b]) => `10.${a}.${b}.9`)),
   userId: fc.oneof(fc.constantFrom('alice', 'svc-x', 'bob', 'bab', '', 'eve', 'u12'), USER_NAME),
   host: fc.oneof(fc.constantFrom(null, 'www.example.com', 'Example.COM.', 'db-1.int', 'evil.org', 'h1.example.com.'), HOST_NAME),
-  destIp: fc.constantFrom('10.0.0.5', '127.0.0.1', '169.254.169.254', '0.0.0.0', '93.184.216.34', '8.8.8.8', '10.1.2.3', '10.2.3.4'),
+  destIp: fc.constantFrom('10.0.0.5', '127.0.0.1', '169.254.169.254', '0.0.0.0', '93.184.216.34', '8.8.8.8', '10.1.2.3', '10.2.3.4',
+    '100.64.0.1', '172.20.0.1', '192.168.1.1', '192.0.0.8', '198.19.0.1', '224.0.0.1', '240.0.0.1', '255.255.255.255'),
   destPort: fc.oneof(fc.constantFrom(22, 80, 443, 8080, 8500, 9000, 65535), fc.integer({ min: 1, max: 200 })),
   selfAddresses: fc.constantFrom(new Set<string>(), new Set(['10.0.0.5'])),
 });

@@ -134,7 +134,7 @@ describe('evaluate: SSRF guard', () => {
     assert.equal(guarded([toAll], { destIp: '::ffff:127.0.0.1' }), 'deny GuardedDestination internet');
     assert.equal(guarded([toAll], { destIp: '128.0.0.1' }), 'allow RuleAllowed internet');
     assert.deepEqual(decide([{ ...toAll, ident: 'Required', limits: { concurrentSessions: { max: 1, key: 'Rule' } } }], { destIp: '127.0.0.1' }), {
-      action: 'deny', reason: 'GuardedDestination', rule: { policy: 'default/p', name: 'internet', id: 'default/p/internet' }, ident: 'Off', limits: null,
+      action: 'deny', reason: 'GuardedDestination', rule: { policy: 'default/p', name: 'internet', id: 'default/p/internet' }, ident: 'Off', limits: null, guard: 'loopback',
     });
   });
 

@@ -121,10 +121,12 @@ describe('policy explain', () => {
 
   it('resolves SOCKS4a names and reports limits', async () => {
     const io = capture();
-    const code = await runPolicyExplain([EXAMPLE, '--src', '::ffff:10.1.2.3', '--dst', 'WWW.example.com:443'], io, fixedLookup({ 'WWW.example.com': '93.184.216.34' }));
+    const code = await runPolicyExplain([EXAMPLE, '--src', '::ffff:10.1.2.3', '--dst', 'WWW.example.com:443'], io, fixedLookup({ 'www.example.com': '93.184.216.34' }));
     assert.equal(code, 0);
     const out = io.out();
-    assert.match(out, /^resolve:  WWW\.example\.com -> 93\.184\.216\.34 \(system resolver\)$/m);
+    // The canonical name is what is matched and resolved, as in the proxy.
+    assert.match(out, /^name:     "WWW\.example\.com" is matched and resolved as www\.example\.com$/m);
+    assert.match(out, /^resolve:  www\.example\.com -> 93\.184\.216\.34 \(system resolver\)$/m);
     assert.match(out, /^decision: ALLOW\nreason:   RuleAllowed\nrule:     default\/local-dev rule example-web\nident:    Off\nlimits:   connectionRate 5\/s burst 10 per SourceIP$/m);
   });
 
@@ -142,6 +144,25 @@ describe('policy explain', () => {
     await runPolicyExplain([EXAMPLE, '--src', '10.1.2.3', '--user', 'svc-ci', '--dst', '10.9.9.9:443', '--self', '10.9.9.9'], io, noLookup);
     assert.match(io.out(), /^reason:   GuardedDestination$/m);
     assert.match(io.out(), /guard: 10\.9\.9\.9 is one of the proxy's own addresses; refused .*\(add 10\.9\.9\.9\/32\)/);
+  });
+
+  it('guards --guard-endpoint addresses and names the guard', async () => {
+    const io = capture();
+    await runPolicyExplain([EXAMPLE, '--src', '10.1.2.3', '--user', 'alice', '--dst', '10.0.0.9:443', '--guard-endpoint', '10.0.0.9:443'], io, noLookup);
+    assert.match(io.out(), /^reason:   GuardedDestination\n(.*\n){3}guard:    guard-endpoint$/m);
+    assert.match(io.out(), /guard: 10\.0\.0\.9 is guard-endpoint: a --guard-endpoint \(port 443, from --guard-endpoint 10\.0\.0\.9:443\); refused .*\(add 10\.0\.0\.9\/32\)/);
+    await assert.rejects(runPolicyExplain([EXAMPLE, '--src', '10.1.2.3', '--dst', '10.0.0.9:443', '--guard-endpoint', 'redis.local'], capture(), noLookup),
+      (error: unknown) => error instanceof UsageError && /--guard-endpoint: "redis\.local" is not an IPv4 address/.test(error.message));
+  });
+
+  it('explains an invalid or converted SOCKS4a name the way the proxy treats it', async () => {
+    const io = capture();
+    await runPolicyExplain([EXAMPLE, '--src', '127.0.0.1', '--dst', 'a..b:80'], io, noLookup);
+    assert.match(io.out(), /^name:     "a\.\.b" has an empty label: refused before any rule or DNS\ndecision: DENY\nreason:   InvalidHostname$/m);
+    const spelled = capture();
+    await runPolicyExplain([EXAMPLE, '--src', '127.0.0.1', '--dst', '0x7f.1:8080'], spelled, noLookup);
+    assert.match(spelled.out(), /^name:     "0x7f\.1" is matched and resolved as 127\.0\.0\.1\nresolve:  skipped: the name is an IPv4 address$/m);
+    assert.match(spelled.out(), /^decision: ALLOW$/m);
   });
 
   it('skips DNS for names no rule could allow', async () => {

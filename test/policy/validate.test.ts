@@ -82,7 +82,7 @@ describe('validatePolicy', () => {
     { name: 'bad policy name', edit: (d) => { d.metadata.name = 'Office'; }, expected: ['metadata.name: "Office" is not a valid name (lowercase letters, digits, \'-\' and \'.\', at most 253 characters, starting and ending with a letter or digit)'] },
     { name: 'priority out of range', edit: (d) => { d.spec.priority = 1_000_001; }, expected: ['spec.priority: must be an integer from 0 to 1000000, got 1000001'] },
     { name: 'priority not a number', edit: (d) => { d.spec.priority = 'high'; }, expected: ['spec.priority: must be an integer from 0 to 1000000, got "high"'] },
-    { name: 'host glob with a space', edit: (d) => { d.spec.rules[1].to.hosts = ['exa mple.com']; }, expected: ['spec.rules[1].to.hosts[0]: "exa mple.com" is not a host name glob (letters, digits, \'-\', \'.\', \'_\', \'*\' and \'?\')'] },
+    { name: 'host glob with a space', edit: (d) => { d.spec.rules[1].to.hosts = ['exa mple.com']; }, expected: ['spec.rules[1].to.hosts[0]: "exa mple.com" is not a host name glob: label "exa mple" is not a host name label, even after IDNA (UTS-46) conversion (use letters, digits, \'-\', \'.\', \'_\', \'*\', \'?\' or an internationalised name)'] },
     { name: 'userid too long', edit: (d) => { d.spec.rules[1].from.userids = ['u'.repeat(256)]; }, expected: ['spec.rules[1].from.userids[0]: must be at most 255 bytes, got 256'] },
     { name: 'from is not a mapping', edit: (d) => { d.spec.rules[1].from = ['10.0.0.0/8']; }, expected: ['spec.rules[1].from: must be a mapping, got a list'] },
     { name: 'too many entries', edit: (d) => { d.spec.rules[2].to.hosts = Array.from({ length: 1001 }, () => 'a.example'); }, expected: ['spec.rules[2].to.hosts: has 1001 entries, at most 1000 are allowed'] },

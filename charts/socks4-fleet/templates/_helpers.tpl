@@ -65,6 +65,11 @@ app.kubernetes.io/component: {{ .component }}
 {{ include "socks4-fleet.fullname" . }}-redis
 {{- end }}
 
+{{/* The Secret holding the bundled Redis password: the one named in values, or the generated one. */}}
+{{- define "socks4-fleet.redisAuthSecret" -}}
+{{- default (printf "%s-auth" (include "socks4-fleet.redisName" .)) .Values.redis.bundled.auth.existingSecret }}
+{{- end }}
+
 {{- define "socks4-fleet.proxyServiceAccountName" -}}
 {{- default (include "socks4-fleet.proxyName" .) .Values.proxy.serviceAccount.name }}
 {{- end }}

@@ -128,10 +128,18 @@ imagePullSecrets:
 {{/*
 Redis connection variables from the external Secret. The URL goes in REDIS_URL, which the CLI
 reads when --redis-url is absent: as a `$(VAR)` in args the kubelet would expand it into the
-command line, where its credentials show in every process list.
+command line, where its credentials show in every process list. The bundled Redis's password
+comes from its Secret the same way, as REDIS_PASSWORD.
 */}}
 {{- define "socks4-fleet.redisEnv" -}}
 {{- $ext := .Values.redis.external }}
+{{- if eq .Values.redis.mode "bundled" }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "socks4-fleet.redisAuthSecret" . | quote }}
+      key: {{ .Values.redis.bundled.auth.passwordKey | quote }}
+{{- end }}
 {{- if eq .Values.redis.mode "external" }}
 - name: REDIS_URL
   valueFrom:
@@ -157,7 +165,8 @@ command line, where its credentials show in every process list.
 
 {{/*
 The Redis flags the proxy and the operator share (src/redis/cli-options.ts). An external URL
-comes from env REDIS_URL (socks4-fleet.redisEnv); the bundled one carries no secret.
+comes from env REDIS_URL (socks4-fleet.redisEnv); the bundled one carries no secret (its
+password is env REDIS_PASSWORD).
 */}}
 {{- define "socks4-fleet.redisArgs" -}}
 {{- $ext := .Values.redis.external }}
