@@ -17,7 +17,7 @@ unexport NODE_EXTRA_CA_CERTS
 
 TEST_FILES ?= test/**/*.test.ts
 
-.PHONY: all deps typecheck run test tools bench chart-test chart-sync soak clean
+.PHONY: all deps typecheck run test tools image bench chart-test chart-sync soak clean
 
 all: deps typecheck
 
@@ -37,6 +37,12 @@ run: deps
 # modules into bin/ (minutes the first time, under a second once built).
 tools:
 	scripts/build-tools.sh
+
+# The container image, no Docker daemon needed: dist/socks4-fleet-<version>.oci.tar (OCI layout for
+# docker/podman load, skopeo, crane push) and its CycloneDX SBOM, from pinned inputs
+# (deploy/image/pins.txt). Reproducible: the same commit gives the same image digest.
+image: deps tools
+	scripts/build-image.sh
 
 test: deps typecheck tools
 	node --test --test-concurrency=2 --test-timeout=300000 '$(TEST_FILES)'

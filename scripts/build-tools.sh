@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned third-party binaries the tests drive (kube-apiserver, kubectl,
-# etcd, helm, the helm-unittest plugin, Jaeger v2) from Go modules into bin/ (git-ignored).
+# etcd, helm, the helm-unittest plugin, Jaeger v2) and crane, which `make image` assembles
+# the container image with, from Go modules into bin/ (git-ignored).
 #
 # Why from source: only the Go module proxy is reachable, so release tarballs cannot
 # be downloaded. Each tool has a wrapper module under tools/<name>/ whose go.mod and
@@ -44,7 +45,7 @@ module_version() {
   echo "$v"
 }
 
-# module_field DIR MODULE FIELD: a field (Dir, Time, ...) of `go mod download -json MODULE` run in
+# module_field DIR MODULE FIELD: a field (Dir, Info, ...) of `go mod download -json MODULE` run in
 # wrapper DIR. `go list -m -f '{{.Dir}}'` prints nothing for a module that is not downloaded yet
 # (and `{{.Time}}` nothing without its .info), which on a fresh machine (empty GOMODCACHE) is
 # every module: `go mod download` fetches what is missing and then tells.
@@ -61,8 +62,10 @@ module_dir() { module_field "$1" "$2" Dir; }
 
 # module_date DIR MODULE: the module's publication time in UTC, standing in for a build date.
 module_date() {
-  local t
-  t=$(module_field "$1" "$2" Time) || exit 1
+  local info t
+  info=$(module_field "$1" "$2" Info) || exit 1
+  t=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$info")
+  [[ -n "$t" ]] || { echo "build-tools: no Time in $info" >&2; exit 1; }
   date -u -d "$t" +%Y-%m-%dT%H:%M:%SZ
 }
 
@@ -174,5 +177,12 @@ jaeger_pkg=github.com/jaegertracing/jaeger/internal/version
 build "jaeger $JAEGER_VERSION" jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$BIN/jaeger" \
   "-s -w -X $jaeger_pkg.latestVersion=$JAEGER_VERSION -X $jaeger_pkg.date=$jaeger_date"
 expect_output jaeger "\"gitVersion\":\"$JAEGER_VERSION\"" "$BIN/jaeger" version
+
+# --- crane (go-containerregistry): assembles the container image for `make image`
+# (scripts/build-image.sh) with no Docker daemon. crane reports the module version recorded in
+# its build info, so no ldflags are needed.
+CRANE_VERSION=$(module_version crane github.com/google/go-containerregistry)
+build "crane $CRANE_VERSION" crane github.com/google/go-containerregistry/cmd/crane "$BIN/crane" "-s -w"
+expect_output crane "$CRANE_VERSION" "$BIN/crane" version
 
 echo "build-tools: all tools ready in bin/ ($((SECONDS - total_start))s)"
