@@ -161,7 +161,9 @@ if ! cached_layer base "$PINS" deploy/image/rootfs/etc/*; then
   find "$base/usr/share/doc" \( -type l -o -type f ! -name copyright \) -delete
   find "$base/usr/share/doc" -type d -empty -delete
   cp -R deploy/image/rootfs/. "$base/"
-  mkdir -p "$base/tmp"
+  # Empty mount points: a runtime mounting /proc, /dev, /sys and a /tmp volume over a read-only
+  # root cannot create them.
+  mkdir -p "$base/tmp" "$base/proc" "$base/dev" "$base/sys"
   normalize "$base"
   chmod 1777 "$base/tmp"
   store_layer base
