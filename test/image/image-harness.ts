@@ -185,3 +185,29 @@ export function descendants(pid: number): { pid: number; uids: string; cmdline: 
     }
   });
 }
+
+const IMPORT_PATTERNS = [
+  /(?:^|\n)\s*import\s+(?!type\s)[^;]*?\bfrom\s+'([^']+)'/g, // import x from '...'
+  /(?:^|\n)\s*export\s+(?!type\s)[^;]*?\bfrom\s+'([^']+)'/g, // export { x } from '...'
+  /(?:^|\n)\s*import\s+'([^']+)'/g, // import '...'
+  /\bimport\(\s*'([^']+)'\s*\)/g, // import('...')
+];
+
+/** Every file reachable from `entry` through runtime imports (a missing one throws), and the bare specifiers met. */
+export function importClosure(entry: string): { files: Set<string>; packages: Set<string> } {
+  const files = new Set<string>();
+  const packages = new Set<string>();
+  const queue = [entry];
+  for (let next = queue.pop(); next !== undefined && files.size < 5_000; next = queue.pop()) {
+    if (files.has(next)) continue;
+    files.add(next);
+    for (const pattern of IMPORT_PATTERNS) {
+      for (const match of readFileSync(next, 'utf8').matchAll(pattern)) {
+        const specifier = match[1]!;
+        if (specifier.startsWith('.')) queue.push(path.resolve(path.dirname(next), specifier));
+        else packages.add(specifier);
+      }
+    }
+  }
+  return { files, packages };
+}

@@ -6,12 +6,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseDocument } from 'yaml';
 import { repoRoot } from '../helpers/spawn.ts';
 import { chartDir } from '../chart/tools.ts';
-import { descendants, ensureImage, netNamespace, sandboxArgv, sbomPath, start, type NetNamespace, type UnpackedImage } from './image-harness.ts';
+import { descendants, ensureImage, importClosure, netNamespace, sandboxArgv, sbomPath, start, type NetNamespace, type UnpackedImage } from './image-harness.ts';
 
 let image: UnpackedImage;
 before(() => void (image = ensureImage()), { timeout: 290_000 });
@@ -76,6 +77,36 @@ describe('the archive', () => {
   });
 });
 
+describe('loaders and registries take it as it is, digest unchanged', () => {
+  const digest = (): string => image.index.manifests[0]!.digest;
+
+  test('skopeo reads it as an oci-archive', () => {
+    const inspect = JSON.parse(execFileSync('skopeo', ['inspect', `oci-archive:${image.archive}`], { encoding: 'utf8' })) as { Digest: string };
+    assert.equal(inspect.Digest, digest());
+  });
+
+  test('podman load gives it the chart\'s image name', () => {
+    const storage = ['--storage-driver=vfs', '--root', path.join(image.dir, 'podman'), '--runroot', path.join(image.dir, 'podman-run')];
+    const loaded = execFileSync('podman', [...storage, 'load', '-i', image.archive], { encoding: 'utf8', timeout: 120_000 });
+    assert.match(loaded, new RegExp(`Loaded image: ${values.image.repository}:${chart.appVersion}`));
+    const listed = execFileSync('podman', [...storage, 'images', '--format', '{{.Repository}}:{{.Tag}} {{.Digest}}'], { encoding: 'utf8' });
+    assert.equal(listed.trim(), `${values.image.repository}:${chart.appVersion} ${digest()}`);
+  });
+
+  test('crane push of the unpacked layout keeps the digest (to crane\'s registry on 127.0.0.1)', async () => {
+    const crane = process.env.CRANE ?? path.join(repoRoot, 'bin', 'crane');
+    const registry = start([crane, 'registry', 'serve', '--address', '127.0.0.1:0']);
+    try {
+      const port = (await registry.waitFor(/serving on port (\d+)/, 20_000))[1];
+      const pushed = execFileSync(crane, ['push', image.layout, `127.0.0.1:${port}/socks4-fleet:${chart.appVersion}`], { encoding: 'utf8', timeout: 120_000 });
+      assert.equal(pushed.trim(), `127.0.0.1:${port}/socks4-fleet@${digest()}`);
+      assert.equal(execFileSync(crane, ['digest', `127.0.0.1:${port}/socks4-fleet:${chart.appVersion}`], { encoding: 'utf8' }).trim(), digest());
+    } finally {
+      registry.stop();
+    }
+  });
+});
+
 describe('the root filesystem', () => {
   const walk = (dir: string, out: string[] = []): string[] => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -112,6 +143,18 @@ describe('the root filesystem', () => {
     // The sources in the image are the committed ones.
     const tracked = execFileSync('git', ['ls-files', 'src', 'operator', 'package.json'], { cwd: repoRoot, encoding: 'utf8' }).trim().split('\n').filter((file) => !file.endsWith('.test.ts'));
     assert.deepEqual(walk(app).filter((file) => statSync(file).isFile() && !file.includes('/node_modules/')).map((file) => path.relative(app, file)).sort(), tracked.sort());
+  });
+
+  test('every module the CLI can load (proxy and operator) is in the image, with its packages', () => {
+    // Static imports and literal dynamic imports from the image's own entry file: a file or a
+    // package only loaded on some path (an exporter, the operator) is caught here, not in production.
+    const app = path.join(image.rootfs, 'app');
+    const { files, packages } = importClosure(path.join(app, 'src/cli/main.ts'));
+    assert.ok([...files].some((file) => file.startsWith(path.join(app, 'operator') + path.sep)), 'the operator is reachable');
+    const bare = [...packages].filter((specifier) => !specifier.startsWith('node:') && !builtinModules.includes(specifier))
+      .map((specifier) => (specifier.startsWith('@') ? specifier.split('/').slice(0, 2) : specifier.split('/').slice(0, 1)).join('/'));
+    assert.ok(bare.length > 0);
+    assert.deepEqual([...new Set(bare)].filter((name) => !existsSync(path.join(app, 'node_modules', name, 'package.json'))), []);
   });
 
   test('the SBOM beside the archive lists the image\'s Debian packages, Node and npm packages', () => {
