@@ -4,7 +4,7 @@
 // read-only, as the image's user, in a network namespace of the test's own (bwrap, setpriv,
 // nsenter and unshare: no container engine runs here).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../helpers/spawn.ts';
@@ -167,9 +167,14 @@ export function start(argv: string[]): Running {
 /** Every process under `pid` (by /proc's parent links), with its uid set and command line. */
 export function descendants(pid: number): { pid: number; uids: string; cmdline: string[] }[] {
   const parents = new Map<number, number>();
-  for (const entry of execFileSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8' }).trim().split('\n')) {
-    const [child, parent] = entry.trim().split(/\s+/).map(Number);
-    parents.set(child!, parent!);
+  for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      // /proc/PID/stat: "pid (comm) state ppid …"; comm may hold spaces and parentheses.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // exited meanwhile
+    }
   }
   const isUnder = (candidate: number): boolean => {
     for (let p = parents.get(candidate), hops = 0; p !== undefined && hops < 64; p = parents.get(p), hops++) if (p === pid) return true;

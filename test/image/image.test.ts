@@ -226,8 +226,10 @@ spec:
       assert.equal(served.stdout, 'served through the image');
       const refused = curl(port + 1 > 65535 ? port - 1 : port + 1);
       assert.notEqual(refused.status, 0, 'a port the policy does not allow is refused');
-      // Every process of the sandbox runs as the image's user, none as root.
+      // Every process of the sandbox runs as the image's user, which is the chart's, not root.
       const [uid] = image.config.config.User.split(':');
+      assert.equal(uid, String(values.podSecurityContext.runAsUser));
+      assert.notEqual(uid, '0');
       const procs = descendants(running.child.pid!);
       assert.ok(procs.some((p) => p.cmdline[0] === '/usr/local/bin/node'), JSON.stringify(procs));
       for (const p of procs) assert.deepEqual(p.uids.split(/\s+/), [uid, uid, uid, uid], `${p.cmdline.join(' ')} runs as ${p.uids}`);
