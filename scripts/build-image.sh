@@ -49,7 +49,7 @@ if [[ -z "${SOURCE_DATE_EPOCH-}" ]]; then
 fi
 [[ "$SOURCE_DATE_EPOCH" =~ ^[0-9]+$ ]] || fail "SOURCE_DATE_EPOCH must be whole seconds, got '$SOURCE_DATE_EPOCH'"
 REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-if [[ -n "$(git status --porcelain -- src operator package.json package-lock.json deploy/image 2>/dev/null)" ]]; then
+if [[ -n "$(git status --porcelain -- src operator package.json package-lock.json deploy/image scripts/build-image.sh scripts/image scripts/socks4-fleet 2>/dev/null)" ]]; then
   echo "build-image: warning: uncommitted changes in the image's sources; the image is not commit $REVISION" >&2
 fi
 NODE_PINNED=$(sed -n 's/^NODE_VERSION=//p' scripts/ensure-node.sh)
