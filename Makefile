@@ -13,7 +13,7 @@ WITH_NODE := scripts/with-node
 
 TEST_FILES ?= test/**/*.test.ts
 
-.PHONY: all deps typecheck run test tools bench chart-test chart-sync soak clean distclean help
+.PHONY: all deps typecheck run test tools image bench chart-test chart-sync soak clean distclean help
 
 all: deps typecheck
 
@@ -33,6 +33,12 @@ run: deps
 # modules into bin/ (minutes the first time, under a second once built).
 tools:
 	scripts/build-tools.sh
+
+# The container image, no Docker daemon needed: dist/socks4-fleet-<version>.oci.tar (OCI layout for
+# docker/podman load, skopeo, crane push) and its CycloneDX SBOM, from pinned inputs
+# (deploy/image/pins.txt). Reproducible: the same commit gives the same image digest.
+image: deps tools
+	$(WITH_NODE) scripts/build-image.sh
 
 test: deps typecheck tools
 	$(WITH_NODE) node --test --test-concurrency=2 --test-timeout=300000 '$(TEST_FILES)'

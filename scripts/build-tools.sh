@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned third-party binaries the tests drive (kube-apiserver, kubectl,
-# etcd, helm, the helm-unittest plugin, Jaeger v2) from Go modules into bin/ (git-ignored).
+# etcd, helm, the helm-unittest plugin, Jaeger v2) and crane, which `make image` assembles
+# the container image with, from Go modules into bin/ (git-ignored).
 #
 # Why from source: only the Go module proxy is reachable, so release tarballs cannot
 # be downloaded. Each tool has a wrapper module under tools/<name>/ whose go.mod and
@@ -176,5 +177,12 @@ jaeger_pkg=github.com/jaegertracing/jaeger/internal/version
 build "jaeger $JAEGER_VERSION" jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$BIN/jaeger" \
   "-s -w -X $jaeger_pkg.latestVersion=$JAEGER_VERSION -X $jaeger_pkg.date=$jaeger_date"
 expect_output jaeger "\"gitVersion\":\"$JAEGER_VERSION\"" "$BIN/jaeger" version
+
+# --- crane (go-containerregistry): assembles the container image for `make image`
+# (scripts/build-image.sh) with no Docker daemon. crane reports the module version recorded in
+# its build info, so no ldflags are needed.
+CRANE_VERSION=$(module_version crane github.com/google/go-containerregistry)
+build "crane $CRANE_VERSION" crane github.com/google/go-containerregistry/cmd/crane "$BIN/crane" "-s -w"
+expect_output crane "$CRANE_VERSION" "$BIN/crane" version
 
 echo "build-tools: all tools ready in bin/ ($((SECONDS - total_start))s)"
