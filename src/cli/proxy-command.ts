@@ -13,7 +13,8 @@ import { resolveIPv4 } from '../server/upstream.ts';
 import { createLogger, logEvents } from '../telemetry/logging.ts';
 import { createProxyMetrics } from '../telemetry/metrics.ts';
 import { startTracing } from '../telemetry/tracing.ts';
-import { parseCount, parseDuration, parseHostPort, UsageError, type CliIO } from './args.ts';
+import { durationHelp, durationOption, readDuration } from './durations.ts';
+import { parseCount, parseHostPort, UsageError, type CliIO } from './args.ts';
 import { openRedisMode, redisModeHelp, redisModeOptions } from './redis-mode.ts';
 
 export const proxyHelp = `Usage: socks4-fleet proxy --listen HOST:PORT (--policy-file FILE | --redis-url URL | env REDIS_URL) [options]
@@ -31,14 +32,8 @@ Listeners:
   --proxy-protocol          expect a PROXY protocol v1/v2 header on every connection
   --bind-address IP         address BIND listeners use (default: the one the client reached)
 
-Timeouts (500ms, 10s, 2m; 0 = off where noted):
-  --handshake-timeout D     whole handshake (default 10s)
-  --connect-timeout D       upstream connect (default 2m, the spec's limit)
-  --bind-timeout D          BIND: wait for the inbound connection (default 2m)
-  --idle-timeout D          relay idle timeout (default 0 = off)
-  --ident-timeout D         RFC 1413 query (default 10s)
-  --drain-grace D           on SIGTERM, how long sessions may go on (default 30s)
-
+Timeouts (durations carry a unit: 500ms, 10s, 2m, 1h; 0 = off only where it says so):
+${durationHelp(['handshake-timeout', 'connect-timeout', 'bind-timeout', 'idle-timeout', 'ident-timeout', 'drain-grace'])}
 Capacity:
   --max-sessions N          open sessions (default 10000)
   --max-handshakes N        handshakes in progress (default 1000)
@@ -61,12 +56,12 @@ const options = {
   'ops-listen': { type: 'string', default: '127.0.0.1:9090' },
   'proxy-protocol': { type: 'boolean', default: false },
   'bind-address': { type: 'string' },
-  'handshake-timeout': { type: 'string', default: '10s' },
-  'connect-timeout': { type: 'string', default: '2m' },
-  'bind-timeout': { type: 'string', default: '2m' },
-  'idle-timeout': { type: 'string', default: '0' },
-  'ident-timeout': { type: 'string', default: '10s' },
-  'drain-grace': { type: 'string', default: '30s' },
+  'handshake-timeout': durationOption('handshake-timeout'),
+  'connect-timeout': durationOption('connect-timeout'),
+  'bind-timeout': durationOption('bind-timeout'),
+  'idle-timeout': durationOption('idle-timeout'),
+  'ident-timeout': durationOption('ident-timeout'),
+  'drain-grace': durationOption('drain-grace'),
   'max-sessions': { type: 'string', default: String(defaultServerConfig.maxSessions) },
   'max-handshakes': { type: 'string', default: String(defaultServerConfig.maxHandshakes) },
   'ident-port': { type: 'string', default: '113' },
@@ -93,12 +88,12 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   const listen = parseHostPort('listen', values.listen);
   const ops = parseHostPort('ops-listen', values['ops-listen']);
   const config: ServerConfig = {
-    handshakeTimeoutMs: parseDuration('handshake-timeout', values['handshake-timeout']),
-    connectTimeoutMs: parseDuration('connect-timeout', values['connect-timeout']),
-    bindAcceptTimeoutMs: parseDuration('bind-timeout', values['bind-timeout']),
-    idleTimeoutMs: parseDuration('idle-timeout', values['idle-timeout']),
-    identTimeoutMs: parseDuration('ident-timeout', values['ident-timeout']),
-    drainGraceMs: parseDuration('drain-grace', values['drain-grace']),
+    handshakeTimeoutMs: readDuration('handshake-timeout', values['handshake-timeout']),
+    connectTimeoutMs: readDuration('connect-timeout', values['connect-timeout']),
+    bindAcceptTimeoutMs: readDuration('bind-timeout', values['bind-timeout']),
+    idleTimeoutMs: readDuration('idle-timeout', values['idle-timeout']),
+    identTimeoutMs: readDuration('ident-timeout', values['ident-timeout']),
+    drainGraceMs: readDuration('drain-grace', values['drain-grace']),
     maxSessions: parseCount('max-sessions', values['max-sessions']),
     maxHandshakes: parseCount('max-handshakes', values['max-handshakes']),
     identPort: parseCount('ident-port', values['ident-port']),

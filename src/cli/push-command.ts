@@ -16,7 +16,8 @@ import { ruleKeys } from '../redis/keys.ts';
 import { publishSnapshot } from '../redis/publish.ts';
 import { SocksAttr } from '../telemetry/session-spans.ts';
 import { activeTraceparent, startTracing, TRACER_NAME } from '../telemetry/tracing.ts';
-import { parseDuration, UsageError, type CliIO } from './args.ts';
+import { UsageError, type CliIO } from './args.ts';
+import { durationHelp, durationOption, readDuration } from './durations.ts';
 
 /** service.name of a traced push (unless OTEL_SERVICE_NAME says otherwise). */
 export const PUSH_SERVICE_NAME = 'socks4-fleet-push';
@@ -40,13 +41,12 @@ span to it.
 
 ${redisFlagsHelp}
 Other:
-  --timeout D               give up on Redis after D (default 10s)
-  -h, --help                show this help
+${durationHelp(['timeout'])}  -h, --help                show this help
 `;
 
 const options = {
   ...redisFlagOptions,
-  timeout: { type: 'string', default: '10s' },
+  timeout: durationOption('timeout'),
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -59,7 +59,7 @@ export async function runPolicyPush(argv: string[], io: CliIO, env: NodeJS.Proce
   if (positionals.length !== 1) throw new UsageError(`expected one policy FILE, got ${positionals.length}`);
   const file = positionals[0] as string;
   const { connection, prefix } = readRedisFlags(values, env);
-  const timeoutMs = parseDuration('timeout', values.timeout);
+  const timeoutMs = readDuration('timeout', values.timeout);
 
   let text: string;
   try {
