@@ -3,7 +3,8 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { parseCount, parseHostPort, UsageError, type CliIO } from '../src/cli/args.ts';
+import { parseCount, parseHostPort, parseLogLevel, UsageError, type CliIO } from '../src/cli/args.ts';
+import { listenError } from '../src/cli/proxy-lifecycle.ts';
 import { durationHelp, durationOption, readDuration } from '../src/cli/durations.ts';
 import { readRedisFlags, redactRedisUrl, redisFlagOptions, redisFlagsHelp } from '../src/redis/cli-options.ts';
 import { createLogger } from '../src/telemetry/logging.ts';
@@ -109,7 +110,7 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
   const leaderElect = values['leader-elect'];
   const identity = values.identity ?? `${env.POD_NAME ?? hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 
-  const logger = createLogger({ level: values['log-level'] });
+  const logger = createLogger({ level: parseLogLevel(values['log-level']) });
   // Before the operator starts, so the first reconcile is traced.
   const tracing = await startTracing({ serviceName: OPERATOR_SERVICE_NAME, logger });
   let operator: Operator;
@@ -133,7 +134,11 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
       logger,
     });
   } catch (error) {
-    io.stderr(`socks4-fleet operator: cannot start: ${(error as Error).message}\n`);
+    const { code, syscall } = error as NodeJS.ErrnoException;
+    const message = syscall === 'listen' || code === 'EADDRINUSE'
+      ? listenError('ops-listen', values['ops-listen'], argv.every((a) => !a.startsWith('--ops-listen')), error as NodeJS.ErrnoException).message
+      : `cannot start: ${(error as Error).message}`;
+    io.stderr(`socks4-fleet operator: ${message}\n`);
     await tracing.shutdown();
     logger.flush();
     return 1;

@@ -4,6 +4,11 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** A runtime failure at start (a port in use, a policy that does not load): one line, exit 1. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
 export interface CliIO {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
@@ -64,4 +69,12 @@ export function parseHostPort(flag: string, value: string, defaultHost = '0.0.0.
   if (match === null || port > 65535) throw new UsageError(`--${flag}: "${value}" is not HOST:PORT`);
   const host = match[1] ?? match[2] ?? '';
   return { host: host === '' ? defaultHost : host, port };
+}
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
+
+export function parseLogLevel(value: string): (typeof LOG_LEVELS)[number] {
+  const level = LOG_LEVELS.find((l) => l === value.toLowerCase());
+  if (level === undefined) throw new UsageError(`--log-level: "${value}" is not a level; use one of ${LOG_LEVELS.join(', ')}`);
+  return level;
 }

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { runPolicyExplain, runPolicyValidate } from './policy-command.ts';
 import { runProxy } from './proxy-command.ts';
 import { runPolicyPush } from './push-command.ts';
-import { processIO, UsageError, type CliIO } from './args.ts';
+import { processIO, StartupError, UsageError, type CliIO } from './args.ts';
 
 const help = `Usage: socks4-fleet <command> [options]
 
@@ -60,6 +60,10 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
       io.stderr(`socks4-fleet ${name}: ${(error as Error).message}\n(see socks4-fleet ${name} --help)\n`);
       return 2;
+    }
+    if (error instanceof StartupError) {
+      io.stderr(`socks4-fleet ${name}: ${error.message}\n`);
+      return 1;
     }
     throw error;
   }

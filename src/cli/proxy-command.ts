@@ -14,7 +14,8 @@ import { createLogger, logEvents } from '../telemetry/logging.ts';
 import { createProxyMetrics } from '../telemetry/metrics.ts';
 import { startTracing } from '../telemetry/tracing.ts';
 import { durationHelp, durationOption, readDuration } from './durations.ts';
-import { parseCount, parseHostPort, UsageError, type CliIO } from './args.ts';
+import { parseCount, parseHostPort, parseLogLevel, StartupError, UsageError, type CliIO } from './args.ts';
+import { awaitShutdown, listenError } from './proxy-lifecycle.ts';
 import { openRedisMode, redisModeHelp, redisModeOptions } from './redis-mode.ts';
 
 export const proxyHelp = `Usage: socks4-fleet proxy --listen HOST:PORT (--policy-file FILE | --redis-url URL | env REDIS_URL) [options]
@@ -101,12 +102,14 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     bindAddress: values['bind-address'] ?? null,
   };
 
-  const logger = createLogger({ level: values['log-level'] });
+  const logLevel = parseLogLevel(values['log-level']);
+  const logger = createLogger({ level: logLevel });
   const unsubscribeLogs = logEvents(logger, { redactUserIds: values['redact-userids'] });
   // Fleet mode shares rules and limits through Redis; the limiter's close() also closes the connection.
   const fleet = file === undefined ? openRedisMode(values, env) : null;
   const rules: RuleSource = fleet?.rules ?? new FileRuleSource(file as string);
-  rules.on('error', () => {}); // reported through the snapshot:error channel
+  let lastRuleError: Error | null = null;
+  rules.on('error', (error: Error) => void (lastRuleError = error)); // logged through the snapshot:error channel
   const limiter: Limiter = fleet?.limiter ?? createMemoryLimiter();
   const selfAddresses = localAddresses();
   selfAddresses.add(listen.host);
@@ -128,41 +131,56 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     metricsRegistry: metrics.registry,
     logger, // export failures are logged, never thrown
   });
-
-  await rules.start();
-  // A pod in fleet mode without a snapshot yet runs unready (/readyz 503, sessions refused) until
-  // one is published; only a policy file that cannot be loaded is fatal.
-  if (rules.current() === null && fleet === null) {
-    logger.error({ source: rules.name }, 'no valid rules to start with');
-    await tracing.shutdown();
+  let opsServer: Awaited<ReturnType<typeof startOpsServer>> | null = null;
+  const shutdown = async (): Promise<void> => {
+    await rules.stop();
+    await limiter.close(); // hands held leases back to Redis before exit
+    await opsServer?.close();
+    await tracing.shutdown(); // every session has ended: its span is in the flush
+    metrics.close();
+    unsubscribeLogs();
     logger.flush();
-    return 1;
-  }
-  const opsServer = await startOpsServer({
-    ...ops,
-    registry: metrics.registry,
-    isReady: () => !server.draining && rules.current() !== null,
-  });
-  const bound = await server.listen(listen.host, listen.port);
-  logger.info({ listen: `${bound.address}:${bound.port}`, ops: `${opsServer.address.address}:${opsServer.address.port}` }, 'socks4-fleet proxy listening');
+  };
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals): void => {
-      logger.info({ signal, activeSessions: server.activeSessions, graceMs: config.drainGraceMs }, 'draining');
-      process.removeListener('SIGTERM', stop);
-      process.removeListener('SIGINT', stop);
-      void server.drain().then(resolve);
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+  try {
+    await rules.start();
+    // A pod in fleet mode without a snapshot yet runs unready (/readyz 503, sessions refused) until
+    // one is published; only a policy file that cannot be loaded is fatal.
+    if (rules.current() === null && fleet === null) {
+      const why = (lastRuleError as Error | null)?.message ?? 'no rules loaded';
+      throw new StartupError(`--policy-file ${file}: not started, the file holds no usable rules: ${why}. Fix it (socks4-fleet policy validate ${file} lists every problem)`);
+    }
+    try {
+      opsServer = await startOpsServer({
+        ...ops,
+        registry: metrics.registry,
+        isReady: () => !server.draining && rules.current() !== null,
+      });
+    } catch (error) {
+      throw listenError('ops-listen', values['ops-listen'], argv.every((a) => !a.startsWith('--ops-listen')), error as NodeJS.ErrnoException);
+    }
+    let bound;
+    try {
+      bound = await server.listen(listen.host, listen.port);
+    } catch (error) {
+      throw listenError('listen', values.listen, argv.every((a) => !a.startsWith('--listen')), error as NodeJS.ErrnoException);
+    }
+    logger.info({ listen: `${bound.address}:${bound.port}`, ops: `${opsServer.address.address}:${opsServer.address.port}` }, 'socks4-fleet proxy listening');
+  } catch (error) {
+    await server.drain(0);
+    await shutdown();
+    throw error;
+  }
+
+  await awaitShutdown(logger, {
+    reload: () => (fleet === null ? (rules as FileRuleSource).reload() : fleet.rules.refresh()),
+    drain: () => server.drain(),
+    force: () => server.drain(0),
+    activeSessions: () => server.activeSessions,
+    graceMs: config.drainGraceMs,
   });
-  await rules.stop();
-  await limiter.close(); // hands held leases back to Redis before exit
-  await opsServer.close();
-  await tracing.shutdown(); // every session has ended: its span is in the flush
-  metrics.close();
+  await shutdown();
   logger.info({}, 'drained; exiting');
-  unsubscribeLogs();
   logger.flush();
   return 0;
 }

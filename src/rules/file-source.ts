@@ -93,7 +93,7 @@ export class FileRuleSource extends EventEmitter implements RuleSource {
   }
 
   #refuse(error: Error): void {
-    if (channels.snapshotError.hasSubscribers) channels.snapshotError.publish({ source: this.name, error });
+    if (channels.snapshotError.hasSubscribers) channels.snapshotError.publish({ source: this.name, error, keeping: this.#snapshot?.version ?? null });
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
 }

@@ -56,6 +56,8 @@ export interface SnapshotEvent {
 export interface SourceErrorEvent {
   source: string;
   error: Error;
+  /** The version still in force, or null when the source holds no rules at all. */
+  keeping?: string | null;
 }
 
 export interface LimiterErrorEvent {

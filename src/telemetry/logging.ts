@@ -68,7 +68,11 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
   };
   const onSnapshotError = (message: unknown): void => {
     const e = message as SourceErrorEvent;
-    logger.error({ source: e.source, err: e.error }, 'rules snapshot refused; keeping the previous one');
+    const keeping = e.keeping ?? null;
+    logger.error(
+      { source: e.source, err: e.error, keeping },
+      keeping === null ? 'rules snapshot refused; no rules are in force' : 'rules snapshot refused; keeping the previous one',
+    );
   };
   // While Redis is down every admission fails: one line per interval, with the count, not a flood.
   let suppressed = 0;
