@@ -23,7 +23,10 @@ export const proxyHelp = `Usage: socks4-fleet proxy --listen HOST:PORT (--policy
 Serves SOCKS4 and SOCKS4a (CONNECT and BIND).
 
 Rules:
-  --policy-file FILE        Socks4Policy YAML (multi-document); reloaded when it changes
+  --policy-file FILE        Socks4Policy YAML (multi-document); reloaded when it changes and on
+                            SIGHUP
+  --allow-empty             accept a policy file with no rules (every request refused); without
+                            it an empty file is refused at start and on reload
   --redis-url URL           shared rules and fleet-wide limits from Redis (see below); without
                             --policy-file, env REDIS_URL does the same (and is ignored with it)
 
@@ -53,6 +56,7 @@ ${redisModeHelp}`;
 const options = {
   listen: { type: 'string', default: '127.0.0.1:1080' },
   'policy-file': { type: 'string' },
+  'allow-empty': { type: 'boolean', default: false },
   ...redisModeOptions,
   'ops-listen': { type: 'string', default: '127.0.0.1:9090' },
   'proxy-protocol': { type: 'boolean', default: false },
@@ -107,7 +111,7 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   const unsubscribeLogs = logEvents(logger, { redactUserIds: values['redact-userids'] });
   // Fleet mode shares rules and limits through Redis; the limiter's close() also closes the connection.
   const fleet = file === undefined ? openRedisMode(values, env) : null;
-  const rules: RuleSource = fleet?.rules ?? new FileRuleSource(file as string);
+  const rules: RuleSource = fleet?.rules ?? new FileRuleSource(file as string, { allowEmpty: values['allow-empty'] });
   let lastRuleError: Error | null = null;
   rules.on('error', (error: Error) => void (lastRuleError = error)); // logged through the snapshot:error channel
   const limiter: Limiter = fleet?.limiter ?? createMemoryLimiter();

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { loadPolicyText } from '../policy/load.ts';
+import { emptySetProblem } from '../rules/file-source.ts';
 import type { Socks4Policy } from '../policy/types.ts';
 import { formatIssue } from '../policy/validate.ts';
 import { redactRedisUrl, readRedisFlags, redisFlagOptions, redisFlagsHelp } from '../redis/cli-options.ts';
@@ -41,12 +42,15 @@ span to it.
 
 ${redisFlagsHelp}
 Other:
+  --allow-empty             publish a set with no rules (every pod then refuses every request);
+                            without it an empty FILE is refused
 ${durationHelp(['timeout'])}  -h, --help                show this help
 `;
 
 const options = {
   ...redisFlagOptions,
   timeout: durationOption('timeout'),
+  'allow-empty': { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -72,6 +76,10 @@ export async function runPolicyPush(argv: string[], io: CliIO, env: NodeJS.Proce
   if (issues.length > 0) {
     for (const issue of issues) io.stderr(`${formatIssue(issue)}\n`);
     io.stderr(`not pushed: ${issues.length} problem${issues.length === 1 ? '' : 's'} in ${file}\n`);
+    return 1;
+  }
+  if (policies.length === 0 && !values['allow-empty']) {
+    io.stderr(`not pushed: ${emptySetProblem(file)}\n`);
     return 1;
   }
 

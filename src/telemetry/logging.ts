@@ -62,9 +62,21 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
       granted ? 'session closed' : 'session refused',
     );
   };
+  // A reload that drops more than half of the rules is more often a mistake (a truncated file, a
+  // push from the wrong checkout) than a plan: it is loaded, but said at warn.
+  const ruleCounts = new Map<string, number>();
   const onSnapshot = (message: unknown): void => {
     const e = message as SnapshotEvent;
-    logger.info({ source: e.source, version: e.version, policies: e.policyCount, rules: e.ruleCount }, 'rules snapshot loaded');
+    const previous = ruleCounts.get(e.source);
+    ruleCounts.set(e.source, e.ruleCount);
+    const fields = { source: e.source, version: e.version, policies: e.policyCount, rules: e.ruleCount, previousRules: previous ?? null };
+    if (previous !== undefined && e.ruleCount * 2 < previous) {
+      logger.warn(fields, `rules snapshot loaded; it drops ${previous - e.ruleCount} of ${previous} rules`);
+    } else if (e.ruleCount === 0) {
+      logger.warn(fields, 'rules snapshot loaded; it holds no rules, so every request is refused');
+    } else {
+      logger.info(fields, 'rules snapshot loaded');
+    }
   };
   const onSnapshotError = (message: unknown): void => {
     const e = message as SourceErrorEvent;
