@@ -16,7 +16,9 @@ import { startTracing } from '../telemetry/tracing.ts';
 import { durationHelp, durationOption, readDuration } from './durations.ts';
 import { parseCount, parseHostPort, parseLogLevel, StartupError, UsageError, type CliIO } from './args.ts';
 import { awaitShutdown, listenError } from './proxy-lifecycle.ts';
-import { openRedisMode, redisModeHelp, redisModeOptions } from './redis-mode.ts';
+import { openRedisMode, redisModeHelp, redisModeOptions, watchRedisMode } from './redis-mode.ts';
+import { maskRedisUrl } from '../redis/problems.ts';
+import path from 'node:path';
 
 export const proxyHelp = `Usage: socks4-fleet proxy --listen HOST:PORT (--policy-file FILE | --redis-url URL | env REDIS_URL) [options]
 
@@ -111,6 +113,8 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   const unsubscribeLogs = logEvents(logger, { redactUserIds: values['redact-userids'] });
   // Fleet mode shares rules and limits through Redis; the limiter's close() also closes the connection.
   const fleet = file === undefined ? openRedisMode(values, env) : null;
+  const redisWatch = fleet === null ? null : watchRedisMode(fleet, logger, readDuration('snapshot-warn-interval', values['snapshot-warn-interval']));
+  const rulesFrom = fleet === null ? `file ${path.resolve(file as string)}` : `redis ${maskRedisUrl(fleet.target.url)} prefix ${fleet.prefix}`;
   const rules: RuleSource = fleet?.rules ?? new FileRuleSource(file as string, { allowEmpty: values['allow-empty'] });
   let lastRuleError: Error | null = null;
   rules.on('error', (error: Error) => void (lastRuleError = error)); // logged through the snapshot:error channel
@@ -137,6 +141,7 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   });
   let opsServer: Awaited<ReturnType<typeof startOpsServer>> | null = null;
   const shutdown = async (): Promise<void> => {
+    redisWatch?.stop();
     await rules.stop();
     await limiter.close(); // hands held leases back to Redis before exit
     await opsServer?.close();
@@ -147,6 +152,12 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   };
 
   try {
+    if (redisWatch !== null) {
+      // Credentials, a database that does not exist or a name that does not resolve: retrying
+      // will not help, and a pod on the wrong database would serve another fleet's rules.
+      const first = await redisWatch.firstContact;
+      if (!first.ready && first.problem?.fatal === true) throw new StartupError(`${first.problem.message}; not started`);
+    }
     await rules.start();
     // A pod in fleet mode without a snapshot yet runs unready (/readyz 503, sessions refused) until
     // one is published; only a policy file that cannot be loaded is fatal.
@@ -169,7 +180,8 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     } catch (error) {
       throw listenError('listen', values.listen, argv.every((a) => !a.startsWith('--listen')), error as NodeJS.ErrnoException);
     }
-    logger.info({ listen: `${bound.address}:${bound.port}`, ops: `${opsServer.address.address}:${opsServer.address.port}` }, 'socks4-fleet proxy listening');
+    logger.info({ listen: `${bound.address}:${bound.port}`, ops: `${opsServer.address.address}:${opsServer.address.port}`, rules: rulesFrom }, 'socks4-fleet proxy listening');
+    await redisWatch?.warnWhileNoSnapshot();
   } catch (error) {
     await server.drain(0);
     await shutdown();
