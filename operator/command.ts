@@ -1,7 +1,9 @@
 // `socks4-fleet operator`: flags → startOperator, then run until SIGTERM/SIGINT.
 import { KubeConfig } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
+import { existsSync } from 'node:fs';
+import { homedir, hostname } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseCount, parseHostPort, parseLogLevel, UsageError, type CliIO } from '../src/cli/args.ts';
 import { listenError } from '../src/cli/proxy-lifecycle.ts';
@@ -63,6 +65,15 @@ const options = {
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/** Whether loadFromDefault() has anything real to load (it invents localhost:8080 otherwise). */
+function hasKubeCredentials(env: NodeJS.ProcessEnv): boolean {
+  if ((env.KUBECONFIG ?? '') !== '') return true;
+  if (existsSync(join(env.HOME ?? homedir(), '.kube', 'config'))) return true;
+  return (env.KUBERNETES_SERVICE_HOST ?? '') !== '' && existsSync(SERVICE_ACCOUNT_TOKEN);
+}
+
 const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 function parseNamespaces(text: string | undefined): string[] | null {
@@ -95,6 +106,11 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
   const resyncMs = readDuration('resync', values.resync);
 
   const kubeConfig = new KubeConfig();
+  if (values.kubeconfig === undefined && !hasKubeCredentials(env)) {
+    // loadFromDefault() would fall back to http://localhost:8080 and relist there forever.
+    io.stderr(`socks4-fleet operator: no Kubernetes credentials found: no --kubeconfig, no $KUBECONFIG, no ${join(env.HOME ?? homedir(), '.kube', 'config')} and no in-cluster service account (KUBERNETES_SERVICE_HOST and ${SERVICE_ACCOUNT_TOKEN}); pass --kubeconfig FILE, or run it in a pod\n`);
+    return 1;
+  }
   try {
     if (values.kubeconfig === undefined) kubeConfig.loadFromDefault();
     else kubeConfig.loadFromFile(values.kubeconfig);

@@ -19,6 +19,15 @@ Commands:
 Run any command with --help for its options.
 `;
 
+const policyHelp = `Usage: socks4-fleet policy <validate|explain|push> ...
+
+  policy validate FILE...  check Socks4Policy files; prints every problem with its field
+  policy explain FILE ...  show which rule decides a request and why
+  policy push FILE ...     publish a policy file as the fleet's rules in Redis
+
+Run any of them with --help for its options.
+`;
+
 type Command = (argv: string[], io: CliIO) => Promise<number>;
 
 const commands: Record<string, Command> = {
@@ -48,6 +57,10 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   const two = `${first} ${second ?? ''}`;
   const [name, rest] = commands[two] !== undefined ? [two, argv.slice(2)] : [first, argv.slice(1)];
   const command = commands[name];
+  if (first === 'policy' && (second === undefined || second === '--help' || second === '-h' || second === 'help')) {
+    io.stdout(policyHelp);
+    return second === undefined ? 2 : 0;
+  }
   if (command === undefined) {
     io.stderr(first === 'policy'
       ? `socks4-fleet policy: expected validate, explain or push, got "${second ?? ''}"\n`

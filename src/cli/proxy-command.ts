@@ -77,13 +77,30 @@ const options = {
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
+/**
+ * Flags that would do nothing are refused, not ignored: a second --policy-file (only one is read)
+ * and fleet-mode flags beside --policy-file (no Redis is used).
+ */
+function refuseIdleFlags(given: readonly string[], fileMode: boolean): void {
+  if (given.filter((name) => name === 'policy-file').length > 1) {
+    throw new UsageError('--policy-file given more than once; the proxy reads one file (put every policy in it, as multi-document YAML)');
+  }
+  if (!fileMode) return;
+  const fleetOnly = Object.keys(redisModeOptions).filter((name) => name !== 'redis-url');
+  const idle = [...new Set(given.filter((name) => fleetOnly.includes(name)))];
+  if (idle.length > 0) {
+    throw new UsageError(`${idle.map((n) => `--${n}`).join(', ')} only ${idle.length === 1 ? 'applies' : 'apply'} in fleet mode (--redis-url); with --policy-file no Redis is used: remove ${idle.length === 1 ? 'it' : 'them'}`);
+  }
+}
+
 export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+  const { values, tokens } = parseArgs({ args: argv, options, strict: true, allowPositionals: false, tokens: true });
   if (values.help) {
     io.stdout(proxyHelp);
     return 0;
   }
   const file = values['policy-file'];
+  refuseIdleFlags(tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : [])), file !== undefined);
   if (file !== undefined && values['redis-url'] !== undefined) {
     throw new UsageError('give one of --policy-file FILE or --redis-url URL, not both');
   }
