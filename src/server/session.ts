@@ -14,7 +14,7 @@ import type { Admission, Lease } from '../limits/types.ts';
 import { channels, type PhaseEvent, type SessionInfo, type SessionState } from '../telemetry/events.ts';
 import { openBindListener } from './bind.ts';
 import { identOutcome, queryIdent } from './ident.ts';
-import { relay, type RelaySockets } from './relay.ts';
+import { relay, type RelayCloseCause, type RelaySockets } from './relay.ts';
 import { connectUpstream } from './upstream.ts';
 import type { SessionEnv } from './session-env.ts';
 
@@ -55,6 +55,7 @@ export class Session implements SessionInfo {
   snapshotVersion: string | null = null;
   replyCode: number | null = null;
   reason: Reason | null = null;
+  closeCause: Reason | RelayCloseCause | null = null;
   handshakeMs: number | null = null;
   bytesFromClient = 0;
   bytesToClient = 0;
@@ -398,13 +399,18 @@ export class Session implements SessionInfo {
       idleMs: this.#env.config.idleTimeoutMs,
       gate: this.#lease?.bandwidth ?? null,
       counters: this,
-      onClose: () => this.#close(null),
+      onClose: (_error, cause) => {
+        this.closeCause ??= cause;
+        this.#close(null);
+      },
     });
   }
 
   #close(reason: Reason | null): void {
     if (this.closed) return;
     if (this.reason === null && reason !== null && this.replyCode !== ReplyCode.Granted) this.reason = reason;
+    // A granted session keeps no refusal reason, but a drain or a timeout that cut it is its cause.
+    this.closeCause ??= reason ?? this.reason ?? 'closed';
     this.state = 'closed';
     clearTimeout(this.#timer);
     this.#cancel?.();

@@ -30,6 +30,8 @@ export interface SessionInfo {
   readonly snapshotVersion: string | null;
   readonly replyCode: number | null;
   readonly reason: Reason | null;
+  /** Why it ended: a Reason (Draining for a drain's cut), or closed | idle | error once relaying. */
+  readonly closeCause: string | null;
   readonly handshakeMs: number | null; // accept → first reply
   readonly bytesFromClient: number;
   readonly bytesToClient: number;
