@@ -215,6 +215,23 @@ test('every TraceQL query names span names and attributes the tracing code sets'
   assert.deepEqual(String(reasons?.query).split(',').sort(), Object.values(Reason).sort());
 });
 
+test('error views follow the span status rule: status = error means a proxy failure, refusals are found by reason', () => {
+  const d = dashboards.get('socks4-fleet-traces.json') as Dashboard;
+  const queryOf = (title: string): string => {
+    const target = targetsOf(d).find(({ panel }) => panel.title === title)?.target;
+    return typeof target?.query === 'string' ? target.query : '';
+  };
+  // Session spans are ERROR only for proxy failures, so this view is not flooded by refusals.
+  assert.match(queryOf('Proxy failures'), /kind = server && status = error/);
+  // Refusals leave the status unset: a view of them must select on the reason, never on status.
+  assert.match(queryOf('Refused sessions'), /span\.socks4\.reason =~/);
+  assert.doesNotMatch(queryOf('Refused sessions'), /status/);
+  for (const { panel, target } of targetsOf(d)) {
+    const query = typeof target.query === 'string' ? target.query : '';
+    if (/kind = server/.test(query) && /status = error/.test(query)) assert.equal(panel.title, 'Proxy failures', `${panel.title}: session status = error is proxy failures only`);
+  }
+});
+
 test('the chart renders each dashboard file unchanged into its own ConfigMap', async () => {
   const { configMaps } = await renderChart();
   assert.deepEqual(configMaps.map((c) => c.name).sort(), ['r1-socks4-fleet-dashboard-overview', 'r1-socks4-fleet-dashboard-traces']);
