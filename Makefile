@@ -17,7 +17,7 @@ unexport NODE_EXTRA_CA_CERTS
 
 TEST_FILES ?= test/**/*.test.ts
 
-.PHONY: all deps typecheck run test tools bench chart-test chart-sync soak clean
+.PHONY: all deps typecheck run test tools bench chart-test chart-sync docs soak clean
 
 all: deps typecheck
 
@@ -52,6 +52,11 @@ chart-test: deps tools
 # Copies the CRD and the operator's ClusterRole from deploy/ into the chart (a test checks it).
 chart-sync:
 	scripts/sync-chart-files.sh
+
+# docs/reference.md from the code (flags, policy fields, reasons, metrics, spans, log lines); a
+# test fails when it is stale.
+docs: deps
+	node scripts/gen-reference.ts
 
 # The long reliability runs (~2½ min on 2 cores): a million codec fuzz cases, 100 000 hostile
 # TCP sessions, 5 000 slowloris clients and a 10 000-connection burst. Needs ulimit -n >= 17 000.
