@@ -134,3 +134,23 @@ describe('the proxy in fleet mode', () => {
     assert.match(err, new RegExp(`^warning: no proxy has read prefix "${other}" before .*holds rules under .*pass --redis-prefix to match`));
   });
 });
+
+describe('the operator', () => {
+  it('logs a wrong Redis password at once, with the masked URL', async () => {
+    // Nothing listens on port 1 for Kubernetes: the operator retries that in the background.
+    const kubeconfig = path.join(dir, 'kubeconfig');
+    writeFileSync(kubeconfig, JSON.stringify({
+      apiVersion: 'v1', kind: 'Config', 'current-context': 'c',
+      clusters: [{ name: 'k', cluster: { server: 'https://127.0.0.1:1', 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'u', user: { token: 't' } }],
+      contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
+    }));
+    const operator = startCli(['operator', '--kubeconfig', kubeconfig, '--no-leader-elect', '--ops-listen', '127.0.0.1:0'], { REDIS_URL: `redis://:wrong@127.0.0.1:${redis.port}` });
+    try {
+      await operator.waitForOutput(/"level":"error".*"redis":"redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/?".*"problem":"auth".*authentication failed \(WRONGPASS/, 20_000);
+      assertNoSecrets(operator.output());
+    } finally {
+      await operator.stop('SIGKILL');
+    }
+  });
+});
