@@ -104,6 +104,7 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
   const ops = parseHostPort('ops-listen', values['ops-listen']);
   const workers = parseCount('workers', values.workers);
   const resyncMs = readDuration('resync', values.resync);
+  const logLevel = parseLogLevel(values['log-level']);
 
   const kubeConfig = new KubeConfig();
   if (values.kubeconfig === undefined && !hasKubeCredentials(env)) {
@@ -126,7 +127,7 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
   const leaderElect = values['leader-elect'];
   const identity = values.identity ?? `${env.POD_NAME ?? hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 
-  const logger = createLogger({ level: parseLogLevel(values['log-level']) });
+  const logger = createLogger({ level: logLevel });
   // Before the operator starts, so the first reconcile is traced.
   const tracing = await startTracing({ serviceName: OPERATOR_SERVICE_NAME, logger });
   let operator: Operator;

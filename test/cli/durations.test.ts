@@ -70,7 +70,7 @@ test('the proxy refuses `--handshake-timeout 10` and `--connect-timeout 0` befor
 
 test('--help shows each flag with the table\'s default and says where 0 is off', async () => {
   const proxy = (await run('proxy', '--help')).out.replace(/\n {20,}/g, ' ');
-  for (const flag of ['handshake-timeout', 'connect-timeout', 'bind-timeout', 'idle-timeout', 'ident-timeout', 'drain-grace', 'rules-refresh', 'lease-ttl'] as const) {
+  for (const flag of ['handshake-timeout', 'connect-timeout', 'bind-timeout', 'idle-timeout', 'ident-timeout', 'drain-grace', 'rules-refresh', 'lease-ttl', 'snapshot-warn-interval'] as const) {
     const line = proxy.split('\n').find((l) => l.startsWith(`  --${flag} D`));
     assert.ok(line !== undefined, `${flag} missing from proxy --help`);
     assert.ok(line.includes(`default ${DURATIONS[flag].default}`), line);

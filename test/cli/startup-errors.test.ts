@@ -100,6 +100,8 @@ test('SIGHUP reloads the rules and keeps serving; a second SIGTERM during the dr
   const proxy = startCli(['proxy', '--policy-file', policyFile, '--listen', `127.0.0.1:${socksPort}`, '--ops-listen', '127.0.0.1:0', '--drain-grace', '2m']);
   try {
     await proxy.waitForOutput(/proxy listening/);
+    // The start-up line says where the rules come from.
+    assert.match(proxy.output(), new RegExp(`"rules":"file ${policyFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}".*"msg":"socks4-fleet proxy listening"`));
     proxy.child.kill('SIGHUP');
     await proxy.waitForOutput(/"signal":"SIGHUP".*"msg":"reloading rules"/);
     // Still alive and serving after the SIGHUP (it used to kill the process with no log).
