@@ -13,7 +13,7 @@ WITH_NODE := scripts/with-node
 
 TEST_FILES ?= test/**/*.test.ts
 
-.PHONY: all deps typecheck run test tools image bench chart-test chart-sync soak clean distclean help
+.PHONY: all deps typecheck run test tools image bench chart-test chart-sync docs soak clean distclean help
 
 all: deps typecheck
 
@@ -55,6 +55,11 @@ chart-test: deps tools
 # Copies the CRD and the operator's ClusterRole from deploy/ into the chart (a test checks it).
 chart-sync:
 	scripts/sync-chart-files.sh
+
+# docs/reference.md from the code (flags, policy fields, reasons, metrics, spans, log lines); a
+# test fails when it is stale.
+docs: deps
+	$(WITH_NODE) node scripts/gen-reference.ts
 
 # The long reliability runs (~2½ min on 2 cores): a million codec fuzz cases, 100 000 hostile
 # TCP sessions, 5 000 slowloris clients and a 10 000-connection burst. Needs ulimit -n >= 17 000.

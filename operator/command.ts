@@ -1,13 +1,17 @@
 // `socks4-fleet operator`: flags → startOperator, then run until SIGTERM/SIGINT.
 import { KubeConfig } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
+import { existsSync } from 'node:fs';
+import { homedir, hostname } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseCount, parseDuration, parseHostPort, UsageError, type CliIO } from '../src/cli/args.ts';
+import { parseCount, parseHostPort, parseLogLevel, UsageError, type CliIO } from '../src/cli/args.ts';
+import { listenError } from '../src/cli/proxy-lifecycle.ts';
+import { durationHelp, durationOption, readDuration } from '../src/cli/durations.ts';
 import { readRedisFlags, redactRedisUrl, redisFlagOptions, redisFlagsHelp } from '../src/redis/cli-options.ts';
 import { createLogger } from '../src/telemetry/logging.ts';
 import { startTracing } from '../src/telemetry/tracing.ts';
-import { DEFAULT_RESYNC_MS, DEFAULT_WORKERS, startOperator, type Operator } from './operator.ts';
+import { DEFAULT_WORKERS, startOperator, type Operator } from './operator.ts';
 
 /** service.name of the operator's traces (unless OTEL_SERVICE_NAME says otherwise). */
 export const OPERATOR_SERVICE_NAME = 'socks4-fleet-operator';
@@ -24,18 +28,14 @@ Kubernetes:
   --kubeconfig FILE         credentials (default: $KUBECONFIG, ~/.kube/config, or in-cluster)
   --namespaces NS,...       watch only these namespaces (default: all)
   --workers N               parallel reconciles (default ${DEFAULT_WORKERS})
-  --resync D                re-check every policy and the snapshot this often (default ${DEFAULT_RESYNC_MS / 60_000}m; 0 = off)
-
+${durationHelp(['resync'])}
 Leader election:
   --no-leader-elect         for exactly one replica: lead from the start and never touch a Lease
                             (no Lease RBAC needed); two at once would both publish (default: elect)
   --lease-namespace NS      namespace of the Lease (default: $POD_NAMESPACE, else the kubeconfig's)
   --lease-name NAME         (default socks4-fleet-operator)
   --identity ID             this replica's name in the Lease (default: $POD_NAME or host-pid)
-  --lease-duration D        a silent leader is replaced after this (default 15s; whole seconds)
-  --renew-deadline D        a leader that cannot renew this long stops publishing (default 10s)
-  --retry-period D          how often to renew or try to acquire (default 2s)
-
+${durationHelp(['lease-duration', 'renew-deadline', 'retry-period'])}
 Ops:
   --ops-listen HOST:PORT    /healthz /readyz /metrics (default 127.0.0.1:9090; :0 = any free port)
   --log-level LEVEL         trace|debug|info|warn|error|silent (default info)
@@ -52,18 +52,27 @@ const options = {
   kubeconfig: { type: 'string' },
   namespaces: { type: 'string' },
   workers: { type: 'string', default: String(DEFAULT_WORKERS) },
-  resync: { type: 'string', default: `${DEFAULT_RESYNC_MS / 60_000}m` },
+  resync: durationOption('resync'),
   'leader-elect': { type: 'boolean', default: true },
   'lease-namespace': { type: 'string' },
   'lease-name': { type: 'string', default: 'socks4-fleet-operator' },
   identity: { type: 'string' },
-  'lease-duration': { type: 'string', default: '15s' },
-  'renew-deadline': { type: 'string', default: '10s' },
-  'retry-period': { type: 'string', default: '2s' },
+  'lease-duration': durationOption('lease-duration'),
+  'renew-deadline': durationOption('renew-deadline'),
+  'retry-period': durationOption('retry-period'),
   'ops-listen': { type: 'string', default: '127.0.0.1:9090' },
   'log-level': { type: 'string', default: 'info' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/** Whether loadFromDefault() has anything real to load (it invents localhost:8080 otherwise). */
+function hasKubeCredentials(env: NodeJS.ProcessEnv): boolean {
+  if ((env.KUBECONFIG ?? '') !== '') return true;
+  if (existsSync(join(env.HOME ?? homedir(), '.kube', 'config'))) return true;
+  return (env.KUBERNETES_SERVICE_HOST ?? '') !== '' && existsSync(SERVICE_ACCOUNT_TOKEN);
+}
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -85,18 +94,24 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
   }
   const { connection, prefix } = readRedisFlags(values, env);
   const namespaces = parseNamespaces(values.namespaces);
-  const leaseDurationMs = parseDuration('lease-duration', values['lease-duration']);
-  const renewDeadlineMs = parseDuration('renew-deadline', values['renew-deadline']);
-  const retryPeriodMs = parseDuration('retry-period', values['retry-period']);
+  const leaseDurationMs = readDuration('lease-duration', values['lease-duration']);
+  const renewDeadlineMs = readDuration('renew-deadline', values['renew-deadline']);
+  const retryPeriodMs = readDuration('retry-period', values['retry-period']);
   if (leaseDurationMs < 1000 || leaseDurationMs % 1000 !== 0) throw new UsageError('--lease-duration: whole seconds, at least 1s');
   if (!(retryPeriodMs > 0 && retryPeriodMs < renewDeadlineMs && renewDeadlineMs < leaseDurationMs)) {
     throw new UsageError('need 0 < --retry-period < --renew-deadline < --lease-duration');
   }
   const ops = parseHostPort('ops-listen', values['ops-listen']);
   const workers = parseCount('workers', values.workers);
-  const resyncMs = parseDuration('resync', values.resync);
+  const resyncMs = readDuration('resync', values.resync);
+  const logLevel = parseLogLevel(values['log-level']);
 
   const kubeConfig = new KubeConfig();
+  if (values.kubeconfig === undefined && !hasKubeCredentials(env)) {
+    // loadFromDefault() would fall back to http://localhost:8080 and relist there forever.
+    io.stderr(`socks4-fleet operator: no Kubernetes credentials found: no --kubeconfig, no $KUBECONFIG, no ${join(env.HOME ?? homedir(), '.kube', 'config')} and no in-cluster service account (KUBERNETES_SERVICE_HOST and ${SERVICE_ACCOUNT_TOKEN}); pass --kubeconfig FILE, or run it in a pod\n`);
+    return 1;
+  }
   try {
     if (values.kubeconfig === undefined) kubeConfig.loadFromDefault();
     else kubeConfig.loadFromFile(values.kubeconfig);
@@ -112,7 +127,7 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
   const leaderElect = values['leader-elect'];
   const identity = values.identity ?? `${env.POD_NAME ?? hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 
-  const logger = createLogger({ level: values['log-level'] });
+  const logger = createLogger({ level: logLevel });
   // Before the operator starts, so the first reconcile is traced.
   const tracing = await startTracing({ serviceName: OPERATOR_SERVICE_NAME, logger });
   let operator: Operator;
@@ -136,7 +151,11 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
       logger,
     });
   } catch (error) {
-    io.stderr(`socks4-fleet operator: cannot start: ${(error as Error).message}\n`);
+    const { code, syscall } = error as NodeJS.ErrnoException;
+    const message = syscall === 'listen' || code === 'EADDRINUSE'
+      ? listenError('ops-listen', values['ops-listen'], argv.every((a) => !a.startsWith('--ops-listen')), error as NodeJS.ErrnoException).message
+      : `cannot start: ${(error as Error).message}`;
+    io.stderr(`socks4-fleet operator: ${message}\n`);
     await tracing.shutdown();
     logger.flush();
     return 1;

@@ -7,7 +7,8 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { startOpsServer, type OpsServer } from '../src/ops/ops-server.ts';
-import { closeRedisClient, createRedisClient, type RedisClient, type RedisConnectionOptions } from '../src/redis/connection.ts';
+import { closeRedisClient, createRedisClient, parseRedisUrl, type RedisClient, type RedisConnectionOptions } from '../src/redis/connection.ts';
+import { maskRedisUrl, watchRedisProblems } from '../src/redis/problems.ts';
 import { ruleKeys, VERSION_PATTERN } from '../src/redis/keys.ts';
 import { publishSnapshot } from '../src/redis/publish.ts';
 import { parseSnapshotDocument } from '../src/redis/snapshot-document.ts';
@@ -72,6 +73,11 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
   const { kubeConfig, logger, lease, identity } = options;
   const connections = shareConnections(kubeConfig);
   const redis = createRedisClient({ commandTimeoutMs: REDIS_COMMAND_TIMEOUT_MS, ...options.redis, connectionName: 'socks4-fleet-operator' });
+  // The cause (WRONGPASS, NOAUTH, TLS, refused...) and the masked URL, at once, not a retry loop's silence.
+  const { tls, db } = parseRedisUrl(options.redis.url);
+  const unwatchRedis = watchRedisProblems(redis, { url: options.redis.url, tls, db }, (problem, repeats) => {
+    logger.error({ redis: maskRedisUrl(options.redis.url), prefix: options.prefix, problem: problem.kind, repeats }, problem.message);
+  });
   const api = createPolicyApi(kubeConfig, { component: 'socks4-fleet-operator', instance: identity });
   let controller: Controller | null = null;
   let stopping = false;
@@ -175,6 +181,7 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
     await elector.stop({ release: true });
     await informer.stop();
     await connections.close();
+    unwatchRedis();
     await closeRedisClient(redis);
   }
 }

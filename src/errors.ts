@@ -43,6 +43,27 @@ export const Reason = {
 
 export type Reason = (typeof Reason)[keyof typeof Reason];
 
+/**
+ * The reasons where the proxy failed to do what policy allowed: upstream refused or unreachable,
+ * DNS failure, BIND failure, Redis or rules unavailable. Only these make a session span ERROR.
+ * Everything else (a policy or limit refusal, a malformed or abandoned request, ident answers,
+ * a drain) is the client's or the operator's intent working, like HTTP 4xx on an OpenTelemetry
+ * SERVER span: status left unset, with `error.type` and the reply code saying why.
+ */
+const PROXY_FAILURES: ReadonlySet<Reason> = new Set<Reason>([
+  Reason.DnsFailed,
+  Reason.UpstreamRefused,
+  Reason.UpstreamTimeout,
+  Reason.UpstreamUnreachable,
+  Reason.BindFailed,
+  Reason.LimiterUnavailable,
+  Reason.NoSnapshot,
+]);
+
+export function isProxyFailure(reason: Reason): boolean {
+  return PROXY_FAILURES.has(reason);
+}
+
 /** An error carrying a stable reason; library code throws it, the session maps it to a reply. */
 export class SocksError extends Error {
   readonly reason: Reason;

@@ -4,6 +4,11 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** A runtime failure at start (a port in use, a policy that does not load): one line, exit 1. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
 export interface CliIO {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
@@ -14,14 +19,41 @@ export const processIO: CliIO = {
   stderr: (text) => void process.stderr.write(text),
 };
 
-const units = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+const UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+const EXAMPLES = '500ms, 10s, 2m, 1h';
 
-/** "250ms", "10s", "2m", "1h" or a bare number of milliseconds; "0" means off where allowed. */
-export function parseDuration(flag: string, value: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (match === null) throw new UsageError(`--${flag}: "${value}" is not a duration (try 500ms, 10s, 2m)`);
-  const unit = (match[2] ?? 'ms') as keyof typeof units;
-  return Math.round(Number(match[1]) * units[unit]);
+/** Whether `0` turns the setting off (a description of "off"), and the least other value. */
+export interface DurationRules {
+  readonly off: string | null;
+  readonly minMs: number;
+}
+
+/**
+ * "250ms", "10s", "2m", "1h"; "0" means off where `rules.off` allows it and is refused elsewhere.
+ * A bare number is refused with the units it might have meant: `10` silently read as 10 ms cut
+ * every client's handshake. Duration flags belong in the table in durations.ts.
+ */
+export function parseDuration(flag: string, value: string, rules: DurationRules = { off: null, minMs: 1 }): number {
+  const text = value.trim();
+  if (/^0+(\.0+)?(ms|s|m|h)?$/.test(text)) {
+    if (rules.off !== null) return 0;
+    throw new UsageError(`--${flag}: 0 is refused, this deadline cannot be turned off; give a duration such as ${EXAMPLES}`);
+  }
+  if (/^\d+(\.\d+)?$/.test(text)) {
+    throw new UsageError(`--${flag}: "${value}" has no unit; write ${text}s or ${text}ms (durations: ${EXAMPLES})`);
+  }
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text);
+  if (match === null) throw new UsageError(`--${flag}: "${value}" is not a duration (try ${EXAMPLES})`);
+  const ms = Math.round(Number(match[1]) * UNITS[match[2] as keyof typeof UNITS]);
+  if (ms < rules.minMs) throw new UsageError(`--${flag}: "${value}" is below the minimum of ${formatMs(rules.minMs)}`);
+  return ms;
+}
+
+export function formatMs(ms: number): string {
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms > 0 && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
 }
 
 export function parseCount(flag: string, value: string, min = 1): number {
@@ -37,4 +69,12 @@ export function parseHostPort(flag: string, value: string, defaultHost = '0.0.0.
   if (match === null || port > 65535) throw new UsageError(`--${flag}: "${value}" is not HOST:PORT`);
   const host = match[1] ?? match[2] ?? '';
   return { host: host === '' ? defaultHost : host, port };
+}
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
+
+export function parseLogLevel(value: string): (typeof LOG_LEVELS)[number] {
+  const level = LOG_LEVELS.find((l) => l === value.toLowerCase());
+  if (level === undefined) throw new UsageError(`--log-level: "${value}" is not a level; use one of ${LOG_LEVELS.join(', ')}`);
+  return level;
 }

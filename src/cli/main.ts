@@ -6,7 +6,7 @@ import { runPolicyDiff } from './diff-command.ts';
 import { runPolicyExplain, runPolicyValidate } from './policy-command.ts';
 import { runProxy } from './proxy-command.ts';
 import { runPolicyPush } from './push-command.ts';
-import { processIO, UsageError, type CliIO } from './args.ts';
+import { processIO, StartupError, UsageError, type CliIO } from './args.ts';
 
 const help = `Usage: socks4-fleet <command> [options]
 
@@ -19,6 +19,15 @@ Commands:
   policy diff FILE ...     show what a push would change in the live rules (--redis-url URL)
 
 Run any command with --help for its options.
+`;
+
+const policyHelp = `Usage: socks4-fleet policy <validate|explain|push> ...
+
+  policy validate FILE...  check Socks4Policy files; prints every problem with its field
+  policy explain FILE ...  show which rule decides a request and why
+  policy push FILE ...     publish a policy file as the fleet's rules in Redis
+
+Run any of them with --help for its options.
 `;
 
 type Command = (argv: string[], io: CliIO) => Promise<number>;
@@ -51,6 +60,10 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   const two = `${first} ${second ?? ''}`;
   const [name, rest] = commands[two] !== undefined ? [two, argv.slice(2)] : [first, argv.slice(1)];
   const command = commands[name];
+  if (first === 'policy' && (second === undefined || second === '--help' || second === '-h' || second === 'help')) {
+    io.stdout(policyHelp);
+    return second === undefined ? 2 : 0;
+  }
   if (command === undefined) {
     io.stderr(first === 'policy'
       ? `socks4-fleet policy: expected validate, explain, push or diff, got "${second ?? ''}"\n`
@@ -63,6 +76,10 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
       io.stderr(`socks4-fleet ${name}: ${(error as Error).message}\n(see socks4-fleet ${name} --help)\n`);
       return 2;
+    }
+    if (error instanceof StartupError) {
+      io.stderr(`socks4-fleet ${name}: ${error.message}\n`);
+      return 1;
     }
     throw error;
   }

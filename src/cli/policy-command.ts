@@ -19,6 +19,7 @@ import { loadPolicyText } from '../policy/load.ts';
 import type { Decision, EvalCommand, Issue, Socks4Policy } from '../policy/types.ts';
 import { formatIssue } from '../policy/validate.ts';
 import { findRedisUrl, redisFlagsHelp } from '../redis/cli-options.ts';
+import { emptySetProblem } from '../rules/file-source.ts';
 import { UsageError } from './args.ts';
 import type { CliIO } from './args.ts';
 import { describeLiveRules, LiveRulesError, liveRulesOptions, readLiveRules } from './live-rules.ts';
@@ -30,10 +31,12 @@ proxy and the operator load them: every field, unknown fields refused, rule name
 policy namespace/name unique across all FILEs.
 
 Prints "ok: N policies, M rules" and exits 0, or prints each problem on its own line on stderr
-as "<namespace>/<name>: <field path>: <message>" and exits 1. Usage errors exit 2.
+as "<namespace>/<name>: <field path>: <message>" and exits 1. Usage errors exit 2. Files with no
+policy at all are a problem too (that set refuses every request) unless --allow-empty.
 
 Options:
-  -h, --help   show this help
+  --allow-empty  accept a set with no rules
+  -h, --help     show this help
 `;
 
 const EXPLAIN_HELP = `Usage: socks4-fleet policy explain (FILE | --redis-url URL) --src IP --dst HOST:PORT [options]
@@ -116,7 +119,7 @@ export async function runPolicyValidate(argv: string[], io: CliIO): Promise<numb
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { help: { type: 'boolean', short: 'h' } },
+    options: { help: { type: 'boolean', short: 'h' }, 'allow-empty': { type: 'boolean', default: false } },
   });
   if (values.help) {
     io.stdout(VALIDATE_HELP);
@@ -125,6 +128,10 @@ export async function runPolicyValidate(argv: string[], io: CliIO): Promise<numb
   if (positionals.length === 0) throw new UsageError('expected at least one FILE');
   const set = await loadCompiled(positionals, io);
   if (set === null) return 1;
+  if (set.policyCount === 0 && !values['allow-empty']) {
+    io.stderr(`${emptySetProblem(positionals.join(', '))}\n`);
+    return 1;
+  }
   const reports = set.report?.policies.size ?? 0;
   const mode = reports === 0 ? '' : ` (${reports} in Report mode: recorded, not enforced)`;
   io.stdout(`ok: ${plural(set.policyCount, 'policy', 'policies')}, ${plural(set.ruleCount, 'rule', 'rules')}${mode}\n`);

@@ -16,15 +16,22 @@ import { formatIpv4 } from '../policy/ip.ts';
 import { createLogger, logEvents } from '../telemetry/logging.ts';
 import { createProxyMetrics } from '../telemetry/metrics.ts';
 import { startTracing } from '../telemetry/tracing.ts';
-import { parseCount, parseDuration, parseHostPort, UsageError, type CliIO } from './args.ts';
-import { openRedisMode, redisModeHelp, redisModeOptions } from './redis-mode.ts';
+import { durationHelp, durationOption, readDuration } from './durations.ts';
+import { parseCount, parseHostPort, parseLogLevel, StartupError, UsageError, type CliIO } from './args.ts';
+import { awaitShutdown, listenError } from './proxy-lifecycle.ts';
+import { openRedisMode, redisModeHelp, redisModeOptions, watchRedisMode } from './redis-mode.ts';
+import { maskRedisUrl } from '../redis/problems.ts';
+import path from 'node:path';
 
 export const proxyHelp = `Usage: socks4-fleet proxy --listen HOST:PORT (--policy-file FILE | --redis-url URL | env REDIS_URL) [options]
 
 Serves SOCKS4 and SOCKS4a (CONNECT and BIND).
 
 Rules:
-  --policy-file FILE        Socks4Policy YAML (multi-document); reloaded when it changes
+  --policy-file FILE        Socks4Policy YAML (multi-document); reloaded when it changes and on
+                            SIGHUP
+  --allow-empty             accept a policy file with no rules (every request refused); without
+                            it an empty file is refused at start and on reload
   --redis-url URL           shared rules and fleet-wide limits from Redis (see below); without
                             --policy-file, env REDIS_URL does the same (and is ignored with it)
 
@@ -40,14 +47,8 @@ each of these opens only to a rule naming exactly its /32):
                             inside an opened range (every port unless PORT); repeatable. The
                             Redis endpoints in use and KUBERNETES_SERVICE_HOST are guarded anyway
 
-Timeouts (500ms, 10s, 2m; 0 = off where noted):
-  --handshake-timeout D     whole handshake (default 10s)
-  --connect-timeout D       upstream connect (default 2m, the spec's limit)
-  --bind-timeout D          BIND: wait for the inbound connection (default 2m)
-  --idle-timeout D          relay idle timeout (default 0 = off)
-  --ident-timeout D         RFC 1413 query (default 10s)
-  --drain-grace D           on SIGTERM, how long sessions may go on (default 30s)
-
+Timeouts (durations carry a unit: 500ms, 10s, 2m, 1h; 0 = off only where it says so):
+${durationHelp(['handshake-timeout', 'connect-timeout', 'bind-timeout', 'idle-timeout', 'ident-timeout', 'drain-grace'])}
 Capacity:
   --max-sessions N          open sessions (default 10000)
   --max-handshakes N        handshakes in progress (default 1000)
@@ -66,17 +67,18 @@ ${redisModeHelp}`;
 const options = {
   listen: { type: 'string', default: '127.0.0.1:1080' },
   'policy-file': { type: 'string' },
+  'allow-empty': { type: 'boolean', default: false },
   ...redisModeOptions,
   'ops-listen': { type: 'string', default: '127.0.0.1:9090' },
   'proxy-protocol': { type: 'boolean', default: false },
   'bind-address': { type: 'string' },
   'guard-endpoint': { type: 'string', multiple: true },
-  'handshake-timeout': { type: 'string', default: '10s' },
-  'connect-timeout': { type: 'string', default: '2m' },
-  'bind-timeout': { type: 'string', default: '2m' },
-  'idle-timeout': { type: 'string', default: '0' },
-  'ident-timeout': { type: 'string', default: '10s' },
-  'drain-grace': { type: 'string', default: '30s' },
+  'handshake-timeout': durationOption('handshake-timeout'),
+  'connect-timeout': durationOption('connect-timeout'),
+  'bind-timeout': durationOption('bind-timeout'),
+  'idle-timeout': durationOption('idle-timeout'),
+  'ident-timeout': durationOption('ident-timeout'),
+  'drain-grace': durationOption('drain-grace'),
   'max-sessions': { type: 'string', default: String(defaultServerConfig.maxSessions) },
   'max-handshakes': { type: 'string', default: String(defaultServerConfig.maxHandshakes) },
   'ident-port': { type: 'string', default: '113' },
@@ -85,13 +87,30 @@ const options = {
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
+/**
+ * Flags that would do nothing are refused, not ignored: a second --policy-file (only one is read)
+ * and fleet-mode flags beside --policy-file (no Redis is used).
+ */
+function refuseIdleFlags(given: readonly string[], fileMode: boolean): void {
+  if (given.filter((name) => name === 'policy-file').length > 1) {
+    throw new UsageError('--policy-file given more than once; the proxy reads one file (put every policy in it, as multi-document YAML)');
+  }
+  if (!fileMode) return;
+  const fleetOnly = Object.keys(redisModeOptions).filter((name) => name !== 'redis-url');
+  const idle = [...new Set(given.filter((name) => fleetOnly.includes(name)))];
+  if (idle.length > 0) {
+    throw new UsageError(`${idle.map((n) => `--${n}`).join(', ')} only ${idle.length === 1 ? 'applies' : 'apply'} in fleet mode (--redis-url); with --policy-file no Redis is used: remove ${idle.length === 1 ? 'it' : 'them'}`);
+  }
+}
+
 export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+  const { values, tokens } = parseArgs({ args: argv, options, strict: true, allowPositionals: false, tokens: true });
   if (values.help) {
     io.stdout(proxyHelp);
     return 0;
   }
   const file = values['policy-file'];
+  refuseIdleFlags(tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : [])), file !== undefined);
   if (file !== undefined && values['redis-url'] !== undefined) {
     throw new UsageError('give one of --policy-file FILE or --redis-url URL, not both');
   }
@@ -110,12 +129,12 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   const listen = parseHostPort('listen', values.listen);
   const ops = parseHostPort('ops-listen', values['ops-listen']);
   const config: ServerConfig = {
-    handshakeTimeoutMs: parseDuration('handshake-timeout', values['handshake-timeout']),
-    connectTimeoutMs: parseDuration('connect-timeout', values['connect-timeout']),
-    bindAcceptTimeoutMs: parseDuration('bind-timeout', values['bind-timeout']),
-    idleTimeoutMs: parseDuration('idle-timeout', values['idle-timeout']),
-    identTimeoutMs: parseDuration('ident-timeout', values['ident-timeout']),
-    drainGraceMs: parseDuration('drain-grace', values['drain-grace']),
+    handshakeTimeoutMs: readDuration('handshake-timeout', values['handshake-timeout']),
+    connectTimeoutMs: readDuration('connect-timeout', values['connect-timeout']),
+    bindAcceptTimeoutMs: readDuration('bind-timeout', values['bind-timeout']),
+    idleTimeoutMs: readDuration('idle-timeout', values['idle-timeout']),
+    identTimeoutMs: readDuration('ident-timeout', values['ident-timeout']),
+    drainGraceMs: readDuration('drain-grace', values['drain-grace']),
     maxSessions: parseCount('max-sessions', values['max-sessions']),
     maxHandshakes: parseCount('max-handshakes', values['max-handshakes']),
     identPort: parseCount('ident-port', values['ident-port']),
@@ -123,12 +142,16 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     bindAddress: values['bind-address'] ?? null,
   };
 
-  const logger = createLogger({ level: values['log-level'] });
+  const logLevel = parseLogLevel(values['log-level']);
+  const logger = createLogger({ level: logLevel });
   const unsubscribeLogs = logEvents(logger, { redactUserIds: values['redact-userids'] });
   // Fleet mode shares rules and limits through Redis; the limiter's close() also closes the connection.
   const fleet = file === undefined ? openRedisMode(values, env) : null;
-  const rules: RuleSource = fleet?.rules ?? new FileRuleSource(file as string);
-  rules.on('error', () => {}); // reported through the snapshot:error channel
+  const redisWatch = fleet === null ? null : watchRedisMode(fleet, logger, readDuration('snapshot-warn-interval', values['snapshot-warn-interval']));
+  const rulesFrom = fleet === null ? `file ${path.resolve(file as string)}` : `redis ${maskRedisUrl(fleet.target.url)} prefix ${fleet.prefix}`;
+  const rules: RuleSource = fleet?.rules ?? new FileRuleSource(file as string, { allowEmpty: values['allow-empty'] });
+  let lastRuleError: Error | null = null;
+  rules.on('error', (error: Error) => void (lastRuleError = error)); // logged through the snapshot:error channel
   const limiter: Limiter = fleet?.limiter ?? createMemoryLimiter();
   const selfAddresses = localAddresses();
   selfAddresses.add(listen.host);
@@ -157,54 +180,77 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     metricsRegistry: metrics.registry,
     logger, // export failures are logged, never thrown
   });
-
-  await rules.start();
-  // A pod in fleet mode without a snapshot yet runs unready (/readyz 503, sessions refused) until
-  // one is published; only a policy file that cannot be loaded is fatal.
-  if (rules.current() === null && fleet === null) {
-    logger.error({ source: rules.name }, 'no valid rules to start with');
-    await tracing.shutdown();
+  let opsServer: Awaited<ReturnType<typeof startOpsServer>> | null = null;
+  const shutdown = async (): Promise<void> => {
+    redisWatch?.stop();
+    await rules.stop();
+    await limiter.close(); // hands held leases back to Redis before exit
+    await opsServer?.close();
+    await tracing.shutdown(); // every session has ended: its span is in the flush
+    metrics.close();
+    unsubscribeLogs();
     logger.flush();
-    return 1;
-  }
-  const opsServer = await startOpsServer({
-    ...ops,
-    registry: metrics.registry,
-    isReady: () => !server.draining && rules.current() !== null,
-  });
-  // The guard knows the configured endpoints before the first client is accepted.
-  await guard.ready;
-  logger.info({ guarded: guard.endpoints.list().map((e) => ({ guard: e.kind, address: formatIpv4(e.ip), port: e.port, from: e.source })) }, 'fleet endpoints guarded');
-  const bound = await server.listen(listen.host, listen.port);
-  // The effective deadlines (flags over defaults), so an operator can see what a pod runs with.
-  const timeouts = {
-    handshakeMs: config.handshakeTimeoutMs,
-    connectMs: config.connectTimeoutMs,
-    bindAcceptMs: config.bindAcceptTimeoutMs,
-    idleMs: config.idleTimeoutMs,
-    identMs: config.identTimeoutMs,
-    drainGraceMs: config.drainGraceMs,
+    guard.stop();
   };
-  logger.info({ listen: `${bound.address}:${bound.port}`, ops: `${opsServer.address.address}:${opsServer.address.port}`, timeouts }, 'socks4-fleet proxy listening');
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals): void => {
-      logger.info({ signal, activeSessions: server.activeSessions, graceMs: config.drainGraceMs }, 'draining');
-      process.removeListener('SIGTERM', stop);
-      process.removeListener('SIGINT', stop);
-      void server.drain().then(resolve);
+  try {
+    if (redisWatch !== null) {
+      // Credentials, a database that does not exist or a name that does not resolve: retrying
+      // will not help, and a pod on the wrong database would serve another fleet's rules.
+      const first = await redisWatch.firstContact;
+      if (!first.ready && first.problem?.fatal === true) throw new StartupError(`${first.problem.message}; not started`);
+    }
+    await rules.start();
+    // A pod in fleet mode without a snapshot yet runs unready (/readyz 503, sessions refused) until
+    // one is published; only a policy file that cannot be loaded is fatal.
+    if (rules.current() === null && fleet === null) {
+      const why = (lastRuleError as Error | null)?.message ?? 'no rules loaded';
+      throw new StartupError(`--policy-file ${file}: not started, the file holds no usable rules: ${why}. Fix it (socks4-fleet policy validate ${file} lists every problem)`);
+    }
+    try {
+      opsServer = await startOpsServer({
+        ...ops,
+        registry: metrics.registry,
+        isReady: () => !server.draining && rules.current() !== null,
+      });
+    } catch (error) {
+      throw listenError('ops-listen', values['ops-listen'], argv.every((a) => !a.startsWith('--ops-listen')), error as NodeJS.ErrnoException);
+    }
+    // The guard knows the configured endpoints before the first client is accepted.
+    await guard.ready;
+    logger.info({ guarded: guard.endpoints.list().map((e) => ({ guard: e.kind, address: formatIpv4(e.ip), port: e.port, from: e.source })) }, 'fleet endpoints guarded');
+    let bound;
+    try {
+      bound = await server.listen(listen.host, listen.port);
+    } catch (error) {
+      throw listenError('listen', values.listen, argv.every((a) => !a.startsWith('--listen')), error as NodeJS.ErrnoException);
+    }
+    // The effective deadlines (flags over defaults), so an operator can see what a pod runs with.
+    const timeouts = {
+      handshakeMs: config.handshakeTimeoutMs,
+      connectMs: config.connectTimeoutMs,
+      bindAcceptMs: config.bindAcceptTimeoutMs,
+      idleMs: config.idleTimeoutMs,
+      identMs: config.identTimeoutMs,
+      drainGraceMs: config.drainGraceMs,
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    logger.info({ listen: `${bound.address}:${bound.port}`, ops: `${opsServer.address.address}:${opsServer.address.port}`, rules: rulesFrom, timeouts }, 'socks4-fleet proxy listening');
+    await redisWatch?.warnWhileNoSnapshot();
+  } catch (error) {
+    await server.drain(0);
+    await shutdown();
+    throw error;
+  }
+
+  await awaitShutdown(logger, {
+    reload: () => (fleet === null ? (rules as FileRuleSource).reload() : fleet.rules.refresh()),
+    drain: () => server.drain(),
+    force: () => server.drain(0),
+    activeSessions: () => server.activeSessions,
+    graceMs: config.drainGraceMs,
   });
-  guard.stop();
-  await rules.stop();
-  await limiter.close(); // hands held leases back to Redis before exit
-  await opsServer.close();
-  await tracing.shutdown(); // every session has ended: its span is in the flush
-  metrics.close();
+  await shutdown();
   logger.info({}, 'drained; exiting');
-  unsubscribeLogs();
   logger.flush();
   return 0;
 }

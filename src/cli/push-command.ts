@@ -8,15 +8,19 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { loadPolicyText } from '../policy/load.ts';
+import { emptySetProblem } from '../rules/file-source.ts';
 import type { Socks4Policy } from '../policy/types.ts';
 import { formatIssue } from '../policy/validate.ts';
 import { redactRedisUrl, readRedisFlags, redisFlagOptions, redisFlagsHelp } from '../redis/cli-options.ts';
-import { closeRedisClient, createRedisClient, waitForReady, type RedisConnectionOptions } from '../redis/connection.ts';
+import { closeRedisClient, createRedisClient, parseRedisUrl, type RedisConnectionOptions } from '../redis/connection.ts';
+import { findRulePrefixes } from '../redis/prefixes.ts';
+import { waitForRedis } from '../redis/problems.ts';
 import { ruleKeys } from '../redis/keys.ts';
 import { publishSnapshot } from '../redis/publish.ts';
 import { SocksAttr } from '../telemetry/session-spans.ts';
 import { activeTraceparent, startTracing, TRACER_NAME } from '../telemetry/tracing.ts';
-import { parseDuration, UsageError, type CliIO } from './args.ts';
+import { UsageError, type CliIO } from './args.ts';
+import { durationHelp, durationOption, readDuration } from './durations.ts';
 
 /** service.name of a traced push (unless OTEL_SERVICE_NAME says otherwise). */
 export const PUSH_SERVICE_NAME = 'socks4-fleet-push';
@@ -40,13 +44,15 @@ span to it.
 
 ${redisFlagsHelp}
 Other:
-  --timeout D               give up on Redis after D (default 10s)
-  -h, --help                show this help
+  --allow-empty             publish a set with no rules (every pod then refuses every request);
+                            without it an empty FILE is refused
+${durationHelp(['timeout'])}  -h, --help                show this help
 `;
 
 const options = {
   ...redisFlagOptions,
-  timeout: { type: 'string', default: '10s' },
+  timeout: durationOption('timeout'),
+  'allow-empty': { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -59,7 +65,7 @@ export async function runPolicyPush(argv: string[], io: CliIO, env: NodeJS.Proce
   if (positionals.length !== 1) throw new UsageError(`expected one policy FILE, got ${positionals.length}`);
   const file = positionals[0] as string;
   const { connection, prefix } = readRedisFlags(values, env);
-  const timeoutMs = parseDuration('timeout', values.timeout);
+  const timeoutMs = readDuration('timeout', values.timeout);
 
   let text: string;
   try {
@@ -72,6 +78,10 @@ export async function runPolicyPush(argv: string[], io: CliIO, env: NodeJS.Proce
   if (issues.length > 0) {
     for (const issue of issues) io.stderr(`${formatIssue(issue)}\n`);
     io.stderr(`not pushed: ${issues.length} problem${issues.length === 1 ? '' : 's'} in ${file}\n`);
+    return 1;
+  }
+  if (policies.length === 0 && !values['allow-empty']) {
+    io.stderr(`not pushed: ${emptySetProblem(file)}\n`);
     return 1;
   }
 
@@ -107,9 +117,16 @@ async function publishPolicies(span: Span, policies: readonly Socks4Policy[], ta
   // The change notice is a Redis PUBLISH: messaging conventions name the channel.
   span.setAttributes({ 'messaging.system': 'redis', 'messaging.destination.name': ruleKeys(prefix).channel });
   // Not on a session's path: allow slower commands than the proxy does.
-  const client = createRedisClient({ ...connection, commandTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs, connectionName: 'socks4-fleet-push' });
+  // The connect timeout ends a little before the wait does, so the wait reports the connect's own
+  // error (a TLS handshake to a plain server only ever times out) rather than "no answer".
+  const connectTimeoutMs = Math.max(50, timeoutMs - Math.min(250, timeoutMs / 4));
+  const client = createRedisClient({ ...connection, commandTimeoutMs: timeoutMs, connectTimeoutMs, connectionName: 'socks4-fleet-push' });
   try {
-    if (!(await waitForReady(client, timeoutMs))) return failed(`cannot reach Redis at ${redactRedisUrl(connection.url)} within ${timeoutText}`);
+    const { tls, db } = parseRedisUrl(connection.url);
+    const outcome = await waitForRedis(client, timeoutMs, { url: connection.url, tls, db });
+    if (!outcome.ready) {
+      return failed(`not pushed: ${outcome.problem?.message ?? `cannot reach Redis at ${redactRedisUrl(connection.url)} within ${timeoutText}`}`);
+    }
     const traceparent = activeTraceparent();
     const result = await publishSnapshot(client, prefix, policies, { source: 'policy push', ...(traceparent === undefined ? {} : { traceparent }) });
     span.setAttributes({
@@ -119,6 +136,13 @@ async function publishPolicies(span: Span, policies: readonly Socks4Policy[], ta
       [ATTR_SNAPSHOT_CHANGED]: result.changed,
     });
     const counts = `${result.policyCount} policies, ${result.ruleCount} rules`;
+    if (result.changed && result.previous === '') {
+      // The first snapshot under this prefix: if others hold rules, pods likely read one of those.
+      const others = (await findRulePrefixes(client)).filter((p) => p !== prefix);
+      if (others.length > 0) {
+        io.stderr(`warning: no proxy has read prefix "${prefix}" before (this is its first snapshot), but this Redis holds rules under ${others.map((p) => `"${p}"`).join(', ')}; pods of a Helm release read the release name unless redis.prefix is set: pass --redis-prefix to match\n`);
+      }
+    }
     io.stdout(result.changed
       ? `published ${result.version} (${counts}) to ${prefix}; previous ${result.previous === '' ? 'none' : result.previous}\n`
       : `unchanged ${result.version} (${counts}) is already current in ${prefix}\n`);

@@ -6,6 +6,7 @@ import { UsageError } from '../cli/args.ts';
 import type { RedisConnectionOptions } from './connection.ts';
 import { parseRedisUrl } from './connection.ts';
 import { checkPrefix, DEFAULT_PREFIX } from './keys.ts';
+import { maskRedisUrl } from './problems.ts';
 
 export const redisFlagOptions = {
   'redis-url': { type: 'string' },
@@ -112,12 +113,4 @@ export function readRedisFlags(
 }
 
 /** The URL without its password, for messages and logs. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '<unparseable URL>';
-  }
-}
+export const redactRedisUrl = maskRedisUrl;

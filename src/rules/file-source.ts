@@ -16,12 +16,22 @@ export class PolicyFileError extends Error {
   override name = 'PolicyFileError';
 }
 
-/** Loads and compiles one policy file's text; throws PolicyFileError naming every issue. */
-export function snapshotFromText(text: string, sourceName: string): RuleSnapshot {
+/** Why an empty set is refused unless asked for: it silently refuses every request. */
+export function emptySetProblem(sourceName: string, flag = '--allow-empty'): string {
+  return `${sourceName}: no rules (no Socks4Policy objects), which would refuse every request; pass ${flag} if that is what you want`;
+}
+
+/**
+ * Loads and compiles one policy file's text; throws PolicyFileError naming every issue. An empty
+ * set is refused unless `allowEmpty`: an emptied file (a truncated write, a wrong ConfigMap key)
+ * would otherwise turn the proxy into one that refuses everyone.
+ */
+export function snapshotFromText(text: string, sourceName: string, options: { allowEmpty?: boolean } = { allowEmpty: true }): RuleSnapshot {
   const { policies, issues } = loadPolicyText(text, sourceName);
   if (issues.length > 0) {
     throw new PolicyFileError(`${sourceName}: ${issues.map(formatIssue).join('; ')}`);
   }
+  if (policies.length === 0 && options.allowEmpty !== true) throw new PolicyFileError(emptySetProblem(sourceName));
   const compiled = compilePolicies(policies);
   return {
     version: createHash('sha256').update(text).digest('hex').slice(0, 12),
@@ -36,15 +46,17 @@ export class FileRuleSource extends EventEmitter implements RuleSource {
   readonly name = 'file';
   readonly #file: string;
   readonly #debounceMs: number;
+  readonly #allowEmpty: boolean;
   #snapshot: RuleSnapshot | null = null;
   #watcher: FSWatcher | null = null;
   #timer: NodeJS.Timeout | undefined;
   #loading: Promise<void> = Promise.resolve();
 
-  constructor(file: string, options: { debounceMs?: number } = {}) {
+  constructor(file: string, options: { debounceMs?: number; allowEmpty?: boolean } = {}) {
     super();
     this.#file = path.resolve(file);
     this.#debounceMs = options.debounceMs ?? 100;
+    this.#allowEmpty = options.allowEmpty ?? false;
   }
 
   current(): RuleSnapshot | null {
@@ -79,7 +91,7 @@ export class FileRuleSource extends EventEmitter implements RuleSource {
   async #load(): Promise<void> {
     let next: RuleSnapshot;
     try {
-      next = snapshotFromText(await readFile(this.#file, 'utf8'), this.#file);
+      next = snapshotFromText(await readFile(this.#file, 'utf8'), this.#file, { allowEmpty: this.#allowEmpty });
     } catch (error) {
       this.#refuse(error as Error);
       return;
@@ -93,7 +105,7 @@ export class FileRuleSource extends EventEmitter implements RuleSource {
   }
 
   #refuse(error: Error): void {
-    if (channels.snapshotError.hasSubscribers) channels.snapshotError.publish({ source: this.name, error });
+    if (channels.snapshotError.hasSubscribers) channels.snapshotError.publish({ source: this.name, error, keeping: this.#snapshot?.version ?? null });
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
 }

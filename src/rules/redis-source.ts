@@ -175,7 +175,7 @@ export class RedisRuleSource extends EventEmitter implements RuleSource {
 
   #refuse(error: Error): void {
     if (this.#stopped) return;
-    if (channels.snapshotError.hasSubscribers) channels.snapshotError.publish({ source: this.name, error });
+    if (channels.snapshotError.hasSubscribers) channels.snapshotError.publish({ source: this.name, error, keeping: this.#snapshot?.version ?? null });
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
 }

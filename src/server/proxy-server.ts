@@ -116,8 +116,10 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
       draining = true;
       server.close(); // its callback waits for every connection; we wait only for the grace
       if (sessions.size === 0) return;
+      // A second drain (a second SIGTERM) cuts the first one's grace short.
+      if (drained !== null) return drained();
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, graceMs);
+        const timer = setTimeout(() => drained?.(), graceMs);
         drained = () => {
           clearTimeout(timer);
           resolve();

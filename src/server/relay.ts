@@ -20,11 +20,14 @@ export interface RelayCounters {
   bytesToClient: number;
 }
 
+export type RelayCloseCause = 'closed' | 'idle' | 'error';
+
 export interface RelayOptions {
   idleMs: number; // 0 = no idle timeout
   gate: BandwidthGate | null;
   counters: RelayCounters;
-  onClose: (error: Error | null) => void;
+  /** `idle` when the idle timeout ended it, `error` on a socket error, `closed` when a side closed. */
+  onClose: (error: Error | null, cause: RelayCloseCause) => void;
 }
 
 /** A read at least this large means bulk data: the socket moves to pooled reads (pooled-reads.ts). */
@@ -144,7 +147,7 @@ class Relay implements RelaySockets {
   readonly #toUpstream: Pump;
   readonly #toClient: Pump;
   readonly #idleMs: number;
-  readonly #onClose: (error: Error | null) => void;
+  readonly #onClose: (error: Error | null, cause: RelayCloseCause) => void;
   #closed = false;
   #finished = 0;
 
@@ -169,7 +172,7 @@ class Relay implements RelaySockets {
     socket.on('error', this.#finish);
     socket.on('close', this.#onSocketClose);
     // A session is idle only when neither side moved bytes for idleMs.
-    if (this.#idleMs > 0) socket.setTimeout(this.#idleMs, this.#onSocketClose);
+    if (this.#idleMs > 0) socket.setTimeout(this.#idleMs, this.#onIdle);
   }
 
   #unwatch(socket: Socket): void {
@@ -193,15 +196,16 @@ class Relay implements RelaySockets {
     old.destroy(); // holds no handle now: closes nothing
   };
 
-  readonly #finish = (error: Error | null): void => {
+  readonly #finish = (error: Error | null, cause: RelayCloseCause = error === null ? 'closed' : 'error'): void => {
     if (this.#closed) return;
     this.#closed = true;
     this.client.destroy();
     this.upstream.destroy();
-    this.#onClose(error);
+    this.#onClose(error, cause);
   };
 
   readonly #onSocketClose = (): void => this.#finish(null);
+  readonly #onIdle = (): void => this.#finish(null, 'idle');
 
   /** Both directions finished writing: nothing more can flow. */
   readonly #onFinish = (): void => {

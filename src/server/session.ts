@@ -18,7 +18,7 @@ import { channels, type PhaseEvent, type ReportRecord, type SessionInfo, type Se
 import { reportLimits, reportRecordFor, reportRefusedByLimit, UNAVAILABLE } from './report.ts';
 import { openBindListener } from './bind.ts';
 import { identOutcome, queryIdent } from './ident.ts';
-import { relay, type RelaySockets } from './relay.ts';
+import { relay, type RelayCloseCause, type RelaySockets } from './relay.ts';
 import { connectUpstream } from './upstream.ts';
 import type { SessionEnv } from './session-env.ts';
 
@@ -60,6 +60,7 @@ export class Session implements SessionInfo {
   replyCode: number | null = null;
   reason: Reason | null = null;
   guard: GuardedRange | null = null;
+  closeCause: Reason | RelayCloseCause | null = null;
   handshakeMs: number | null = null;
   bytesFromClient = 0;
   bytesToClient = 0;
@@ -443,13 +444,18 @@ export class Session implements SessionInfo {
       idleMs: this.#env.config.idleTimeoutMs,
       gate: this.#lease?.bandwidth ?? null,
       counters: this,
-      onClose: () => this.#close(null),
+      onClose: (_error, cause) => {
+        this.closeCause ??= cause;
+        this.#close(null);
+      },
     });
   }
 
   #close(reason: Reason | null): void {
     if (this.closed) return;
     if (this.reason === null && reason !== null && this.replyCode !== ReplyCode.Granted) this.reason = reason;
+    // A granted session keeps no refusal reason, but a drain or a timeout that cut it is its cause.
+    this.closeCause ??= reason ?? this.reason ?? 'closed';
     this.state = 'closed';
     clearTimeout(this.#timer);
     this.#cancel?.();

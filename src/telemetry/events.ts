@@ -48,6 +48,8 @@ export interface SessionInfo {
   readonly reason: Reason | null;
   /** GuardedDestination: the address class or fleet endpoint that refused (`private`, `redis`). */
   readonly guard?: string | null;
+  /** Why it ended: a Reason (Draining for a drain's cut), or closed | idle | error once relaying. */
+  readonly closeCause: string | null;
   readonly handshakeMs: number | null; // accept → first reply
   readonly bytesFromClient: number;
   readonly bytesToClient: number;
@@ -76,6 +78,8 @@ export interface SnapshotEvent {
 export interface SourceErrorEvent {
   source: string;
   error: Error;
+  /** The version still in force, or null when the source holds no rules at all. */
+  keeping?: string | null;
 }
 
 export interface LimiterErrorEvent {

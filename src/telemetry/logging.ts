@@ -2,11 +2,12 @@
 // a message, so a hostile USERID cannot forge a log line. Writes are buffered and asynchronous:
 // logging never blocks the relay.
 import pino, { type Logger } from 'pino';
-import { channels, type SessionInfo, type SnapshotEvent, type SourceErrorEvent } from './events.ts';
+import { channels, type ConnectionRefusedEvent, type PhaseEvent, type SessionInfo, type SnapshotEvent, type SourceErrorEvent } from './events.ts';
 
 export type { Logger } from 'pino';
 
 const LIMITER_LOG_INTERVAL_MS = 5_000;
+const REFUSED_LOG_INTERVAL_MS = 5_000;
 
 // JSON leaves U+0085, U+2028 and U+2029 raw, and many log tools break lines at them: a hostile
 // USERID could split one event into two lines. Their \u escapes are the same JSON string.
@@ -57,21 +58,68 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
         reason: s.reason,
         guard: s.guard ?? undefined,
         handshakeMs: s.handshakeMs === null ? null : Math.round(s.handshakeMs * 1000) / 1000,
+        durationMs: Math.round((performance.now() - s.startedAt) * 1000) / 1000,
+        closeCause: s.closeCause,
         bytesUp: s.bytesFromClient,
         bytesDown: s.bytesToClient,
         // What a Report policy would have decided (rule, action, reason, reply); absent otherwise.
         report: s.report ?? undefined,
       },
-      granted ? 'session closed' : 'session refused',
+      !granted ? 'session refused' : s.closeCause === 'Draining' ? 'session cut by the drain' : 'session closed',
     );
   };
+  // Debug: the accept itself, before anything is decided (a client that never sends is visible).
+  const onSessionStart = (message: unknown): void => {
+    if (!logger.isLevelEnabled('debug')) return;
+    const s = message as SessionInfo;
+    logger.debug({ session: s.id, client: s.clientAddress, clientPort: s.clientPort }, 'session accepted');
+  };
+  const onPhase = (message: unknown): void => {
+    if (!logger.isLevelEnabled('debug')) return;
+    const e = message as PhaseEvent;
+    logger.debug({ session: e.session.id, phase: e.phase, ms: Math.round((e.endedAt - e.startedAt) * 1000) / 1000, error: e.error }, 'session phase');
+  };
+  // Connections refused at accept (over --max-sessions or --max-handshakes, or draining) never
+  // become sessions: the first is logged at once, then one line per interval with the counts.
+  const refusedCounts = new Map<string, number>();
+  let refusedTimer: NodeJS.Timeout | null = null;
+  const flushRefused = (): void => {
+    refusedTimer = null;
+    if (refusedCounts.size === 0) return;
+    const counts = Object.fromEntries(refusedCounts);
+    refusedCounts.clear();
+    logger.warn({ refused: counts, intervalMs: REFUSED_LOG_INTERVAL_MS }, 'connections refused at accept (reply 91)');
+    refusedTimer = setTimeout(flushRefused, REFUSED_LOG_INTERVAL_MS);
+    refusedTimer.unref();
+  };
+  const onConnectionRefused = (message: unknown): void => {
+    const { reason } = message as ConnectionRefusedEvent;
+    refusedCounts.set(reason, (refusedCounts.get(reason) ?? 0) + 1);
+    if (refusedTimer === null) flushRefused();
+  };
+  // A reload that drops more than half of the rules is more often a mistake (a truncated file, a
+  // push from the wrong checkout) than a plan: it is loaded, but said at warn.
+  const ruleCounts = new Map<string, number>();
   const onSnapshot = (message: unknown): void => {
     const e = message as SnapshotEvent;
-    logger.info({ source: e.source, version: e.version, policies: e.policyCount, rules: e.ruleCount }, 'rules snapshot loaded');
+    const previous = ruleCounts.get(e.source);
+    ruleCounts.set(e.source, e.ruleCount);
+    const fields = { source: e.source, version: e.version, policies: e.policyCount, rules: e.ruleCount, previousRules: previous ?? null };
+    if (previous !== undefined && e.ruleCount * 2 < previous) {
+      logger.warn(fields, `rules snapshot loaded; it drops ${previous - e.ruleCount} of ${previous} rules`);
+    } else if (e.ruleCount === 0) {
+      logger.warn(fields, 'rules snapshot loaded; it holds no rules, so every request is refused');
+    } else {
+      logger.info(fields, 'rules snapshot loaded');
+    }
   };
   const onSnapshotError = (message: unknown): void => {
     const e = message as SourceErrorEvent;
-    logger.error({ source: e.source, err: e.error }, 'rules snapshot refused; keeping the previous one');
+    const keeping = e.keeping ?? null;
+    logger.error(
+      { source: e.source, err: e.error, keeping },
+      keeping === null ? 'rules snapshot refused; no rules are in force' : 'rules snapshot refused; keeping the previous one',
+    );
   };
   // While Redis is down every admission fails: one line per interval, with the count, not a flood.
   let suppressed = 0;
@@ -87,11 +135,19 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
     suppressed = 0;
   };
   channels.sessionEnd.subscribe(onSessionEnd);
+  channels.sessionStart.subscribe(onSessionStart);
+  channels.sessionPhase.subscribe(onPhase);
+  channels.connectionRefused.subscribe(onConnectionRefused);
   channels.snapshotLoaded.subscribe(onSnapshot);
   channels.snapshotError.subscribe(onSnapshotError);
   channels.limiterError.subscribe(onLimiterError);
   return () => {
     channels.sessionEnd.unsubscribe(onSessionEnd);
+    channels.sessionStart.unsubscribe(onSessionStart);
+    channels.sessionPhase.unsubscribe(onPhase);
+    channels.connectionRefused.unsubscribe(onConnectionRefused);
+    if (refusedTimer !== null) clearTimeout(refusedTimer);
+    flushRefused();
     channels.snapshotLoaded.unsubscribe(onSnapshot);
     channels.snapshotError.unsubscribe(onSnapshotError);
     channels.limiterError.unsubscribe(onLimiterError);

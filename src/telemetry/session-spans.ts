@@ -26,7 +26,7 @@ import {
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
 } from '@opentelemetry/semantic-conventions';
-import { Reason } from '../errors.ts';
+import { isProxyFailure, Reason } from '../errors.ts';
 import { channels, type PhaseEvent, type ReportRecord, type SessionInfo, type SnapshotEvent } from './events.ts';
 import { parseTraceparent } from './trace-context.ts';
 
@@ -126,7 +126,8 @@ export function subscribeSessionSpans(tracer: Tracer, options: SessionSpanOption
     if (s.report != null) span.setAttributes(reportAttributes(s.report));
     if (s.reason !== null) {
       span.setAttribute(ATTR_ERROR_TYPE, s.reason);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: s.reason });
+      // OpenTelemetry SERVER spans: ERROR only where the proxy failed (see isProxyFailure).
+      if (isProxyFailure(s.reason)) span.setStatus({ code: SpanStatusCode.ERROR, message: s.reason });
     }
     span.end(at(traced, now));
   };
@@ -164,7 +165,11 @@ export function subscribeSessionSpans(tracer: Tracer, options: SessionSpanOption
     }
     if (error !== null) {
       child.setAttribute(ATTR_ERROR_TYPE, error);
-      child.setStatus({ code: SpanStatusCode.ERROR, message: error });
+      // A phase that failed is ERROR; one abandoned because the session ended, or a limits
+      // check that decided "over the limit", did its job.
+      const abandoned = traced.endedAt !== null && e.error === null;
+      const decided = e.phase === 'limits' && !isProxyFailure(error);
+      if (!abandoned && !decided) child.setStatus({ code: SpanStatusCode.ERROR, message: error });
     }
     child.end(at(traced, endedAt));
   };

@@ -82,6 +82,20 @@ describe('values.yaml and values.schema.json', () => {
   });
 });
 
+test('helm refuses a timeout of "0" or a bare number where the proxy would, and takes "0" for the idle timeout', async () => {
+  const render = (...set: string[]) => helm('template', 'r1', chartDir, ...set.flatMap((s) => ['--set-string', s]));
+  for (const value of ['proxy.timeouts.handshake=0', 'proxy.timeouts.connect=0s', 'proxy.timeouts.ident=10']) {
+    const result = await render(value);
+    assert.notEqual(result.code, 0, `${value} must be refused`);
+    assert.match(result.stderr, /values don't meet the specifications of the schema|schema/i, result.stderr);
+    assert.match(result.stderr, /timeouts/, result.stderr);
+  }
+  const idle = await render('proxy.timeouts.idle=0', 'proxy.timeouts.handshake=1500ms');
+  assert.equal(idle.code, 0, idle.stderr);
+  assert.match(idle.stdout, /- --idle-timeout\n\s+- "0"\n/);
+  assert.match(idle.stdout, /- --handshake-timeout\n\s+- "1500ms"\n/);
+});
+
 describe('files/ copies of deploy/ (scripts/sync-chart-files.sh)', () => {
   test('the copies match deploy/ (regenerate and diff)', async () => {
     const { stdout } = await promisify(execFile)(path.join(repoRoot, 'scripts/sync-chart-files.sh'), ['--check'], { cwd: repoRoot })

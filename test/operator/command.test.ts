@@ -103,7 +103,8 @@ test('an operator that cannot open its ops port exits 1 and leaves nothing runni
     const code = await Promise.race([cli.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
     if (code === 'still running') await cli.stop('SIGKILL');
     assert.equal(code, 1, cli.output());
-    assert.match(cli.output(), /socks4-fleet operator: cannot start: listen EADDRINUSE/);
+    // One line naming the flag and the fix (the proxy shares the default ops port).
+    assert.match(cli.output(), new RegExp(`socks4-fleet operator: --ops-listen 127\\.0\\.0\\.1:${port}: address already in use; the proxy and the operator both default to 127\\.0\\.0\\.1:9090`));
   } finally {
     busy.close();
     rmSync(dir, { recursive: true, force: true });

@@ -64,9 +64,8 @@ test('every list and string in the schema is bounded', () => {
 });
 
 test('the example policy file applies as-is and lists with the short name and printer columns', async () => {
-  const example = readFileSync(join(repoRoot, 'examples/policy.yaml'), 'utf8');
   await cluster.createNamespace('examples');
-  const out = await apply(example.replaceAll('namespace: default', 'namespace: examples'));
+  const out = await cluster.kubectl('apply', '-n', 'examples', '-f', join(repoRoot, 'examples/policy.yaml'));
   assert.match(out, /socks4policy\.socks4-fleet\.io\/local-dev created/);
   const table = await cluster.kubectl('get', 's4p', '-n', 'examples');
   assert.match(table.split('\n')[0] ?? '', /^NAME\s+READY\s+RULES\s+ENFORCEMENT\s+AGE$/);

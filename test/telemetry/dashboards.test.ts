@@ -37,7 +37,7 @@ function session(overrides: Partial<SessionInfo>): SessionInfo {
   return {
     id: 'f00d', startedAt: performance.now() - 5, clientAddress: '127.0.0.1', clientPort: 40000, localAddress: '127.0.0.1', localPort: 1080,
     state: 'closed', command: 'connect', userId: 'alice', host: null, destIp: '127.0.0.1', destPort: 443, ruleId: 'proxies/office/web',
-    snapshotVersion: 'abcdef012345', replyCode: 90, reason: null, handshakeMs: 2, bytesFromClient: 10, bytesToClient: 20, ...overrides,
+    snapshotVersion: 'abcdef012345', replyCode: 90, reason: null, closeCause: null, handshakeMs: 2, bytesFromClient: 10, bytesToClient: 20, ...overrides,
   };
 }
 
@@ -217,6 +217,23 @@ test('every TraceQL query names span names and attributes the tracing code sets'
   // The reason picker lists exactly the product's reason codes.
   const reasons = d.templating.list.find((v) => v.name === 'reason');
   assert.deepEqual(String(reasons?.query).split(',').sort(), Object.values(Reason).sort());
+});
+
+test('error views follow the span status rule: status = error means a proxy failure, refusals are found by reason', () => {
+  const d = dashboards.get('socks4-fleet-traces.json') as Dashboard;
+  const queryOf = (title: string): string => {
+    const target = targetsOf(d).find(({ panel }) => panel.title === title)?.target;
+    return typeof target?.query === 'string' ? target.query : '';
+  };
+  // Session spans are ERROR only for proxy failures, so this view is not flooded by refusals.
+  assert.match(queryOf('Proxy failures'), /kind = server && status = error/);
+  // Refusals leave the status unset: a view of them must select on the reason, never on status.
+  assert.match(queryOf('Refused sessions'), /span\.socks4\.reason =~/);
+  assert.doesNotMatch(queryOf('Refused sessions'), /status/);
+  for (const { panel, target } of targetsOf(d)) {
+    const query = typeof target.query === 'string' ? target.query : '';
+    if (/kind = server/.test(query) && /status = error/.test(query)) assert.equal(panel.title, 'Proxy failures', `${panel.title}: session status = error is proxy failures only`);
+  }
 });
 
 test('the chart renders each dashboard file unchanged into its own ConfigMap', async () => {

@@ -117,8 +117,8 @@ test('one trace per session: the SERVER span with its attributes and child spans
   assert.equal(no.attributes[SocksAttr.Reason], Reason.RuleDenied);
   assert.equal(no.attributes[SocksAttr.Rule], 'proxies/traced/no-discard');
   assert.equal(no.attributes['error.type'], Reason.RuleDenied);
-  assert.equal(no.status, 'error');
-  assert.equal(no.statusMessage, Reason.RuleDenied);
+  // A policy refusal is the policy working, not a failure (OpenTelemetry SERVER span, like 4xx).
+  assert.notEqual(no.status, 'error');
   assert.deepEqual((traces.get(no.traceId) ?? []).map((s) => s.name), [SpanName.Connect], 'a refusal by rule opens no upstream connect');
 
   // The snapshot the proxy started with is enforced in a trace of its own.
