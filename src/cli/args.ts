@@ -30,6 +30,13 @@ export function parseCount(flag: string, value: string, min = 1): number {
   return n;
 }
 
+/** A fraction in (0, 1]: "0.25". */
+export function parseShare(flag: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 1) throw new UsageError(`--${flag}: "${value}" is not a fraction above 0 and at most 1 (try 0.25)`);
+  return n;
+}
+
 /** "HOST:PORT", "[v6]:PORT" or ":PORT" (all interfaces). */
 export function parseHostPort(flag: string, value: string, defaultHost = '0.0.0.0'): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);

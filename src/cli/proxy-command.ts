@@ -9,11 +9,12 @@ import { FileRuleSource } from '../rules/file-source.ts';
 import type { RuleSource } from '../rules/types.ts';
 import { createProxyServer, localAddresses } from '../server/proxy-server.ts';
 import { defaultServerConfig, type ServerConfig } from '../server/session-env.ts';
-import { resolveIPv4 } from '../server/upstream.ts';
+import { createResolver } from '../server/resolver.ts';
+import { sourceLimit } from '../server/slot-pool.ts';
 import { createLogger, logEvents } from '../telemetry/logging.ts';
 import { createProxyMetrics } from '../telemetry/metrics.ts';
 import { startTracing } from '../telemetry/tracing.ts';
-import { parseCount, parseDuration, parseHostPort, UsageError, type CliIO } from './args.ts';
+import { parseCount, parseDuration, parseHostPort, parseShare, UsageError, type CliIO } from './args.ts';
 import { openRedisMode, redisModeHelp, redisModeOptions } from './redis-mode.ts';
 
 export const proxyHelp = `Usage: socks4-fleet proxy --listen HOST:PORT (--policy-file FILE | --redis-url URL | env REDIS_URL) [options]
@@ -32,16 +33,25 @@ Listeners:
   --bind-address IP         address BIND listeners use (default: the one the client reached)
 
 Timeouts (500ms, 10s, 2m; 0 = off where noted):
-  --handshake-timeout D     whole handshake (default 10s)
+  --handshake-timeout D     reading the request, from accept (default 10s)
+  --dns-timeout D           one SOCKS4a name resolution (default 5s)
+  --limits-timeout D        the limiter's answer; later = LimiterUnavailable (default 2s)
   --connect-timeout D       upstream connect (default 2m, the spec's limit)
   --bind-timeout D          BIND: wait for the inbound connection (default 2m)
   --idle-timeout D          relay idle timeout (default 0 = off)
-  --ident-timeout D         RFC 1413 query (default 10s)
+  --ident-timeout D         RFC 1413 query; silent identd = unreachable (default 10s)
   --drain-grace D           on SIGTERM, how long sessions may go on (default 30s)
 
 Capacity:
   --max-sessions N          open sessions (default 10000)
-  --max-handshakes N        handshakes in progress (default 1000)
+  --max-handshakes N        sessions reading their request (default 1000); when full the
+                            oldest yields (91, TooManyHandshakes)
+  --max-pending N           sessions past their request awaiting DNS, limits, ident, the
+                            upstream connect or a BIND peer (default 1000); when full the
+                            oldest yields (91, TooManyPending)
+  --source-share F          fraction of each of those pools, and of DNS queries in flight,
+                            one client address may hold (default 0.25)
+  --dns-max-in-flight N     DNS queries in flight at once (default 256)
   --ident-port N            identd port on clients (default 113)
 
 Logs:
@@ -69,6 +79,11 @@ const options = {
   'drain-grace': { type: 'string', default: '30s' },
   'max-sessions': { type: 'string', default: String(defaultServerConfig.maxSessions) },
   'max-handshakes': { type: 'string', default: String(defaultServerConfig.maxHandshakes) },
+  'max-pending': { type: 'string', default: String(defaultServerConfig.maxPending) },
+  'source-share': { type: 'string', default: String(defaultServerConfig.sourceShare) },
+  'dns-timeout': { type: 'string', default: '5s' },
+  'limits-timeout': { type: 'string', default: '2s' },
+  'dns-max-in-flight': { type: 'string', default: '256' },
   'ident-port': { type: 'string', default: '113' },
   'log-level': { type: 'string', default: 'info' },
   'redact-userids': { type: 'boolean', default: false },
@@ -94,6 +109,8 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   const ops = parseHostPort('ops-listen', values['ops-listen']);
   const config: ServerConfig = {
     handshakeTimeoutMs: parseDuration('handshake-timeout', values['handshake-timeout']),
+    dnsTimeoutMs: parseDuration('dns-timeout', values['dns-timeout']),
+    limitsTimeoutMs: parseDuration('limits-timeout', values['limits-timeout']),
     connectTimeoutMs: parseDuration('connect-timeout', values['connect-timeout']),
     bindAcceptTimeoutMs: parseDuration('bind-timeout', values['bind-timeout']),
     idleTimeoutMs: parseDuration('idle-timeout', values['idle-timeout']),
@@ -101,6 +118,8 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     drainGraceMs: parseDuration('drain-grace', values['drain-grace']),
     maxSessions: parseCount('max-sessions', values['max-sessions']),
     maxHandshakes: parseCount('max-handshakes', values['max-handshakes']),
+    maxPending: parseCount('max-pending', values['max-pending']),
+    sourceShare: parseShare('source-share', values['source-share']),
     identPort: parseCount('ident-port', values['ident-port']),
     proxyProtocol: values['proxy-protocol'],
     bindAddress: values['bind-address'] ?? null,
@@ -113,18 +132,25 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   const rules: RuleSource = fleet?.rules ?? new FileRuleSource(file as string);
   rules.on('error', () => {}); // reported through the snapshot:error channel
   const limiter: Limiter = fleet?.limiter ?? createMemoryLimiter();
+  const dnsMaxInFlight = parseCount('dns-max-in-flight', values['dns-max-in-flight']);
+  const resolver = createResolver({
+    timeoutMs: config.dnsTimeoutMs === 0 ? 120_000 : config.dnsTimeoutMs,
+    maxInFlight: dnsMaxInFlight,
+    maxPerSource: sourceLimit(dnsMaxInFlight, config.sourceShare),
+  });
   const selfAddresses = localAddresses();
   selfAddresses.add(listen.host);
   const server = createProxyServer({
     rules: () => rules.current(),
     limiter,
-    resolve: resolveIPv4,
+    resolve: resolver.resolve,
     selfAddresses,
     config,
   });
   const metrics = createProxyMetrics({
     activeSessions: () => server.activeSessions,
     snapshot: () => rules.current(),
+    pools: () => server.pools(),
   });
   // Before rules.start(), so the first snapshot gets its "snapshot enforce" span.
   const tracing = await startTracing({
@@ -146,7 +172,9 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   const opsServer = await startOpsServer({
     ...ops,
     registry: metrics.registry,
-    isReady: () => !server.draining && rules.current() !== null,
+    // A full pool still serves newcomers (the oldest yields), but a balancer should send them
+    // to a pod with room: saturated pods report unready until a slot frees.
+    isReady: () => !server.draining && rules.current() !== null && server.pools().every((pool) => pool.inUse < pool.capacity),
   });
   const bound = await server.listen(listen.host, listen.port);
   logger.info({ listen: `${bound.address}:${bound.port}`, ops: `${opsServer.address.address}:${opsServer.address.port}` }, 'socks4-fleet proxy listening');

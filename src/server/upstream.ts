@@ -4,7 +4,14 @@ import net from 'node:net';
 import dns from 'node:dns';
 import { Reason, SocksError } from '../errors.ts';
 
-export type Resolver = (host: string) => Promise<string>;
+export interface ResolveOptions {
+  /** The client's address: the resolver caps queries in flight per source. */
+  readonly source?: string;
+  /** Aborted when the session ends: the query is cancelled and its place freed. */
+  readonly signal?: AbortSignal;
+}
+
+export type Resolver = (host: string, options?: ResolveOptions) => Promise<string>;
 
 /** The default resolver: the system's (getaddrinfo) answer, IPv4 only, since SOCKS4 is IPv4. */
 export const resolveIPv4: Resolver = async (host) => {
