@@ -4,6 +4,7 @@
 //   hang-up:  they all go away (half with FIN, half with RST);
 //   one-source: 600 attackers from one address.
 // A legitimate client from 127.0.0.1 is timed in each phase.
+import { rmSync } from 'node:fs';
 import net from 'node:net';
 import { startEchoServer, socks4Request } from '../helpers/servers.ts';
 import { BLACK_HOLE } from './namespace.ts';
@@ -84,5 +85,6 @@ try {
   report({ idle, duringHold, afterHangup, oneSource, evictionLogged });
 } finally {
   await proxy.cli.stop('SIGKILL');
+  rmSync(proxy.dir, { recursive: true, force: true });
   await echo.close();
 }
