@@ -151,6 +151,7 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     activeSessions: () => server.activeSessions,
     snapshot: () => rules.current(),
     pools: () => server.pools(),
+    dnsInFlight: () => resolver.inFlight,
   });
   // Before rules.start(), so the first snapshot gets its "snapshot enforce" span.
   const tracing = await startTracing({

@@ -14,6 +14,8 @@ export function createProxyMetrics(options: {
   snapshot: () => { version: string; loadedAt: number } | null;
   /** The session slot pools (handshake, pending): use, capacity and evictions. */
   pools?: () => ReadonlyArray<{ name: string; inUse: number; capacity: number; evictions: number }>;
+  /** Distinct DNS queries in flight in the resolver. */
+  dnsInFlight?: () => number;
 }): ProxyMetrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
@@ -59,6 +61,17 @@ export function createProxyMetrics(options: {
       collect() {
         this.reset();
         for (const pool of pools()) this.inc({ pool: pool.name }, pool.evictions);
+      },
+    });
+  }
+  const dnsInFlight = options.dnsInFlight;
+  if (dnsInFlight !== undefined) {
+    new client.Gauge({
+      name: 'socks4_dns_queries_in_flight',
+      help: 'Distinct SOCKS4a name queries the resolver is waiting on (capped by --dns-max-in-flight).',
+      registers: [registry],
+      collect() {
+        this.set(dnsInFlight());
       },
     });
   }
