@@ -9,8 +9,24 @@ export interface CliIO {
   stderr: (text: string) => void;
 }
 
+// A reader that stops early (`policy explain … | head -1`) closes the pipe: the rest of the output
+// is unwanted, not an error. Writes after EPIPE are dropped and the command ends with its own exit
+// code; any other write error still surfaces.
+let stdoutClosed = false;
+let stdoutWatched = false;
+function writeStdout(text: string): void {
+  if (!stdoutWatched) {
+    stdoutWatched = true;
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      stdoutClosed = true;
+    });
+  }
+  if (!stdoutClosed) process.stdout.write(text);
+}
+
 export const processIO: CliIO = {
-  stdout: (text) => void process.stdout.write(text),
+  stdout: writeStdout,
   stderr: (text) => void process.stderr.write(text),
 };
 
