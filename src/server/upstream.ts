@@ -13,7 +13,11 @@ export interface ResolveOptions {
 
 export type Resolver = (host: string, options?: ResolveOptions) => Promise<string>;
 
-/** The default resolver: the system's (getaddrinfo) answer, IPv4 only, since SOCKS4 is IPv4. */
+/**
+ * getaddrinfo's answer, IPv4 only. The proxy resolves with resolver.ts (c-ares, deadlines, caps):
+ * getaddrinfo runs on libuv's 4 threads without a timeout, so a few silent names starve every
+ * other lookup. Kept for tests and tools that want the system's own view.
+ */
 export const resolveIPv4: Resolver = async (host) => {
   try {
     const { address } = await dns.promises.lookup(host, { family: 4 });
