@@ -12,6 +12,7 @@ import { formatIpv4, NOT_IPV4, parseIpv4 } from '../policy/ip.ts';
 import { loadPolicyText } from '../policy/load.ts';
 import type { Decision, EvalCommand, Issue, Socks4Policy } from '../policy/types.ts';
 import { formatIssue } from '../policy/validate.ts';
+import { policyFileSizeProblem } from '../rules/policy-file.ts';
 import { UsageError } from './args.ts';
 import type { CliIO } from './args.ts';
 
@@ -62,6 +63,11 @@ async function loadFiles(files: readonly string[]): Promise<LoadedFiles> {
   for (const file of files) {
     let text: string;
     try {
+      const tooBig = await policyFileSizeProblem(file);
+      if (tooBig !== null) {
+        issues.push({ path: file, message: tooBig });
+        continue;
+      }
       text = await readFile(file, 'utf8');
     } catch (error) {
       issues.push({ path: file, message: `cannot read: ${(error as Error).message}` });

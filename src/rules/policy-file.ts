@@ -17,12 +17,16 @@ export class PolicyFileError extends Error {
   override name = 'PolicyFileError';
 }
 
-/** Throws PolicyFileError when `file` is over the cap; the file is not opened. */
-export async function checkPolicyFileSize(file: string, maxBytes = MAX_POLICY_FILE_BYTES): Promise<void> {
+/** Why `file` may not be read as a policy (over the cap), or null; the file is not opened. */
+export async function policyFileSizeProblem(file: string, maxBytes = MAX_POLICY_FILE_BYTES): Promise<string | null> {
   const { size } = await stat(file);
-  if (size > maxBytes) {
-    throw new PolicyFileError(`${file}: ${size} bytes, larger than the ${maxBytes}-byte limit for a policy file (split it, or publish with policy push)`);
-  }
+  return size > maxBytes ? `${size} bytes, larger than the ${maxBytes}-byte limit for a policy file (split it into several)` : null;
+}
+
+/** Throws PolicyFileError naming the file when it is over the cap. */
+export async function checkPolicyFileSize(file: string, maxBytes = MAX_POLICY_FILE_BYTES): Promise<void> {
+  const problem = await policyFileSizeProblem(file, maxBytes);
+  if (problem !== null) throw new PolicyFileError(`${file}: ${problem}`);
 }
 
 export function versionOf(text: string): string {

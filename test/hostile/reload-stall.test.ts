@@ -75,6 +75,9 @@ test('a policy file over the size cap is refused unread, with the limit named', 
     assert.equal(code, 1);
     assert.match(output, /larger than the 8388608-byte limit for a policy file/);
     assert.doesNotMatch(output, /\n\s+at /, 'no stack trace');
+    const validate = await runCli(['policy', 'validate', file]);
+    assert.equal(validate.code, 1, validate.output);
+    assert.match(validate.output, /policy\.yaml: \d+ bytes, larger than the 8388608-byte limit for a policy file/);
   } finally {
     await proxy.cli.stop('SIGKILL');
     await rm(proxy.dir, { recursive: true, force: true });
