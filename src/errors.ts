@@ -38,6 +38,9 @@ export const Reason = {
   Draining: 'Draining',
   TooManySessions: 'TooManySessions',
   TooManyHandshakes: 'TooManyHandshakes',
+  TooManyPending: 'TooManyPending', // the pending pool (decisions, connects, BIND peers) was full: the oldest yielded
+  SourceShareExceeded: 'SourceShareExceeded', // one client address held its share of a slot pool
+  DnsOverloaded: 'DnsOverloaded', // too many DNS queries in flight (overall or from this source)
   ClientAborted: 'ClientAborted',
 } as const;
 

@@ -22,6 +22,7 @@ export const REASON_HELP: Record<Reason, string> = {
   [Reason.IdentUnreachable]: 'ident: Required, and the client\'s identd did not answer (reply 92).',
   [Reason.IdentMismatch]: 'The client\'s identd named a different user than the USERID (reply 93).',
   [Reason.DnsFailed]: 'The SOCKS4a name did not resolve to an IPv4 address.',
+  [Reason.DnsOverloaded]: 'Too many DNS queries in flight (--dns-max-in-flight), overall or from this client address (its --source-share).',
   [Reason.UpstreamRefused]: 'The destination refused the connection (nothing listens there).',
   [Reason.UpstreamTimeout]: 'The destination did not answer within --connect-timeout.',
   [Reason.UpstreamUnreachable]: 'No route to the destination, or another connect error.',
@@ -31,5 +32,7 @@ export const REASON_HELP: Record<Reason, string> = {
   [Reason.Draining]: 'The proxy is shutting down (SIGTERM): refused at accept, or cut when the drain grace ended.',
   [Reason.TooManySessions]: 'Over --max-sessions: refused at accept (logged as "connections refused at accept", with counts).',
   [Reason.TooManyHandshakes]: 'Over --max-handshakes: refused at accept, or the oldest slow handshake yielded its slot.',
+  [Reason.TooManyPending]: 'The pending pool (--max-pending: sessions awaiting DNS, limits, ident, an upstream connect or a BIND peer) was full and this session was the oldest: it yielded its slot to a newcomer.',
+  [Reason.SourceShareExceeded]: 'This client address already held its --source-share of a slot pool; its own oldest session yielded.',
   [Reason.ClientAborted]: 'The client went away before its request was decided (a TCP health check does this).',
 };

@@ -14,8 +14,24 @@ export interface CliIO {
   stderr: (text: string) => void;
 }
 
+// A reader that stops early (`policy explain … | head -1`) closes the pipe: the rest of the output
+// is unwanted, not an error. Writes after EPIPE are dropped and the command ends with its own exit
+// code; any other write error still surfaces.
+let stdoutClosed = false;
+let stdoutWatched = false;
+function writeStdout(text: string): void {
+  if (!stdoutWatched) {
+    stdoutWatched = true;
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      stdoutClosed = true;
+    });
+  }
+  if (!stdoutClosed) process.stdout.write(text);
+}
+
 export const processIO: CliIO = {
-  stdout: (text) => void process.stdout.write(text),
+  stdout: writeStdout,
   stderr: (text) => void process.stderr.write(text),
 };
 
@@ -59,6 +75,13 @@ export function formatMs(ms: number): string {
 export function parseCount(flag: string, value: string, min = 1): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) throw new UsageError(`--${flag}: "${value}" is not a whole number ≥ ${min}`);
+  return n;
+}
+
+/** A fraction in (0, 1]: "0.25". */
+export function parseShare(flag: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 1) throw new UsageError(`--${flag}: "${value}" is not a fraction above 0 and at most 1 (try 0.25)`);
   return n;
 }
 

@@ -14,7 +14,15 @@ export interface DurationSetting extends DurationRules {
 export const DURATIONS = {
   'handshake-timeout': {
     default: '10s', off: null, minMs: 1, chart: 'proxy.timeouts.handshake',
-    help: 'the whole handshake, accept to decision',
+    help: 'reading the request, from accept',
+  },
+  'dns-timeout': {
+    default: '5s', off: null, minMs: 1,
+    help: 'one SOCKS4a name resolution',
+  },
+  'limits-timeout': {
+    default: '2s', off: null, minMs: 1,
+    help: 'the limiter\'s answer; later = LimiterUnavailable',
   },
   'connect-timeout': {
     default: '2m', off: null, minMs: 1, chart: 'proxy.timeouts.connect',
@@ -30,7 +38,7 @@ export const DURATIONS = {
   },
   'ident-timeout': {
     default: '10s', off: null, minMs: 1, chart: 'proxy.timeouts.ident',
-    help: 'RFC 1413 ident query',
+    help: 'RFC 1413 ident query; a silent identd counts as unreachable',
   },
   'drain-grace': {
     default: '30s', off: 'sessions are closed at once', minMs: 1,

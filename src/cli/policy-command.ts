@@ -20,6 +20,7 @@ import type { Decision, EvalCommand, Issue, Socks4Policy } from '../policy/types
 import { formatIssue } from '../policy/validate.ts';
 import { findRedisUrl, redisFlagsHelp } from '../redis/cli-options.ts';
 import { emptySetProblem } from '../rules/file-source.ts';
+import { policyFileSizeProblem } from '../rules/policy-file.ts';
 import { UsageError } from './args.ts';
 import type { CliIO } from './args.ts';
 import { describeLiveRules, LiveRulesError, liveRulesOptions, readLiveRules } from './live-rules.ts';
@@ -84,6 +85,11 @@ async function loadFiles(files: readonly string[]): Promise<LoadedFiles> {
   for (const file of files) {
     let text: string;
     try {
+      const tooBig = await policyFileSizeProblem(file);
+      if (tooBig !== null) {
+        issues.push({ path: file, message: tooBig });
+        continue;
+      }
       text = await readFile(file, 'utf8');
     } catch (error) {
       issues.push({ path: file, message: `cannot read: ${(error as Error).message}` });

@@ -9,7 +9,8 @@ import { FileRuleSource } from '../rules/file-source.ts';
 import type { RuleSource } from '../rules/types.ts';
 import { createProxyServer, localAddresses } from '../server/proxy-server.ts';
 import { defaultServerConfig, type ServerConfig } from '../server/session-env.ts';
-import { resolveIPv4 } from '../server/upstream.ts';
+import { createResolver } from '../server/resolver.ts';
+import { sourceLimit } from '../server/slot-pool.ts';
 import { configuredRedisSpecs, kubernetesApiSpec, parseEndpointSpec, startFleetGuard, type EndpointSpec } from '../server/fleet-guard.ts';
 import { GuardedRange } from '../policy/guard.ts';
 import { formatIpv4 } from '../policy/ip.ts';
@@ -17,7 +18,7 @@ import { createLogger, logEvents } from '../telemetry/logging.ts';
 import { createProxyMetrics } from '../telemetry/metrics.ts';
 import { startTracing } from '../telemetry/tracing.ts';
 import { durationHelp, durationOption, readDuration } from './durations.ts';
-import { parseCount, parseHostPort, parseLogLevel, StartupError, UsageError, type CliIO } from './args.ts';
+import { parseCount, parseHostPort, parseLogLevel, parseShare, StartupError, UsageError, type CliIO } from './args.ts';
 import { awaitShutdown, listenError } from './proxy-lifecycle.ts';
 import { openRedisMode, redisModeHelp, redisModeOptions, watchRedisMode } from './redis-mode.ts';
 import { maskRedisUrl } from '../redis/problems.ts';
@@ -48,10 +49,17 @@ each of these opens only to a rule naming exactly its /32):
                             Redis endpoints in use and KUBERNETES_SERVICE_HOST are guarded anyway
 
 Timeouts (durations carry a unit: 500ms, 10s, 2m, 1h; 0 = off only where it says so):
-${durationHelp(['handshake-timeout', 'connect-timeout', 'bind-timeout', 'idle-timeout', 'ident-timeout', 'drain-grace'])}
+${durationHelp(['handshake-timeout', 'dns-timeout', 'limits-timeout', 'connect-timeout', 'bind-timeout', 'idle-timeout', 'ident-timeout', 'drain-grace'])}
 Capacity:
   --max-sessions N          open sessions (default 10000)
-  --max-handshakes N        handshakes in progress (default 1000)
+  --max-handshakes N        sessions reading their request (default 1000); when full the
+                            oldest yields (91, TooManyHandshakes)
+  --max-pending N           sessions past their request awaiting DNS, limits, ident, the
+                            upstream connect or a BIND peer (default 1000); when full the
+                            oldest yields (91, TooManyPending)
+  --source-share F          fraction of each of those pools, and of DNS queries in flight,
+                            one client address may hold (default 0.25)
+  --dns-max-in-flight N     DNS queries in flight at once (default 256)
   --ident-port N            identd port on clients (default 113)
 
 Logs:
@@ -81,6 +89,11 @@ const options = {
   'drain-grace': durationOption('drain-grace'),
   'max-sessions': { type: 'string', default: String(defaultServerConfig.maxSessions) },
   'max-handshakes': { type: 'string', default: String(defaultServerConfig.maxHandshakes) },
+  'max-pending': { type: 'string', default: String(defaultServerConfig.maxPending) },
+  'source-share': { type: 'string', default: String(defaultServerConfig.sourceShare) },
+  'dns-timeout': durationOption('dns-timeout'),
+  'limits-timeout': durationOption('limits-timeout'),
+  'dns-max-in-flight': { type: 'string', default: '256' },
   'ident-port': { type: 'string', default: '113' },
   'log-level': { type: 'string', default: 'info' },
   'redact-userids': { type: 'boolean', default: false },
@@ -130,6 +143,8 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   const ops = parseHostPort('ops-listen', values['ops-listen']);
   const config: ServerConfig = {
     handshakeTimeoutMs: readDuration('handshake-timeout', values['handshake-timeout']),
+    dnsTimeoutMs: readDuration('dns-timeout', values['dns-timeout']),
+    limitsTimeoutMs: readDuration('limits-timeout', values['limits-timeout']),
     connectTimeoutMs: readDuration('connect-timeout', values['connect-timeout']),
     bindAcceptTimeoutMs: readDuration('bind-timeout', values['bind-timeout']),
     idleTimeoutMs: readDuration('idle-timeout', values['idle-timeout']),
@@ -137,6 +152,8 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     drainGraceMs: readDuration('drain-grace', values['drain-grace']),
     maxSessions: parseCount('max-sessions', values['max-sessions']),
     maxHandshakes: parseCount('max-handshakes', values['max-handshakes']),
+    maxPending: parseCount('max-pending', values['max-pending']),
+    sourceShare: parseShare('source-share', values['source-share']),
     identPort: parseCount('ident-port', values['ident-port']),
     proxyProtocol: values['proxy-protocol'],
     bindAddress: values['bind-address'] ?? null,
@@ -153,6 +170,12 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   let lastRuleError: Error | null = null;
   rules.on('error', (error: Error) => void (lastRuleError = error)); // logged through the snapshot:error channel
   const limiter: Limiter = fleet?.limiter ?? createMemoryLimiter();
+  const dnsMaxInFlight = parseCount('dns-max-in-flight', values['dns-max-in-flight']);
+  const resolver = createResolver({
+    timeoutMs: config.dnsTimeoutMs === 0 ? 120_000 : config.dnsTimeoutMs,
+    maxInFlight: dnsMaxInFlight,
+    maxPerSource: sourceLimit(dnsMaxInFlight, config.sourceShare),
+  });
   const selfAddresses = localAddresses();
   selfAddresses.add(listen.host);
   const kubernetesApi = kubernetesApiSpec(env);
@@ -164,7 +187,7 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   const server = createProxyServer({
     rules: () => rules.current(),
     limiter,
-    resolve: resolveIPv4,
+    resolve: resolver.resolve,
     selfAddresses,
     fleet: guard.endpoints,
     config,
@@ -172,6 +195,8 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   const metrics = createProxyMetrics({
     activeSessions: () => server.activeSessions,
     snapshot: () => rules.current(),
+    pools: () => server.pools(),
+    dnsInFlight: () => resolver.inFlight,
   });
   // Before rules.start(), so the first snapshot gets its "snapshot enforce" span.
   const tracing = await startTracing({
@@ -211,7 +236,9 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
       opsServer = await startOpsServer({
         ...ops,
         registry: metrics.registry,
-        isReady: () => !server.draining && rules.current() !== null,
+        // A full pool still serves newcomers (the oldest yields), but a balancer should send them
+        // to a pod with room: saturated pods report unready until a slot frees.
+        isReady: () => !server.draining && rules.current() !== null && server.pools().every((pool) => pool.inUse < pool.capacity),
       });
     } catch (error) {
       throw listenError('ops-listen', values['ops-listen'], argv.every((a) => !a.startsWith('--ops-listen')), error as NodeJS.ErrnoException);

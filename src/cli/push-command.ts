@@ -17,6 +17,7 @@ import { findRulePrefixes } from '../redis/prefixes.ts';
 import { waitForRedis } from '../redis/problems.ts';
 import { ruleKeys } from '../redis/keys.ts';
 import { publishSnapshot } from '../redis/publish.ts';
+import { policyFileSizeProblem } from '../rules/policy-file.ts';
 import { SocksAttr } from '../telemetry/session-spans.ts';
 import { activeTraceparent, startTracing, TRACER_NAME } from '../telemetry/tracing.ts';
 import { UsageError, type CliIO } from './args.ts';
@@ -69,6 +70,11 @@ export async function runPolicyPush(argv: string[], io: CliIO, env: NodeJS.Proce
 
   let text: string;
   try {
+    const tooBig = await policyFileSizeProblem(file);
+    if (tooBig !== null) {
+      io.stderr(`${file}: ${tooBig}\n`);
+      return 1;
+    }
     text = await readFile(file, 'utf8');
   } catch (error) {
     io.stderr(`${file}: cannot read: ${(error as Error).message}\n`);

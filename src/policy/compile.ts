@@ -10,7 +10,7 @@ import { buildRangeSet, parsePortSpec } from './ranges.ts';
 import type { RangeSet } from './ranges.ts';
 import { asEnforced, isReportPolicy, reportPolicyKeys } from './report.ts';
 import type { ReportView } from './report.ts';
-import { buildRuleIndex, IndexDimension } from './rule-index.ts';
+import { buildRuleIndexInSteps, IndexDimension } from './rule-index.ts';
 import type { RuleIndex } from './rule-index.ts';
 import { DEFAULT_NAMESPACE, DEFAULT_PRIORITY, DecisionReason, IdentMode, RuleAction } from './types.ts';
 import type { Decision, PolicyRule, RuleLimits, RuleRef, Socks4Policy } from './types.ts';
@@ -93,10 +93,27 @@ function compareKeys(a: string, b: string): number {
  * Compiles policies into evaluation order. Throws when a document is invalid or two share a
  * namespace/name: callers validate first (loadPolicyText, the operator) and report issues.
  */
-export function compilePolicies(input: readonly Socks4Policy[]): CompiledPolicySet {
+export function compilePolicies(input: readonly Socks4Policy[], options: { validated?: boolean } = {}): CompiledPolicySet {
+  const steps = compileInSteps(input, { ...options, rulesPerStep: Infinity });
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/**
+ * compilePolicies, pausing (yield) after every `rulesPerStep` rules and before the index: a
+ * reload driven a step per event-loop turn never holds the loop for the whole set (10 000 rules
+ * took over a second in one piece). `validated`: the caller just validated these very objects.
+ */
+export function* compileInSteps(
+  input: readonly Socks4Policy[],
+  options: { validated?: boolean; rulesPerStep?: number } = {},
+): Generator<void, CompiledPolicySet, void> {
+  const rulesPerStep = options.rulesPerStep ?? 100;
   const seen = new Set<string>();
   for (const p of input) {
-    const issues = validatePolicy(p);
+    const issues = options.validated === true ? [] : validatePolicy(p);
     if (issues.length > 0) throw new Error(`policy ${policyKey(p)} is invalid: ${issues.map(formatIssue).join('; ')}`);
     const key = policyKey(p);
     if (seen.has(key)) throw new Error(`duplicate policy ${key}`);
@@ -109,9 +126,12 @@ export function compilePolicies(input: readonly Socks4Policy[]): CompiledPolicyS
   for (const p of policies) {
     // Report policies decide nothing: they live only in the report view below.
     if (isReportPolicy(p)) continue;
-    for (const r of p.spec.rules) rules.push(compileRule(p, r, rules.length, intern));
+    for (const r of p.spec.rules) {
+      rules.push(compileRule(p, r, rules.length, intern));
+      if (rules.length % rulesPerStep === 0) yield;
+    }
   }
-  const index = buildRuleIndex(rules.length, {
+  const indexSteps = buildRuleIndexInSteps(rules.length, {
     ranges: new Map([
       [IndexDimension.Port, rules.map((r) => r.ports)],
       [IndexDimension.Source, rules.map((r) => r.sourceRanges)],
@@ -122,8 +142,20 @@ export function compilePolicies(input: readonly Socks4Policy[]): CompiledPolicyS
       [IndexDimension.Host, rules.map((r) => r.hosts)],
     ]),
   });
+  let index;
+  for (;;) {
+    const step = indexSteps.next();
+    if (step.done === true) {
+      index = step.value;
+      break;
+    }
+    if (rules.length >= rulesPerStep) yield;
+  }
   const reportKeys = reportPolicyKeys(policies);
-  const report = reportKeys.size === 0 ? null : { all: compilePolicies(asEnforced(input)), policies: reportKeys };
+  // The report view compiles every policy as if enforced, in steps like the rest.
+  const report = reportKeys.size === 0
+    ? null
+    : { all: yield* compileInSteps(asEnforced(input), { validated: options.validated, rulesPerStep }), policies: reportKeys };
   const ruleCount = policies.reduce((n, p) => n + p.spec.rules.length, 0);
   return { rules, policies, policyCount: policies.length, ruleCount, index, report };
 }

@@ -6,7 +6,8 @@ import { parseAllDocuments } from 'yaml';
 import { DEFAULT_NAMESPACE, DEFAULT_PRIORITY } from './types.ts';
 import type { Issue, Socks4Policy } from './types.ts';
 import { isRecord } from './validate-fields.ts';
-import { validatePolicy } from './validate.ts';
+import { MAX_MATCH_COST_PER_SET } from './match-cost.ts';
+import { policyMatchCost, validatePolicy } from './validate.ts';
 
 export interface LoadResult {
   /** Valid documents only, with `metadata.namespace` and `spec.priority` defaults filled in. */
@@ -55,6 +56,10 @@ export function loadPolicyText(text: string, sourceName: string): LoadResult {
     }
     if (found.length === 0) policies.push(withDefaults(value as Socks4Policy));
   });
+  const cost = policies.reduce((n, p) => n + policyMatchCost(p.spec.rules), 0);
+  if (cost > MAX_MATCH_COST_PER_SET) {
+    issues.push({ path: sourceName, message: `its policies' globs may cost ${cost} comparisons a decision together, at most ${MAX_MATCH_COST_PER_SET} are allowed (use exact names, prefix* or *suffix, or fewer patterns with a middle '*' or '?')` });
+  }
   return { policies, issues };
 }
 

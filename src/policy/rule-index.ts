@@ -139,6 +139,15 @@ export interface IndexInputs {
 
 /** Builds every candidate index and keeps the cheapest, or none when none clearly helps. */
 export function buildRuleIndex(ruleCount: number, inputs: IndexInputs): RuleIndex {
+  const steps = buildRuleIndexInSteps(ruleCount, inputs);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/** buildRuleIndex, pausing (yield) after each candidate index (see compileInSteps). */
+export function* buildRuleIndexInSteps(ruleCount: number, inputs: IndexInputs): Generator<void, RuleIndex, void> {
   let best = buildNoIndex(ruleCount);
   if (ruleCount < MIN_RULES_TO_INDEX) return best;
   let bestCost = ruleCount;
@@ -147,6 +156,7 @@ export function buildRuleIndex(ruleCount: number, inputs: IndexInputs): RuleInde
     ...[...inputs.names].map(([d, matchers]) => () => buildNameIndex(d, matchers)),
   ];
   for (const build of candidates) {
+    yield;
     const index = build();
     const cost = costOf(index);
     // Demand a clear win: merging two lists costs a little more per candidate than a plain scan.

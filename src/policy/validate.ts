@@ -5,6 +5,7 @@
 import { Buffer } from 'node:buffer';
 import { canonicalizeHostGlob } from './hostname.ts';
 import { parseCidr } from './ip.ts';
+import { globListCost, MAX_MATCH_COST_PER_POLICY } from './match-cost.ts';
 import { parsePortSpec } from './ranges.ts';
 import {
   API_VERSION, BandwidthKey, Enforcement, IdentMode, KIND, LimitKey, RuleAction, RuleCommand,
@@ -114,6 +115,23 @@ function validateSpec(issues: Issue[], v: unknown): void {
   }
   const seen = new Map<string, string>();
   rules.forEach((rule, i) => validateRule(issues, indexPath('spec.rules', i), rule, seen));
+  const cost = policyMatchCost(rules);
+  if (cost > MAX_MATCH_COST_PER_POLICY) {
+    addIssue(issues, 'spec.rules', `its globs may cost ${cost} comparisons a decision, at most ${MAX_MATCH_COST_PER_POLICY} are allowed ` +
+      `(use exact names, prefix* or *suffix, fewer patterns with a middle '*' or '?', or split the rules across policies)`);
+  }
+}
+
+/** Worst-case glob work of one decision over these rules (match-cost.ts); invalid parts cost 0. */
+export function policyMatchCost(rules: readonly unknown[]): number {
+  let cost = 0;
+  for (const rule of rules) {
+    if (typeof rule !== 'object' || rule === null) continue;
+    const { from, to } = rule as { from?: { userids?: unknown }; to?: { hosts?: unknown } };
+    if (Array.isArray(from?.userids)) cost += globListCost(from.userids);
+    if (Array.isArray(to?.hosts)) cost += globListCost(to.hosts);
+  }
+  return cost;
 }
 
 function validateRule(issues: Issue[], path: string, v: unknown, seen: Map<string, string>): void {

@@ -1,20 +1,19 @@
 // Rules from a multi-document YAML file (the embedded mode). The file is watched through its
 // directory, so editors that replace the file and Kubernetes ConfigMap symlink swaps are both
 // seen; a change that does not parse or validate is refused and the old rules stay in force.
-import { createHash } from 'node:crypto';
+// Reading, parsing and validating run in a worker thread (policy-file.ts); only the compile runs
+// here, and a file over the size cap is refused unread.
 import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { compilePolicies } from '../policy/compile.ts';
+import { compileInSteps, compilePolicies } from '../policy/compile.ts';
 import { loadPolicyText } from '../policy/load.ts';
 import { formatIssue } from '../policy/validate.ts';
 import { channels } from '../telemetry/events.ts';
+import { parsePoliciesInSteps, PolicyFileError, PolicyLoader, runInTurns, versionOf } from './policy-file.ts';
 import type { RuleSnapshot, RuleSource } from './types.ts';
 
-export class PolicyFileError extends Error {
-  override name = 'PolicyFileError';
-}
+export { PolicyFileError };
 
 /** Why an empty set is refused unless asked for: it silently refuses every request. */
 export function emptySetProblem(sourceName: string, flag = '--allow-empty'): string {
@@ -34,7 +33,7 @@ export function snapshotFromText(text: string, sourceName: string, options: { al
   if (policies.length === 0 && options.allowEmpty !== true) throw new PolicyFileError(emptySetProblem(sourceName));
   const compiled = compilePolicies(policies);
   return {
-    version: createHash('sha256').update(text).digest('hex').slice(0, 12),
+    version: versionOf(text),
     compiled,
     policyCount: policies.length,
     ruleCount: policies.reduce((n, p) => n + p.spec.rules.length, 0),
@@ -51,6 +50,7 @@ export class FileRuleSource extends EventEmitter implements RuleSource {
   #watcher: FSWatcher | null = null;
   #timer: NodeJS.Timeout | undefined;
   #loading: Promise<void> = Promise.resolve();
+  readonly #loader = new PolicyLoader();
 
   constructor(file: string, options: { debounceMs?: number; allowEmpty?: boolean } = {}) {
     super();
@@ -80,6 +80,7 @@ export class FileRuleSource extends EventEmitter implements RuleSource {
     this.#watcher?.close();
     this.#watcher = null;
     await this.#loading;
+    await this.#loader.close();
   }
 
   /** Reads the file again; one load at a time, the newest wins. */
@@ -91,12 +92,25 @@ export class FileRuleSource extends EventEmitter implements RuleSource {
   async #load(): Promise<void> {
     let next: RuleSnapshot;
     try {
-      next = snapshotFromText(await readFile(this.#file, 'utf8'), this.#file, { allowEmpty: this.#allowEmpty });
+      const loaded = await this.#loader.load(this.#file);
+      const version = loaded.version;
+      if (version === this.#snapshot?.version) return;
+      // Validated in the worker: parsing its JSON and compiling are left for this thread, a few
+      // hundred rules per event-loop turn.
+      const policies = await runInTurns(parsePoliciesInSteps(loaded.policies));
+      if (policies.length === 0 && !this.#allowEmpty) throw new PolicyFileError(emptySetProblem(this.#file));
+      const compiled = await runInTurns(compileInSteps(policies, { validated: true }));
+      next = {
+        version,
+        compiled,
+        policyCount: policies.length,
+        ruleCount: policies.reduce((n, p) => n + p.spec.rules.length, 0),
+        loadedAt: Date.now(),
+      };
     } catch (error) {
       this.#refuse(error as Error);
       return;
     }
-    if (next.version === this.#snapshot?.version) return;
     this.#snapshot = next;
     if (channels.snapshotLoaded.hasSubscribers) {
       channels.snapshotLoaded.publish({ source: this.name, version: next.version, ruleCount: next.ruleCount, policyCount: next.policyCount, loadedAt: next.loadedAt });

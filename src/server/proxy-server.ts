@@ -1,14 +1,17 @@
-// The listener: accepts clients, enforces the caps on open sessions and handshakes in progress
-// (where the oldest handshake still reading its request yields to a newcomer), and drains on
-// shutdown (stop accepting, let sessions run for a grace period, then close them).
+// The listener: accepts clients, enforces the caps on open sessions and on the two slot pools
+// (sessions reading their request; sessions awaiting a decision, an upstream connect or a BIND
+// peer), where the oldest yields to a newcomer and no source holds more than its share; and
+// drains on shutdown (stop accepting, let sessions run for a grace period, then close them).
 import net from 'node:net';
 import os from 'node:os';
 import { Reason } from '../errors.ts';
 import { encodeReply } from '../protocol/encode.ts';
 import { ReplyCode } from '../protocol/constants.ts';
 import { channels, type ConnectionRefusedEvent } from '../telemetry/events.ts';
+import { normalizeAddress } from './address.ts';
 import { Session } from './session.ts';
 import type { SessionEnv } from './session-env.ts';
+import { SlotPool, type PoolStats } from './slot-pool.ts';
 
 export interface ProxyServer {
   listen(host: string, port: number): Promise<net.AddressInfo>;
@@ -16,7 +19,12 @@ export interface ProxyServer {
   drain(graceMs?: number): Promise<void>;
   readonly draining: boolean;
   readonly activeSessions: number;
+  /** Sessions still reading their request (the handshake pool). */
   readonly handshakesInProgress: number;
+  /** Sessions past their request, not yet relaying: deciding, connecting, awaiting a BIND peer. */
+  readonly pendingInProgress: number;
+  /** Both pools, for /readyz and metrics. */
+  pools(): PoolStats[];
 }
 
 /** Addresses of this host: destinations the SSRF guard refuses unless a rule names them. */
@@ -30,14 +38,20 @@ export function localAddresses(): Set<string> {
 
 export function createProxyServer(env: SessionEnv): ProxyServer {
   const sessions = new Set<Session>();
-  let handshakes = 0;
+  const config = env.config;
   let draining = false;
   let drained: (() => void) | null = null;
 
-  // Sessions that may still be reading their request, oldest first, with the event-loop turn
-  // that accepted them. Entries that moved on are dropped lazily, when the search below meets
-  // them (each at most once).
-  const readers = new Map<Session, number>();
+  // Each session is in at most one pool: `reading` from accept until its request is parsed, then
+  // `pending` until it relays or ends. A session waiting two minutes for a SYN that is dropped
+  // must not hold a slot that a client still typing its request needs, nor the other way round.
+  // Behind a PROXY-protocol balancer every connection comes from the balancer until its header is
+  // read, so the reading pool's share would lock everyone out: it applies once the pending pool
+  // knows the real client.
+  const reading = new SlotPool<Session>('handshake', config.maxHandshakes, config.proxyProtocol ? 1 : config.sourceShare);
+  const pending = new SlotPool<Session>('pending', config.maxPending, config.sourceShare);
+  // The event-loop turn that accepted each reader (see evictable below).
+  const acceptedIn = new WeakMap<Session, number>();
   let turn = 0;
   let turnEnding = false;
   const currentTurn = (): number => {
@@ -52,39 +66,59 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
   };
   const onEnd = (session: Session): void => {
     sessions.delete(session);
-    readers.delete(session);
+    reading.delete(session);
+    pending.delete(session);
     if (draining && sessions.size === 0) drained?.();
   };
-  const hooks = { onHandshakeDone: (): void => void handshakes--, onEnd };
-  const overCap = (): boolean => sessions.size >= env.config.maxSessions || handshakes >= env.config.maxHandshakes;
+  const evict = (pool: SlotPool<Session>, victim: { item: Session; overShare: boolean }, full: Reason): void => {
+    pool.delete(victim.item);
+    pool.evictions++;
+    victim.item.fail(victim.overShare ? Reason.SourceShareExceeded : full);
+  };
+  /**
+   * The request is read: the session moves to the pending pool. When that pool is full (or the
+   * source holds its share of it) the oldest pending session yields — refused with 91 — so the
+   * newcomer is served: a flood of connects to black holes can only churn its own share.
+   */
+  const onRequest = (session: Session): void => {
+    reading.delete(session);
+    const victim = pending.victimFor(session.clientAddress);
+    if (victim !== null) evict(pending, victim, Reason.TooManyPending);
+    pending.add(session, session.clientAddress);
+  };
+  const hooks = { onRequest, onSettled: (session: Session): void => void pending.delete(session), onEnd };
 
   /**
-   * At a cap, the oldest session still reading its request yields its slot to the newcomer.
-   * A real client sends its request as soon as it connects and leaves this state within a round
-   * trip; slowloris clients (a byte every few seconds) would otherwise hold every slot and lock
-   * everyone out until the handshake deadline. Sessions past their request (DNS, limits,
-   * connect) are never evicted, nor those accepted in this turn of the event loop or the one
-   * before: their request may be waiting unread (a busy loop accepts a whole backlog at once,
-   * and the next turn may run accepts before it reads the sockets it accepted).
+   * A real client sends its request as soon as it connects and leaves the reading pool within a
+   * round trip; slowloris clients (a byte every few seconds) would otherwise hold every slot and
+   * lock everyone out until the handshake deadline. Readers accepted in this turn of the event
+   * loop or the one before are never evicted: their request may be waiting unread (a busy loop
+   * accepts a whole backlog at once, and the next turn may run accepts before it reads the
+   * sockets it accepted).
    */
-  const evictOldestReader = (now: number): void => {
-    for (const [session, accepted] of readers) {
-      if (accepted >= now - 1) return; // and so is everyone after it
-      readers.delete(session);
-      if (session.state === 'handshake') return session.fail(Reason.TooManyHandshakes);
+  const evictable = (now: number) => (session: Session): boolean => (acceptedIn.get(session) ?? now) < now - 1;
+
+  /** Makes room for a newcomer from `source`; returns why it must be refused, or null. */
+  const admit = (source: string, now: number): Reason | null => {
+    if (draining) return Reason.Draining;
+    const victim = reading.victimFor(source, evictable(now));
+    if (victim !== null) evict(reading, victim, Reason.TooManyHandshakes);
+    else if (reading.heldBy(source) >= reading.perSource) return Reason.SourceShareExceeded;
+    if (sessions.size >= config.maxSessions) {
+      // Every open session is past its request: the oldest reader yields, if there is one.
+      const oldest = reading.oldest(evictable(now));
+      if (oldest !== null) evict(reading, { item: oldest, overShare: false }, Reason.TooManyHandshakes);
     }
+    if (sessions.size >= config.maxSessions) return Reason.TooManySessions;
+    if (reading.full) return Reason.TooManyHandshakes;
+    return null;
   };
 
   // pauseOnConnect: nothing is read until the session has its listeners in place.
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
   server.on('connection', (socket) => {
-    const now = currentTurn();
-    if (!draining && overCap()) evictOldestReader(now);
-    const refusal =
-      draining ? Reason.Draining
-      : sessions.size >= env.config.maxSessions ? Reason.TooManySessions
-      : handshakes >= env.config.maxHandshakes ? Reason.TooManyHandshakes
-      : null;
+    const source = normalizeAddress(socket.remoteAddress ?? '');
+    const refusal = admit(source, currentTurn());
     if (refusal !== null) {
       // Over capacity: the client learns why at once instead of waiting for a timeout.
       if (channels.connectionRefused.hasSubscribers) channels.connectionRefused.publish({ reason: refusal } satisfies ConnectionRefusedEvent);
@@ -95,8 +129,8 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
     }
     const session = new Session(socket, env, hooks);
     sessions.add(session);
-    handshakes++;
-    readers.set(session, now);
+    reading.add(session, source);
+    acceptedIn.set(session, turn);
     session.start();
     socket.resume();
   });
@@ -134,7 +168,11 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
       return sessions.size;
     },
     get handshakesInProgress() {
-      return handshakes;
+      return reading.size;
     },
+    get pendingInProgress() {
+      return pending.size;
+    },
+    pools: () => [reading.stats(), pending.stats()],
   };
 }

@@ -5,14 +5,18 @@ import type { RuleSnapshot } from '../rules/types.ts';
 import type { connectUpstream, Resolver } from './upstream.ts';
 
 export interface ServerConfig {
-  handshakeTimeoutMs: number; // whole handshake, accept → request decided
+  handshakeTimeoutMs: number; // reading the request, accept → request parsed
+  dnsTimeoutMs: number; // one SOCKS4a name resolution
+  limitsTimeoutMs: number; // the limiter's answer (Redis round trip)
   connectTimeoutMs: number; // upstream connect; the spec's 2 minutes by default
   bindAcceptTimeoutMs: number; // BIND: wait for the application server's connection
   idleTimeoutMs: number; // relay idle timeout; 0 = off
   identTimeoutMs: number;
   identPort: number; // 113; configurable for tests
   maxSessions: number; // open sessions of any state
-  maxHandshakes: number; // sessions not yet relaying
+  maxHandshakes: number; // sessions reading their request
+  maxPending: number; // sessions past their request, not yet relaying (decisions, connects, BIND peers)
+  sourceShare: number; // fraction of each pool one client address may hold
   proxyProtocol: boolean; // expect a PROXY protocol v1/v2 header before the SOCKS request
   bindAddress: string | null; // address BIND listeners use; null = the address the client reached
   drainGraceMs: number; // SIGTERM: how long running sessions may go on
@@ -20,6 +24,8 @@ export interface ServerConfig {
 
 export const defaultServerConfig: ServerConfig = {
   handshakeTimeoutMs: 10_000,
+  dnsTimeoutMs: 5_000,
+  limitsTimeoutMs: 2_000,
   connectTimeoutMs: 120_000,
   bindAcceptTimeoutMs: 120_000,
   idleTimeoutMs: 0,
@@ -27,6 +33,8 @@ export const defaultServerConfig: ServerConfig = {
   identPort: 113,
   maxSessions: 10_000,
   maxHandshakes: 1_000,
+  maxPending: 1_000,
+  sourceShare: 0.25,
   proxyProtocol: false,
   bindAddress: null,
   drainGraceMs: 30_000,

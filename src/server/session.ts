@@ -18,6 +18,7 @@ import { channels, type PhaseEvent, type ReportRecord, type SessionInfo, type Se
 import { reportLimits, reportRecordFor, reportRefusedByLimit, UNAVAILABLE } from './report.ts';
 import { openBindListener } from './bind.ts';
 import { identOutcome, queryIdent } from './ident.ts';
+import { normalizeAddress } from './address.ts';
 import { relay, type RelayCloseCause, type RelaySockets } from './relay.ts';
 import { connectUpstream } from './upstream.ts';
 import type { SessionEnv } from './session-env.ts';
@@ -37,8 +38,23 @@ const LINGER_MS = 2000;
 const discard = (): void => {};
 
 export interface SessionHooks {
-  onHandshakeDone(): void; // once: first reply sent, or closed before any
+  onRequest(session: Session): void; // once: the request is parsed (leaves the reading pool)
+  onSettled(session: Session): void; // once: relaying (leaves the pending pool)
   onEnd(session: Session): void;
+}
+
+/** Settles with `promise`, or rejects with `reason` after `ms` (0 = no deadline). */
+function within<T>(promise: Promise<T> | T, ms: number, reason: Reason, onLate?: (value: T) => void): Promise<T> {
+  if (ms === 0) return Promise.resolve(promise);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      // The answer may still come: whoever asked must be able to undo it (a lease to release).
+      if (onLate !== undefined) void Promise.resolve(promise).then(onLate, discard);
+      reject(new SocksError(reason, `no answer within ${ms} ms`));
+    }, ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 let sequence = 0;
@@ -80,8 +96,9 @@ export class Session implements SessionInfo {
   #pending: Buffer | null = null;
   #headerDone: boolean;
   readonly #hooks: SessionHooks;
-  #handshakeOpen = true;
   #lingering = false;
+  /** The client sent payload with its request: a FIN then is a half-close, not a hang-up. */
+  #sentEarly = false;
   #handshakeListeners: { gone: () => void; ended: () => void } | null = null;
   #localEnd: { readonly address: string; readonly port: number } | null = null;
 
@@ -89,7 +106,7 @@ export class Session implements SessionInfo {
     this.#client = client;
     this.#env = env;
     this.#hooks = hooks;
-    this.clientAddress = normalizeIPv4(client.remoteAddress ?? '');
+    this.clientAddress = normalizeAddress(client.remoteAddress ?? '');
     this.clientPort = client.remotePort ?? 0;
     this.#headerDone = !env.config.proxyProtocol;
   }
@@ -108,7 +125,7 @@ export class Session implements SessionInfo {
   }
 
   #local(): { readonly address: string; readonly port: number } {
-    return (this.#localEnd ??= { address: normalizeIPv4(this.#client.localAddress ?? ''), port: this.#client.localPort ?? 0 });
+    return (this.#localEnd ??= { address: normalizeAddress(this.#client.localAddress ?? ''), port: this.#client.localPort ?? 0 });
   }
 
   /** A getter, not a field read: TypeScript would otherwise keep its narrowing across awaits. */
@@ -125,9 +142,12 @@ export class Session implements SessionInfo {
     const client = this.#client;
     client.setNoDelay(true);
     const gone = (): void => this.#close(Reason.ClientAborted);
-    // A client that half-closes before its request is complete will never complete it.
+    // A client that half-closes before its request is complete will never complete it; one that
+    // half-closes before its reply without having sent anything has hung up: it ends at once, and
+    // so does its upstream connect (a client gone must not hold a pending slot for two minutes).
+    // One that sent payload first is half-closing a stream it uses: that FIN is relayed.
     const ended = (): void => {
-      if (this.state === 'handshake') gone();
+      if (this.state === 'handshake' || !this.#sentEarly) gone();
     };
     // `on`, not `once`: these fire at most once anyway, and each `once` would keep a wrapper and
     // its state alive for the whole session (thousands of idle sessions; heap-profiled).
@@ -172,15 +192,8 @@ export class Session implements SessionInfo {
     else this.#close(reason);
   }
 
-  #endHandshake(): void {
-    if (!this.#handshakeOpen) return;
-    this.#handshakeOpen = false;
-    this.#hooks.onHandshakeDone();
-  }
-
   #reply(code: number, port: number, ip: string): void {
     if (this.replyCode === null) this.handshakeMs = performance.now() - this.startedAt;
-    this.#endHandshake();
     this.replyCode = code;
     this.#client.write(encodeReply(code as 90, port, ip));
   }
@@ -206,8 +219,14 @@ export class Session implements SessionInfo {
     if (parsed.kind === 'invalid') return this.fail(parsed.reason);
     // Bytes after the request are the client's first payload: kept and relayed, never dropped.
     const early = parsed.bytesRead < rest.length ? rest.subarray(parsed.bytesRead) : null;
+    this.#sentEarly = early !== null;
     this.#client.removeListener('data', this.#onHandshakeData);
     this.#client.pause();
+    // The request is read: the handshake deadline is met. DNS, limits and ident each have their
+    // own deadline from here, then the connect (or BIND accept) deadline.
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#hooks.onRequest(this);
     this.#decide(parsed.request, early).catch((error: unknown) => this.fail(toReason(error, Reason.UpstreamUnreachable)));
   };
 
@@ -253,10 +272,16 @@ export class Session implements SessionInfo {
       }
       const started = performance.now();
       try {
-        ctx.destIp = await env.resolve(canonical.name);
+        // The session's end cancels its query (and frees its place in the resolver's caps).
+        const abort = new AbortController();
+        this.#cancel = () => abort.abort();
+        ctx.destIp = normalizeAddress(await env.resolve(canonical.name, { source: this.clientAddress, signal: abort.signal }));
+        this.#cancel = null;
       } catch (error) {
-        this.#phase('dns', started, Reason.DnsFailed);
-        return this.fail(Reason.DnsFailed);
+        this.#cancel = null;
+        const reason = toReason(error, Reason.DnsFailed);
+        this.#phase('dns', started, reason);
+        return this.fail(reason === Reason.DnsOverloaded ? reason : Reason.DnsFailed);
       }
       this.#phase('dns', started, null);
       if (this.closed) return;
@@ -281,13 +306,20 @@ export class Session implements SessionInfo {
     const started = performance.now();
     let admission: Admission;
     try {
-      admission = await this.#env.limiter.admit({
-        ruleId: decision.rule.id,
-        limits: decision.limits,
-        sourceIp: this.clientAddress,
-        userId: this.userId ?? '',
-        sessionId: this.id,
-      });
+      // A limiter slower than its deadline has not admitted anyone; a lease it grants later
+      // is handed straight back.
+      admission = await within(
+        this.#env.limiter.admit({
+          ruleId: decision.rule.id,
+          limits: decision.limits,
+          sourceIp: this.clientAddress,
+          userId: this.userId ?? '',
+          sessionId: this.id,
+        }),
+        this.#env.config.limitsTimeoutMs,
+        Reason.LimiterUnavailable,
+        (late) => void (late.ok && late.lease.release()),
+      );
     } catch {
       // Limiters decide their own fail mode; one that throws anyway has not admitted anyone.
       admission = { ok: false, reason: Reason.LimiterUnavailable, retryAfterMs: 0 };
@@ -355,8 +387,6 @@ export class Session implements SessionInfo {
 
   async #connect(ip: string, port: number, early: Buffer | null): Promise<void> {
     this.state = 'connecting';
-    // The request is decided: from here the connect deadline governs, not the handshake's.
-    clearTimeout(this.#timer);
     const started = performance.now();
     const { socket, connected } = (this.#env.dial ?? connectUpstream)(ip, port, this.#env.config.connectTimeoutMs);
     this.#upstream = socket;
@@ -377,9 +407,6 @@ export class Session implements SessionInfo {
 
   async #bind(expectedIp: string, early: Buffer | null): Promise<void> {
     this.state = 'binding';
-    // The request is decided: the BIND accept deadline governs from here (a granted BIND must
-    // get its second reply, not a silent close at the handshake deadline).
-    clearTimeout(this.#timer);
     const config = this.#env.config;
     const listener = await openBindListener(config.bindAddress ?? this.localAddress, config.bindAcceptTimeoutMs);
     this.#cancel = () => listener.close();
@@ -398,7 +425,7 @@ export class Session implements SessionInfo {
     }
     this.#upstream = peer;
     if (this.closed) return void peer.destroy();
-    const peerIp = normalizeIPv4(peer.remoteAddress ?? '');
+    const peerIp = normalizeAddress(peer.remoteAddress ?? '');
     if (peerIp !== expectedIp) {
       this.#phase('bind-accept', started, Reason.BindPeerMismatch);
       peer.destroy();
@@ -425,6 +452,7 @@ export class Session implements SessionInfo {
     this.#timer = undefined; // a relaying session must not keep the spent Timeout alive
     this.#cancel = null;
     this.state = 'relaying';
+    this.#hooks.onSettled(this);
     if (channels.sessionEstablished.hasSubscribers) channels.sessionEstablished.publish(this);
     const client = this.#client;
     // From here the relay watches both sockets (its close ends the session): the handshake's
@@ -471,13 +499,7 @@ export class Session implements SessionInfo {
     this.#lease = null;
     this.#reportLease?.release();
     this.#reportLease = null;
-    this.#endHandshake();
     this.#hooks.onEnd(this);
     if (channels.sessionEnd.hasSubscribers) channels.sessionEnd.publish(this);
   }
-}
-
-/** Sockets on dual-stack listeners report IPv4 peers as ::ffff:a.b.c.d. */
-export function normalizeIPv4(address: string): string {
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

@@ -4,9 +4,20 @@ import net from 'node:net';
 import dns from 'node:dns';
 import { Reason, SocksError } from '../errors.ts';
 
-export type Resolver = (host: string) => Promise<string>;
+export interface ResolveOptions {
+  /** The client's address: the resolver caps queries in flight per source. */
+  readonly source?: string;
+  /** Aborted when the session ends: the query is cancelled and its place freed. */
+  readonly signal?: AbortSignal;
+}
 
-/** The default resolver: the system's (getaddrinfo) answer, IPv4 only, since SOCKS4 is IPv4. */
+export type Resolver = (host: string, options?: ResolveOptions) => Promise<string>;
+
+/**
+ * getaddrinfo's answer, IPv4 only. The proxy resolves with resolver.ts (c-ares, deadlines, caps):
+ * getaddrinfo runs on libuv's 4 threads without a timeout, so a few silent names starve every
+ * other lookup. Kept for tests and tools that want the system's own view.
+ */
 export const resolveIPv4: Resolver = async (host) => {
   try {
     const { address } = await dns.promises.lookup(host, { family: 4 });

@@ -12,6 +12,10 @@ export interface ProxyMetrics {
 export function createProxyMetrics(options: {
   activeSessions: () => number;
   snapshot: () => { version: string; loadedAt: number } | null;
+  /** The session slot pools (handshake, pending): use, capacity and evictions. */
+  pools?: () => ReadonlyArray<{ name: string; inUse: number; capacity: number; evictions: number }>;
+  /** Distinct DNS queries in flight in the resolver. */
+  dnsInFlight?: () => number;
 }): ProxyMetrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
@@ -29,6 +33,48 @@ export function createProxyMetrics(options: {
       this.set(options.activeSessions());
     },
   });
+  const pools = options.pools;
+  if (pools !== undefined) {
+    new client.Gauge({
+      name: 'socks4_slots_in_use',
+      help: 'Slots held in each session pool (handshake: reading the request; pending: awaiting DNS, limits, ident, connect or a BIND peer).',
+      labelNames: ['pool'] as const,
+      registers: [registry],
+      collect() {
+        for (const pool of pools()) this.set({ pool: pool.name }, pool.inUse);
+      },
+    });
+    new client.Gauge({
+      name: 'socks4_slots_capacity',
+      help: 'Size of each session pool; in use = capacity means saturated (/readyz fails).',
+      labelNames: ['pool'] as const,
+      registers: [registry],
+      collect() {
+        for (const pool of pools()) this.set({ pool: pool.name }, pool.capacity);
+      },
+    });
+    new client.Counter({
+      name: 'socks4_slot_evictions_total',
+      help: 'Sessions refused (91) to make room in a full pool or over their source share.',
+      labelNames: ['pool'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const pool of pools()) this.inc({ pool: pool.name }, pool.evictions);
+      },
+    });
+  }
+  const dnsInFlight = options.dnsInFlight;
+  if (dnsInFlight !== undefined) {
+    new client.Gauge({
+      name: 'socks4_dns_queries_in_flight',
+      help: 'Distinct SOCKS4a name queries the resolver is waiting on (capped by --dns-max-in-flight).',
+      registers: [registry],
+      collect() {
+        this.set(dnsInFlight());
+      },
+    });
+  }
   const handshake = new client.Histogram({
     name: 'socks4_handshake_duration_seconds',
     help: 'Time from accept to the first reply.',

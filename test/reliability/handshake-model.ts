@@ -181,6 +181,7 @@ export type Expected =
   | { kind: 'silent-close' } // no reply byte at all, connection closed
   | { kind: 'refused' } // exactly 8 bytes, VN 0, CD 91, then closed
   | { kind: 'timeout' } // incomplete request left open: 91 at the handshake deadline
+  | { kind: 'hung-up' } // allowed, then FIN with nothing after the request: closed, granted or not
   | { kind: 'granted'; command: 'connect' | 'bind'; payload: Uint8Array };
 
 export function expectOutcome(stream: Uint8Array, echoPort: number, clientEnds: boolean): Expected {
@@ -191,5 +192,9 @@ export function expectOutcome(stream: Uint8Array, echoPort: number, clientEnds: 
   const dest = ref.host === null ? ref.ip : fuzzResolveAnswer(Buffer.from(ref.host).toString('utf8'));
   const allowed = dest === '127.0.0.1' && (ref.command === 'bind' || ref.port === echoPort);
   if (!allowed) return { kind: 'refused' };
+  // A FIN with no payload before the reply is a hang-up: the session ends at once (its connect
+  // aborted) unless it was granted first — a race the client cannot see, so either is right.
+  const payload = stream.subarray(ref.bytesRead);
+  if (clientEnds && payload.length === 0) return { kind: 'hung-up' };
   return { kind: 'granted', command: ref.command, payload: stream.subarray(ref.bytesRead) };
 }

@@ -171,6 +171,12 @@ async function check(
     if (closed === null) return describe('not closed in time');
     return seen.bytes().length === 0 ? null : describe('bytes sent to a client that must get none');
   }
+  if (expected.kind === 'hung-up') {
+    const closed = await closedWithin(seen.closedAt, deadline);
+    if (closed === null) return describe('a client that hung up was not closed in time');
+    const got = seen.bytes();
+    return got.length === 0 || isReply(got, 90) ? null : describe('want nothing, or a 90 sent before the FIN was seen');
+  }
   if (expected.kind === 'refused' || expected.kind === 'timeout') {
     const closed = await closedWithin(seen.closedAt, deadline);
     if (closed === null) return describe('not closed within the handshake deadline');
