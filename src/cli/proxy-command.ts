@@ -14,6 +14,7 @@ import { createLogger, logEvents } from '../telemetry/logging.ts';
 import { createProxyMetrics } from '../telemetry/metrics.ts';
 import { startTracing } from '../telemetry/tracing.ts';
 import { parseCount, parseDuration, parseHostPort, UsageError, type CliIO } from './args.ts';
+import { runSupervisor, workerLink } from './workers.ts';
 import { openRedisMode, redisModeHelp, redisModeOptions } from './redis-mode.ts';
 
 export const proxyHelp = `Usage: socks4-fleet proxy --listen HOST:PORT (--policy-file FILE | --redis-url URL | env REDIS_URL) [options]
@@ -44,6 +45,12 @@ Capacity:
   --max-handshakes N        handshakes in progress (default 1000)
   --ident-port N            identd port on clients (default 113)
 
+Cores:
+  --workers N               N proxy processes sharing the SOCKS port (SO_REUSEPORT; default 1).
+                            In-process limits are per worker: --max-sessions, --max-handshakes and,
+                            with --policy-file, each rule's limits. With --redis-url, rule limits
+                            stay fleet-wide. /metrics sums the workers; /readyz needs all ready.
+
 Logs:
   --log-level LEVEL         trace|debug|info|warn|error|silent (default info)
   --redact-userids          leave USERIDs out of logs and traces
@@ -70,6 +77,7 @@ const options = {
   'max-sessions': { type: 'string', default: String(defaultServerConfig.maxSessions) },
   'max-handshakes': { type: 'string', default: String(defaultServerConfig.maxHandshakes) },
   'ident-port': { type: 'string', default: '113' },
+  workers: { type: 'string', default: '1' },
   'log-level': { type: 'string', default: 'info' },
   'redact-userids': { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -106,7 +114,10 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     bindAddress: values['bind-address'] ?? null,
   };
 
+  const workers = parseCount('workers', values.workers);
+  const worker = workerLink(env);
   const logger = createLogger({ level: values['log-level'] });
+  if (workers > 1 && worker === null) return runSupervisor({ argv, count: workers, listenHost: listen.host, ops, logger });
   const unsubscribeLogs = logEvents(logger, { redactUserIds: values['redact-userids'] });
   // Fleet mode shares rules and limits through Redis; the limiter's close() also closes the connection.
   const fleet = file === undefined ? openRedisMode(values, env) : null;
@@ -143,16 +154,18 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     logger.flush();
     return 1;
   }
-  const opsServer = await startOpsServer({
-    ...ops,
-    registry: metrics.registry,
-    isReady: () => !server.draining && rules.current() !== null,
-  });
-  const bound = await server.listen(listen.host, listen.port);
-  logger.info({ listen: `${bound.address}:${bound.port}`, ops: `${opsServer.address.address}:${opsServer.address.port}` }, 'socks4-fleet proxy listening');
+  const isReady = (): boolean => !server.draining && rules.current() !== null;
+  // A worker's ops endpoints are its supervisor's (src/cli/workers.ts).
+  const opsServer = worker === null ? await startOpsServer({ ...ops, registry: metrics.registry, isReady }) : null;
+  const bound = await server.listen(listen.host, worker?.port(listen.port) ?? listen.port, { reusePort: worker !== null });
+  logger.info({ listen: `${bound.address}:${bound.port}`, ...(opsServer === null ? { worker: worker?.index } : { ops: `${opsServer.address.address}:${opsServer.address.port}` }) },
+    opsServer === null ? 'socks4-fleet worker listening' : 'socks4-fleet proxy listening');
 
   await new Promise<void>((resolve) => {
+    let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) return;
+      stopping = true;
       logger.info({ signal, activeSessions: server.activeSessions, graceMs: config.drainGraceMs }, 'draining');
       process.removeListener('SIGTERM', stop);
       process.removeListener('SIGINT', stop);
@@ -160,10 +173,11 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    worker?.attach({ port: bound.port, registry: metrics.registry, isReady, drain: () => stop('SIGTERM') });
   });
   await rules.stop();
   await limiter.close(); // hands held leases back to Redis before exit
-  await opsServer.close();
+  await opsServer?.close();
   await tracing.shutdown(); // every session has ended: its span is in the flush
   metrics.close();
   logger.info({}, 'drained; exiting');
