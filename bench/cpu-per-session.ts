@@ -15,7 +15,9 @@ import { ensureLoadgen, runLoadgen, type HandshakeResult } from './lib/loadgen.t
 import { formatSummary, ratiosPerRun, summarize, type Summary } from './lib/stats.ts';
 import { startEmbedded, startFloor, startRedisMode, type FleetOptions, type Target } from './lib/targets.ts';
 
-export const Mode = { Floor: 'floor', Embedded: 'embedded', Redis: 'redis', RedisTracing: 'redis-tracing' } as const;
+export const Mode = {
+  Floor: 'floor', Embedded: 'embedded', Redis: 'redis', RedisTracing: 'redis-tracing', Embedded2Workers: 'embedded-2-workers',
+} as const;
 export type Mode = (typeof Mode)[keyof typeof Mode];
 
 export interface ModeFigures {
@@ -44,6 +46,7 @@ const starters: Record<Mode, (o: FleetOptions) => Promise<Target>> = {
   embedded: (o) => startEmbedded(o),
   redis: (o) => startRedisMode(false, o),
   'redis-tracing': (o) => startRedisMode(true, { ...o, probeTracing: false }),
+  'embedded-2-workers': (o) => startEmbedded({ ...o, extraArgs: [...(o.extraArgs ?? []), '--workers', '2'] }),
 };
 
 export async function measureCpuPerSession(options: {
