@@ -22,6 +22,11 @@ export type Mode = (typeof Mode)[keyof typeof Mode];
 
 export interface ModeFigures {
   cpuUsPerSession: Summary | null;
+  /** The same, per round (for ratios between modes taken inside a round). */
+  cpuPerRound: number[];
+  ratePerRound: number[];
+  /** Helper processes' CPU (redis-server) per session: what Redis spends admitting one. */
+  auxCpuUsPerSession: Summary | null;
   sessionsPerSecond: Summary | null;
   /** CPU per session ÷ the floor's, per round. */
   ratioToFloor: Summary | null;
@@ -94,6 +99,11 @@ export async function measureCpuPerSession(options: {
     const logFile = targets.get(mode)?.logFile ?? null;
     modes[mode] = {
       cpuUsPerSession: summarize(cpu),
+      cpuPerRound: cpu,
+      ratePerRound: rs.map((r) => r.cyclesPerSecond),
+      auxCpuUsPerSession: mode === Mode.Redis || mode === Mode.RedisTracing
+        ? summarize(rs.map((r) => (r.cycles > 0 ? (r.cpu.auxCpuSeconds * 1e6) / r.cycles : null)))
+        : null,
       sessionsPerSecond: summarize(rs.map((r) => r.cyclesPerSecond)),
       ratioToFloor: floorCpu.length === 0 ? null : summarize(ratiosPerRun(cpu, floorCpu)),
       proxyCores: summarize(rs.map((r) => r.cpu.proxyCores)),
@@ -115,10 +125,10 @@ function countSessionLines(file: string): number {
 }
 
 export function renderCpuPerSession(report: CpuPerSessionReport): string {
-  const lines = [`${report.command}`, '', '| mode | CPU µs/session | ÷ floor | sessions/s | proxy cores | session log lines | errors |', '|---|---|---|---|---|---|---|'];
+  const lines = [`${report.command}`, '', '| mode | CPU µs/session | ÷ floor | sessions/s | proxy cores | Redis CPU µs/session | session log lines | errors |', '|---|---|---|---|---|---|---|---|'];
   for (const [mode, f] of Object.entries(report.modes)) {
     lines.push(`| ${mode} | ${formatSummary(f.cpuUsPerSession)} | ${formatSummary(f.ratioToFloor, '×')} | ${formatSummary(f.sessionsPerSecond)} | `
-      + `${formatSummary(f.proxyCores)} | ${f.logLines ?? '—'} | ${f.errors} |`);
+      + `${formatSummary(f.proxyCores)} | ${f.auxCpuUsPerSession === null ? '—' : formatSummary(f.auxCpuUsPerSession)} | ${f.logLines ?? '—'} | ${f.errors} |`);
   }
   lines.push('', `foreign cores (other processes, max over windows): ${report.foreignCoresMax.toFixed(2)}`);
   return lines.join('\n');
