@@ -6,7 +6,9 @@
 // through the launcher, default log level (info: one line per session) into a file, metrics on.
 //
 //   scripts/node bench/cpu-per-session.ts [--rounds 3] [--seconds 3] [--clients 50]
-//        [--modes floor,embedded,redis,redis-tracing] [--workers 1] [--json]
+//        [--modes floor,embedded,redis,redis-tracing,embedded-2-workers] [--workers 1] [--json]
+//   SOCKS4_BENCH_BASELINE=DIR ... --modes floor,embedded-baseline,embedded,redis-baseline,redis
+//        before/after: DIR is another checkout (git archive REV | tar -x -C DIR; node_modules linked)
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +19,8 @@ import { startEmbedded, startFloor, startRedisMode, type FleetOptions, type Targ
 
 export const Mode = {
   Floor: 'floor', Embedded: 'embedded', Redis: 'redis', RedisTracing: 'redis-tracing', Embedded2Workers: 'embedded-2-workers',
+  // The same modes from another checkout (env SOCKS4_BENCH_BASELINE=DIR): before/after in one run.
+  EmbeddedBaseline: 'embedded-baseline', RedisBaseline: 'redis-baseline',
 } as const;
 export type Mode = (typeof Mode)[keyof typeof Mode];
 
@@ -52,7 +56,15 @@ const starters: Record<Mode, (o: FleetOptions) => Promise<Target>> = {
   redis: (o) => startRedisMode(false, o),
   'redis-tracing': (o) => startRedisMode(true, { ...o, probeTracing: false }),
   'embedded-2-workers': (o) => startEmbedded({ ...o, extraArgs: [...(o.extraArgs ?? []), '--workers', '2'] }),
+  'embedded-baseline': (o) => startEmbedded({ ...o, checkout: baseline() }),
+  'redis-baseline': (o) => startRedisMode(false, { ...o, checkout: baseline() }),
 };
+
+function baseline(): string {
+  const dir = process.env.SOCKS4_BENCH_BASELINE;
+  if (dir === undefined) throw new Error('the *-baseline modes need SOCKS4_BENCH_BASELINE=DIR, a checkout to compare with');
+  return dir;
+}
 
 export async function measureCpuPerSession(options: {
   rounds: number; seconds: number; clients: number; modes: readonly Mode[]; workers?: number; log?: (line: string) => void;

@@ -115,6 +115,8 @@ export interface FleetOptions {
   readonly stdoutFd?: number;
   /** More proxy arguments (e.g. --workers 2). */
   readonly extraArgs?: readonly string[];
+  /** Another checkout's launcher (a before/after comparison in one run); default this one's. */
+  readonly checkout?: string;
 }
 
 async function startFleetProxy(args: readonly string[], env: Record<string, string>, options: FleetOptions): Promise<FleetProcess> {
@@ -123,16 +125,18 @@ async function startFleetProxy(args: readonly string[], env: Record<string, stri
   // Started as users start it, through the launcher and the Node flags it sets (it execs Node, so
   // the pid measured is the proxy's). Profiling flags go in NODE_OPTIONS.
   const nodeOptions: Record<string, string> = options.nodeFlags === undefined ? {} : { NODE_OPTIONS: options.nodeFlags.join(' ') };
-  const managed = spawnManaged(launcherPath, [
+  const launcher = options.checkout === undefined ? launcherPath : path.join(options.checkout, 'scripts', 'socks4-fleet');
+  const managed = spawnManaged(launcher, [
     'proxy', '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--log-level', options.logLevel ?? 'warn',
     ...args, ...(options.extraArgs ?? []),
   ], {
-    cwd: repoRoot,
+    cwd: options.checkout ?? repoRoot,
     env: childEnv({ ...env, ...nodeOptions }),
     ...(options.stdoutFd === undefined ? {} : { stdio: ['ignore', options.stdoutFd, 'pipe'] }),
   });
   // Ready means listening and holding a rules snapshot (/readyz), in every mode.
-  await waitUntil('socks4-fleet proxy', managed, async () => (await httpStatus(opsPort, '/readyz')) === 200);
+  // A busy two-core machine can take tens of seconds to start a proxy (or several workers).
+  await waitUntil('socks4-fleet proxy', managed, async () => (await httpStatus(opsPort, '/readyz')) === 200, 90_000);
   return { managed, port };
 }
 
