@@ -13,7 +13,7 @@ WITH_NODE := scripts/with-node
 
 TEST_FILES ?= test/**/*.test.ts
 
-.PHONY: all deps typecheck run test tools image bench chart-test chart-sync docs soak clean distclean help
+.PHONY: all deps typecheck run test tools image bench bench-goals chart-test chart-sync docs soak clean distclean help
 
 all: deps typecheck
 
@@ -47,6 +47,11 @@ test: deps typecheck tools
 # Options go in ARGS: make bench ARGS=--quick (bench/README.md lists them).
 bench: deps
 	$(WITH_NODE) node bench/run.ts $(ARGS)
+	$(WITH_NODE) node bench/goals.ts $(if $(findstring --quick,$(ARGS)),--quick,)
+
+# Issue #16's goals alone, each printed met/missed with its figures (~8 minutes; ARGS=--quick ~3).
+bench-goals: deps
+	$(WITH_NODE) node bench/goals.ts $(ARGS)
 
 # The chart alone: helm lint --strict, helm-unittest suites, schema drift, the end-to-end install.
 chart-test: deps tools
@@ -84,6 +89,7 @@ help:
 	@echo 'make tools      build kube-apiserver, etcd, kubectl, helm, helm-unittest, jaeger into bin/'
 	@echo 'make chart-test the chart suites alone'
 	@echo 'make soak       the long reliability runs'
-	@echo 'make bench      benchmarks against Dante (ARGS=--quick for a short run)'
+	@echo 'make bench      benchmarks against Dante, then the performance goals (ARGS=--quick for a short run)'
+	@echo 'make bench-goals the performance goals alone: CPU per session vs the Node floor, tracing, workers, fleet scaling'
 	@echo 'make clean      remove node_modules/ .tools/ dist/ bench/results/ .cache/ (bench load generator)'
 	@echo 'make distclean  clean, and also bin/ (the Go-built tools)'

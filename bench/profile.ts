@@ -3,7 +3,7 @@
 // system calls, GC, Node internals and our code), next to a flame graph (SVG) and folded stacks.
 //
 //   scripts/node bench/profile.ts [--workload handshake|throughput|idle] [--mode embedded|redis|redis-tracing] [--seconds 5]
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,6 +17,7 @@ const { values: args } = parseArgs({
     workload: { type: 'string', default: 'handshake' },
     mode: { type: 'string', default: 'embedded' },
     seconds: { type: 'string', default: '5' },
+    'log-level': { type: 'string', default: 'info' },
     sessions: { type: 'string', default: '1' },
     top: { type: 'string', default: '30' },
     out: { type: 'string', default: path.join(benchRoot, 'results', 'profiles') },
@@ -30,8 +31,11 @@ const nodeFlags = ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
 
 ensureLoadgen();
 let target: Target;
-if (args.mode === 'embedded') target = await startEmbedded({ nodeFlags });
-else if (args.mode === 'redis' || args.mode === 'redis-tracing') target = await startRedisMode(args.mode === 'redis-tracing', { nodeFlags });
+// Session lines (default level info) go to a file: the proxy pays for formatting and write(2).
+const logSink = openSync(path.join(profileDir, 'proxy.log'), 'a');
+const fleetOptions = { nodeFlags, logLevel: args['log-level'], stdoutFd: logSink };
+if (args.mode === 'embedded') target = await startEmbedded(fleetOptions);
+else if (args.mode === 'redis' || args.mode === 'redis-tracing') target = await startRedisMode(args.mode === 'redis-tracing', fleetOptions);
 else throw new Error(`--mode: ${args.mode}?`);
 if (target.unavailable !== null) throw new Error(`${args.mode}: ${target.unavailable}`);
 

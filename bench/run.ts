@@ -17,7 +17,7 @@ import { sampleNoise } from './lib/noise.ts';
 import { benchRoot, childEnv, repoRoot } from './lib/paths.ts';
 import { buildReport, renderMarkdown, toTargetInfo, type BenchReport } from './lib/report.ts';
 import { formatNumber, formatSummary } from './lib/stats.ts';
-import { DANTED, direct, startDante, startEmbedded, startRedisMode, targetLabels, TargetId, type FleetOptions, type Target } from './lib/targets.ts';
+import { DANTED, direct, startDante, startFloor, startEmbedded, startRedisMode, targetLabels, TargetId, type FleetOptions, type Target } from './lib/targets.ts';
 
 const usage = `Usage: scripts/node bench/run.ts [--quick] [--runs N] [--out DIR] [--targets a,b] [--tests a,b]
   --runs N            runs to take medians over (default 3; at least 3 for the report's medians)
@@ -72,6 +72,7 @@ type Starter = (options: FleetOptions) => Promise<Target>;
 
 const starters: Record<TargetId, Starter> = {
   [TargetId.Direct]: async () => direct(),
+  [TargetId.Floor]: () => startFloor(),
   [TargetId.Dante]: () => startDante(),
   [TargetId.Embedded]: (options) => startEmbedded(options),
   [TargetId.Redis]: (options) => startRedisMode(false, options),

@@ -16,6 +16,7 @@ const run = promisify(execFile);
 
 export const TargetId = {
   Direct: 'direct',
+  Floor: 'floor',
   Dante: 'dante',
   Embedded: 'fleet-embedded',
   Redis: 'fleet-redis',
@@ -25,6 +26,7 @@ export type TargetId = (typeof TargetId)[keyof typeof TargetId];
 
 export const targetLabels: Record<TargetId, string> = {
   direct: 'direct',
+  floor: 'Node floor',
   dante: 'Dante',
   'fleet-embedded': 'fleet embedded',
   'fleet-redis': 'fleet Redis',
@@ -108,6 +110,13 @@ export interface FleetOptions {
   readonly nodeFlags?: readonly string[];
   /** Check that spans really arrive before calling tracing available (default true). */
   readonly probeTracing?: boolean;
+  /** Log level (default warn: no session lines) and where stdout goes (default: the harness). */
+  readonly logLevel?: string;
+  readonly stdoutFd?: number;
+  /** More proxy arguments (e.g. --workers 2). */
+  readonly extraArgs?: readonly string[];
+  /** Another checkout's launcher (a before/after comparison in one run); default this one's. */
+  readonly checkout?: string;
 }
 
 async function startFleetProxy(args: readonly string[], env: Record<string, string>, options: FleetOptions): Promise<FleetProcess> {
@@ -116,11 +125,18 @@ async function startFleetProxy(args: readonly string[], env: Record<string, stri
   // Started as users start it, through the launcher and the Node flags it sets (it execs Node, so
   // the pid measured is the proxy's). Profiling flags go in NODE_OPTIONS.
   const nodeOptions: Record<string, string> = options.nodeFlags === undefined ? {} : { NODE_OPTIONS: options.nodeFlags.join(' ') };
-  const managed = spawnManaged(launcherPath, [
-    'proxy', '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--log-level', 'warn', ...args,
-  ], { cwd: repoRoot, env: childEnv({ ...env, ...nodeOptions }) });
+  const launcher = options.checkout === undefined ? launcherPath : path.join(options.checkout, 'scripts', 'socks4-fleet');
+  const managed = spawnManaged(launcher, [
+    'proxy', '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--log-level', options.logLevel ?? 'warn',
+    ...args, ...(options.extraArgs ?? []),
+  ], {
+    cwd: options.checkout ?? repoRoot,
+    env: childEnv({ ...env, ...nodeOptions }),
+    ...(options.stdoutFd === undefined ? {} : { stdio: ['ignore', options.stdoutFd, 'pipe'] }),
+  });
   // Ready means listening and holding a rules snapshot (/readyz), in every mode.
-  await waitUntil('socks4-fleet proxy', managed, async () => (await httpStatus(opsPort, '/readyz')) === 200);
+  // A busy two-core machine can take tens of seconds to start a proxy (or several workers).
+  await waitUntil('socks4-fleet proxy', managed, async () => (await httpStatus(opsPort, '/readyz')) === 200, 90_000);
   return { managed, port };
 }
 
@@ -138,6 +154,23 @@ export async function startEmbedded(options: FleetOptions = {}): Promise<Target>
     memoryMetric: 'rss',
     details: () => ({ policyFile: path.relative(repoRoot, POLICY_FILE) }),
     stop: () => proxy.managed.stop(),
+  };
+}
+
+/** The Node floor (bench/floor-relay.ts): a bare CONNECT relay, with the launcher's Node flags. */
+export async function startFloor(): Promise<Target> {
+  const port = await freePort();
+  const managed = spawnManaged(process.execPath, ['--max-semi-space-size=4', path.join(benchRoot, 'floor-relay.ts'), String(port)], {
+    cwd: repoRoot, env: childEnv(),
+  });
+  await waitUntil('floor relay', managed, () => canConnect(port), 10_000);
+  return {
+    id: TargetId.Floor,
+    unavailable: null,
+    loadgen: { proxy: `127.0.0.1:${port}`, pids: [managed.pid], auxPids: [] },
+    memoryMetric: 'rss',
+    details: () => ({ what: 'bench/floor-relay.ts' }),
+    stop: () => managed.stop(),
   };
 }
 

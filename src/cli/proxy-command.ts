@@ -23,6 +23,7 @@ import { awaitShutdown, listenError } from './proxy-lifecycle.ts';
 import { openRedisMode, redisModeHelp, redisModeOptions, watchRedisMode } from './redis-mode.ts';
 import { maskRedisUrl } from '../redis/problems.ts';
 import path from 'node:path';
+import { runSupervisor, workerLink } from './workers.ts';
 
 export const proxyHelp = `Usage: socks4-fleet proxy --listen HOST:PORT (--policy-file FILE | --redis-url URL | env REDIS_URL) [options]
 
@@ -62,6 +63,12 @@ Capacity:
   --dns-max-in-flight N     DNS queries in flight at once (default 256)
   --ident-port N            identd port on clients (default 113)
 
+Cores:
+  --workers N               N proxy processes sharing the SOCKS port (SO_REUSEPORT; default 1).
+                            In-process limits are per worker: --max-sessions, --max-handshakes and,
+                            with --policy-file, each rule's limits. With --redis-url, rule limits
+                            stay fleet-wide. /metrics sums the workers; /readyz needs all ready.
+
 Logs:
   --log-level LEVEL         trace|debug|info|warn|error|silent (default info)
   --redact-userids          leave USERIDs out of logs and traces
@@ -95,6 +102,7 @@ const options = {
   'limits-timeout': durationOption('limits-timeout'),
   'dns-max-in-flight': { type: 'string', default: '256' },
   'ident-port': { type: 'string', default: '113' },
+  workers: { type: 'string', default: '1' },
   'log-level': { type: 'string', default: 'info' },
   'redact-userids': { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -160,7 +168,10 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   };
 
   const logLevel = parseLogLevel(values['log-level']);
+  const workers = parseCount('workers', values.workers);
+  const worker = workerLink(env);
   const logger = createLogger({ level: logLevel });
+  if (workers > 1 && worker === null) return runSupervisor({ argv, count: workers, listenHost: listen.host, ops, logger });
   const unsubscribeLogs = logEvents(logger, { redactUserIds: values['redact-userids'] });
   // Fleet mode shares rules and limits through Redis; the limiter's close() also closes the connection.
   const fleet = file === undefined ? openRedisMode(values, env) : null;
@@ -217,6 +228,10 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     logger.flush();
     guard.stop();
   };
+  // A full pool still serves newcomers (the oldest yields), but a balancer should send them to a
+  // pod with room: saturated pods report unready until a slot frees.
+  const isReady = (): boolean => !server.draining && rules.current() !== null && server.pools().every((pool) => pool.inUse < pool.capacity);
+  let boundPort = 0;
 
   try {
     if (redisWatch !== null) {
@@ -232,23 +247,20 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
       const why = (lastRuleError as Error | null)?.message ?? 'no rules loaded';
       throw new StartupError(`--policy-file ${file}: not started, the file holds no usable rules: ${why}. Fix it (socks4-fleet policy validate ${file} lists every problem)`);
     }
-    try {
-      opsServer = await startOpsServer({
-        ...ops,
-        registry: metrics.registry,
-        // A full pool still serves newcomers (the oldest yields), but a balancer should send them
-        // to a pod with room: saturated pods report unready until a slot frees.
-        isReady: () => !server.draining && rules.current() !== null && server.pools().every((pool) => pool.inUse < pool.capacity),
-      });
-    } catch (error) {
-      throw listenError('ops-listen', values['ops-listen'], argv.every((a) => !a.startsWith('--ops-listen')), error as NodeJS.ErrnoException);
+    // A worker's ops endpoints are its supervisor's (src/cli/workers.ts).
+    if (worker === null) {
+      try {
+        opsServer = await startOpsServer({ ...ops, registry: metrics.registry, isReady });
+      } catch (error) {
+        throw listenError('ops-listen', values['ops-listen'], argv.every((a) => !a.startsWith('--ops-listen')), error as NodeJS.ErrnoException);
+      }
     }
     // The guard knows the configured endpoints before the first client is accepted.
     await guard.ready;
     logger.info({ guarded: guard.endpoints.list().map((e) => ({ guard: e.kind, address: formatIpv4(e.ip), port: e.port, from: e.source })) }, 'fleet endpoints guarded');
     let bound;
     try {
-      bound = await server.listen(listen.host, listen.port);
+      bound = await server.listen(listen.host, worker?.port(listen.port) ?? listen.port, { reusePort: worker !== null });
     } catch (error) {
       throw listenError('listen', values.listen, argv.every((a) => !a.startsWith('--listen')), error as NodeJS.ErrnoException);
     }
@@ -261,7 +273,9 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
       identMs: config.identTimeoutMs,
       drainGraceMs: config.drainGraceMs,
     };
-    logger.info({ listen: `${bound.address}:${bound.port}`, ops: `${opsServer.address.address}:${opsServer.address.port}`, rules: rulesFrom, timeouts }, 'socks4-fleet proxy listening');
+    const where = opsServer === null ? { worker: worker?.index } : { ops: `${opsServer.address.address}:${opsServer.address.port}` };
+    logger.info({ listen: `${bound.address}:${bound.port}`, ...where, rules: rulesFrom, timeouts }, opsServer === null ? 'socks4-fleet worker listening' : 'socks4-fleet proxy listening');
+    boundPort = bound.port;
     await redisWatch?.warnWhileNoSnapshot();
   } catch (error) {
     await server.drain(0);
@@ -275,6 +289,7 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     force: () => server.drain(0),
     activeSessions: () => server.activeSessions,
     graceMs: config.drainGraceMs,
+    onDrainRequest: (startDrain) => worker?.attach({ port: boundPort, registry: metrics.registry, isReady, drain: startDrain }),
   });
   await shutdown();
   logger.info({}, 'drained; exiting');

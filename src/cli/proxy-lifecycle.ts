@@ -27,6 +27,12 @@ export interface SignalHandlers {
   readonly force: () => Promise<void>;
   readonly activeSessions: () => number;
   readonly graceMs: number;
+  /**
+   * Hands over a function that starts the drain as a first signal would, and does nothing once
+   * draining: a `--workers` worker drains when its supervisor says so, and the supervisor's word
+   * after a terminal's Ctrl-C (which reached the worker too) must not count as a second signal.
+   */
+  readonly onDrainRequest?: (startDrain: () => void) => void;
 }
 
 /** Resolves when the proxy should shut down (drained, or forced). */
@@ -55,5 +61,8 @@ export function awaitShutdown(logger: Logger, handlers: SignalHandlers): Promise
     process.on('SIGTERM', onStop);
     process.on('SIGINT', onStop);
     process.on('SIGHUP', onHangup);
+    handlers.onDrainRequest?.(() => {
+      if (!draining) onStop('SIGTERM');
+    });
   });
 }

@@ -9,12 +9,16 @@ import type { AdmitRequest, LimitKey } from './types.ts';
 /** Tags the value kind, so a USERID that looks like an address never shares an IP's budget. */
 const KindTag = { SourceIP: 'ip', UserID: 'user' } as const;
 
+const UNRESERVED = /^[A-Za-z0-9\-_.!~*'()]*$/;
+
 /**
  * Percent-encodes everything but [A-Za-z0-9-_.!~*'()]; `*` stays, it is inert in a key name.
  * toWellFormed: encodeURIComponent throws on a lone surrogate, and this runs on the hot path.
  */
 export function encodeKeyPart(part: string): string {
-  return encodeURIComponent(part.toWellFormed());
+  // Rule ids and dotted addresses are usually all unreserved: checked with one scan and returned
+  // as they are, with no copies (profiled: ~1% of handshake CPU, three keys per admission).
+  return UNRESERVED.test(part) ? part : encodeURIComponent(part.toWellFormed());
 }
 
 export function buildLimitKey(kind: LimitKey, req: Pick<AdmitRequest, 'ruleId' | 'sourceIp' | 'userId'>): string {

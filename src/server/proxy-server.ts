@@ -14,7 +14,8 @@ import type { SessionEnv } from './session-env.ts';
 import { SlotPool, type PoolStats } from './slot-pool.ts';
 
 export interface ProxyServer {
-  listen(host: string, port: number): Promise<net.AddressInfo>;
+  /** reusePort: several processes (`--workers`) share the port; the kernel spreads connections. */
+  listen(host: string, port: number, options?: { reusePort?: boolean }): Promise<net.AddressInfo>;
   /** Stops accepting; resolves when every session ended or the grace period closed them. */
   drain(graceMs?: number): Promise<void>;
   readonly draining: boolean;
@@ -137,10 +138,10 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
   server.on('error', () => {}); // accept errors (EMFILE) must not kill the process
 
   return {
-    listen(host, port) {
+    listen(host, port, options = {}) {
       return new Promise((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ host, port, backlog: 4096 }, () => {
+        server.listen({ host, port, backlog: 4096, reusePort: options.reusePort === true }, () => {
           server.removeListener('error', reject);
           resolve(server.address() as net.AddressInfo);
         });

@@ -2,6 +2,7 @@
 // a message, so a hostile USERID cannot forge a log line. Writes are buffered and asynchronous:
 // logging never blocks the relay.
 import pino, { type Logger } from 'pino';
+import { bufferedDestination } from './log-destination.ts';
 import { channels, type ConnectionRefusedEvent, type PhaseEvent, type SessionInfo, type SnapshotEvent, type SourceErrorEvent } from './events.ts';
 
 export type { Logger } from 'pino';
@@ -16,10 +17,7 @@ const escapeLineBreakers = (line: string): string =>
   line.replace(LINE_BREAKERS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 export function createLogger(options: { level?: string; destination?: number | string; sync?: boolean } = {}): Logger {
-  const destination = pino.destination({
-    dest: options.destination ?? 1,
-    sync: options.sync ?? false,
-  });
+  const { stream: destination, noteWrite } = bufferedDestination(options.destination ?? 1, { sync: options.sync ?? false });
   const logger = pino(
     {
       level: options.level ?? 'info',
@@ -27,12 +25,15 @@ export function createLogger(options: { level?: string; destination?: number | s
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: ['redisUrl', 'password', '*.password'], censor: '[redacted]' },
-      hooks: { streamWrite: escapeLineBreakers },
+      hooks: {
+        streamWrite: (line) => {
+          noteWrite();
+          return escapeLineBreakers(line);
+        },
+      },
     },
     destination,
   );
-  // Flush what is buffered when the process ends normally.
-  process.once('exit', () => destination.flushSync());
   return logger;
 }
 
