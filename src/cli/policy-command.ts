@@ -10,6 +10,7 @@ import { decideBeforeResolve } from '../policy/evaluate.ts';
 import { explainDecision, formatLimits, formatRuleRef } from '../policy/explain.ts';
 import { formatIpv4, NOT_IPV4, parseIpv4 } from '../policy/ip.ts';
 import { loadPolicyText } from '../policy/load.ts';
+import { policyId, Tenancy } from '../policy/types.ts';
 import type { Decision, EvalCommand, Issue, Socks4Policy } from '../policy/types.ts';
 import { formatIssue } from '../policy/validate.ts';
 import { UsageError } from './args.ts';
@@ -42,6 +43,11 @@ Options:
   --command connect|bind   the SOCKS command (default: connect)
   --self IP                an address of the proxy itself (guarded like loopback); repeatable
   --resolved IP            the address HOST resolves to, instead of asking DNS
+  --namespace NS           the client is a pod of namespace NS: evaluate as the operator's fleet
+                           does, where a Socks4Policy governs only its own namespace's pods;
+                           --namespace '' is a client that is no pod (cluster policies alone).
+                           Without it, every policy in FILE applies to every client, as with
+                           --policy-file and policy push. The "tier:" line says which decided.
   -h, --help               show this help
 
 Exit status: 0 when the decision was explained, whether ALLOW or DENY (read the "decision:"
@@ -70,7 +76,7 @@ async function loadFiles(files: readonly string[]): Promise<LoadedFiles> {
     const loaded = loadPolicyText(text, file);
     issues.push(...loaded.issues);
     for (const p of loaded.policies) {
-      const id = `${p.metadata.namespace}/${p.metadata.name}`;
+      const id = policyId(p);
       const seenIn = firstFile.get(id);
       if (seenIn !== undefined) {
         issues.push({ path: `${id}: metadata.name`, message: `duplicate policy ${id} (also in ${seenIn})` });
@@ -84,14 +90,16 @@ async function loadFiles(files: readonly string[]): Promise<LoadedFiles> {
 }
 
 /** Loads and compiles, or prints the issues and returns null. */
-async function loadCompiled(files: readonly string[], io: CliIO): Promise<CompiledPolicySet | null> {
+async function loadCompiled(files: readonly string[], io: CliIO, tenancy: Tenancy = Tenancy.Shared): Promise<CompiledPolicySet | null> {
   const { policies, issues } = await loadFiles(files);
   if (issues.length > 0) {
     io.stderr(issues.map((i) => `${formatIssue(i)}\n`).join(''));
     return null;
   }
-  return compilePolicies(policies);
+  return compilePolicies(policies, { tenancy });
 }
+
+const NAMESPACE_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export async function runPolicyValidate(argv: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -138,13 +146,14 @@ function requireIpv4(flag: string, value: string): string {
   return formatIpv4(ip);
 }
 
-function printDecision(io: CliIO, decision: Decision | { action: 'deny'; reason: string; rule: null; ident: 'Off'; limits: null }): void {
+function printDecision(io: CliIO, decision: Decision | { action: 'deny'; reason: string; tier?: undefined; rule: null; ident: 'Off'; limits: null }): void {
   io.stdout([
     `decision: ${decision.action.toUpperCase()}`,
     `reason:   ${decision.reason}`,
     `rule:     ${formatRuleRef(decision.rule)}`,
     `ident:    ${decision.ident}`,
     `limits:   ${formatLimits(decision.limits)}`,
+    ...(decision.tier === undefined ? [] : [`tier:     ${decision.tier}`]),
   ].map((l) => `${l}\n`).join(''));
 }
 
@@ -160,6 +169,7 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
       command: { type: 'string', default: 'connect' },
       self: { type: 'string', multiple: true, default: [] },
       resolved: { type: 'string' },
+      namespace: { type: 'string' },
     },
   });
   if (values.help) {
@@ -176,13 +186,21 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
   if (values.resolved !== undefined && dest.host === null) throw new UsageError('--resolved applies only when --dst names a host');
   const resolvedFlag = values.resolved === undefined ? null : requireIpv4('resolved', values.resolved);
   const selfAddresses = new Set(values.self.map((s) => requireIpv4('self', s)));
+  const namespace = values.namespace;
+  if (namespace !== undefined && namespace !== '' && !NAMESPACE_RE.test(namespace)) {
+    throw new UsageError(`--namespace: "${namespace}" is not a namespace name (lowercase letters, digits and '-', at most 63); use --namespace '' for a client that is no pod`);
+  }
 
-  const set = await loadCompiled(positionals, io);
+  const set = await loadCompiled(positionals, io, namespace === undefined ? Tenancy.Shared : Tenancy.Namespaced);
   if (set === null) return 1;
 
-  const base = { command: command as EvalCommand, sourceIp, userId: values.user, host: dest.host, destPort: dest.port, selfAddresses };
+  const base = {
+    command: command as EvalCommand, sourceIp, userId: values.user, host: dest.host, destPort: dest.port, selfAddresses,
+    namespace: namespace === undefined || namespace === '' ? null : namespace,
+  };
   const kind = dest.host === null ? 'SOCKS4' : 'SOCKS4a';
-  io.stdout(`request:  ${command} from ${sourceIp} user ${JSON.stringify(values.user)} to ${dest.host ?? dest.ip}:${dest.port} (${kind})\n`);
+  const client = namespace === undefined ? '' : namespace === '' ? ' (no pod)' : ` (a pod of namespace ${namespace})`;
+  io.stdout(`request:  ${command} from ${sourceIp}${client} user ${JSON.stringify(values.user)} to ${dest.host ?? dest.ip}:${dest.port} (${kind})\n`);
   let destIp = dest.ip;
   if (dest.host !== null) {
     const early = decideBeforeResolve(set, base);
