@@ -115,11 +115,15 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   const limiter: Limiter = fleet?.limiter ?? createMemoryLimiter();
   const selfAddresses = localAddresses();
   selfAddresses.add(listen.host);
+  const pods = fleet?.pods ?? null;
+  if (pods !== null) pods.onError = (error) => logger.warn({ err: error.message }, 'reading pod addresses from Redis failed; keeping the ones held');
   const server = createProxyServer({
     rules: () => rules.current(),
     limiter,
     resolve: resolveIPv4,
     selfAddresses,
+    // Fleet mode: the operator's pod address map says which namespace a client is in.
+    ...(pods === null ? {} : { namespaceOf: (address: string) => pods.namespaceOf(address) }),
     config,
   });
   const metrics = createProxyMetrics({
@@ -134,6 +138,7 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     logger, // export failures are logged, never thrown
   });
 
+  pods?.start();
   await rules.start();
   // A pod in fleet mode without a snapshot yet runs unready (/readyz 503, sessions refused) until
   // one is published; only a policy file that cannot be loaded is fatal.
@@ -162,6 +167,7 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     process.once('SIGINT', stop);
   });
   await rules.stop();
+  await pods?.stop();
   await limiter.close(); // hands held leases back to Redis before exit
   await opsServer.close();
   await tracing.shutdown(); // every session has ended: its span is in the flush

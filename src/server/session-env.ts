@@ -38,5 +38,7 @@ export interface SessionEnv {
   /** How upstream connections are dialled; connectUpstream unless a test must keep traffic local. */
   dial?: typeof connectUpstream;
   selfAddresses: ReadonlySet<string>;
+  /** The namespace of the pod a client address belongs to (fleet mode); absent: no pods known. */
+  namespaceOf?: (address: string) => string | null;
   config: ServerConfig;
 }
