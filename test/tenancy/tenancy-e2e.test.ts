@@ -127,11 +127,24 @@ async function connectFrom(source: string, userId: string): Promise<number> {
   }
 }
 
-/** The proxy's log line for the last session from `source`. */
-function lastSession(source: string): { reply: number; tier?: string; clientNamespace?: string; rule?: string; reason?: string } {
-  const lines = proxy.log().split('\n').filter((l) => l.includes('"session ') && l.includes(`"client":"${source}"`));
-  assert.ok(lines.length > 0, `no session logged from ${source}`);
-  return JSON.parse(lines.at(-1) as string);
+interface LoggedSession { reply: number; tier?: string; clientNamespace?: string; rule?: string; reason?: string }
+
+function sessionsFrom(source: string): LoggedSession[] {
+  return proxy.log().split('\n')
+    .filter((l) => l.includes('"msg":"session ') && l.includes(`"client":"${source}"`))
+    .map((l) => JSON.parse(l) as LoggedSession);
+}
+
+/**
+ * One CONNECT from `source`, and the proxy's log line for it: the line is written when the
+ * session ends, which may be a moment after the client saw the reply.
+ */
+async function decide(source: string, userId: string): Promise<LoggedSession> {
+  const before = sessionsFrom(source).length;
+  const code = await connectFrom(source, userId);
+  const logged = await waitFor(`the session from ${source} logged`, () => sessionsFrom(source)[before], 5_000, 10);
+  assert.equal(logged.reply, code);
+  return logged;
 }
 
 /** Polls until `source` gets `code`; returns how long that took after `since`. */
@@ -143,30 +156,26 @@ test('pods are attributed to their namespace; team-b\'s priority-0 Deny-all leav
   await createPod('team-a', 'client-a', '127.0.0.11');
   await createPod('team-b', 'client-b', '127.0.0.12');
   await untilReply('127.0.0.11', 'alice', 90, performance.now());
-  assert.deepEqual(pick(lastSession('127.0.0.11')), { reply: 90, tier: 'Namespace', clientNamespace: 'team-a', rule: 'team-a/open/sink' });
-  assert.equal(await connectFrom('127.0.0.12', 'bob'), 91);
-  assert.deepEqual(pick(lastSession('127.0.0.12')), { reply: 91, tier: 'Namespace', clientNamespace: 'team-b', rule: 'team-b/lockdown/all' });
+  assert.deepEqual(pick(await decide('127.0.0.11', 'alice')), { reply: 90, tier: 'Namespace', clientNamespace: 'team-a', rule: 'team-a/open/sink' });
+  assert.deepEqual(pick(await decide('127.0.0.12', 'bob')), { reply: 91, tier: 'Namespace', clientNamespace: 'team-b', rule: 'team-b/lockdown/all' });
 });
 
 test('a client that is no pod is governed by cluster policies alone: team-a\'s Allow does not reach it', async () => {
-  assert.equal(await connectFrom('127.0.0.13', 'alice'), 91);
-  const logged = lastSession('127.0.0.13');
+  const logged = await decide('127.0.0.13', 'alice');
+  assert.equal(logged.reply, 91);
   assert.equal(logged.tier, 'Default');
   assert.equal(logged.reason, 'NoRuleMatched');
   assert.equal(logged.clientNamespace, undefined);
 });
 
 test('a cluster Deny beats a namespace Allow', async () => {
-  assert.equal(await connectFrom('127.0.0.11', 'blocked'), 91);
-  assert.deepEqual(pick(lastSession('127.0.0.11')), { reply: 91, tier: 'Cluster', clientNamespace: 'team-a', rule: 'guard/no-blocked' });
+  assert.deepEqual(pick(await decide('127.0.0.11', 'blocked')), { reply: 91, tier: 'Cluster', clientNamespace: 'team-a', rule: 'guard/no-blocked' });
 });
 
 test('Pass skips the rest of the cluster tier and the namespace decides', async () => {
-  assert.equal(await connectFrom('127.0.0.11', 'passed'), 90);
-  assert.deepEqual(pick(lastSession('127.0.0.11')), { reply: 90, tier: 'Namespace', clientNamespace: 'team-a', rule: 'team-a/open/sink' });
+  assert.deepEqual(pick(await decide('127.0.0.11', 'passed')), { reply: 90, tier: 'Namespace', clientNamespace: 'team-a', rule: 'team-a/open/sink' });
   // In team-b the same Pass lands on the Deny-all.
-  assert.equal(await connectFrom('127.0.0.12', 'passed'), 91);
-  assert.equal(lastSession('127.0.0.12').rule, 'team-b/lockdown/all');
+  assert.deepEqual(pick(await decide('127.0.0.12', 'passed')), { reply: 91, tier: 'Namespace', clientNamespace: 'team-b', rule: 'team-b/lockdown/all' });
 });
 
 test('the namespace shows in metrics, with the tier', async () => {
@@ -184,8 +193,8 @@ test(`a re-addressed pod changes its clients' tier within ${ATTRIBUTION_BOUND_MS
   await setPodAddress('team-a', 'mover', '127.0.0.16');
   const took = await untilReply('127.0.0.16', 'alice', 90, started);
   assert.ok(took < ATTRIBUTION_BOUND_MS, `the new address was attributed after ${Math.round(took)} ms`);
-  assert.equal(await connectFrom('127.0.0.15', 'alice'), 91, 'the old address is no pod any more');
-  assert.equal(lastSession('127.0.0.15').tier, 'Default');
+  const old = await decide('127.0.0.15', 'alice');
+  assert.deepEqual([old.reply, old.tier, old.clientNamespace], [91, 'Default', undefined], 'the old address is no pod any more');
   assert.equal((await readPublished(redis, PREFIX))?.version, snapshotBefore, 'pod changes never republish the rules');
   assert.equal(await redis.hget(podKeys(PREFIX).addresses, '127.0.0.16'), 'team-a');
   assert.equal(await redis.hget(podKeys(PREFIX).addresses, '127.0.0.15'), null);
@@ -196,12 +205,12 @@ test(`a deleted pod's address loses its namespace within ${ATTRIBUTION_BOUND_MS}
   await core.deleteNamespacedPod({ namespace: 'team-a', name: 'client-a' });
   const took = await untilReply('127.0.0.11', 'alice', 91, started);
   assert.ok(took < ATTRIBUTION_BOUND_MS, `the deleted pod's address was still team-a's after ${Math.round(took)} ms`);
-  assert.equal(lastSession('127.0.0.11').tier, 'Default');
+  assert.equal((await decide('127.0.0.11', 'alice')).tier, 'Default');
   // Meanwhile the other namespace's pod is still what it was.
-  assert.equal(await connectFrom('127.0.0.12', 'bob'), 91);
-  assert.equal(lastSession('127.0.0.12').clientNamespace, 'team-b');
+  const other = await decide('127.0.0.12', 'bob');
+  assert.deepEqual([other.reply, other.clientNamespace], [91, 'team-b']);
 });
 
-function pick(s: ReturnType<typeof lastSession>): Record<string, unknown> {
+function pick(s: LoggedSession): Record<string, unknown> {
   return { reply: s.reply, tier: s.tier, clientNamespace: s.clientNamespace, rule: s.rule };
 }
