@@ -1,4 +1,5 @@
-// The operator's view of Socks4Policy objects: one client-node ListWatch per watched scope (the
+// The operator's view of Socks4Policy objects (and, through WatchedResource, of ClusterSocks4Policy
+// objects and Pods, with the same restart behaviour): one client-node ListWatch per watched scope (the
 // whole cluster, or each selected namespace). ListWatch resumes its watch after timeouts and
 // relists after 410 Gone by itself; on any other error it stops, and here it is replaced after a
 // per-scope exponential backoff by a fresh ListWatch that lists from scratch. The old cache stays
