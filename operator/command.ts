@@ -18,15 +18,18 @@ export const OPERATOR_SERVICE_NAME = 'socks4-fleet-operator';
 
 export const operatorHelp = `Usage: socks4-fleet operator (--redis-url URL | env REDIS_URL) [options]
 
-Watches Socks4Policy resources (socks4-fleet.io/v1alpha1), validates and compiles them with the
-proxy's own code, and publishes all of them as one rules snapshot to Redis, where every proxy pod
-picks it up. Each policy gets a Ready condition; one that fails validation is reported
+Watches Socks4Policy and ClusterSocks4Policy resources (socks4-fleet.io/v1alpha1), validates and
+compiles them with the proxy's own code, and publishes all of them as one rules snapshot to Redis,
+where every proxy pod picks it up. It also watches Pods and publishes which namespace each pod
+address belongs to: a Socks4Policy governs only its own namespace's pods, cluster policies
+govern every client. Each policy gets a Ready condition; one that fails validation is reported
 (Ready=False, reason InvalidSpec, and an Event) and never blocks the others. Replicas elect a
 leader through a Lease; only the leader publishes. A single replica may turn election off.
 
 Kubernetes:
   --kubeconfig FILE         credentials (default: $KUBECONFIG, ~/.kube/config, or in-cluster)
-  --namespaces NS,...       watch only these namespaces (default: all)
+  --namespaces NS,...       watch Socks4Policies and Pods only in these namespaces (default: all);
+                            ClusterSocks4Policies are always watched
   --workers N               parallel reconciles (default ${DEFAULT_WORKERS})
 ${durationHelp(['resync'])}
 Leader election:

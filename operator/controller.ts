@@ -232,7 +232,7 @@ export class Controller {
       return 'gone';
     }
     span.setAttributes({
-      [OperatorAttr.Namespace]: obj.metadata.namespace ?? DEFAULT_NAMESPACE,
+      ...(obj.metadata.namespace === undefined ? {} : { [OperatorAttr.Namespace]: obj.metadata.namespace }),
       [OperatorAttr.PolicyName]: obj.metadata.name ?? '',
       ...(obj.metadata.generation === undefined ? {} : { [OperatorAttr.Generation]: obj.metadata.generation }),
     });

@@ -13,6 +13,10 @@ export const GROUP = 'socks4-fleet.io';
 export const VERSION = 'v1alpha1';
 export const PLURAL = 'socks4policies';
 export const KIND = 'Socks4Policy';
+export const CLUSTER_PLURAL = 'clustersocks4policies';
+export const CLUSTER_KIND = 'ClusterSocks4Policy';
+/** Events about cluster-scoped objects go here, as kubectl and the controllers do. */
+const CLUSTER_EVENT_NAMESPACE = 'default';
 
 export interface PolicyList {
   readonly items: ObservedPolicy[];
@@ -86,7 +90,94 @@ function nameOf(obj: ObservedPolicy): { name: string; namespace: string } {
   return { name: obj.metadata.name ?? '', namespace: obj.metadata.namespace ?? '' };
 }
 
+/**
+ * The API of both kinds: list() lists Socks4Policy objects; every other call goes to the object's
+ * own kind (a ClusterSocks4Policy has no namespace in its paths).
+ */
 export function createPolicyApi(kubeConfig: KubeConfig, reporter: { component: string; instance: string }): PolicyApi {
+  const namespaced = createNamespacedPolicyApi(kubeConfig, reporter);
+  const cluster = createClusterPolicyApi(kubeConfig, reporter);
+  const pick = (obj: ObservedPolicy): PolicyApi => (obj.kind === CLUSTER_KIND ? cluster : namespaced);
+  return {
+    list: (namespace) => namespaced.list(namespace),
+    addFinalizer: (obj) => pick(obj).addFinalizer(obj),
+    removeFinalizer: (obj) => pick(obj).removeFinalizer(obj),
+    patchStatus: (obj, status) => pick(obj).patchStatus(obj, status),
+    recordEvent: (obj, event) => pick(obj).recordEvent(obj, event),
+  };
+}
+
+/** ClusterSocks4Policy: list() ignores its namespace argument (the kind has none). */
+export function createClusterPolicyApi(kubeConfig: KubeConfig, reporter: { component: string; instance: string }): PolicyApi {
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const target = { group: GROUP, version: VERSION, plural: CLUSTER_PLURAL };
+  const name = (obj: ObservedPolicy): string => obj.metadata.name ?? '';
+  return {
+    async list() {
+      return await custom.listClusterCustomObject(target) as PolicyList;
+    },
+    async addFinalizer(obj) {
+      await custom.patchClusterCustomObject({ ...target, name: name(obj), body: finalizerAddition(obj) });
+    },
+    async removeFinalizer(obj) {
+      const body = finalizerRemoval(obj);
+      if (body !== null) await custom.patchClusterCustomObject({ ...target, name: name(obj), body });
+    },
+    async patchStatus(obj, status) {
+      await custom.patchClusterCustomObjectStatus({ ...target, name: name(obj), body: [{ op: 'add', path: '/status', value: status }] });
+    },
+    async recordEvent(obj, event) {
+      await core.createNamespacedEvent({ namespace: CLUSTER_EVENT_NAMESPACE, body: eventBody(obj, CLUSTER_KIND, CLUSTER_EVENT_NAMESPACE, event, reporter) });
+    },
+  };
+}
+
+function finalizerAddition(obj: ObservedPolicy): object[] {
+  const existing = obj.metadata.finalizers;
+  // JSON patch (the client's default for custom objects). Appending to an existing list
+  // cannot drop anyone's finalizer; creating the list is guarded by the resourceVersion read.
+  return existing === undefined || existing.length === 0
+    ? [
+      { op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion },
+      { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] },
+    ]
+    : [{ op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }];
+}
+
+function finalizerRemoval(obj: ObservedPolicy): object[] | null {
+  const index = obj.metadata.finalizers?.indexOf(FINALIZER) ?? -1;
+  if (index === -1) return null;
+  // Test the element itself: other controllers may edit their own finalizers meanwhile.
+  const path = `/metadata/finalizers/${index}`;
+  return [{ op: 'test', path, value: FINALIZER }, { op: 'remove', path }];
+}
+
+function eventBody(obj: ObservedPolicy, kind: string, namespace: string, event: PolicyEvent, reporter: { component: string; instance: string }) {
+  const name = obj.metadata.name ?? '';
+  const now = new Date();
+  return {
+    metadata: { generateName: `${name}.`, namespace },
+    involvedObject: {
+      apiVersion: `${GROUP}/${VERSION}`, kind, name,
+      ...(kind === CLUSTER_KIND ? {} : { namespace }),
+      ...(obj.metadata.uid === undefined ? {} : { uid: obj.metadata.uid }),
+      ...(obj.metadata.resourceVersion === undefined ? {} : { resourceVersion: obj.metadata.resourceVersion }),
+    },
+    type: event.type,
+    reason: event.reason,
+    message: event.message,
+    action: 'Validate',
+    count: 1,
+    firstTimestamp: now,
+    lastTimestamp: now,
+    source: { component: reporter.component },
+    reportingComponent: reporter.component,
+    reportingInstance: reporter.instance,
+  };
+}
+
+function createNamespacedPolicyApi(kubeConfig: KubeConfig, reporter: { component: string; instance: string }): PolicyApi {
   const custom = kubeConfig.makeApiClient(CustomObjectsApi);
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const target = { group: GROUP, version: VERSION, plural: PLURAL };
@@ -98,26 +189,11 @@ export function createPolicyApi(kubeConfig: KubeConfig, reporter: { component: s
       return list as PolicyList;
     },
     async addFinalizer(obj) {
-      const existing = obj.metadata.finalizers;
-      // JSON patch (the client's default for custom objects). Appending to an existing list
-      // cannot drop anyone's finalizer; creating the list is guarded by the resourceVersion read.
-      const body = existing === undefined || existing.length === 0
-        ? [
-          { op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion },
-          { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] },
-        ]
-        : [{ op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }];
-      await custom.patchNamespacedCustomObject({ ...target, ...nameOf(obj), body });
+      await custom.patchNamespacedCustomObject({ ...target, ...nameOf(obj), body: finalizerAddition(obj) });
     },
     async removeFinalizer(obj) {
-      const index = obj.metadata.finalizers?.indexOf(FINALIZER) ?? -1;
-      if (index === -1) return;
-      // Test the element itself: other controllers may edit their own finalizers meanwhile.
-      const path = `/metadata/finalizers/${index}`;
-      await custom.patchNamespacedCustomObject({
-        ...target, ...nameOf(obj),
-        body: [{ op: 'test', path, value: FINALIZER }, { op: 'remove', path }],
-      });
+      const body = finalizerRemoval(obj);
+      if (body !== null) await custom.patchNamespacedCustomObject({ ...target, ...nameOf(obj), body });
     },
     async patchStatus(obj, status) {
       await custom.patchNamespacedCustomObjectStatus({
@@ -126,29 +202,8 @@ export function createPolicyApi(kubeConfig: KubeConfig, reporter: { component: s
       });
     },
     async recordEvent(obj, event) {
-      const { name, namespace } = nameOf(obj);
-      const now = new Date();
-      await core.createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: { generateName: `${name}.`, namespace },
-          involvedObject: {
-            apiVersion: `${GROUP}/${VERSION}`, kind: KIND, name, namespace,
-            ...(obj.metadata.uid === undefined ? {} : { uid: obj.metadata.uid }),
-            ...(obj.metadata.resourceVersion === undefined ? {} : { resourceVersion: obj.metadata.resourceVersion }),
-          },
-          type: event.type,
-          reason: event.reason,
-          message: event.message,
-          action: 'Validate',
-          count: 1,
-          firstTimestamp: now,
-          lastTimestamp: now,
-          source: { component: reporter.component },
-          reportingComponent: reporter.component,
-          reportingInstance: reporter.instance,
-        },
-      });
+      const { namespace } = nameOf(obj);
+      await core.createNamespacedEvent({ namespace, body: eventBody(obj, KIND, namespace, event, reporter) });
     },
   };
 }

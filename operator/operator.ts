@@ -1,9 +1,12 @@
-// `socks4-fleet operator` assembled: the policy informer (always running, so a standby's cache
-// is warm), Lease leader election (or, with it off, one instance that leads from the start), and
-// while leading one Controller term that reconciles and publishes. Publishing uses
-// publishSnapshot, the code path `policy push` uses. Nothing is published before the informer has
-// listed every watched scope: an empty cache must never become an empty snapshot.
-import type { KubeConfig } from '@kubernetes/client-node';
+// `socks4-fleet operator` assembled: the informers for both policy kinds and for Pods (always
+// running, so a standby's cache is warm), Lease leader election (or, with it off, one instance
+// that leads from the start), and while leading one Controller term that reconciles and publishes
+// the rules, and one PodAddressPublisher that keeps the pod address → namespace map current.
+// Publishing uses publishSnapshot, the code path `policy push` uses, marked Namespaced: in the
+// operator's fleet a Socks4Policy governs only its own namespace's pods. Nothing is published
+// before every informer has listed every watched scope: an empty cache must never become an
+// empty snapshot.
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { startOpsServer, type OpsServer } from '../src/ops/ops-server.ts';
@@ -12,11 +15,14 @@ import { maskRedisUrl, watchRedisProblems } from '../src/redis/problems.ts';
 import { ruleKeys, VERSION_PATTERN } from '../src/redis/keys.ts';
 import { publishSnapshot } from '../src/redis/publish.ts';
 import { parseSnapshotDocument } from '../src/redis/snapshot-document.ts';
+import { Tenancy } from '../src/policy/types.ts';
 import { Controller } from './controller.ts';
-import { createLeaseClient, createPolicyApi, describeApiError, shareConnections } from './kube-api.ts';
+import { createClusterPolicyApi, createLeaseClient, createPolicyApi, describeApiError, shareConnections } from './kube-api.ts';
 import { LeaderElector, SoleLeader, type Leadership } from './leader-election.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
-import { PolicyInformer } from './policy-informer.ts';
+import { PodAddressIndex, podKey, type ObservedPod } from './pod-addresses.ts';
+import { PodAddressPublisher } from './pod-publisher.ts';
+import { clusterPolicyResource, PolicyInformer, type PolicyStore, type WatchedResource } from './policy-informer.ts';
 import type { WorkQueueOptions } from './queue.ts';
 import { entriesFromSnapshot, type PublishedSnapshot } from './reconcile.ts';
 
@@ -79,20 +85,41 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
     logger.error({ redis: maskRedisUrl(options.redis.url), prefix: options.prefix, problem: problem.kind, repeats }, problem.message);
   });
   const api = createPolicyApi(kubeConfig, { component: 'socks4-fleet-operator', instance: identity });
+  const clusterApi = createClusterPolicyApi(kubeConfig, { component: 'socks4-fleet-operator', instance: identity });
   let controller: Controller | null = null;
+  let pods: PodAddressPublisher | null = null;
   let stopping = false;
 
-  const informer = new PolicyInformer({
+  const informerOptions = (what: string) => ({
     kubeConfig,
-    api,
     namespaces: options.namespaces,
-    onChange: (key) => controller?.enqueue(key),
-    onError: (error, scope, retryInMs) => {
+    onError: (error: unknown, scope: string, retryInMs: number) => {
       metrics.informerRestarts.inc();
-      logger.warn({ scope, retryInMs, err: describeApiError(error) }, 'policy watch failed; relisting');
+      logger.warn({ scope, retryInMs, err: describeApiError(error) }, `${what} watch failed; relisting`);
     },
     ...(options.informerRestartBaseMs === undefined ? {} : { restartBaseMs: options.informerRestartBaseMs }),
   });
+  const informer = new PolicyInformer({ ...informerOptions('policy'), api, onChange: (key) => controller?.enqueue(key) });
+  const clusterInformer = new PolicyInformer({
+    ...informerOptions('cluster policy'), api: clusterApi, resource: clusterPolicyResource(clusterApi), onChange: (key) => controller?.enqueue(key),
+  });
+  // Both kinds behind one store: cluster keys are bare names, namespaced keys hold a '/'.
+  const store: PolicyStore = {
+    list: () => [...informer.list(), ...clusterInformer.list()],
+    get: (key) => (key.includes('/') ? informer.get(key) : clusterInformer.get(key)),
+  };
+  const podIndex = new PodAddressIndex();
+  const podInformer: PolicyInformer = new PolicyInformer({
+    ...informerOptions('pod'),
+    api,
+    resource: podResource(kubeConfig),
+    onChange: (key) => {
+      const touched = podIndex.update(key, (podInformer.get(key) as ObservedPod | undefined) ?? null);
+      pods?.changed(touched);
+    },
+  });
+  const informers = [informer, clusterInformer, podInformer];
+  const synced = (): boolean => informers.every((i) => i.synced());
 
   const leadership = {
     identity,
@@ -105,6 +132,8 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
       const ending = controller;
       controller = null;
       void ending?.stop();
+      void pods?.stop();
+      pods = null;
     },
   };
   const elector: Leadership = lease === null ? new SoleLeader(leadership) : new LeaderElector({
@@ -119,16 +148,18 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
   const metrics = createOperatorMetrics({
     queueDepth: () => controller?.queueDepth ?? 0,
     isLeader: () => elector.isLeader(),
-    watchedPolicies: () => informer.list().length,
+    watchedPolicies: () => store.list().length,
   });
 
   async function beginTerm(): Promise<void> {
-    await informer.whenSynced();
+    await Promise.all(informers.map((i) => i.whenSynced()));
     if (stopping || controller !== null || !elector.isLeader()) return;
+    pods = new PodAddressPublisher({ redis, prefix: options.prefix, index: podIndex, logger });
+    pods.start();
     controller = new Controller({
-      store: informer,
+      store,
       api,
-      publish: (policies, meta) => publishSnapshot(redis, options.prefix, policies, meta),
+      publish: (policies, meta) => publishSnapshot(redis, options.prefix, policies, { ...meta, tenancy: Tenancy.Namespaced }),
       readPublished: () => readPublishedSnapshot(redis, options.prefix, logger),
       isLeader: () => elector.isLeader(),
       identity,
@@ -140,7 +171,7 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
     controller.start();
   }
 
-  informer.start();
+  for (const i of informers) i.start();
   elector.start();
   // Redis may come back empty (a restart without persistence): publish again at once rather
   // than at the next resync, so new proxy pods do not wait for rules.
@@ -150,7 +181,7 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
   let ops: OpsServer | null = null;
   if (options.ops !== null && options.ops !== undefined) {
     try {
-      ops = await startOpsServer({ ...options.ops, registry: metrics.registry, isReady: () => !stopping && informer.synced() });
+      ops = await startOpsServer({ ...options.ops, registry: metrics.registry, isReady: () => !stopping && synced() });
     } catch (error) {
       await shutdown(); // the port is taken, say: leave nothing running behind
       throw error;
@@ -162,7 +193,7 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
     opsAddress: ops?.address ?? null,
     metrics,
     isLeader: () => elector.isLeader(),
-    isReady: () => !stopping && informer.synced(),
+    isReady: () => !stopping && synced(),
     published: () => controller?.published ?? null,
     async stop() {
       if (stopping) return;
@@ -178,8 +209,10 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
     const ending = controller;
     controller = null;
     await ending?.stop();
+    await pods?.stop();
+    pods = null;
     await elector.stop({ release: true });
-    await informer.stop();
+    for (const i of informers) await i.stop();
     await connections.close();
     unwatchRedis();
     await closeRedisClient(redis);
@@ -199,4 +232,14 @@ async function readPublishedSnapshot(redis: RedisClient, prefix: string, logger:
     logger.warn({ version, err: (error as Error).message }, 'the published snapshot cannot be read back; starting from the cluster alone');
     return null;
   }
+}
+
+/** Pods, in the watched namespaces or all of them: their addresses say which namespace a client is in. */
+function podResource(kubeConfig: KubeConfig): WatchedResource {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  return {
+    path: (namespace) => (namespace === null ? '/api/v1/pods' : `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`),
+    list: (namespace) => (namespace === null ? core.listPodForAllNamespaces() : core.listNamespacedPod({ namespace })),
+    key: (obj) => podKey(obj as ObservedPod),
+  };
 }

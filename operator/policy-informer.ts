@@ -1,11 +1,12 @@
-// The operator's view of Socks4Policy objects: one client-node ListWatch per watched scope (the
+// The operator's view of Socks4Policy objects (and, through WatchedResource, of ClusterSocks4Policy
+// objects and Pods, with the same restart behaviour): one client-node ListWatch per watched scope (the
 // whole cluster, or each selected namespace). ListWatch resumes its watch after timeouts and
 // relists after 410 Gone by itself; on any other error it stops, and here it is replaced after a
 // per-scope exponential backoff by a fresh ListWatch that lists from scratch. The old cache stays
 // the visible one until the new list is complete, so the operator never sees (and never
 // publishes) a half-empty world, and every key either cache knew is reported as changed.
 import { ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import { GROUP, PLURAL, VERSION, type PolicyApi } from './kube-api.ts';
+import { CLUSTER_PLURAL, GROUP, PLURAL, VERSION, type PolicyApi } from './kube-api.ts';
 import { realScheduler, type Scheduler } from './queue.ts';
 import { policyKey, type ObservedPolicy } from './reconcile.ts';
 
@@ -14,9 +15,41 @@ export interface PolicyStore {
   get(key: string): ObservedPolicy | undefined;
 }
 
+/** What an informer watches; Socks4Policy unless told otherwise. */
+export interface WatchedResource {
+  /** The collection's URL path, across every namespace (null) or in one. */
+  path(namespace: string | null): string;
+  list(namespace: string | null): Promise<unknown>;
+  key(obj: KubernetesObject): string;
+  /** One scope whatever `namespaces` says, and keys are bare names. */
+  readonly clusterScoped?: boolean;
+}
+
+export function socks4PolicyResource(api: PolicyApi): WatchedResource {
+  return {
+    path: (namespace) => (namespace === null
+      ? `/apis/${GROUP}/${VERSION}/${PLURAL}`
+      : `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${PLURAL}`),
+    list: (namespace) => api.list(namespace),
+    key: (obj) => policyKey(obj as ObservedPolicy),
+  };
+}
+
+/** ClusterSocks4Policy: `api` is createClusterPolicyApi's. */
+export function clusterPolicyResource(api: PolicyApi): WatchedResource {
+  return {
+    path: () => `/apis/${GROUP}/${VERSION}/${CLUSTER_PLURAL}`,
+    list: () => api.list(null),
+    key: (obj) => policyKey(obj as ObservedPolicy),
+    clusterScoped: true,
+  };
+}
+
 export interface PolicyInformerOptions {
   readonly kubeConfig: KubeConfig;
   readonly api: PolicyApi;
+  /** Default: Socks4Policy through `api`. */
+  readonly resource?: WatchedResource;
   /** null watches every namespace. */
   readonly namespaces: readonly string[] | null;
   /** Called for every added, updated or deleted object, and for every key after a relist. */
@@ -37,6 +70,7 @@ interface Scope {
 
 export class PolicyInformer implements PolicyStore {
   readonly #options: PolicyInformerOptions;
+  readonly #resource: WatchedResource;
   readonly #scheduler: Scheduler;
   readonly #scopes: Scope[];
   readonly #synced: Promise<void>;
@@ -47,7 +81,8 @@ export class PolicyInformer implements PolicyStore {
   constructor(options: PolicyInformerOptions) {
     this.#options = options;
     this.#scheduler = options.scheduler ?? realScheduler;
-    const namespaces = options.namespaces === null ? [null] : [...new Set(options.namespaces)];
+    this.#resource = options.resource ?? socks4PolicyResource(options.api);
+    const namespaces = options.namespaces === null || this.#resource.clusterScoped === true ? [null] : [...new Set(options.namespaces)];
     this.#scopes = namespaces.map((namespace) => ({ namespace, current: null, starting: null, failures: 0, timer: null }));
     this.#synced = new Promise((resolve) => { this.#markSynced = resolve; });
   }
@@ -81,7 +116,9 @@ export class PolicyInformer implements PolicyStore {
   }
 
   get(key: string): ObservedPolicy | undefined {
+    if (this.#resource.clusterScoped === true) return this.#scopes[0]?.current?.get(key) as ObservedPolicy | undefined;
     const slash = key.indexOf('/');
+    if (slash === -1) return undefined;
     const namespace = key.slice(0, slash);
     const name = key.slice(slash + 1);
     const scope = this.#scopes.find((s) => s.namespace === null || s.namespace === namespace);
@@ -94,14 +131,12 @@ export class PolicyInformer implements PolicyStore {
 
   async #startScope(scope: Scope): Promise<void> {
     if (this.#stopped) return;
-    const path = scope.namespace === null
-      ? `/apis/${GROUP}/${VERSION}/${PLURAL}`
-      : `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(scope.namespace)}/${PLURAL}`;
-    const listWatch = new ListWatch<KubernetesObject>(path, new Watch(this.#options.kubeConfig),
-      () => this.#options.api.list(scope.namespace) as never, false);
+    const resource = this.#resource;
+    const listWatch = new ListWatch<KubernetesObject>(resource.path(scope.namespace), new Watch(this.#options.kubeConfig),
+      () => resource.list(scope.namespace) as never, false);
     let failed = false;
     const onObject = (obj: KubernetesObject): void => {
-      if (scope.current === listWatch) this.#options.onChange(policyKey(obj as ObservedPolicy));
+      if (scope.current === listWatch) this.#options.onChange(resource.key(obj));
     };
     listWatch.on('add', onObject);
     listWatch.on('update', onObject);
@@ -124,7 +159,7 @@ export class PolicyInformer implements PolicyStore {
     scope.current = listWatch;
     scope.failures = 0;
     await previous?.stop();
-    const keys = new Set(([...(previous?.list() ?? []), ...listWatch.list()] as ObservedPolicy[]).map(policyKey));
+    const keys = new Set([...(previous?.list() ?? []), ...listWatch.list()].map((obj) => resource.key(obj)));
     for (const key of keys) this.#options.onChange(key);
     if (this.synced()) this.#markSynced();
   }

@@ -4,7 +4,7 @@
 // carries the decisions out). Validation is the proxy's own (src/policy), so the operator never
 // publishes anything a pod would refuse.
 import { validatePolicy, formatIssue } from '../src/policy/validate.ts';
-import { API_VERSION, DEFAULT_ENFORCEMENT, DEFAULT_NAMESPACE, Enforcement, KIND, type Issue, type Socks4Policy } from '../src/policy/types.ts';
+import { API_VERSION, CLUSTER_KIND, DEFAULT_ENFORCEMENT, DEFAULT_NAMESPACE, Enforcement, KIND, policyId, type Issue, type Socks4Policy } from '../src/policy/types.ts';
 import { stringifyCanonical } from '../src/redis/snapshot-document.ts';
 import {
   ConditionStatus, ConditionType, findCondition, readConditions, ReadyReason, setCondition, truncateMessage,
@@ -85,8 +85,9 @@ export interface PolicyPlan {
   readonly event: PolicyEvent | null;
 }
 
+/** `namespace/name` for a Socks4Policy, `name` for a ClusterSocks4Policy (policyId). */
 export function policyKey(obj: ObservedPolicy): string {
-  return `${obj.metadata.namespace ?? DEFAULT_NAMESPACE}/${obj.metadata.name ?? ''}`;
+  return policyId(obj);
 }
 
 export function hasFinalizer(obj: ObservedPolicy): boolean {
@@ -105,10 +106,11 @@ const assessments = new WeakMap<ObservedPolicy, Assessment>();
 export function assessPolicy(obj: ObservedPolicy): Assessment {
   const cached = assessments.get(obj);
   if (cached !== undefined) return cached;
+  const cluster = obj.kind === CLUSTER_KIND;
   const doc = {
     apiVersion: obj.apiVersion,
     kind: obj.kind,
-    metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace ?? DEFAULT_NAMESPACE },
+    metadata: cluster ? { name: obj.metadata.name } : { name: obj.metadata.name, namespace: obj.metadata.namespace ?? DEFAULT_NAMESPACE },
     spec: obj.spec,
   };
   const issues = validatePolicy(doc);
@@ -116,7 +118,7 @@ export function assessPolicy(obj: ObservedPolicy): Assessment {
     ? { ok: false, issues }
     : {
       ok: true,
-      policy: { apiVersion: API_VERSION, kind: KIND, metadata: doc.metadata as Socks4Policy['metadata'], spec: obj.spec as Socks4Policy['spec'] },
+      policy: { apiVersion: API_VERSION, kind: cluster ? CLUSTER_KIND : KIND, metadata: doc.metadata as Socks4Policy['metadata'], spec: obj.spec as Socks4Policy['spec'] },
       ruleCount: (obj.spec as Socks4Policy['spec']).rules.length,
     };
   assessments.set(obj, result);
@@ -194,7 +196,7 @@ function claimedSnapshot(obj: ObservedPolicy | undefined, generation: number | n
 export function entriesFromSnapshot(version: string, policies: readonly Socks4Policy[]): PublishedSnapshot {
   const entries = new Map<string, PublishedEntry>();
   for (const policy of policies) {
-    const key = `${policy.metadata.namespace ?? DEFAULT_NAMESPACE}/${policy.metadata.name}`;
+    const key = policyId(policy);
     entries.set(key, { uid: null, generation: null, ruleCount: policy.spec.rules.length, policy, kept: false, since: version });
   }
   return { version, entries };

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Copies the operator's CRD and RBAC rules from deploy/ (the single source, owned by the operator)
+# Generates the ClusterSocks4Policy CRD (scripts/gen-cluster-crd.ts) and copies the operator's CRDs
+# and RBAC rules from deploy/ (the single source, owned by the operator)
 # into charts/socks4-fleet/files/, where the chart's templates read them: Helm can only read files
 # inside the chart. Each copy starts with a header naming its source.
 #
@@ -12,6 +13,8 @@ FILES=charts/socks4-fleet/files
 # source (under deploy/) → copy (under $FILES/)
 PAIRS=(
   "deploy/crd/socks4policies.yaml:crd/socks4policies.yaml"
+  "deploy/crd/clustersocks4policies.yaml:crd/clustersocks4policies.yaml"
+  "deploy/rbac/operator-cluster-policies-role.yaml:rbac/operator-cluster-policies-role.yaml"
   "deploy/rbac/operator-clusterrole.yaml:rbac/operator-clusterrole.yaml"
   "deploy/rbac/operator-leader-election-role.yaml:rbac/operator-leader-election-role.yaml"
 )
@@ -24,6 +27,17 @@ render() {
   echo "# Copied from $1 by scripts/sync-chart-files.sh: edit the original, then rerun the script."
   cat "$ROOT/$1"
 }
+
+# The cluster kind's CRD is derived from the namespaced one (one schema, never two by hand).
+if [[ $check == 1 ]]; then
+  if ! diff -u --label deploy/crd/clustersocks4policies.yaml --label "generated" "$ROOT/deploy/crd/clustersocks4policies.yaml" \
+      <(node "$ROOT/scripts/gen-cluster-crd.ts" --stdout); then
+    echo "sync-chart-files: deploy/crd/clustersocks4policies.yaml is stale; run scripts/sync-chart-files.sh" >&2
+    exit 1
+  fi
+else
+  node "$ROOT/scripts/gen-cluster-crd.ts"
+fi
 
 stale=0
 for pair in "${PAIRS[@]}"; do

@@ -16,6 +16,7 @@ import { parseEndpointSpec, type EndpointSpec } from '../server/fleet-guard.ts';
 import { canonicalizeHost } from '../policy/hostname.ts';
 import { formatIpv4, NOT_IPV4, parseIpv4 } from '../policy/ip.ts';
 import { loadPolicyText } from '../policy/load.ts';
+import { policyId, Tenancy } from '../policy/types.ts';
 import type { Decision, EvalCommand, Issue, Socks4Policy } from '../policy/types.ts';
 import { formatIssue } from '../policy/validate.ts';
 import { findRedisUrl, redisFlagsHelp } from '../redis/cli-options.ts';
@@ -63,6 +64,11 @@ Options:
                            proxy --guard-endpoint; every port unless PORT); repeatable
   --resolved IP            the address HOST resolves to, instead of asking DNS
   --timeout D              with --redis-url: give up on Redis after D (default 10s)
+  --namespace NS           the client is a pod of namespace NS: evaluate as the operator's fleet
+                           does, where a Socks4Policy governs only its own namespace's pods;
+                           --namespace '' is a client that is no pod (cluster policies alone).
+                           Without it, every policy in FILE applies to every client, as with
+                           --policy-file and policy push. The "tier:" line says which decided.
   -h, --help               show this help
 
 ${redisFlagsHelp}
@@ -98,7 +104,7 @@ async function loadFiles(files: readonly string[]): Promise<LoadedFiles> {
     const loaded = loadPolicyText(text, file);
     issues.push(...loaded.issues);
     for (const p of loaded.policies) {
-      const id = `${p.metadata.namespace}/${p.metadata.name}`;
+      const id = policyId(p);
       const seenIn = firstFile.get(id);
       if (seenIn !== undefined) {
         issues.push({ path: `${id}: metadata.name`, message: `duplicate policy ${id} (also in ${seenIn})` });
@@ -112,14 +118,16 @@ async function loadFiles(files: readonly string[]): Promise<LoadedFiles> {
 }
 
 /** Loads and compiles, or prints the issues and returns null. */
-async function loadCompiled(files: readonly string[], io: CliIO): Promise<CompiledPolicySet | null> {
+async function loadCompiled(files: readonly string[], io: CliIO, tenancy: Tenancy = Tenancy.Shared): Promise<CompiledPolicySet | null> {
   const { policies, issues } = await loadFiles(files);
   if (issues.length > 0) {
     io.stderr(issues.map((i) => `${formatIssue(i)}\n`).join(''));
     return null;
   }
-  return compilePolicies(policies);
+  return compilePolicies(policies, { tenancy });
 }
+
+const NAMESPACE_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export async function runPolicyValidate(argv: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -185,7 +193,7 @@ function requireIpv4(flag: string, value: string): string {
   return formatIpv4(ip);
 }
 
-function printDecision(io: CliIO, decision: Decision | { action: 'deny'; reason: string; rule: null; ident: 'Off'; limits: null }): void {
+function printDecision(io: CliIO, decision: Decision | { action: 'deny'; reason: string; tier?: undefined; rule: null; ident: 'Off'; limits: null }): void {
   io.stdout([
     `decision: ${decision.action.toUpperCase()}`,
     `reason:   ${decision.reason}`,
@@ -193,6 +201,7 @@ function printDecision(io: CliIO, decision: Decision | { action: 'deny'; reason:
     `ident:    ${decision.ident}`,
     `limits:   ${formatLimits(decision.limits)}`,
     ...('guard' in decision && decision.guard !== undefined ? [`guard:    ${decision.guard}`] : []),
+    ...(decision.tier === undefined ? [] : [`tier:     ${decision.tier}`]),
   ].map((l) => `${l}\n`).join(''));
 }
 
@@ -218,6 +227,7 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
       'guard-endpoint': { type: 'string', multiple: true, default: [] },
       resolved: { type: 'string' },
       ...liveRulesOptions,
+      namespace: { type: 'string' },
     },
   });
   if (values.help) {
@@ -249,6 +259,11 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
     return { kind: spec.kind, ip: parseIpv4(requireIpv4('guard-endpoint', spec.host)), port: spec.port, source: spec.source };
   }));
 
+  const namespace = values.namespace;
+  if (namespace !== undefined && namespace !== '' && !NAMESPACE_RE.test(namespace)) {
+    throw new UsageError(`--namespace: "${namespace}" is not a namespace name (lowercase letters, digits and '-', at most 63); use --namespace '' for a client that is no pod`);
+  }
+
   let set: CompiledPolicySet | null;
   if (live) {
     try {
@@ -261,13 +276,17 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
       return 1;
     }
   } else {
-    set = await loadCompiled(positionals, io);
+    set = await loadCompiled(positionals, io, namespace === undefined ? Tenancy.Shared : Tenancy.Namespaced);
   }
   if (set === null) return 1;
 
-  const base = { command: command as EvalCommand, sourceIp, userId: values.user, host: dest.host, destPort: dest.port, selfAddresses, fleet };
+  const base = {
+    command: command as EvalCommand, sourceIp, userId: values.user, host: dest.host, destPort: dest.port, selfAddresses, fleet,
+    namespace: namespace === undefined || namespace === '' ? null : namespace,
+  };
   const kind = dest.host === null ? 'SOCKS4' : 'SOCKS4a';
-  io.stdout(`request:  ${command} from ${sourceIp} user ${JSON.stringify(values.user)} to ${dest.host ?? dest.ip}:${dest.port} (${kind})\n`);
+  const client = namespace === undefined ? '' : namespace === '' ? ' (no pod)' : ` (a pod of namespace ${namespace})`;
+  io.stdout(`request:  ${command} from ${sourceIp}${client} user ${JSON.stringify(values.user)} to ${dest.host ?? dest.ip}:${dest.port} (${kind})\n`);
   let destIp = dest.ip;
   if (dest.invalid !== null) {
     io.stdout(`name:     ${JSON.stringify(dest.host)} ${dest.invalid}: refused before any rule or DNS\n`);

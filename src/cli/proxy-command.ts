@@ -195,12 +195,16 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     redis: fleet?.client ?? null,
     onUnresolved: (specs) => logger.warn({ endpoints: specs.map((s) => `${s.host}${s.port === null ? '' : `:${s.port}`}`) }, 'guarded endpoint names do not resolve yet; retrying'),
   });
+  const pods = fleet?.pods ?? null;
+  if (pods !== null) pods.onError = (error) => logger.warn({ err: error.message }, 'reading pod addresses from Redis failed; keeping the ones held');
   const server = createProxyServer({
     rules: () => rules.current(),
     limiter,
     resolve: resolver.resolve,
     selfAddresses,
     fleet: guard.endpoints,
+    // Fleet mode: the operator's pod address map says which namespace a client is in.
+    ...(pods === null ? {} : { namespaceOf: (address: string) => pods.namespaceOf(address) }),
     config,
   });
   const metrics = createProxyMetrics({
@@ -220,6 +224,7 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   const shutdown = async (): Promise<void> => {
     redisWatch?.stop();
     await rules.stop();
+    await pods?.stop();
     await limiter.close(); // hands held leases back to Redis before exit
     await opsServer?.close();
     await tracing.shutdown(); // every session has ended: its span is in the flush
@@ -240,6 +245,7 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
       const first = await redisWatch.firstContact;
       if (!first.ready && first.problem?.fatal === true) throw new StartupError(`${first.problem.message}; not started`);
     }
+    pods?.start();
     await rules.start();
     // A pod in fleet mode without a snapshot yet runs unready (/readyz 503, sessions refused) until
     // one is published; only a policy file that cannot be loaded is fatal.

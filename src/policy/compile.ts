@@ -1,5 +1,11 @@
 // Validated Socks4Policy documents → one ordered, precompiled rule list. All parsing happens
 // here, once per snapshot, so evaluation does integer compares, Set lookups and string scans only.
+//
+// Tiers (DESIGN "Tenancy", shaped like AdminNetworkPolicy → NetworkPolicy → Baseline): the list
+// holds the cluster tier (ClusterSocks4Policy, tier Admin), then the namespace tier (every
+// Socks4Policy), then the baseline tier, each ordered by priority then name. One list and one
+// index serve all three; a namespaced rule carries its namespace's number, and evaluation skips
+// the rules of other namespaces when the set is Namespaced.
 
 import { compileGlobs } from './glob.ts';
 import type { GlobMatcher } from './glob.ts';
@@ -12,7 +18,9 @@ import { asEnforced, isReportPolicy, reportPolicyKeys } from './report.ts';
 import type { ReportView } from './report.ts';
 import { buildRuleIndexInSteps, IndexDimension } from './rule-index.ts';
 import type { RuleIndex } from './rule-index.ts';
-import { DEFAULT_NAMESPACE, DEFAULT_PRIORITY, DecisionReason, IdentMode, RuleAction } from './types.ts';
+import {
+  CLUSTER_KIND, ClusterTier, DEFAULT_NAMESPACE, DEFAULT_PRIORITY, DecisionReason, IdentMode, PolicyTier, policyId, RuleAction, Tenancy,
+} from './types.ts';
 import type { Decision, PolicyRule, RuleLimits, RuleRef, Socks4Policy } from './types.ts';
 import { formatIssue, validatePolicy } from './validate.ts';
 
@@ -23,7 +31,12 @@ export interface CompiledRule {
   /** Index in CompiledPolicySet.rules: evaluation order. */
   readonly position: number;
   readonly priority: number;
+  readonly tier: PolicyTier;
+  /** The policy's namespace number (CompiledPolicySet.namespaceIds), or CLUSTER_WIDE. */
+  readonly namespaceId: number;
   readonly allow: boolean;
+  /** A cluster rule whose match skips the rest of the cluster tier. */
+  readonly pass: boolean;
   /** Bitwise OR of CommandBit values the rule applies to. */
   readonly commandMask: number;
   readonly sourceRanges: RangeSet | null;
@@ -43,9 +56,17 @@ export interface CompiledRule {
   readonly guardedDecision: Decision;
 }
 
+/** The namespace number of rules of cluster policies: they govern every client. */
+export const CLUSTER_WIDE = -1;
+
 export interface CompiledPolicySet {
-  /** In evaluation order: priority, then namespace/name, then rule order. */
+  /** In evaluation order: tier, then priority, then policy id, then rule order. */
   readonly rules: readonly CompiledRule[];
+  readonly tenancy: Tenancy;
+  /** Position of the first rule after the cluster tier: where a Pass continues. */
+  readonly namespaceStart: number;
+  /** Every namespace that has a Socks4Policy → its number. */
+  readonly namespaceIds: ReadonlyMap<string, number>;
   /** The source documents in evaluation order, defaults filled in (what a snapshot stores). */
   readonly policies: readonly Socks4Policy[];
   readonly policyCount: number;
@@ -56,12 +77,10 @@ export interface CompiledPolicySet {
 }
 
 export const NO_RULE_MATCHED: Decision = Object.freeze({
-  action: 'deny', reason: DecisionReason.NoRuleMatched, rule: null, ident: IdentMode.Off, limits: null,
+  action: 'deny', reason: DecisionReason.NoRuleMatched, tier: PolicyTier.Default, rule: null, ident: IdentMode.Off, limits: null,
 });
 
-function policyKey(p: Socks4Policy): string {
-  return `${p.metadata.namespace ?? DEFAULT_NAMESPACE}/${p.metadata.name}`;
-}
+const policyKey = policyId;
 
 /** A validated glob in the form requests are matched in (`*.bücher.example` → `*.xn--bcher-kva.example`). */
 function canonicalGlob(text: string): string {
@@ -77,6 +96,9 @@ function canonicalRule(r: PolicyRule): PolicyRule {
 }
 
 function normalise(p: Socks4Policy): Socks4Policy {
+  if (p.kind === CLUSTER_KIND) {
+    return { ...p, spec: { ...p.spec, priority: p.spec.priority ?? DEFAULT_PRIORITY, tier: p.spec.tier ?? ClusterTier.Admin } };
+  }
   return {
     ...p,
     metadata: { ...p.metadata, namespace: p.metadata.namespace ?? DEFAULT_NAMESPACE },
@@ -84,16 +106,30 @@ function normalise(p: Socks4Policy): Socks4Policy {
   };
 }
 
+export function tierOf(p: Socks4Policy): PolicyTier {
+  if (p.kind !== CLUSTER_KIND) return PolicyTier.Namespace;
+  return p.spec.tier === ClusterTier.Baseline ? PolicyTier.Baseline : PolicyTier.Cluster;
+}
+
+const TIER_ORDER: Readonly<Record<PolicyTier, number>> = { Cluster: 0, Namespace: 1, Baseline: 2, Default: 3 };
+
 function compareKeys(a: string, b: string): number {
   // Code-unit order, not locale order: every pod and the operator must sort identically.
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export interface CompileOptions {
+  /** Shared (default): namespaced policies govern every client, as outside a cluster. */
+  readonly tenancy?: Tenancy;
+  /** The caller just validated these very objects (a reload's worker did): skip doing it again. */
+  readonly validated?: boolean;
 }
 
 /**
  * Compiles policies into evaluation order. Throws when a document is invalid or two share a
  * namespace/name: callers validate first (loadPolicyText, the operator) and report issues.
  */
-export function compilePolicies(input: readonly Socks4Policy[], options: { validated?: boolean } = {}): CompiledPolicySet {
+export function compilePolicies(input: readonly Socks4Policy[], options: CompileOptions = {}): CompiledPolicySet {
   const steps = compileInSteps(input, { ...options, rulesPerStep: Infinity });
   for (;;) {
     const step = steps.next();
@@ -104,11 +140,11 @@ export function compilePolicies(input: readonly Socks4Policy[], options: { valid
 /**
  * compilePolicies, pausing (yield) after every `rulesPerStep` rules and before the index: a
  * reload driven a step per event-loop turn never holds the loop for the whole set (10 000 rules
- * took over a second in one piece). `validated`: the caller just validated these very objects.
+ * took over a second in one piece).
  */
 export function* compileInSteps(
   input: readonly Socks4Policy[],
-  options: { validated?: boolean; rulesPerStep?: number } = {},
+  options: CompileOptions & { readonly rulesPerStep?: number } = {},
 ): Generator<void, CompiledPolicySet, void> {
   const rulesPerStep = options.rulesPerStep ?? 100;
   const seen = new Set<string>();
@@ -120,17 +156,29 @@ export function* compileInSteps(
     seen.add(key);
   }
   const policies = input.map(normalise).sort((a, b) =>
-    (a.spec.priority ?? DEFAULT_PRIORITY) - (b.spec.priority ?? DEFAULT_PRIORITY) || compareKeys(policyKey(a), policyKey(b)));
+    TIER_ORDER[tierOf(a)] - TIER_ORDER[tierOf(b)]
+    || (a.spec.priority ?? DEFAULT_PRIORITY) - (b.spec.priority ?? DEFAULT_PRIORITY) || compareKeys(policyKey(a), policyKey(b)));
   const rules: CompiledRule[] = [];
   const intern = createRangeSetInterner();
+  const namespaceIds = new Map<string, number>();
+  let namespaceStart = -1;
   for (const p of policies) {
     // Report policies decide nothing: they live only in the report view below.
     if (isReportPolicy(p)) continue;
+    const tier = tierOf(p);
+    if (tier !== PolicyTier.Cluster && namespaceStart === -1) namespaceStart = rules.length;
+    let namespaceId = CLUSTER_WIDE;
+    if (tier === PolicyTier.Namespace) {
+      const ns = p.metadata.namespace ?? DEFAULT_NAMESPACE;
+      namespaceId = namespaceIds.get(ns) ?? namespaceIds.size;
+      namespaceIds.set(ns, namespaceId);
+    }
     for (const r of p.spec.rules) {
-      rules.push(compileRule(p, r, rules.length, intern));
+      rules.push(compileRule(p, r, rules.length, intern, tier, namespaceId));
       if (rules.length % rulesPerStep === 0) yield;
     }
   }
+  if (namespaceStart === -1) namespaceStart = rules.length;
   const indexSteps = buildRuleIndexInSteps(rules.length, {
     ranges: new Map([
       [IndexDimension.Port, rules.map((r) => r.ports)],
@@ -155,9 +203,12 @@ export function* compileInSteps(
   // The report view compiles every policy as if enforced, in steps like the rest.
   const report = reportKeys.size === 0
     ? null
-    : { all: yield* compileInSteps(asEnforced(input), { validated: options.validated, rulesPerStep }), policies: reportKeys };
+    : { all: yield* compileInSteps(asEnforced(input), { ...options, rulesPerStep }), policies: reportKeys };
   const ruleCount = policies.reduce((n, p) => n + p.spec.rules.length, 0);
-  return { rules, policies, policyCount: policies.length, ruleCount, index, report };
+  return {
+    rules, tenancy: options.tenancy ?? Tenancy.Shared, namespaceStart, namespaceIds,
+    policies, policyCount: policies.length, ruleCount, index, report,
+  };
 }
 
 function compileCidrs(list: readonly string[]): Cidr[] {
@@ -200,7 +251,7 @@ function compileLimits(limits: RuleLimits | undefined): RuleLimits | null {
   return Object.keys(out).length === 0 ? null : Object.freeze(out);
 }
 
-function compileRule(p: Socks4Policy, r: PolicyRule, position: number, intern: Interner): CompiledRule {
+function compileRule(p: Socks4Policy, r: PolicyRule, position: number, intern: Interner, tier: PolicyTier, namespaceId: number): CompiledRule {
   const policy = policyKey(p);
   const ref: RuleRef = Object.freeze({ policy, name: r.name, id: `${policy}/${r.name}` });
   const allow = r.action === RuleAction.Allow;
@@ -220,7 +271,10 @@ function compileRule(p: Socks4Policy, r: PolicyRule, position: number, intern: I
     ref,
     position,
     priority: p.spec.priority ?? DEFAULT_PRIORITY,
+    tier,
+    namespaceId,
     allow,
+    pass: r.action === RuleAction.Pass,
     commandMask,
     sourceRanges: r.from?.cidrs ? toRangeSet(compileCidrs(r.from.cidrs), intern) : null,
     userids: r.from?.userids ? compileGlobs(r.from.userids, { caseInsensitive: false }) : null,
@@ -232,9 +286,11 @@ function compileRule(p: Socks4Policy, r: PolicyRule, position: number, intern: I
     ident,
     limits,
     source: r,
+    // A Pass rule never decides (evaluation moves on to the namespace tier); its `decision` is
+    // unused and a deny, so a missed Pass check could only refuse.
     decision: Object.freeze(allow
-      ? { action: 'allow', reason: DecisionReason.RuleAllowed, rule: ref, ident, limits }
-      : { action: 'deny', reason: DecisionReason.RuleDenied, rule: ref, ident: IdentMode.Off, limits: null }),
-    guardedDecision: Object.freeze({ action: 'deny', reason: DecisionReason.GuardedDestination, rule: ref, ident: IdentMode.Off, limits: null }),
+      ? { action: 'allow', reason: DecisionReason.RuleAllowed, tier, rule: ref, ident, limits }
+      : { action: 'deny', reason: DecisionReason.RuleDenied, tier, rule: ref, ident: IdentMode.Off, limits: null }),
+    guardedDecision: Object.freeze({ action: 'deny', reason: DecisionReason.GuardedDestination, tier, rule: ref, ident: IdentMode.Off, limits: null }),
   };
 }

@@ -20,6 +20,8 @@ export const UNRESOLVED = -2;
 
 /** The request with addresses as integers and the host lower-cased. */
 export interface PreparedContext {
+  /** The client's namespace number, ANY_NAMESPACE (Shared set) or NO_NAMESPACE. */
+  readonly namespaceId: number;
   readonly commandBit: number;
   readonly src: number;
   readonly user: string;
@@ -31,11 +33,23 @@ export interface PreparedContext {
   readonly fleet: FleetEndpoints | null;
 }
 
-/** The field that made a rule miss; null when the rule matches. */
-export type Mismatch = 'commands' | 'to.ports' | 'from.cidrs' | 'to.cidrs' | 'to.hosts' | 'from.userids';
+/** The field that made a rule miss (or `namespace`: the policy governs other pods); null when it matches. */
+export type Mismatch = 'namespace' | 'commands' | 'to.ports' | 'from.cidrs' | 'to.cidrs' | 'to.hosts' | 'from.userids';
 
-export function prepareContext(ctx: UnresolvedContext, destIp: string | null): PreparedContext {
+/** Every namespaced rule applies (a Shared set: no pods to attribute). */
+export const ANY_NAMESPACE = -2;
+/** No namespaced rule applies: the client is no pod, or its namespace has no Socks4Policy. */
+export const NO_NAMESPACE = -3;
+
+function namespaceIdOf(set: CompiledPolicySet, namespace: string | null | undefined): number {
+  if (set.tenancy === 'Shared') return ANY_NAMESPACE;
+  if (namespace === null || namespace === undefined) return NO_NAMESPACE;
+  return set.namespaceIds.get(namespace) ?? NO_NAMESPACE;
+}
+
+export function prepareContext(set: CompiledPolicySet, ctx: UnresolvedContext, destIp: string | null): PreparedContext {
   return {
+    namespaceId: namespaceIdOf(set, ctx.namespace),
     commandBit: ctx.command === 'bind' ? CommandBit.bind : CommandBit.connect,
     src: parseIpv4(ctx.sourceIp),
     user: ctx.userId,
@@ -60,6 +74,8 @@ function normaliseHost(host: string): string {
  * names), so the first-match scan skips that check and the cold per-rule data behind it.
  */
 export function findMismatch(rule: CompiledRule, p: PreparedContext, known: IndexDimension = IndexDimension.None): Mismatch | null {
+  // A Socks4Policy governs the pods of its own namespace only (CLUSTER_WIDE rules are < 0).
+  if (rule.namespaceId >= 0 && p.namespaceId !== ANY_NAMESPACE && rule.namespaceId !== p.namespaceId) return 'namespace';
   if ((rule.commandMask & p.commandBit) === 0) return 'commands';
   if (rule.ports !== null && known !== IndexDimension.Port && !rangeSetHas(rule.ports, p.port)) return 'to.ports';
   if (rule.sourceRanges !== null && known !== IndexDimension.Source && !rangeSetHas(rule.sourceRanges, p.src)) return 'from.cidrs';
@@ -106,8 +122,8 @@ function bucketFor(set: CompiledPolicySet, p: PreparedContext): number {
   }
 }
 
-/** The first rule that matches `p`, in evaluation order; null when none does. */
-export function findFirstMatch(set: CompiledPolicySet, p: PreparedContext): CompiledRule | null {
+/** The first rule at or after position `from` that matches `p`, in evaluation order; null when none does. */
+export function findFirstMatch(set: CompiledPolicySet, p: PreparedContext, from = 0): CompiledRule | null {
   const { rules, index } = set;
   const general = index.general;
   const bucketRules = index.bucketRules;
@@ -116,6 +132,9 @@ export function findFirstMatch(set: CompiledPolicySet, p: PreparedContext): Comp
   let b = k === NO_BUCKET ? 0 : (index.bucketStarts[k] as number);
   const bn = k === NO_BUCKET ? 0 : (index.bucketStarts[k + 1] as number);
   let g = 0;
+  // After a Pass: both lists are ascending, so skipping the cluster tier is a prefix of each.
+  while (g < gn && (general[g] as number) < from) g++;
+  while (b < bn && (bucketRules[b] as number) < from) b++;
   // Merge two ascending position lists; each step advances one of them, so this ends.
   while (g < gn || b < bn) {
     const gp = g < gn ? (general[g] as number) : Infinity;
@@ -131,10 +150,14 @@ export function findFirstMatch(set: CompiledPolicySet, p: PreparedContext): Comp
   return null;
 }
 
-/** Decides one request: the first matching rule wins, no match denies (NoRuleMatched). */
+/**
+ * Decides one request: the first matching rule wins, no match denies (NoRuleMatched). A matching
+ * Pass rule skips the rest of the cluster tier; the search goes on in the namespace tier.
+ */
 export function evaluate(set: CompiledPolicySet, ctx: EvalContext): Decision {
-  const p = prepareContext(ctx, ctx.destIp);
-  const rule = findFirstMatch(set, p);
+  const p = prepareContext(set, ctx, ctx.destIp);
+  let rule = findFirstMatch(set, p);
+  if (rule !== null && rule.pass) rule = findFirstMatch(set, p, set.namespaceStart);
   return rule === null ? NO_RULE_MATCHED : decideWith(rule, p);
 }
 
@@ -144,9 +167,17 @@ export function evaluate(set: CompiledPolicySet, ctx: EvalContext): Decision {
  * Lets the server skip DNS lookups for names no rule could allow.
  */
 export function decideBeforeResolve(set: CompiledPolicySet, ctx: UnresolvedContext): Decision | null {
-  const p = prepareContext(ctx, null);
-  for (const rule of set.rules) {
+  const p = prepareContext(set, ctx, null);
+  const { rules } = set;
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i] as CompiledRule;
     if (findMismatch(rule, p) !== null) continue;
+    if (rule.pass) {
+      // With `to.cidrs` the Pass may or may not apply once resolved: both paths stay open.
+      if (rule.destRanges !== null) return null;
+      i = set.namespaceStart - 1;
+      continue;
+    }
     if (rule.allow) return null;
     // A deny rule without `to.cidrs` matches whatever the address; with them, it might not.
     if (rule.destRanges === null) return rule.decision;

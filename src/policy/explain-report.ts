@@ -22,7 +22,7 @@ export const REPORT_MARK = '[Report]';
 export function explainWithReport(set: CompiledPolicySet, ctx: EvalContext): ReportExplanation {
   const view = set.report;
   if (view === null) return { ...explainDecision(set, ctx), report: null };
-  const p = prepareContext(ctx, ctx.destIp);
+  const p = prepareContext(view.all, ctx, ctx.destIp);
   const lines: string[] = [];
   let report: Decision | null = null;
   for (const rule of view.all.rules) {

@@ -5,6 +5,7 @@
 import type { CompiledPolicySet, CompiledRule } from './compile.ts';
 import { NO_RULE_MATCHED } from './compile.ts';
 import { decideWith, findMismatch, prepareContext } from './evaluate.ts';
+import { NO_NAMESPACE } from './evaluate.ts';
 import type { Mismatch, PreparedContext } from './evaluate.ts';
 import { classifyDestination, GuardedRange, ruleOpensGuard } from './guard.ts';
 import type { GuardHit } from './guard.ts';
@@ -18,7 +19,9 @@ export interface Explanation {
 }
 
 export function formatRuleRef(ref: RuleRef | null): string {
-  return ref === null ? 'none' : `${ref.policy} rule ${ref.name}`;
+  if (ref === null) return 'none';
+  // Cluster policy ids carry no namespace (policyId): say which kind it is.
+  return ref.policy.includes('/') ? `${ref.policy} rule ${ref.name}` : `cluster ${ref.policy} rule ${ref.name}`;
 }
 
 export function formatLimits(limits: RuleLimits | null): string {
@@ -40,6 +43,10 @@ function describeAddress(ip: number, raw: string): string {
 export function describeMismatch(field: Mismatch, rule: CompiledRule, p: PreparedContext, ctx: EvalContext): string {
   const { source } = rule;
   switch (field) {
+    case 'namespace':
+      return p.namespaceId === NO_NAMESPACE && (ctx.namespace === null || ctx.namespace === undefined)
+        ? `the policy governs pods of its own namespace, and the client is no pod`
+        : `the policy governs pods of its own namespace, and the client is in namespace ${JSON.stringify(ctx.namespace)}`;
     case 'commands': return `command ${ctx.command} is not in ${list(source.commands)}`;
     case 'to.ports': return `port ${ctx.destPort} is not in ${list(source.to?.ports)}`;
     case 'from.cidrs': return `source ${describeAddress(p.src, ctx.sourceIp)} is not in ${list(source.from?.cidrs)}`;
@@ -81,13 +88,20 @@ export function describeGuard(rule: CompiledRule, p: PreparedContext, ctx: EvalC
 
 /** Evaluates `ctx` like evaluate() and says why, rule by rule. */
 export function explainDecision(set: CompiledPolicySet, ctx: EvalContext): Explanation {
-  const p = prepareContext(ctx, ctx.destIp);
+  const p = prepareContext(set, ctx, ctx.destIp);
   const lines: string[] = [];
-  for (const rule of set.rules) {
+  const { rules } = set;
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i] as CompiledRule;
     const label = `${formatRuleRef(rule.ref)} (${rule.source.action})`;
     const field = findMismatch(rule, p);
     if (field !== null) {
       lines.push(`skip  ${label}: ${describeMismatch(field, rule, p, ctx)}`);
+      continue;
+    }
+    if (rule.pass) {
+      lines.push(`pass  ${label}: the rest of the cluster tier is skipped; the client's namespace decides`);
+      i = set.namespaceStart - 1;
       continue;
     }
     lines.push(`match ${label}`);

@@ -3,7 +3,7 @@
 // holds: one Socks4Policy per document, empty documents ignored.
 
 import { parseAllDocuments } from 'yaml';
-import { DEFAULT_NAMESPACE, DEFAULT_PRIORITY } from './types.ts';
+import { CLUSTER_KIND, DEFAULT_NAMESPACE, DEFAULT_PRIORITY, policyId } from './types.ts';
 import type { Issue, Socks4Policy } from './types.ts';
 import { isRecord } from './validate-fields.ts';
 import { MAX_MATCH_COST_PER_SET } from './match-cost.ts';
@@ -63,15 +63,16 @@ export function loadPolicyText(text: string, sourceName: string): LoadResult {
   return { policies, issues };
 }
 
-/** `namespace/name` when the document names itself well enough to be told apart. */
+/** `namespace/name` (`name` for the cluster kind) when the document names itself well enough to be told apart. */
 function policyIdOf(value: unknown): string | null {
   if (!isRecord(value) || !isRecord(value.metadata)) return null;
-  const { name, namespace } = value.metadata;
+  const { name } = value.metadata;
   if (typeof name !== 'string' || name === '') return null;
-  return `${typeof namespace === 'string' && namespace !== '' ? namespace : DEFAULT_NAMESPACE}/${name}`;
+  return policyId({ kind: value.kind, metadata: value.metadata });
 }
 
 function withDefaults(doc: Socks4Policy): Socks4Policy {
+  if (doc.kind === CLUSTER_KIND) return { ...doc, spec: { ...doc.spec, priority: doc.spec.priority ?? DEFAULT_PRIORITY } };
   return {
     ...doc,
     metadata: { ...doc.metadata, namespace: doc.metadata.namespace ?? DEFAULT_NAMESPACE },

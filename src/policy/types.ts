@@ -6,10 +6,14 @@ import type { GuardedRange } from './guard.ts';
 
 export const API_VERSION = 'socks4-fleet.io/v1alpha1';
 export const KIND = 'Socks4Policy';
+/** Cluster-scoped: evaluated before every namespace's policies and governs every client. */
+export const CLUSTER_KIND = 'ClusterSocks4Policy';
+export type PolicyKind = typeof KIND | typeof CLUSTER_KIND;
 export const DEFAULT_NAMESPACE = 'default';
 export const DEFAULT_PRIORITY = 1000;
 
-export const RuleAction = { Allow: 'Allow', Deny: 'Deny' } as const;
+/** `Pass` (ClusterSocks4Policy only) skips the rest of the cluster tier: the namespace decides. */
+export const RuleAction = { Allow: 'Allow', Deny: 'Deny', Pass: 'Pass' } as const;
 export type RuleAction = (typeof RuleAction)[keyof typeof RuleAction];
 
 export const RuleCommand = { Connect: 'Connect', Bind: 'Bind' } as const;
@@ -87,16 +91,26 @@ export interface PolicyMetadata {
   readonly uid?: string;
 }
 
+/**
+ * Where a ClusterSocks4Policy sits, as AdminNetworkPolicy and BaselineAdminNetworkPolicy do:
+ * `Admin` (default) before the namespaces, `Baseline` after them.
+ */
+export const ClusterTier = { Admin: 'Admin', Baseline: 'Baseline' } as const;
+export type ClusterTier = (typeof ClusterTier)[keyof typeof ClusterTier];
+
 export interface PolicySpec {
   readonly priority?: number;
   /** Default Enforce; Report records what the policy would decide and decides nothing. */
   readonly enforcement?: Enforcement;
+  /** ClusterSocks4Policy only. */
+  readonly tier?: ClusterTier;
   readonly rules: readonly PolicyRule[];
 }
 
+/** A Socks4Policy or a ClusterSocks4Policy (the same spec; the cluster kind has no namespace). */
 export interface Socks4Policy {
   readonly apiVersion: typeof API_VERSION;
-  readonly kind: typeof KIND;
+  readonly kind: PolicyKind;
   readonly metadata: PolicyMetadata;
   readonly spec: PolicySpec;
   /** Written by the operator; ignored by validation and compilation. */
@@ -111,13 +125,35 @@ export interface Issue {
 
 /** Identifies the rule that decided; `id` is stable across reloads and used in limit keys. */
 export interface RuleRef {
-  /** `namespace/name` of the policy. */
+  /** `namespace/name` of a Socks4Policy, `name` of a ClusterSocks4Policy (see policyId). */
   readonly policy: string;
   /** The rule's name within its policy. */
   readonly name: string;
-  /** `namespace/name/ruleName`. */
+  /** `<policy>/ruleName`. */
   readonly id: string;
 }
+
+/** `namespace/name`, or `name` alone for the cluster kind: names hold no '/', so ids never collide. */
+export function policyId(p: { readonly kind?: unknown; readonly metadata: { readonly name?: unknown; readonly namespace?: unknown } }): string {
+  const name = String(p.metadata.name ?? '');
+  if (p.kind === CLUSTER_KIND) return name;
+  const ns = p.metadata.namespace;
+  return `${typeof ns === 'string' && ns !== '' ? ns : DEFAULT_NAMESPACE}/${name}`;
+}
+
+/**
+ * Which tier decided (DESIGN "Tenancy"): cluster policies, then the client's namespace, then
+ * baseline cluster policies, then the default deny.
+ */
+export const PolicyTier = { Cluster: 'Cluster', Namespace: 'Namespace', Baseline: 'Baseline', Default: 'Default' } as const;
+export type PolicyTier = (typeof PolicyTier)[keyof typeof PolicyTier];
+
+/**
+ * How namespaced policies apply. `Shared`: to every client (a policy file, `policy push`: there
+ * are no pods to attribute). `Namespaced`: only to pods of their namespace (the operator's fleet).
+ */
+export const Tenancy = { Shared: 'Shared', Namespaced: 'Namespaced' } as const;
+export type Tenancy = (typeof Tenancy)[keyof typeof Tenancy];
 
 export type EvalCommand = 'connect' | 'bind';
 
@@ -136,6 +172,11 @@ export interface EvalContext {
   readonly selfAddresses: ReadonlySet<string>;
   /** The fleet's Redis, Kubernetes API and `--guard-endpoint`s: guarded like self addresses. */
   readonly fleet?: FleetEndpoints | null;
+  /**
+   * The client's namespace when it is a pod of the cluster; null or absent when it is not. Read
+   * only by a Namespaced set: in a Shared one every namespaced policy applies to every client.
+   */
+  readonly namespace?: string | null;
 }
 
 export type UnresolvedContext = Omit<EvalContext, 'destIp'>;
@@ -151,6 +192,8 @@ export type DecisionReason = (typeof DecisionReason)[keyof typeof DecisionReason
 export interface Decision {
   readonly action: 'allow' | 'deny';
   readonly reason: DecisionReason;
+  /** The tier of the deciding rule; Default when none matched. */
+  readonly tier: PolicyTier;
   readonly rule: RuleRef | null;
   readonly ident: IdentMode;
   readonly limits: RuleLimits | null;

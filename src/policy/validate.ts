@@ -8,7 +8,7 @@ import { parseCidr } from './ip.ts';
 import { globListCost, MAX_MATCH_COST_PER_POLICY } from './match-cost.ts';
 import { parsePortSpec } from './ranges.ts';
 import {
-  API_VERSION, BandwidthKey, Enforcement, IdentMode, KIND, LimitKey, RuleAction, RuleCommand,
+  API_VERSION, BandwidthKey, CLUSTER_KIND, ClusterTier, Enforcement, IdentMode, KIND, LimitKey, RuleAction, RuleCommand,
 } from './types.ts';
 import type { Issue } from './types.ts';
 import {
@@ -30,13 +30,17 @@ const METADATA_FIELDS = [
   'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'finalizers',
   'ownerReferences', 'managedFields', 'generateName', 'selfLink',
 ] as const;
-const SPEC_FIELDS = ['priority', 'enforcement', 'rules'] as const;
+const SPEC_FIELDS = ['priority', 'tier', 'enforcement', 'rules'] as const;
 const RULE_FIELDS = ['name', 'action', 'commands', 'from', 'to', 'ident', 'limits'] as const;
 const FROM_FIELDS = ['cidrs', 'userids'] as const;
 const TO_FIELDS = ['cidrs', 'hosts', 'ports'] as const;
 const LIMITS_FIELDS = ['connectionRate', 'concurrentSessions', 'bandwidth'] as const;
 
-const ACTIONS = Object.values(RuleAction);
+const KINDS = [KIND, CLUSTER_KIND] as const;
+const CLUSTER_TIERS = Object.values(ClusterTier);
+/** Pass hands the decision to the namespace tier: only an Admin-tier cluster policy has one below it. */
+const ACTIONS = [RuleAction.Allow, RuleAction.Deny];
+const ADMIN_ACTIONS = Object.values(RuleAction);
 const COMMANDS = Object.values(RuleCommand);
 const IDENT_MODES = Object.values(IdentMode);
 const ENFORCEMENTS = Object.values(Enforcement);
@@ -60,11 +64,12 @@ export function validatePolicy(doc: unknown): Issue[] {
     addIssue(issues, 'apiVersion', `must be "${API_VERSION}", got ${describe(apiVersion)}`);
   }
   const kind = requireField(issues, '', root, 'kind');
-  if (kind !== undefined && kind !== KIND) addIssue(issues, 'kind', `must be "${KIND}", got ${describe(kind)}`);
+  if (kind !== undefined && !(KINDS as readonly unknown[]).includes(kind)) addIssue(issues, 'kind', `must be "${KIND}" or "${CLUSTER_KIND}", got ${describe(kind)}`);
+  const cluster = kind === CLUSTER_KIND;
   const metadata = requireField(issues, '', root, 'metadata');
-  if (metadata !== undefined) validateMetadata(issues, metadata);
+  if (metadata !== undefined) validateMetadata(issues, metadata, cluster);
   const spec = requireField(issues, '', root, 'spec');
-  if (spec !== undefined) validateSpec(issues, spec);
+  if (spec !== undefined) validateSpec(issues, spec, cluster);
   return issues;
 }
 
@@ -74,7 +79,7 @@ function isDocument(issues: Issue[], doc: unknown): Record<string, unknown> | nu
   return null;
 }
 
-function validateMetadata(issues: Issue[], v: unknown): void {
+function validateMetadata(issues: Issue[], v: unknown, cluster: boolean): void {
   const meta = readRecord(issues, 'metadata', v);
   if (meta === null) return;
   checkKnownFields(issues, 'metadata', meta, METADATA_FIELDS);
@@ -85,7 +90,9 @@ function validateMetadata(issues: Issue[], v: unknown): void {
       addIssue(issues, 'metadata.name', `${describe(n)} is not a valid name (lowercase letters, digits, '-' and '.', at most 253 characters, starting and ending with a letter or digit)`);
     }
   }
-  if (meta.namespace !== undefined && readString(issues, 'metadata.namespace', meta.namespace) !== null) {
+  if (cluster && meta.namespace !== undefined) {
+    addIssue(issues, 'metadata.namespace', `a ${CLUSTER_KIND} is cluster-scoped and has no namespace; remove metadata.namespace`);
+  } else if (meta.namespace !== undefined && readString(issues, 'metadata.namespace', meta.namespace) !== null) {
     const ns = meta.namespace as string;
     if (ns.length > 63 || !LABEL_RE.test(ns)) addIssue(issues, 'metadata.namespace', `${describe(ns)} is not a valid namespace (${LABEL_RULES})`);
   }
@@ -97,12 +104,18 @@ function validateMetadata(issues: Issue[], v: unknown): void {
   }
 }
 
-function validateSpec(issues: Issue[], v: unknown): void {
+function validateSpec(issues: Issue[], v: unknown, cluster: boolean): void {
   const spec = readRecord(issues, 'spec', v);
   if (spec === null) return;
   checkKnownFields(issues, 'spec', spec, SPEC_FIELDS);
   if (spec.priority !== undefined) readInteger(issues, 'spec.priority', spec.priority, 0, MAX_PRIORITY);
   if (spec.enforcement !== undefined) readEnum(issues, 'spec.enforcement', spec.enforcement, ENFORCEMENTS);
+  let tier: string | null = ClusterTier.Admin;
+  if (spec.tier !== undefined) {
+    if (cluster) tier = readEnum(issues, 'spec.tier', spec.tier, CLUSTER_TIERS);
+    else addIssue(issues, 'spec.tier', `only a ${CLUSTER_KIND} has a tier; a ${KIND} always governs its own namespace`);
+  }
+  const actions = cluster && tier === ClusterTier.Admin ? ADMIN_ACTIONS : ACTIONS;
   const rules = requireField(issues, 'spec', spec, 'rules');
   if (rules === undefined) return;
   if (!Array.isArray(rules)) {
@@ -114,7 +127,7 @@ function validateSpec(issues: Issue[], v: unknown): void {
     return;
   }
   const seen = new Map<string, string>();
-  rules.forEach((rule, i) => validateRule(issues, indexPath('spec.rules', i), rule, seen));
+  rules.forEach((rule, i) => validateRule(issues, indexPath('spec.rules', i), rule, seen, actions));
   const cost = policyMatchCost(rules);
   if (cost > MAX_MATCH_COST_PER_POLICY) {
     addIssue(issues, 'spec.rules', `its globs may cost ${cost} comparisons a decision, at most ${MAX_MATCH_COST_PER_POLICY} are allowed ` +
@@ -134,7 +147,7 @@ export function policyMatchCost(rules: readonly unknown[]): number {
   return cost;
 }
 
-function validateRule(issues: Issue[], path: string, v: unknown, seen: Map<string, string>): void {
+function validateRule(issues: Issue[], path: string, v: unknown, seen: Map<string, string>, actions: readonly string[]): void {
   const rule = readRecord(issues, path, v);
   if (rule === null) return;
   checkKnownFields(issues, path, rule, RULE_FIELDS);
@@ -147,21 +160,30 @@ function validateRule(issues: Issue[], path: string, v: unknown, seen: Map<strin
     else seen.set(n, path);
   }
   const actionValue = requireField(issues, path, rule, 'action');
-  const action = actionValue === undefined ? null : readEnum(issues, `${path}.action`, actionValue, ACTIONS);
+  const action = actionValue === undefined ? null : readAction(issues, `${path}.action`, actionValue, actions);
   if (rule.commands !== undefined) validateCommands(issues, `${path}.commands`, rule.commands);
   if (rule.from !== undefined) validateFrom(issues, `${path}.from`, rule.from);
   if (rule.to !== undefined) validateTo(issues, `${path}.to`, rule.to);
   if (rule.ident !== undefined) {
     const ident = readEnum(issues, `${path}.ident`, rule.ident, IDENT_MODES);
     // Ident and limits only act on sessions a rule lets through; on a Deny rule they are a mistake.
-    if (action === RuleAction.Deny && ident !== null && ident !== IdentMode.Off) {
-      addIssue(issues, `${path}.ident`, `only Allow rules take ident checks, got ${describe(ident)} on a Deny rule`);
+    if (action !== null && action !== RuleAction.Allow && ident !== null && ident !== IdentMode.Off) {
+      addIssue(issues, `${path}.ident`, `only Allow rules take ident checks, got ${describe(ident)} on a ${action} rule`);
     }
   }
   if (rule.limits !== undefined) {
     validateLimits(issues, `${path}.limits`, rule.limits);
-    if (action === RuleAction.Deny) addIssue(issues, `${path}.limits`, 'only Allow rules take limits');
+    if (action !== null && action !== RuleAction.Allow) addIssue(issues, `${path}.limits`, 'only Allow rules take limits');
   }
+}
+
+/** An action, with the reason when Pass is written where there is no namespace tier to pass to. */
+function readAction(issues: Issue[], path: string, v: unknown, actions: readonly string[]): string | null {
+  if (v === RuleAction.Pass && !actions.includes(RuleAction.Pass)) {
+    addIssue(issues, path, `Pass hands the decision to the client's namespace: only a ${CLUSTER_KIND} of tier Admin takes it; use Allow or Deny`);
+    return null;
+  }
+  return readEnum(issues, path, v, actions);
 }
 
 function validateCommands(issues: Issue[], path: string, v: unknown): void {

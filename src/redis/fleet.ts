@@ -2,6 +2,7 @@
 // and the limiter (plus the source's subscriber connection). The limiter's close() also closes
 // the connection, so the proxy's shutdown order (rules first, then the limiter) needs no extra step.
 import { createRedisLimiter, type FailMode, type RedisLimiter } from '../limits/redis-limiter.ts';
+import { RedisPodDirectory } from '../rules/pod-directory.ts';
 import { RedisRuleSource } from '../rules/redis-source.ts';
 import { closeRedisClient, createRedisClient, type RedisClient, type RedisConnectionOptions } from './connection.ts';
 
@@ -18,6 +19,8 @@ export interface RedisFleet {
   /** What the client was built from: the SSRF guard reads the endpoints it names. */
   readonly connection: RedisConnectionOptions;
   readonly rules: RedisRuleSource;
+  /** Pod address → namespace, published by the operator; stop() it before limiter.close(). */
+  readonly pods: RedisPodDirectory;
   /** close() also closes the shared connection: call it after rules.stop(). */
   readonly limiter: RedisLimiter;
 }
@@ -44,5 +47,6 @@ export function openRedisFleet(options: RedisFleetOptions): RedisFleet {
       await closeRedisClient(client);
     },
   };
-  return { client, rules, limiter, connection: options.connection };
+  const pods = new RedisPodDirectory({ client, prefix: options.prefix });
+  return { client, rules, pods, limiter, connection: options.connection };
 }

@@ -84,3 +84,26 @@ export function hashTagOf(key: string): string {
   if (close === -1 || close === open + 1) return key;
   return key.slice(open + 1, close);
 }
+
+export interface PodKeys {
+  /** Hash: pod address → the pod's namespace. Addresses and namespaces are field data, never key parts. */
+  readonly addresses: string;
+  /** Pub/sub: a message is one changed address, or POD_RESYNC when every entry may have changed. */
+  readonly channel: string;
+}
+
+export const POD_RESYNC = '*';
+
+/**
+ * Where the operator publishes which namespace each pod address belongs to, apart from the rules
+ * snapshot: pods come and go far more often than policies change, and each change is one field.
+ *
+ *   <p>:v1:{<p>:pods}:addresses   HASH address → namespace
+ *   <p>:v1:pods:notice            pub/sub channel, message = the changed address or "*"
+ */
+export function podKeys(prefix: string): PodKeys {
+  return {
+    addresses: `${requirePrefix(prefix)}:${SCHEMA_VERSION}:{${prefix}:pods}:addresses`,
+    channel: `${prefix}:${SCHEMA_VERSION}:pods:notice`,
+  };
+}

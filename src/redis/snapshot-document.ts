@@ -4,7 +4,7 @@
 // is one the pods accept, and a corrupt or foreign one is refused rather than half-applied.
 import { createHash } from 'node:crypto';
 import { compilePolicies } from '../policy/compile.ts';
-import { DEFAULT_NAMESPACE, DEFAULT_PRIORITY, Enforcement, type Issue, type Socks4Policy } from '../policy/types.ts';
+import { CLUSTER_KIND, DEFAULT_NAMESPACE, DEFAULT_PRIORITY, Enforcement, policyId, Tenancy, type Issue, type Socks4Policy } from '../policy/types.ts';
 import { formatIssue, validatePolicy } from '../policy/validate.ts';
 import type { RuleSnapshot } from '../rules/types.ts';
 
@@ -20,6 +20,8 @@ export interface SnapshotMeta {
   readonly traceparent?: string;
   /** Who published: `policy push`, `operator`. */
   readonly source?: string;
+  /** Namespaced when the publisher knows the pods (the operator); absent means Shared. */
+  readonly tenancy?: Tenancy;
 }
 
 export interface SnapshotDocument {
@@ -28,6 +30,8 @@ export interface SnapshotDocument {
   readonly createdAt: string;
   readonly source?: string;
   readonly traceparent?: string;
+  /** Absent = Shared: namespaced policies govern every client (`policy push`, older operators). */
+  readonly tenancy?: Tenancy;
   readonly policies: readonly Socks4Policy[];
 }
 
@@ -40,7 +44,7 @@ export class SnapshotInvalidError extends Error {
   }
 }
 
-const idOf = (p: Socks4Policy): string => `${p.metadata.namespace ?? DEFAULT_NAMESPACE}/${p.metadata.name}`;
+const idOf = (p: Socks4Policy): string => policyId(p);
 
 /**
  * Only what evaluation depends on: Kubernetes bookkeeping (resourceVersion, managedFields,
@@ -53,7 +57,7 @@ function normalizePolicy(p: Socks4Policy): Socks4Policy {
   return {
     apiVersion: p.apiVersion,
     kind: p.kind,
-    metadata: { name: p.metadata.name, namespace: p.metadata.namespace ?? DEFAULT_NAMESPACE },
+    metadata: p.kind === CLUSTER_KIND ? { name: p.metadata.name } : { name: p.metadata.name, namespace: p.metadata.namespace ?? DEFAULT_NAMESPACE },
     spec: { ...spec, priority: p.spec.priority ?? DEFAULT_PRIORITY, ...(enforcement === Enforcement.Report ? { enforcement } : {}) },
   };
 }
@@ -90,7 +94,9 @@ export function buildSnapshotDocument(policies: readonly Socks4Policy[], meta: S
   if (issues.length > 0) throw new SnapshotInvalidError('refusing to publish invalid policies', issues);
   const normalized = policies.map(normalizePolicy).sort((a, b) => (idOf(a) < idOf(b) ? -1 : idOf(a) > idOf(b) ? 1 : 0));
   compilePolicies(normalized); // the pods will; fail here first
-  const body = stringifyCanonical(normalized);
+  const namespaced = meta.tenancy === Tenancy.Namespaced;
+  // The tenancy changes what the same policies decide, so it is part of the version.
+  const body = stringifyCanonical(namespaced ? { policies: normalized, tenancy: Tenancy.Namespaced } : normalized);
   const version = createHash('sha256').update(body).digest('hex').slice(0, 12);
   const document: SnapshotDocument = {
     schema: SNAPSHOT_SCHEMA,
@@ -98,6 +104,7 @@ export function buildSnapshotDocument(policies: readonly Socks4Policy[], meta: S
     createdAt: meta.createdAt ?? new Date().toISOString(),
     ...(meta.source === undefined ? {} : { source: meta.source }),
     ...(meta.traceparent === undefined ? {} : { traceparent: meta.traceparent }),
+    ...(namespaced ? { tenancy: Tenancy.Namespaced } : {}),
     policies: normalized,
   };
   return { document, json: stringifyCanonical(document) };
@@ -126,8 +133,12 @@ export function parseSnapshotDocument(json: string, expectedVersion: string, now
   if (!Array.isArray(doc.policies)) throw new SnapshotInvalidError(`snapshot ${expectedVersion} has no policies list`);
   const issues = collectIssues(doc.policies);
   if (issues.length > 0) throw new SnapshotInvalidError(`snapshot ${expectedVersion} is invalid`, issues);
+  if (doc.tenancy !== undefined && doc.tenancy !== Tenancy.Namespaced && doc.tenancy !== Tenancy.Shared) {
+    throw new SnapshotInvalidError(`snapshot ${expectedVersion} has tenancy ${JSON.stringify(doc.tenancy)}; this pod knows Shared and Namespaced`);
+  }
+  const tenancy = doc.tenancy === Tenancy.Namespaced ? Tenancy.Namespaced : Tenancy.Shared;
   const policies = doc.policies as Socks4Policy[];
-  const compiled = compilePolicies(policies);
+  const compiled = compilePolicies(policies, { tenancy });
   return {
     document: {
       schema: SNAPSHOT_SCHEMA,
@@ -135,6 +146,7 @@ export function parseSnapshotDocument(json: string, expectedVersion: string, now
       createdAt: typeof doc.createdAt === 'string' ? doc.createdAt : '',
       ...(typeof doc.source === 'string' ? { source: doc.source } : {}),
       ...(typeof doc.traceparent === 'string' ? { traceparent: doc.traceparent } : {}),
+      ...(tenancy === Tenancy.Namespaced ? { tenancy } : {}),
       policies,
     },
     snapshot: {

@@ -49,5 +49,7 @@ export interface SessionEnv {
   selfAddresses: ReadonlySet<string>;
   /** The fleet's Redis, Kubernetes API and --guard-endpoint addresses, kept current by discovery. */
   fleet?: FleetEndpoints;
+  /** The namespace of the pod a client address belongs to (fleet mode); absent: no pods known. */
+  namespaceOf?: (address: string) => string | null;
   config: ServerConfig;
 }

@@ -72,6 +72,8 @@ export class Session implements SessionInfo {
   destIp: string | null = null;
   destPort = 0;
   ruleId: string | null = null;
+  namespace: string | null = null;
+  tier: string | null = null;
   snapshotVersion: string | null = null;
   replyCode: number | null = null;
   reason: Reason | null = null;
@@ -246,7 +248,10 @@ export class Session implements SessionInfo {
     if (snapshot === null) return this.fail(Reason.NoSnapshot);
     this.snapshotVersion = snapshot.version;
     const env = this.#env;
+    // A Map read: the operator's pod map is held locally, never fetched while the client waits.
+    this.namespace = env.namespaceOf?.(this.clientAddress) ?? null;
     const ctx = {
+      namespace: this.namespace,
       command: request.command,
       sourceIp: this.clientAddress,
       userId: request.userId,
@@ -268,6 +273,7 @@ export class Session implements SessionInfo {
       if (refusal !== null) {
         this.#noteReport(evaluateReportBeforeResolve(snapshot.compiled, ctx));
         this.ruleId = refusal.rule?.id ?? null;
+        this.tier = refusal.tier;
         return this.fail(refusal.reason as Reason);
       }
       const started = performance.now();
@@ -291,6 +297,7 @@ export class Session implements SessionInfo {
     this.#noteReport(evaluateReport(snapshot.compiled, ctx));
     this.ruleId = decision.rule?.id ?? null;
     this.guard = decision.guard ?? null;
+    this.tier = decision.tier;
     if (decision.action !== 'allow') return this.fail(decision.reason as Reason);
     if (!(await this.#admit(decision))) return;
     // Started before our own admission, so both limiter calls overlap: no extra round trip.

@@ -43,6 +43,10 @@ export interface SessionInfo {
   readonly destIp: string | null;
   readonly destPort: number;
   readonly ruleId: string | null;
+  /** The client's namespace when it is a known pod (fleet mode), else null. */
+  readonly namespace: string | null;
+  /** The policy tier that decided (Cluster, Namespace, Baseline, Default); null before a decision. */
+  readonly tier: string | null;
   readonly snapshotVersion: string | null;
   readonly replyCode: number | null;
   readonly reason: Reason | null;

@@ -54,6 +54,8 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
         dest: s.destIp,
         destPort: s.destPort,
         rule: s.ruleId,
+        clientNamespace: s.namespace ?? undefined,
+        tier: s.tier ?? undefined,
         snapshot: s.snapshotVersion,
         reply: s.replyCode,
         reason: s.reason,

@@ -3,6 +3,10 @@
 import client from 'prom-client';
 import { channels, type PhaseEvent, type SessionInfo, type SnapshotEvent } from './events.ts';
 
+/** Distinct namespace label values per process; later namespaces share OTHER_NAMESPACES. */
+export const MAX_NAMESPACE_LABELS = 100;
+export const OTHER_NAMESPACES = '_other';
+
 export interface ProxyMetrics {
   registry: client.Registry;
   /** Unsubscribes from the channels. */
@@ -122,6 +126,13 @@ export function createProxyMetrics(options: {
     labelNames: ['source'] as const,
     registers: [registry],
   });
+  const tenantSessions = new client.Counter({
+    name: 'socks4_tenant_sessions_total',
+    help: `Decided sessions by the client's namespace (client_namespace="" when it is no known pod; the first ${MAX_NAMESPACE_LABELS} namespaces seen get their own value, later ones "${OTHER_NAMESPACES}"), the tier that decided and whether it allowed.`,
+    labelNames: ['client_namespace', 'tier', 'decision'] as const,
+    registers: [registry],
+  });
+  const namespaceLabels = new Set<string>();
   const limiterErrors = new client.Counter({
     name: 'socks4_limiter_errors_total',
     help: 'Failed calls to the shared limiter (Redis); decided by the configured fail mode.',
@@ -159,6 +170,7 @@ export function createProxyMetrics(options: {
   const sessionChildren = new Map<string, client.Counter.Internal>();
   const handshakeChildren = new Map<string, client.Histogram.Internal<'command' | 'reply'>>();
   const phaseChildren = new Map<string, client.Histogram.Internal<'phase' | 'outcome'>>();
+  const tenantChildren = new Map<string, client.Counter.Internal>();
   const onEnd = (message: unknown): void => {
     const s = message as SessionInfo;
     const reply = s.replyCode === null ? 'none' : String(s.replyCode);
@@ -178,6 +190,18 @@ export function createProxyMetrics(options: {
     if (s.bytesToClient > 0) bytes.inc({ direction: 'downstream' }, s.bytesToClient);
     if (s.report != null) reportDecisions.inc({ action: s.report.action, reason: s.report.reason });
     if (s.guard != null) guardRefusals.inc({ guard: s.guard });
+    if (s.tier !== null) {
+      let ns = s.namespace ?? '';
+      // Bounded: namespaces are created by users; a label value per namespace must not grow forever.
+      if (ns !== '' && !namespaceLabels.has(ns)) {
+        if (namespaceLabels.size < MAX_NAMESPACE_LABELS) namespaceLabels.add(ns);
+        else ns = OTHER_NAMESPACES;
+      }
+      const tenantKey = `${ns}|${s.tier}|${s.reason === 'RuleDenied' || s.reason === 'NoRuleMatched' || s.reason === 'GuardedDestination' ? 'deny' : 'allow'}`;
+      let counted = tenantChildren.get(tenantKey);
+      if (counted === undefined) tenantChildren.set(tenantKey, (counted = tenantSessions.labels(...(tenantKey.split('|') as [string, string, string]))));
+      counted.inc();
+    }
     if (s.reason === 'RateLimited' || s.reason === 'ConcurrencyLimited') {
       limitRejections.inc({ kind: s.reason === 'RateLimited' ? 'connectionRate' : 'concurrentSessions' });
     }

@@ -58,6 +58,10 @@ export const SocksAttr = {
   ReportAction: 'socks4.report.action',
   ReportReason: 'socks4.report.reason',
   ReportReplyCode: 'socks4.report.reply.code',
+  /** The SOCKS client's namespace (a pod of the cluster); not k8s.namespace.name, the proxy's own. */
+  ClientNamespace: 'socks4.client.namespace',
+  /** Cluster, Namespace, Baseline or Default: which policy tier decided. */
+  Tier: 'socks4.tier',
 } as const;
 
 /** Experimental semantic convention, copied rather than imported from the unstable entry point. */
@@ -231,6 +235,8 @@ function sessionAttributes(s: SessionInfo, redactUserIds: boolean): Attributes {
     const cut = s.ruleId.lastIndexOf('/');
     if (cut > 0) attributes[SocksAttr.Policy] = s.ruleId.slice(0, cut);
   }
+  if (s.namespace !== null) attributes[SocksAttr.ClientNamespace] = s.namespace;
+  if (s.tier !== null) attributes[SocksAttr.Tier] = s.tier;
   if (s.snapshotVersion !== null) attributes[SocksAttr.SnapshotVersion] = s.snapshotVersion;
   if (s.replyCode !== null) attributes[SocksAttr.ReplyCode] = s.replyCode;
   if (s.reason !== null) attributes[SocksAttr.Reason] = s.reason;

@@ -2,7 +2,7 @@
 // values.schema.json drift, the deploy/ copies under files/, and the operator's exact RBAC and CRD.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -109,6 +109,9 @@ describe('files/ copies of deploy/ (scripts/sync-chart-files.sh)', () => {
     cpSync(path.join(repoRoot, 'deploy'), path.join(root, 'deploy'), { recursive: true });
     mkdirSync(path.join(root, 'scripts'));
     cpSync(path.join(repoRoot, 'scripts/sync-chart-files.sh'), path.join(root, 'scripts/sync-chart-files.sh'));
+    // The cluster kind's CRD is generated from the namespaced one by a script that needs `yaml`.
+    cpSync(path.join(repoRoot, 'scripts/gen-cluster-crd.ts'), path.join(root, 'scripts/gen-cluster-crd.ts'));
+    symlinkSync(path.join(repoRoot, 'node_modules'), path.join(root, 'node_modules'));
     cpSync(path.join(chartDir, 'files'), path.join(root, 'charts/socks4-fleet/files'), { recursive: true });
     const script = path.join(root, 'scripts/sync-chart-files.sh');
     const run = (...args: string[]) => promisify(execFile)(script, args).then(() => 0, (error: { code: number }) => error.code);
@@ -138,6 +141,19 @@ describe('the operator\'s own RBAC rules and CRD, as rendered', () => {
     const renamed = expected.rules.map((rule) => (rule.resourceNames ? { ...rule, resourceNames: ['r1-socks4-fleet-operator'] } : rule));
     const docs = await render('templates/operator/rbac.yaml', 'operator.replicas=2');
     assert.deepEqual(docs.find((doc) => doc.kind === 'Role')?.rules, renamed);
+  });
+
+  test('the cluster policies ClusterRole carries exactly deploy/rbac/operator-cluster-policies-role.yaml', async () => {
+    const expected = readYaml('deploy/rbac/operator-cluster-policies-role.yaml') as { rules: unknown };
+    const docs = await render('templates/operator/rbac.yaml', 'operator.watchNamespaces={team-a}');
+    assert.deepEqual(docs.find((doc) => doc.kind === 'ClusterRole' && doc.metadata.name.endsWith('-cluster-policies'))?.rules, expected.rules);
+  });
+
+  test('the cluster CRD is deploy/crd/clustersocks4policies.yaml, spec unchanged', async () => {
+    const expected = readYaml('deploy/crd/clustersocks4policies.yaml') as { spec: unknown; metadata: { name: string } };
+    const [crd] = await render('templates/crd/clustersocks4policies.yaml');
+    assert.equal(crd?.metadata.name, expected.metadata.name);
+    assert.deepEqual(crd?.spec, expected.spec);
   });
 
   test('the CRD is deploy/crd/socks4policies.yaml, spec unchanged', async () => {

@@ -15,6 +15,8 @@ import { startKubeControlPlane, type KubeControlPlane } from '../helpers/kube-ha
 import { repoRoot } from '../helpers/spawn.ts';
 
 export const CRD_PATH = join(repoRoot, 'deploy/crd/socks4policies.yaml');
+export const CLUSTER_CRD_PATH = join(repoRoot, 'deploy/crd/clustersocks4policies.yaml');
+export const CLUSTER_POLICIES_ROLE_PATH = join(repoRoot, 'deploy/rbac/operator-cluster-policies-role.yaml');
 export const CLUSTER_ROLE_PATH = join(repoRoot, 'deploy/rbac/operator-clusterrole.yaml');
 export const LEASE_ROLE_PATH = join(repoRoot, 'deploy/rbac/operator-leader-election-role.yaml');
 /** Where the operator's Lease lives, as the chart's release namespace would. */
@@ -49,7 +51,10 @@ export async function startTestCluster(options: { watchNamespaces?: readonly str
   };
   const kubectl = (...args: string[]) => kubectlAs(plane.kubeconfigPath, ...args);
   try {
-    await kubectl('apply', '-f', CRD_PATH, '-f', CLUSTER_ROLE_PATH);
+    await kubectl('apply', '-f', CRD_PATH, '-f', CLUSTER_CRD_PATH, '-f', CLUSTER_ROLE_PATH, '-f', CLUSTER_POLICIES_ROLE_PATH);
+    // Cluster-scoped kind: bound cluster-wide whichever way the rest is granted, as the chart does.
+    await kubectl('create', 'clusterrolebinding', 'socks4-fleet-operator-cluster-policies',
+      '--clusterrole=socks4-fleet-operator-cluster-policies', `--user=${OPERATOR_USER.user}`);
     await kubectl('create', 'namespace', OPERATOR_NAMESPACE);
     if (options.leaseRole !== false) {
       await kubectl('apply', '-n', OPERATOR_NAMESPACE, '-f', LEASE_ROLE_PATH);
@@ -63,7 +68,7 @@ export async function startTestCluster(options: { watchNamespaces?: readonly str
       await kubectl('create', 'namespace', ns);
       await kubectl('create', 'rolebinding', 'socks4-fleet-operator', '-n', ns, '--clusterrole=socks4-fleet-operator', `--user=${OPERATOR_USER.user}`);
     }
-    await kubectl('wait', '--for=condition=Established', '--timeout=30s', 'crd/socks4policies.socks4-fleet.io');
+    await kubectl('wait', '--for=condition=Established', '--timeout=30s', 'crd/socks4policies.socks4-fleet.io', 'crd/clustersocks4policies.socks4-fleet.io');
   } catch (error) {
     await plane.stop();
     throw error;

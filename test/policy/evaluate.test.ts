@@ -20,7 +20,7 @@ const allowAll: PolicyRule = { name: 'all', action: 'Allow' };
 describe('evaluate: order', () => {
   it('denies with NoRuleMatched when nothing matches', () => {
     assert.deepEqual(decide([{ name: 'ssh', action: 'Allow', to: { ports: ['22'] } }], {}), {
-      action: 'deny', reason: 'NoRuleMatched', rule: null, ident: 'Off', limits: null,
+      action: 'deny', reason: 'NoRuleMatched', tier: 'Default', rule: null, ident: 'Off', limits: null,
     });
     assert.equal(evaluate(compilePolicies([]), makeContext()).reason, 'NoRuleMatched');
   });
@@ -32,7 +32,7 @@ describe('evaluate: order', () => {
       { name: 'never', action: 'Deny' },
     ];
     assert.deepEqual(decide(rules, { destPort: 22 }), {
-      action: 'deny', reason: 'RuleDenied', rule: { policy: 'default/p', name: 'deny-ssh', id: 'default/p/deny-ssh' }, ident: 'Off', limits: null,
+      action: 'deny', reason: 'RuleDenied', tier: 'Namespace', rule: { policy: 'default/p', name: 'deny-ssh', id: 'default/p/deny-ssh' }, ident: 'Off', limits: null,
     });
     assert.equal(decide(rules, { destPort: 80 }).rule?.name, 'all');
   });
@@ -60,7 +60,7 @@ describe('evaluate: order', () => {
   it('carries ident and limits of the allowing rule', () => {
     const limits = { connectionRate: { perSecond: 1, burst: 2, key: 'Rule' }, bandwidth: { bytesPerSecond: 100, key: 'Session' } } as const;
     const d = decide([{ name: 'r', action: 'Allow', ident: 'Required', limits }], {});
-    assert.deepEqual(d, { action: 'allow', reason: 'RuleAllowed', rule: { policy: 'default/p', name: 'r', id: 'default/p/r' }, ident: 'Required', limits });
+    assert.deepEqual(d, { action: 'allow', reason: 'RuleAllowed', tier: 'Namespace', rule: { policy: 'default/p', name: 'r', id: 'default/p/r' }, ident: 'Required', limits });
   });
 });
 
@@ -134,7 +134,7 @@ describe('evaluate: SSRF guard', () => {
     assert.equal(guarded([toAll], { destIp: '::ffff:127.0.0.1' }), 'deny GuardedDestination internet');
     assert.equal(guarded([toAll], { destIp: '128.0.0.1' }), 'allow RuleAllowed internet');
     assert.deepEqual(decide([{ ...toAll, ident: 'Required', limits: { concurrentSessions: { max: 1, key: 'Rule' } } }], { destIp: '127.0.0.1' }), {
-      action: 'deny', reason: 'GuardedDestination', rule: { policy: 'default/p', name: 'internet', id: 'default/p/internet' }, ident: 'Off', limits: null, guard: 'loopback',
+      action: 'deny', reason: 'GuardedDestination', tier: 'Namespace', rule: { policy: 'default/p', name: 'internet', id: 'default/p/internet' }, ident: 'Off', limits: null, guard: 'loopback',
     });
   });
 

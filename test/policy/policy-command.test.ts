@@ -66,7 +66,7 @@ describe('policy validate', () => {
       'proxies/office: spec.rules[1].form: unknown field (known fields: name, action, commands, from, to, ident, limits)',
       'proxies/office: spec.rules[1].name: duplicate rule name "web" (also spec.rules[0])',
       `${file} document 2: apiVersion: must be "socks4-fleet.io/v1alpha1", got "v1"`,
-      `${file} document 2: kind: must be "Socks4Policy", got "ConfigMap"`,
+      `${file} document 2: kind: must be "Socks4Policy" or "ClusterSocks4Policy", got "ConfigMap"`,
       `${file} document 2: metadata: is required`,
       `${file} document 2: spec: is required`,
       '',
@@ -111,6 +111,7 @@ describe('policy explain', () => {
       'rule:     default/local-dev rule local-to-local',
       'ident:    Off',
       'limits:   none',
+      'tier:     Namespace',
       'trace:',
       '  skip  default/local-dev rule deny-cloud-metadata (Deny): destination 127.0.0.1 is not in [169.254.169.254/32]',
       '  match default/local-dev rule local-to-local (Allow)',
@@ -176,6 +177,7 @@ describe('policy explain', () => {
       'rule:     default/office-egress rule no-smtp',
       'ident:    Off',
       'limits:   none',
+      'tier:     Namespace',
       '',
     ].join('\n'));
   });

@@ -36,7 +36,7 @@ for (const file of dashboardFiles) dashboards.set(file, JSON.parse(await readFil
 function session(overrides: Partial<SessionInfo>): SessionInfo {
   return {
     id: 'f00d', startedAt: performance.now() - 5, clientAddress: '127.0.0.1', clientPort: 40000, localAddress: '127.0.0.1', localPort: 1080,
-    state: 'closed', command: 'connect', userId: 'alice', host: null, destIp: '127.0.0.1', destPort: 443, ruleId: 'proxies/office/web',
+    state: 'closed', command: 'connect', userId: 'alice', host: null, destIp: '127.0.0.1', destPort: 443, ruleId: 'proxies/office/web', namespace: null, tier: 'Namespace',
     snapshotVersion: 'abcdef012345', replyCode: 90, reason: null, closeCause: null, handshakeMs: 2, bytesFromClient: 10, bytesToClient: 20, ...overrides,
   };
 }

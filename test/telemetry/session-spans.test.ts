@@ -113,6 +113,7 @@ test('granted CONNECT: a SERVER span named for the command, an upstream-connect 
       'socks4.destination.port': echo.port,
       'socks4.rule.id': 'proxies/traced/local',
       'socks4.policy': 'proxies/traced',
+      'socks4.tier': 'Namespace',
       'socks4.reply.code': 90,
       'socks4.bytes.from_client': 9,
       'socks4.bytes.to_client': 9,
