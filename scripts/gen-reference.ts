@@ -113,7 +113,7 @@ function logLines(): string[] {
   const stop = logEvents(logger);
   const session = (over: Partial<SessionInfo>): SessionInfo => ({
     id: 's', startedAt: performance.now(), clientAddress: '10.0.0.1', clientPort: 1, localAddress: '10.0.0.2', localPort: 1080,
-    state: 'closed', command: 'connect', userId: 'u', host: null, destIp: '10.0.0.3', destPort: 443, ruleId: 'ns/p/r',
+    state: 'closed', command: 'connect', userId: 'u', host: null, destIp: '10.0.0.3', destPort: 443, ruleId: 'ns/p/r', namespace: null, tier: 'Namespace',
     snapshotVersion: 'v', replyCode: 90, reason: null, closeCause: 'closed', handshakeMs: 1, bytesFromClient: 0, bytesToClient: 0, ...over,
   });
   channels.sessionStart.publish(session({ state: 'handshake' }));

@@ -1,7 +1,7 @@
 // The file source against the shared rule-source contract: rules come from a real file in a
 // temporary directory that the source watches.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FileRuleSource } from '../../src/rules/file-source.ts';
@@ -12,10 +12,18 @@ runRuleSourceContract('file', async (initial) => {
   const file = path.join(dir, 'policy.yaml');
   if (initial !== null) await writeFile(file, initial);
   const source = new FileRuleSource(file, { debounceMs: 10 });
+  // Published whole, as editors and ConfigMap updates do (write beside, then rename): a reload
+  // that read a half-written file would see an empty set, which the source rightly refuses.
+  let n = 0;
+  const replace = async (text: string): Promise<void> => {
+    const next = path.join(dir, `.policy.yaml.${n++}`);
+    await writeFile(next, text);
+    await rename(next, file);
+  };
   return {
     source,
-    publish: (yaml) => writeFile(file, yaml),
-    publishBroken: () => writeFile(file, 'apiVersion: socks4-fleet.io/v1alpha1\nkind: Socks4Policy\nspec: {rules: [{name: Bad, action: Maybe}]}\n'),
+    publish: (yaml) => replace(yaml),
+    publishBroken: () => replace('apiVersion: socks4-fleet.io/v1alpha1\nkind: Socks4Policy\nspec: {rules: [{name: Bad, action: Maybe}]}\n'),
     settle: () => source.reload(),
     async cleanup() {
       await source.stop();
