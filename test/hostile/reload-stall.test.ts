@@ -11,7 +11,11 @@ import { startEchoServer } from '../helpers/servers.ts';
 import { runCli } from '../helpers/spawn.ts';
 import { legitClient, startProxyCli, type LegitResult } from './scenario-kit.ts';
 
-const ADDED_BOUND_MS = Number(process.env.RELOAD_BOUND_MS ?? 500);
+// Bounds for a 2-core machine shared with other test runs, where an idle process already sees
+// ~100 ms scheduling gaps: 99% of exchanges during the reload within 500 ms of the idle median,
+// and none over 2 s. Before the worker thread, every exchange in a reload waited 3-20 s.
+const P99_ADDED_BOUND_MS = 500;
+const MAX_BOUND_MS = 2000;
 
 /** 100 policies of 100 tenant rules each, after one that allows the legitimate client. */
 function bigPolicy(echoPort: number): string {
@@ -52,7 +56,8 @@ test('reloading a 10 000-rule policy file adds little to a legitimate client\'s 
     assert.ok(loads() > before, 'the reload never happened');
     assert.ok(during.length >= 5, `only ${during.length} exchanges during the reload: the loop was stalled`);
     for (const r of during) assert.equal(r.reply, 90);
-    assert.ok(duringMax - idleP50 < ADDED_BOUND_MS, `a reload added ${Math.round(duringMax - idleP50)} ms to a session`);
+    assert.ok(duringP99 - idleP50 < P99_ADDED_BOUND_MS, `a reload added ${Math.round(duringP99 - idleP50)} ms to 1% of exchanges`);
+    assert.ok(duringMax < MAX_BOUND_MS, `an exchange took ${duringMax} ms during the reload`);
   } finally {
     await proxy.cli.stop('SIGKILL');
     await rm(proxy.dir, { recursive: true, force: true });
