@@ -122,15 +122,20 @@ test('/metrics carries no USERID, host or address, and its label values come fro
     direction: (v) => v === 'upstream' || v === 'downstream',
   };
   let series = 0;
+  const reasonLabels = new Set<string>();
   for (const line of body.split('\n')) {
     if (!line.startsWith('socks4_sessions_total{') && !line.startsWith('socks4_relayed_bytes_total{')) continue;
     series++;
+    const reason = /reason="([^"]*)"/.exec(line)?.[1];
+    if (reason !== undefined) reasonLabels.add(reason);
     for (const [, name, value] of line.matchAll(/(\w+)="([^"]*)"/g)) {
       assert.ok(allowed[name!]?.(value!), `label ${name}="${value}" in ${line}`);
     }
   }
-  // Granted and refused by NoRuleMatched: two series, however many distinct clients.
-  assert.equal(series, 2, `${series} session series for ${sent.length} distinct clients`);
+  // Granted, refused by NoRuleMatched, and hostile 4a names that are not host names refused as
+  // InvalidHostname: three series, however many distinct clients.
+  assert.equal(series, 3, `${series} session series for ${sent.length} distinct clients`);
+  assert.deepEqual([...reasonLabels].sort(), ['', 'InvalidHostname', 'NoRuleMatched']);
 });
 
 test('the log is one JSON object per line; hostile strings are fields, intact, never the message', async () => {
