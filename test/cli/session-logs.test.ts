@@ -100,3 +100,15 @@ test('session lines carry durationMs and closeCause; a drain-cut session says so
     await proxy.stop('SIGKILL');
   }
 });
+
+test('a relay ended by --idle-timeout says closeCause idle', async () => {
+  const { proxy, port } = await startProxy('--idle-timeout', '300ms');
+  try {
+    const idle = await connect(port);
+    assert.equal(idle.reply[1], 90);
+    await proxy.waitForOutput(/"reply":90,.*"closeCause":"idle".*"msg":"session closed"/);
+    idle.raw.socket.destroy();
+  } finally {
+    await proxy.stop('SIGKILL');
+  }
+});
