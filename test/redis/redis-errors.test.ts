@@ -110,6 +110,13 @@ describe('the proxy in fleet mode', () => {
     assertNoSecrets(output);
   });
 
+  it('a database that does not exist stops start-up instead of serving database 0\'s rules', async () => {
+    const { code, output } = await runCli(['proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0'], { REDIS_URL: `${good}/99` });
+    assert.equal(code, 1, output);
+    assert.match(output, /socks4-fleet proxy: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/99: database 99 does not exist on this server.*; not started$/m);
+    assertNoSecrets(output);
+  });
+
   it('with no snapshot under its prefix: says where rules come from, warns at start and again, naming the prefixes that hold rules', async () => {
     const chartPrefix = `release-${randomUUID().slice(0, 8)}`;
     assert.equal((await push(good, '--redis-prefix', chartPrefix)).code, 0);

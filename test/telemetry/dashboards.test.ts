@@ -11,7 +11,7 @@ import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { createOperatorMetrics } from '../../operator/metrics.ts';
 import { PUSH_SPAN_NAME } from '../../src/cli/push-command.ts';
-import { Reason } from '../../src/errors.ts';
+import { isProxyFailure, Reason } from '../../src/errors.ts';
 import { channels, type PhaseEvent, type SessionInfo } from '../../src/telemetry/events.ts';
 import { createProxyMetrics } from '../../src/telemetry/metrics.ts';
 import { SocksAttr, SpanName } from '../../src/telemetry/session-spans.ts';
@@ -234,6 +234,13 @@ test('error views follow the span status rule: status = error means a proxy fail
     const query = typeof target.query === 'string' ? target.query : '';
     if (/kind = server/.test(query) && /status = error/.test(query)) assert.equal(panel.title, 'Proxy failures', `${panel.title}: session status = error is proxy failures only`);
   }
+});
+
+test('the overview\'s proxy-failures panel selects exactly the reasons that make a session span ERROR', () => {
+  const d = dashboards.get('socks4-fleet-overview.json') as Dashboard;
+  const expr = targetsOf(d).find(({ panel }) => panel.title === 'Proxy failures by reason')?.target.expr ?? '';
+  const selected = /reason=~"([^"]+)"/.exec(expr)?.[1]?.split('|').sort();
+  assert.deepEqual(selected, Object.values(Reason).filter(isProxyFailure).sort());
 });
 
 test('the chart renders each dashboard file unchanged into its own ConfigMap', async () => {
