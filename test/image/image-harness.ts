@@ -72,11 +72,16 @@ export function ensureImage(): UnpackedImage {
     rmSync(image.dir, { recursive: true, force: true });
     if (image.config.config.Labels['org.opencontainers.image.revision'] === head()) return unpackImage();
   }
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: [path.dirname(process.execPath), path.join(repoRoot, 'bin'), process.env.PATH].join(':') };
+  buildImage();
+  return unpackImage();
+}
+
+/** Runs scripts/build-image.sh (`make image`) with `extraEnv` (IMAGE_OUT: another output folder). */
+export function buildImage(extraEnv: Record<string, string> = {}): void {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv, PATH: [path.dirname(process.execPath), path.join(repoRoot, 'bin'), process.env.PATH].join(':') };
   delete env.NODE_TEST_CONTEXT;
   const build = spawnSync(path.join(repoRoot, 'scripts', 'build-image.sh'), [], { cwd: repoRoot, env, encoding: 'utf8', timeout: 280_000 });
   if (build.status !== 0) throw new Error(`scripts/build-image.sh failed (${build.status ?? build.signal}):\n${build.stdout}${build.stderr}`);
-  return unpackImage();
 }
 
 /** A network namespace of the test's own, held open by a `sleep` the test stops by its pid. */
