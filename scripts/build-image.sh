@@ -116,7 +116,7 @@ layer() {
 
 echo "build-image: socks4-fleet $VERSION (commit ${REVISION:0:12}, SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
 
-# cached_layer NAME MTIME KEYFILES... : layers 1-3 depend only on pinned inputs, so they carry a
+# cached_layer NAME KEYFILES...: layers 1-3 depend only on pinned inputs, so they carry a
 # fixed date (npm's, 1985-10-26) instead of the commit's and are kept in the cache under a hash of
 # those inputs and of this script: a new commit rebuilds only the application layer, and a
 # registry already holding the runtime layers gets only the new one. Sets LAYER to the .tar.gz
