@@ -258,7 +258,7 @@ spec:
     }
   });
 
-  test('the operator starts and says plainly that the Kubernetes API cannot be reached', async () => {
+  test('the operator starts, and logs a retry line while the Kubernetes API is unreachable', async () => {
     // No Kubernetes API runs in the namespace: a kubeconfig naming a closed port.
     const kubeconfig = file('kubeconfig', `apiVersion: v1
 kind: Config
