@@ -106,17 +106,18 @@ fetch_npm() {
 normalize() { find "$1" ! -type l -exec chmod go-w,a+rX {} +; }
 
 # layer DIR OUT: DIR as a reproducible gzip'd tar (sorted, 0:0, fixed mtime, no atime/ctime).
+# gzip -6: -9 saves 0.6 % of the Node layer for three times the CPU (15 s instead of 5 s).
 layer() {
   (cd "$1" && find . -mindepth 1 -printf '%P\0' | sort -z) |
     tar -C "$1" --null --no-recursion -T - --format=pax \
       --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
       --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" -cf - |
-    gzip -9 -n >"$2"
+    gzip -6 -n >"$2"
 }
 
 echo "build-image: socks4-fleet $VERSION (commit ${REVISION:0:12}, SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
 
-# cached_layer NAME MTIME KEYFILES... : layers 1-3 depend only on pinned inputs, so they carry a
+# cached_layer NAME KEYFILES...: layers 1-3 depend only on pinned inputs, so they carry a
 # fixed date (npm's, 1985-10-26) instead of the commit's and are kept in the cache under a hash of
 # those inputs and of this script: a new commit rebuilds only the application layer, and a
 # registry already holding the runtime layers gets only the new one. Sets LAYER to the .tar.gz

@@ -72,11 +72,16 @@ export function ensureImage(): UnpackedImage {
     rmSync(image.dir, { recursive: true, force: true });
     if (image.config.config.Labels['org.opencontainers.image.revision'] === head()) return unpackImage();
   }
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: [path.dirname(process.execPath), path.join(repoRoot, 'bin'), process.env.PATH].join(':') };
-  delete env.NODE_TEST_CONTEXT;
-  const build = spawnSync(path.join(repoRoot, 'scripts', 'build-image.sh'), [], { cwd: repoRoot, env, encoding: 'utf8', timeout: 280_000 });
-  if (build.status !== 0) throw new Error(`scripts/build-image.sh failed (${build.status ?? build.signal}):\n${build.stdout}${build.stderr}`);
+  buildImage();
   return unpackImage();
+}
+
+/** Runs scripts/build-image.sh (`make image`) with `extraEnv` (IMAGE_OUT: another output folder). */
+export function buildImage(extraEnv: Record<string, string> = {}): void {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv, PATH: [path.dirname(process.execPath), path.join(repoRoot, 'bin'), process.env.PATH].join(':') };
+  delete env.NODE_TEST_CONTEXT;
+  const build = spawnSync(path.join(repoRoot, 'scripts', 'build-image.sh'), [], { cwd: repoRoot, env, encoding: 'utf8', timeout: 540_000 });
+  if (build.status !== 0) throw new Error(`scripts/build-image.sh failed (${build.status ?? build.signal}):\n${build.stdout}${build.stderr}`);
 }
 
 /** A network namespace of the test's own, held open by a `sleep` the test stops by its pid. */
@@ -104,12 +109,12 @@ function readNs(pid: number): string | undefined {
 }
 
 /**
- * argv running `args` through the image's entry point in `ns`: the root filesystem read-only,
+ * argv running `args` through the image's entry point (or a pod's `command`) in `ns`: the root filesystem read-only,
  * an empty tmpfs on /tmp (the chart mounts one), `files` bound read-only into it, only the image's
  * environment, as the image's numeric user (setpriv drops root before bwrap; bwrap's user
  * namespace maps that user to itself, so the image's root-owned files stay someone else's).
  */
-export function sandboxArgv(image: UnpackedImage, ns: NetNamespace, args: string[], files: Record<string, string> = {}, env: Record<string, string> = {}): string[] {
+export function sandboxArgv(image: UnpackedImage, ns: NetNamespace, args: string[], files: Record<string, string> = {}, env: Record<string, string> = {}, command = image.config.config.Entrypoint): string[] {
   const [uid, gid] = image.config.config.User.split(':');
   const environment = [...image.config.config.Env.map((entry) => entry.split(/=(.*)/s).slice(0, 2) as [string, string]), ...Object.entries(env)];
   return ns.run([
@@ -119,7 +124,7 @@ export function sandboxArgv(image: UnpackedImage, ns: NetNamespace, args: string
     '--unshare-user', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--die-with-parent', '--new-session',
     '--clearenv', ...environment.flatMap(([key, value]) => ['--setenv', key, value]),
     '--chdir', image.config.config.WorkingDir, '--',
-    ...image.config.config.Entrypoint, ...args,
+    ...command, ...args, // a pod's `command` replaces the entry point; bwrap looks it up in the image's PATH
   ]);
 }
 
