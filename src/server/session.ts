@@ -300,8 +300,13 @@ export class Session implements SessionInfo {
     this.tier = decision.tier;
     if (decision.action !== 'allow') return this.fail(decision.reason as Reason);
     if (!(await this.#admit(decision))) return;
-    // Started before our own admission, so both limiter calls overlap: no extra round trip.
-    if (this.#reportAdmission !== null) await this.#reportAdmission;
+    // Started before our own admission, so the two limiter calls overlap. Awaited so that every
+    // granted session's record carries the limit outcome; when the deciding rule has no limits of
+    // its own this is the one limiter call on the session's path.
+    if (this.#reportAdmission !== null) {
+      await this.#reportAdmission;
+      this.#reportAdmission = null;
+    }
     if (this.closed) return;
     if (!(await this.#checkIdent(decision, request.userId))) return;
     if (request.command === 'connect') await this.#connect(ctx.destIp, request.port, early);
