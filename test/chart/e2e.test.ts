@@ -280,6 +280,17 @@ spec:
   });
 
   test('kubectl apply of a policy: Ready, and curl allowed and refused through both proxies', async () => {
+    // A Socks4Policy governs its own namespace's pods only (tenancy): curl here speaks for a pod
+    // of ${NS}. No kubelet runs it; the operator learns its address from status.podIPs.
+    await kubectlIn(JSON.stringify({
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'curl-client', namespace: NS },
+      spec: {
+        serviceAccountName: `${FULLNAME}-proxy`,
+        securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+        containers: [{ name: 'curl', image: 'registry.invalid/curl', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } }],
+      },
+    }), 'apply', '-f', '-');
+    await kubectl('patch', 'pod', 'curl-client', '-n', NS, '--subresource=status', '--type=merge', '-p', '{"status":{"podIP":"127.0.0.1","podIPs":[{"ip":"127.0.0.1"}]}}');
     await kubectlIn(policy(allowed.port), 'apply', '-f', '-');
     await waitFor('READY True in kubectl get socks4policies', async () => ((await readyColumn()) === 'True' ? true : undefined));
     for (const ops of opsPorts) {
