@@ -9,7 +9,7 @@ function ended(namespace: string | null, tier: string | null, reason: string | n
   return {
     id: 's', startedAt: 0, clientAddress: '127.0.0.1', clientPort: 1, localAddress: '127.0.0.1', localPort: 1080, state: 'closed',
     command: 'connect', userId: 'u', host: null, destIp: '127.0.0.1', destPort: 80, ruleId: null, namespace, tier,
-    snapshotVersion: 'abcdef012345', replyCode: reason === null ? 90 : 91, reason: reason as SessionInfo['reason'], handshakeMs: 1,
+    snapshotVersion: 'abcdef012345', replyCode: reason === null ? 90 : 91, reason: reason as SessionInfo['reason'], closeCause: null, handshakeMs: 1,
     bytesFromClient: 0, bytesToClient: 0,
   };
 }
