@@ -88,7 +88,7 @@ goals.push({
 });
 
 log(`3/3 push → enforced with ${subscribers} simulated pods and ${policies} policies`);
-const scaling = await measureFleetScaling({ subscribers, policies, pushes: quick ? 2 : 5, log });
+const scaling = await measureFleetScaling({ subscribers, policies, pushes: quick ? 2 : 3, log });
 goals.push({
   goal: `4b. push → enforced p99 with ${subscribers} subscribed pods and ${policies} policies`,
   verdict: 'measured',
