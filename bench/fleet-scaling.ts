@@ -125,7 +125,8 @@ async function simulatedPod(port: number, keys: ReturnType<typeof ruleKeys>, onL
 export async function measureFleetScaling(options: { subscribers: number; policies: number; pushes: number; log?: (l: string) => void }): Promise<FleetScalingReport> {
   const log = options.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const redis = await startRedis();
-  const admin = createRedisClient({ url: redis.url });
+  // Redis is busy for seconds sending every pod its snapshot: the admin connection waits it out.
+  const admin = createRedisClient({ url: redis.url, commandTimeoutMs: 600_000 });
   const sink = await startSink();
   const prefix = 'scaling';
   const keys = ruleKeys(prefix);
