@@ -43,7 +43,7 @@ image: deps tools
 test: deps typecheck tools
 	$(WITH_NODE) node --test --test-concurrency=2 --test-timeout=300000 '$(TEST_FILES)'
 
-# Benchmarks side by side with Dante and direct (never part of `make test`; ~5 minutes).
+# Benchmarks side by side with Dante and direct, then issue #16's goals (never part of `make test`; ~15 minutes).
 # Options go in ARGS: make bench ARGS=--quick (bench/README.md lists them).
 bench: deps
 	$(WITH_NODE) node bench/run.ts $(ARGS)

@@ -66,37 +66,39 @@ async function simulatedPod(port: number, keys: ReturnType<typeof ruleKeys>, onL
   const cmd = net.connect({ host: '127.0.0.1', port });
   await Promise.all([new Promise((r) => sub.once('connect', r)), new Promise((r) => cmd.once('connect', r))]);
   const resp = (...args: string[]): string => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
-  // Bulk replies on the command connection, one at a time: header, then that many bytes.
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  let want = -1;
+  // Bulk replies on the command connection, one at a time: a "$<length>" header, then that many
+  // bytes and CRLF, counted as they arrive and never copied (a pod holds the whole snapshot; the
+  // benchmark only needs to know when it has): only a short reply (the pointer) is kept as text.
+  let header = '';
+  let left = -1; // body bytes + CRLF still to come; -1 while reading a header
+  let short: Buffer[] = [];
   let waiter: ((value: string | null) => void) | null = null;
   cmd.on('data', (chunk: Buffer) => {
-    pending.push(chunk);
-    pendingBytes += chunk.length;
-    for (;;) {
-      const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
-      pending = [buf];
-      if (want < 0) {
-        const eol = buf.indexOf('\r\n');
+    let at = 0;
+    while (at < chunk.length) {
+      if (left < 0) {
+        const eol = chunk.indexOf(10, at);
+        header += chunk.toString('latin1', at, eol < 0 ? chunk.length : eol + 1);
         if (eol < 0) return;
-        want = Number(buf.subarray(1, eol).toString());
-        pending = [buf.subarray(eol + 2)];
-        pendingBytes = buf.length - eol - 2;
-        if (want < 0) {
-          want = -1;
+        at = eol + 1;
+        const length = Number(header.slice(1).trim());
+        header = '';
+        if (length < 0) {
           waiter?.(null);
           continue;
         }
+        left = length + 2;
+        short = [];
       }
-      if (pendingBytes < want + 2) return;
-      const body = pending[0]!.subarray(0, want);
-      pending = [pending[0]!.subarray(want + 2)];
-      pendingBytes -= want + 2;
-      want = -1;
-      // Only the pointer's value is needed as text; the snapshot is just received whole.
-      waiter?.(body.length < 200 ? body.toString() : '');
-      if (pendingBytes === 0) return;
+      const take = Math.min(left, chunk.length - at);
+      if (left <= 202) short.push(chunk.subarray(at, at + take));
+      left -= take;
+      at += take;
+      if (left === 0) {
+        left = -1;
+        const text = Buffer.concat(short).toString();
+        waiter?.(text.length > 0 ? text.slice(0, -2) : '');
+      }
     }
   });
   const get = (key: string): Promise<string | null> => new Promise((resolve) => {
@@ -123,7 +125,8 @@ async function simulatedPod(port: number, keys: ReturnType<typeof ruleKeys>, onL
 export async function measureFleetScaling(options: { subscribers: number; policies: number; pushes: number; log?: (l: string) => void }): Promise<FleetScalingReport> {
   const log = options.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const redis = await startRedis();
-  const admin = createRedisClient({ url: redis.url });
+  // Redis is busy for seconds sending every pod its snapshot: the admin connection waits it out.
+  const admin = createRedisClient({ url: redis.url, commandTimeoutMs: 600_000 });
   const sink = await startSink();
   const prefix = 'scaling';
   const keys = ruleKeys(prefix);

@@ -88,8 +88,18 @@ goals.push({
 });
 
 log(`3/3 push → enforced with ${subscribers} simulated pods and ${policies} policies`);
-const scaling = await measureFleetScaling({ subscribers, policies, pushes: quick ? 2 : 5, log });
-goals.push({
+let scaling: Awaited<ReturnType<typeof measureFleetScaling>> | null = null;
+try {
+  scaling = await measureFleetScaling({ subscribers, policies, pushes: quick ? 2 : 3, log });
+} catch (error) {
+  // The goals above are measured already: report this one as failed, not the whole run.
+  goals.push({
+    goal: `4b. push → enforced p99 with ${subscribers} subscribed pods and ${policies} policies`, verdict: 'missed',
+    figures: `not measured: ${(error as Error).message.split('\n')[0]}`,
+    command: `scripts/node bench/fleet-scaling.ts --subscribers ${subscribers} --policies ${policies}`,
+  });
+}
+if (scaling !== null) goals.push({
   goal: `4b. push → enforced p99 with ${subscribers} subscribed pods and ${policies} policies`,
   verdict: 'measured',
   figures: `real proxy enforcing p50 ${formatNumber(scaling.enforcedMs.p50)} ms, p99 ${formatNumber(scaling.enforcedMs.p99)} ms; `

@@ -171,6 +171,8 @@ export function createProxyMetrics(options: {
   const handshakeChildren = new Map<string, client.Histogram.Internal<'command' | 'reply'>>();
   const phaseChildren = new Map<string, client.Histogram.Internal<'phase' | 'outcome'>>();
   const tenantChildren = new Map<string, client.Counter.Internal>();
+  const bytesUp = bytes.labels('upstream'); // two per session: bound once, like the maps above
+  const bytesDown = bytes.labels('downstream');
   const onEnd = (message: unknown): void => {
     const s = message as SessionInfo;
     const reply = s.replyCode === null ? 'none' : String(s.replyCode);
@@ -186,8 +188,8 @@ export function createProxyMetrics(options: {
       if (observed === undefined) handshakeChildren.set(handshakeKey, (observed = handshake.labels(command, reply)));
       observed.observe(s.handshakeMs / 1000);
     }
-    if (s.bytesFromClient > 0) bytes.inc({ direction: 'upstream' }, s.bytesFromClient);
-    if (s.bytesToClient > 0) bytes.inc({ direction: 'downstream' }, s.bytesToClient);
+    if (s.bytesFromClient > 0) bytesUp.inc(s.bytesFromClient);
+    if (s.bytesToClient > 0) bytesDown.inc(s.bytesToClient);
     if (s.report != null) reportDecisions.inc({ action: s.report.action, reason: s.report.reason });
     if (s.guard != null) guardRefusals.inc({ guard: s.guard });
     if (s.tier !== null) {
