@@ -59,7 +59,7 @@ chart-test: deps tools
 
 # Copies the CRD and the operator's ClusterRole from deploy/ into the chart (a test checks it).
 chart-sync:
-	scripts/sync-chart-files.sh
+	$(WITH_NODE) scripts/sync-chart-files.sh
 
 # docs/reference.md from the code (flags, policy fields, reasons, metrics, spans, log lines); a
 # test fails when it is stale.

@@ -31,12 +31,12 @@ render() {
 # The cluster kind's CRD is derived from the namespaced one (one schema, never two by hand).
 if [[ $check == 1 ]]; then
   if ! diff -u --label deploy/crd/clustersocks4policies.yaml --label "generated" "$ROOT/deploy/crd/clustersocks4policies.yaml" \
-      <("$ROOT/scripts/with-node" node "$ROOT/scripts/gen-cluster-crd.ts" --stdout); then
+      <(node "$ROOT/scripts/gen-cluster-crd.ts" --stdout); then
     echo "sync-chart-files: deploy/crd/clustersocks4policies.yaml is stale; run scripts/sync-chart-files.sh" >&2
     exit 1
   fi
 else
-  "$ROOT/scripts/with-node" node "$ROOT/scripts/gen-cluster-crd.ts"
+  node "$ROOT/scripts/gen-cluster-crd.ts"
 fi
 
 stale=0
