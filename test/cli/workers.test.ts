@@ -31,7 +31,8 @@ after(async () => {
 interface LogLine { pid: number; msg: string; worker?: number }
 const lines = (): LogLine[] =>
   proxy.log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
-const pidsWith = (msg: string): Set<number> => new Set(lines().filter((l) => l.msg === msg).map((l) => l.pid));
+// A message or its longer form ("draining (send the signal again to force the exit)").
+const pidsWith = (msg: string): Set<number> => new Set(lines().filter((l) => l.msg === msg || String(l.msg).startsWith(`${msg} (`)).map((l) => l.pid));
 
 /** Polls (bounded) until `check` holds. */
 async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -53,6 +54,8 @@ async function session(): Promise<boolean> {
 }
 
 test('two workers serve the one port, and /metrics counts the sessions of both', async () => {
+  // Worker log lines are buffered (up to 100 ms): wait for both rather than read them at once.
+  await eventually('two worker processes listening', () => pidsWith('socks4-fleet worker listening').size === 2);
   const workerPids = pidsWith('socks4-fleet worker listening');
   assert.equal(workerPids.size, 2, 'two worker processes listen');
   // The kernel spreads connections by hash; within a few hundred both must have served.
