@@ -17,7 +17,7 @@ unexport NODE_EXTRA_CA_CERTS
 
 TEST_FILES ?= test/**/*.test.ts
 
-.PHONY: all deps typecheck run test tools bench chart-test chart-sync soak clean
+.PHONY: all deps typecheck run test tools bench chart-test chart-sync soak mutate clean
 
 all: deps typecheck
 
@@ -58,5 +58,11 @@ chart-sync:
 soak: deps
 	scripts/soak.sh
 
+# Mutation testing (StrykerJS, never part of `make test`): protocol, policy, limits and the
+# session/relay/upstream, one module at a time with its own tests; HTML under reports/mutation/.
+# Tens of minutes on 2 shared cores; MUTATE_MODULES="protocol limits" runs some of them.
+mutate: deps
+	scripts/mutate.sh
+
 clean:
-	rm -rf node_modules .tools
+	rm -rf node_modules .tools .stryker-tmp reports/mutation
