@@ -7,7 +7,7 @@
 #   MUTATE_INCREMENTAL=1              reuse reports/mutation/<module>/incremental.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
-modules=${MUTATE_MODULES:-protocol policy policy-validate limits session}
+modules=${MUTATE_MODULES:-protocol policy policy-compile policy-validate limits session}
 for module in $modules; do
   start=$(date +%s)
   echo "== mutate $module"
