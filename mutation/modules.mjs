@@ -13,7 +13,7 @@ export const modules = {
   policy: {
     mutate: ['src/policy/{evaluate,guard,ranges,ip}.ts'],
     tests: ['test/policy/evaluate.test.ts', 'test/policy/evaluate-property.test.ts', 'test/policy/ip-glob.test.ts',
-      'test/policy/guard-edges.test.ts'],
+      'test/policy/guard-edges.test.ts', 'test/policy/ip-parse.test.ts'],
     bar: 85,
   },
   // Compilation to the matcher: globs, the rule index.
