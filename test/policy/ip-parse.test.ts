@@ -19,6 +19,7 @@ describe('parseIpv4', () => {
     ['0:0:0:0:0:ffff:1.2.3.4', ip(1, 2, 3, 4)],
     ['0::ffff:1.2.3.4', ip(1, 2, 3, 4)],
     ['::0:ffff:a0b:c0d', ip(10, 11, 12, 13)],
+    ['::0:0:0:0:ffff:7f00:1', ip(127, 0, 0, 1)], // '::' standing for a single zero group
     // Not IPv4.
     ['', NOT_IPV4],
     ['1.2.3', NOT_IPV4],
