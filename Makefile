@@ -13,7 +13,7 @@ WITH_NODE := scripts/with-node
 
 TEST_FILES ?= test/**/*.test.ts
 
-.PHONY: all deps typecheck run test tools image bench bench-goals chart-test chart-sync docs soak clean distclean help
+.PHONY: all deps typecheck run test tools image bench bench-goals chart-test chart-sync docs soak mutate clean distclean help
 
 all: deps typecheck
 
@@ -72,13 +72,19 @@ soak: deps
 	scripts/soak.sh
 
 # clean: what `make` and the tests write in the checkout and can rebuild in seconds to minutes —
-#   node_modules/ (npm ci), .tools/ (the pinned Node), dist/ (make image), bench/results/ and
-#   .cache/ (the benchmarks' Go load generator).
+#   node_modules/ (npm ci), .tools/ (the pinned Node), dist/ (make image), bench/results/,
+#   .cache/ (the benchmarks' Go load generator), .stryker-tmp/ and reports/mutation/ (make mutate).
 # distclean: also bin/, the Go-built kube-apiserver, etcd, kubectl, helm and Jaeger (many minutes
 #   to rebuild with a cold Go cache). Neither touches ~/.cache/socks4-fleet (the downloaded Node
 #   tarball) or Go's module and build caches, which are shared with other checkouts.
+# Mutation testing (StrykerJS, never part of `make test`): protocol, policy, limits and the
+# session/relay/upstream, one module at a time with its own tests; HTML under reports/mutation/.
+# Tens of minutes on 2 shared cores; MUTATE_MODULES="protocol limits" runs some of them.
+mutate: deps
+	$(WITH_NODE) scripts/mutate.sh
+
 clean:
-	rm -rf node_modules .tools dist bench/results .cache
+	rm -rf node_modules .tools dist bench/results .cache .stryker-tmp reports/mutation
 
 distclean: clean
 	rm -rf bin
@@ -91,5 +97,6 @@ help:
 	@echo 'make soak       the long reliability runs'
 	@echo 'make bench      benchmarks against Dante, then the performance goals (ARGS=--quick for a short run)'
 	@echo 'make bench-goals the performance goals alone: CPU per session vs the Node floor, tracing, workers, fleet scaling'
-	@echo 'make clean      remove node_modules/ .tools/ dist/ bench/results/ .cache/ (bench load generator)'
+	@echo 'make mutate     mutation testing (StrykerJS) per module, scores printed; MUTATE_MODULES=... for some'
+	@echo 'make clean      remove node_modules/ .tools/ dist/ bench/results/ .cache/ (bench load generator) .stryker-tmp/ reports/mutation/'
 	@echo 'make distclean  clean, and also bin/ (the Go-built tools)'

@@ -199,6 +199,100 @@ describe('memory limiter', () => {
   });
 });
 
+// Cases for mutants Stryker found surviving (`make mutate`): each pins one decision the limiter
+// makes on a clock far from zero, where `now - t` and `now + t` part ways.
+describe('memory limiter: edges', () => {
+  const START = 1_000_000;
+
+  it('an idle key gets its burst back, not a credit for the time it was idle', () => {
+    const clock = createManualClock(START);
+    const limiter = createMemoryLimiter({ now: clock.now, sweepIntervalMs: 3_600_000 });
+    const limits: RuleLimits = { connectionRate: { perSecond: 1, burst: 1, key: 'Rule' } };
+    assert.equal(limiter.admit(request(limits)).ok, true);
+    clock.advance(10_000); // the key is still held (no sweep), its TAT long past
+    assert.equal(limiter.admit(request(limits)).ok, true);
+    assert.equal(limiter.admit(request(limits)).ok, false, 'a burst of 1, whatever the idle time');
+    limiter.close();
+  });
+
+  it('sweeps on the interval since the last sweep, on any clock', () => {
+    const clock = createManualClock(START);
+    const limiter = createMemoryLimiter({ now: clock.now, sweepIntervalMs: 5000 });
+    const limits: RuleLimits = { connectionRate: { perSecond: 100, burst: 1, key: 'SourceIP' } };
+    limiter.admit(request(limits, { sourceIp: '10.0.0.1' }));
+    clock.advance(1000);
+    limiter.admit(request(limits, { sourceIp: '10.0.0.2' }));
+    assert.equal(limiter.countKeys().rate, 2, 'no sweep 1 s after the last');
+    limiter.close();
+  });
+
+  it('a lease without a bandwidth limit carries no gate', () => {
+    const limiter = createMemoryLimiter();
+    const a = limiter.admit(request({ concurrentSessions: { max: 1, key: 'Rule' } }));
+    assert.ok(a.ok);
+    assert.equal(a.lease.bandwidth, null);
+    limiter.close();
+  });
+
+  it('keeps a full shared bucket while a lease holds it, so sessions keep sharing it', () => {
+    const clock = createManualClock(START);
+    const limiter = createMemoryLimiter({ now: clock.now });
+    const limits: RuleLimits = { bandwidth: { bytesPerSecond: 1000, key: 'Rule' } };
+    const first = limiter.admit(request(limits));
+    assert.ok(first.ok && first.lease.bandwidth);
+    clock.advance(60_000);
+    limiter.sweep();
+    assert.equal(limiter.countKeys().bandwidth, 1);
+    const second = limiter.admit(request(limits));
+    assert.ok(second.ok && second.lease.bandwidth);
+    assert.equal(first.lease.bandwidth.take(1000), 0);
+    assert.equal(second.lease.bandwidth.take(1000), 1000, 'the second session draws on the same bucket');
+    limiter.close();
+  });
+
+  it('keeps a released shared bucket in debt until it has refilled, on any clock', () => {
+    const clock = createManualClock(START);
+    const limiter = createMemoryLimiter({ now: clock.now });
+    const a = limiter.admit(request({ bandwidth: { bytesPerSecond: 1000, key: 'Rule' } }));
+    assert.ok(a.ok && a.lease.bandwidth);
+    assert.equal(a.lease.bandwidth.take(2000), 1000);
+    a.lease.release();
+    clock.advance(500);
+    limiter.sweep();
+    assert.equal(limiter.countKeys().bandwidth, 1, 'still 500 bytes in debt');
+    clock.advance(1500);
+    limiter.sweep();
+    assert.equal(limiter.countKeys().bandwidth, 0);
+    limiter.close();
+  });
+
+  it('a rate change credits the time before it at the old rate, and lowering it keeps no excess', () => {
+    const clock = createManualClock(START);
+    const limiter = createMemoryLimiter({ now: clock.now });
+    const slow = limiter.admit(request({ bandwidth: { bytesPerSecond: 1000, key: 'Rule' } }));
+    assert.ok(slow.ok && slow.lease.bandwidth);
+    assert.equal(slow.lease.bandwidth.take(1000), 0); // empty at START
+    clock.advance(1000); // one second at 1000 B/s: 1000 bytes, not 4000
+    const fast = limiter.admit(request({ bandwidth: { bytesPerSecond: 4000, key: 'Rule' } }));
+    assert.ok(fast.ok && fast.lease.bandwidth);
+    assert.equal(fast.lease.bandwidth.take(4000), 750, '3000 bytes short at 4000 B/s');
+    // Lowered back to 1000 B/s while in debt: the debt stays, nothing is minted.
+    const lowered = limiter.admit(request({ bandwidth: { bytesPerSecond: 1000, key: 'Rule' } }));
+    assert.ok(lowered.ok && lowered.lease.bandwidth);
+    assert.equal(lowered.lease.bandwidth.take(0), 3000);
+    limiter.close();
+  });
+
+  it('forgets every key when closed', () => {
+    const limiter = createMemoryLimiter();
+    const held = limiter.admit(request({ connectionRate: { perSecond: 1, burst: 5, key: 'Rule' }, concurrentSessions: { max: 5, key: 'Rule' }, bandwidth: { bytesPerSecond: 10, key: 'Rule' } }));
+    assert.ok(held.ok);
+    assert.deepEqual(limiter.countKeys(), { rate: 1, concurrency: 1, bandwidth: 1 });
+    limiter.close();
+    assert.deepEqual(limiter.countKeys(), { rate: 0, concurrency: 0, bandwidth: 0 });
+  });
+});
+
 describe('limit keys', () => {
   it('encodes user-supplied parts so separators and hash tags cannot appear', () => {
     const base = { ruleId: 'ns/p#r', sourceIp: '2001:db8::1', userId: '{x}|y:z\n*' };

@@ -71,6 +71,15 @@ describe('encodeRequest', () => {
     });
   }
 
+  it('says what could not be encoded', () => {
+    assert.throws(() => encodeReply(ReplyCode.Granted, 80, '1-2-3-4'), /^RangeError: not an IPv4 address: "1-2-3-4"$/);
+    assert.throws(() => encodeReply(ReplyCode.Granted, 70000), /^RangeError: not a port: 70000$/);
+    assert.throws(() => encodeReply(89 as ReplyCode), /^RangeError: not a SOCKS4 reply code: 89$/);
+    assert.throws(() => encodeRequest({...base, userId: 'a\0b'}), /^RangeError: userId contains a NUL/);
+    assert.throws(() => encodeRequest({...base, host: 'a\0b'}), /^RangeError: host contains a NUL/);
+    assert.throws(() => encodeRequest({...base, ip: '0.0.0.9'}), /^RangeError: DSTIP 0\.0\.0\.9 marks a SOCKS4a request but host is null$/);
+  });
+
   it('throws on what the wire cannot carry', () => {
     assert.throws(() => encodeRequest({...base, userId: 'a\0b'}), RangeError);
     assert.throws(() => encodeRequest({...base, host: 'a\0b'}), RangeError);

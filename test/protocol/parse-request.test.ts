@@ -38,6 +38,8 @@ const cases: Array<[string, string, ParseResult]> = [
   ['0.0.0.0 is a plain address, not 4a', '04 01 0050 00000000 00', ok(req({ip: '0.0.0.0'}), 9)],
   ['0.0.1.0 is not 4a', '04 01 0050 00000100 00', ok(req({ip: '0.0.1.0'}), 9)],
   ['1.0.0.1 is not 4a', '04 01 0050 01000001 00', ok(req({ip: '1.0.0.1'}), 9)],
+  ['0.1.0.1 is not 4a', '04 01 0050 00010001 00', ok(req({ip: '0.1.0.1'}), 9)],
+  ['0.0.1.1 is not 4a', '04 01 0050 00000101 00', ok(req({ip: '0.0.1.1'}), 9)],
   // Complete SOCKS4a.
   ['4a connect 0.0.0.1', `04 01 01bb 00000001 00 ${ascii('example.com')} 00`, ok(req({port: 443, ip: '0.0.0.1', host: 'example.com'}), 21)],
   ['4a 0.0.0.255 with USERID', `04 01 01bb 000000ff ${ascii('bob')} 00 ${ascii('a.b')} 00`, ok(req({port: 443, ip: '0.0.0.255', userId: 'bob', host: 'a.b'}), 16)],

@@ -29,6 +29,7 @@ describe('parseProxyHeader v1', () => {
   const cases: Array<[string, string, ProxyParseResult]> = [
     ['TCP4', 'PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n', ok(47, peers('192.168.0.1', 56324, '192.168.0.11', 443))],
     ['TCP4, ports 0 and 65535', 'PROXY TCP4 1.2.3.4 5.6.7.8 0 65535\r\n', ok(36, peers('1.2.3.4', 0, '5.6.7.8', 65535))],
+    ['TCP4, ports with every digit', 'PROXY TCP4 1.2.3.4 5.6.7.8 12345 60789\r\n', ok(40, peers('1.2.3.4', 12345, '5.6.7.8', 60789))],
     ['TCP6, canonicalised', 'PROXY TCP6 2001:DB8:0:0::1 2001:db8::2 1 1080\r\n', ok(47, peers('2001:db8::1', 1, '2001:db8::2', 1080))],
     ['TCP6 IPv4-mapped', 'PROXY TCP6 ::ffff:10.0.0.1 ::1 5 6\r\n', ok(36, peers('::ffff:10.0.0.1', 5, '::1', 6))],
     ['UNKNOWN', 'PROXY UNKNOWN\r\n', ok(15, LOCAL)],
@@ -55,6 +56,12 @@ describe('parseProxyHeader v1', () => {
     ['IPv6 under TCP4', 'PROXY TCP4 ::1 ::1 1 2\r\n', INVALID],
     ['IPv4 under TCP6', 'PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n', INVALID],
     ['IPv6 zone ID', 'PROXY TCP6 fe80::1%eth0 ::1 1 2\r\n', INVALID],
+    ['LF without CR, where the CR would be a digit', 'PROXY TCP4 1.2.3.4 5.6.7.8 1 23\n', INVALID],
+    ['unknown protocol with IPv6 addresses', 'PROXY TCP5 ::1 ::1 1 2\r\n', INVALID],
+    ['empty source port', 'PROXY TCP4 1.2.3.4 5.6.7.8  2\r\n', INVALID],
+    ['letter in a port', 'PROXY TCP4 1.2.3.4 5.6.7.8 1a 2\r\n', INVALID],
+    ['destination port 65536', 'PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n', INVALID],
+    ['TCP6 with one bad address', 'PROXY TCP6 ::1 ::g 1 2\r\n', INVALID],
     ['107 bytes without LF', 'PROXY UNKNOWN ' + 'x'.repeat(93), INVALID],
     ['108-byte line', MAX_V1.replace('UNKNOWN ', 'UNKNOWN  '), INVALID],
     // Short of complete.
@@ -95,6 +102,7 @@ describe('parseProxyHeader v2', () => {
   // [name, hex in, expected]
   const cases: Array<[string, string, ProxyParseResult]> = [
     ['PROXY TCP4', `${SIG} 21 11 000c ${TCP4_BODY}`, ok(28, peers('192.168.0.1', 56324, '192.168.0.11', 443))],
+    ['PROXY TCP4, every octet distinct', `${SIG} 21 11 000c 0a010203 04050607 0001 0002`, ok(28, peers('10.1.2.3', 1, '4.5.6.7', 2))],
     ['PROXY TCP6', `${SIG} 21 21 0024 ${TCP6_BODY}`, ok(52, peers('2001:db8::1', 80, '::ffff:10.0.0.1', 1080))],
     ['PROXY TCP4 with TLVs skipped', `${SIG} 21 11 0012 ${TCP4_BODY} 04 0003 000000`, ok(34, peers('192.168.0.1', 56324, '192.168.0.11', 443))],
     ['PROXY TCP6 with TLVs skipped', `${SIG} 21 21 0028 ${TCP6_BODY} 01 0001 68`, ok(56, peers('2001:db8::1', 80, '::ffff:10.0.0.1', 1080))],

@@ -65,6 +65,25 @@ function echoes(held: Held, tag: string, timeoutMs = 3000): Promise<boolean> {
   });
 }
 
+/** True once a PING to Redis on `port` goes unanswered for 100 ms (bounded: 50 tries). */
+async function untilRedisStalls(port: number): Promise<boolean> {
+  for (let i = 0; i < 50; i++) {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.on('error', () => {});
+    const answered = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 100);
+      socket.once('data', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      socket.write('PING\r\n');
+    });
+    socket.destroy();
+    if (!answered) return true;
+  }
+  return false;
+}
+
 /** How many of the sessions failed to echo in one round (all in parallel). */
 async function echoRound(sessions: readonly Held[], tag: string): Promise<number> {
   const results = await Promise.all(sessions.map((held, i) => echoes(held, `${tag}-${i}`)));
@@ -227,7 +246,9 @@ describe('a fleet of four proxies (two failing open, two closed) on a Redis that
     try {
       const slept = sleeper.call('DEBUG', 'SLEEP', '2');
       const sleptAt = performance.now();
-      await sleep(100); // the server is now blocked in the sleep
+      // Not a fixed pause: on a slow machine the sleep may not have begun, and the decisions below
+      // would meet a healthy Redis and prove nothing. Wait until a PING goes unanswered.
+      assert.ok(await untilRedisStalls(redis.port), 'Redis never stopped answering');
       const [decisions, failedEchoes] = await Promise.all([decideAll(false), echoRound(sessions, 'slow')]);
       const decidedWithinMs = round(performance.now() - sleptAt);
       await slept;
