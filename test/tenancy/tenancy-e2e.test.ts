@@ -100,11 +100,12 @@ async function setPodAddress(namespace: string, name: string, ip: string): Promi
 }
 
 /** One CONNECT to the sink from `source` as `userId`; the reply code (90, 91) or -1. */
-async function connectFrom(source: string, userId: string): Promise<number> {
+async function connectFrom(source: string, userId: string, onPort?: (port: number) => void): Promise<number> {
   const socket = net.connect({ host: '127.0.0.1', port: proxy.port, localAddress: source });
   socket.on('error', () => {});
   try {
     await once(socket, 'connect');
+    onPort?.(socket.localPort as number);
     socket.write(socks4Request(1, sink.port, '127.0.0.1', userId));
     const reply = await new Promise<Buffer>((resolve) => {
       let got = Buffer.alloc(0);
@@ -127,7 +128,7 @@ async function connectFrom(source: string, userId: string): Promise<number> {
   }
 }
 
-interface LoggedSession { reply: number; tier?: string; clientNamespace?: string; rule?: string; reason?: string }
+interface LoggedSession { reply: number; clientPort?: number; tier?: string; clientNamespace?: string; rule?: string; reason?: string }
 
 function sessionsFrom(source: string): LoggedSession[] {
   return proxy.log().split('\n')
@@ -140,9 +141,11 @@ function sessionsFrom(source: string): LoggedSession[] {
  * session ends, which may be a moment after the client saw the reply.
  */
 async function decide(source: string, userId: string): Promise<LoggedSession> {
-  const before = sessionsFrom(source).length;
-  const code = await connectFrom(source, userId);
-  const logged = await waitFor(`the session from ${source} logged`, () => sessionsFrom(source)[before], 5_000, 10);
+  // Found by its client port: log lines are buffered (up to 100 ms), so the lines of earlier
+  // sessions from the same address may still be arriving.
+  let port = -1;
+  const code = await connectFrom(source, userId, (p) => { port = p; });
+  const logged = await waitFor(`the session from ${source}:${port} logged`, () => sessionsFrom(source).find((s) => s.clientPort === port), 5_000, 10);
   assert.equal(logged.reply, code);
   return logged;
 }
