@@ -6,21 +6,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { parseDocument } from 'yaml';
-import { main } from '../../src/cli/main.ts';
-import type { CliIO } from '../../src/cli/args.ts';
 import { parseDuration } from '../../src/cli/args.ts';
 import { chartComment, DURATIONS, readDuration, type DurationFlag } from '../../src/cli/durations.ts';
 import { repoRoot } from '../helpers/spawn.ts';
+import { runMain } from '../helpers/run-main.ts';
 
 delete process.env.REDIS_URL;
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { stdout: (t) => { out += t; }, stderr: (t) => { err += t; } };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
 const flags = Object.keys(DURATIONS) as DurationFlag[];
 
@@ -61,7 +52,7 @@ test('the proxy refuses `--handshake-timeout 10` and `--connect-timeout 0` befor
     ['--handshake-timeout', '10', /--handshake-timeout: "10" has no unit; write 10s or 10ms/],
     ['--connect-timeout', '0', /--connect-timeout: 0 is refused/],
   ] as const) {
-    const { code, err } = await run('proxy', '--policy-file', 'examples/policy.yaml', '--listen', '127.0.0.1:0', flag, value);
+    const { code, err } = await runMain('proxy', '--policy-file', 'examples/policy.yaml', '--listen', '127.0.0.1:0', flag, value);
     assert.equal(code, 2, err);
     assert.match(err, message);
     assert.doesNotMatch(err, /\n\s+at /, 'no stack trace');
@@ -69,16 +60,16 @@ test('the proxy refuses `--handshake-timeout 10` and `--connect-timeout 0` befor
 });
 
 test('--help shows each flag with the table\'s default and says where 0 is off', async () => {
-  const proxy = (await run('proxy', '--help')).out.replace(/\n {20,}/g, ' ');
+  const proxy = (await runMain('proxy', '--help')).out.replace(/\n {20,}/g, ' ');
   for (const flag of ['handshake-timeout', 'connect-timeout', 'bind-timeout', 'idle-timeout', 'ident-timeout', 'drain-grace', 'rules-refresh', 'lease-ttl', 'snapshot-warn-interval'] as const) {
     const line = proxy.split('\n').find((l) => l.startsWith(`  --${flag} D`));
     assert.ok(line !== undefined, `${flag} missing from proxy --help`);
     assert.ok(line.includes(`default ${DURATIONS[flag].default}`), line);
     assert.equal(line.includes('0 = off'), DURATIONS[flag].off !== null, line);
   }
-  const operator = (await run('operator', '--help')).out.replace(/\n {20,}/g, ' ');
+  const operator = (await runMain('operator', '--help')).out.replace(/\n {20,}/g, ' ');
   assert.match(operator, /--resync D\s+operator: re-check .*\(default 5m; 0 = off/);
-  const push = (await run('policy', 'push', '--help')).out;
+  const push = (await runMain('policy', 'push', '--help')).out;
   assert.match(push, /--timeout D\s+policy push: give up on Redis after this \(default 10s; 0 is refused\)/);
 });
 

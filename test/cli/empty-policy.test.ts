@@ -7,10 +7,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import type { CliIO } from '../../src/cli/args.ts';
-import { main } from '../../src/cli/main.ts';
 import { exchange, socks4Request, startEchoServer, type Closable } from '../helpers/servers.ts';
 import { freePort, runCli, startCli } from '../helpers/spawn.ts';
+import { runMain } from '../helpers/run-main.ts';
 
 delete process.env.REDIS_URL;
 
@@ -41,26 +40,18 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { stdout: (t) => { out += t; }, stderr: (t) => { err += t; } };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
-
 test('policy validate: an empty file is a problem (exit 1) unless --allow-empty', async () => {
-  const refused = await run('policy', 'validate', empty);
+  const refused = await runMain('policy', 'validate', empty);
   assert.equal(refused.code, 1);
   assert.match(refused.err, /empty\.yaml: no rules \(no Socks4Policy objects\), which would refuse every request; pass --allow-empty if that is what you want/);
-  const allowed = await run('policy', 'validate', '--allow-empty', empty);
+  const allowed = await runMain('policy', 'validate', '--allow-empty', empty);
   assert.equal(allowed.code, 0, allowed.err);
   assert.equal(allowed.out, 'ok: 0 policies, 0 rules\n');
 });
 
 test('policy push: an empty file is not pushed, and Redis is never contacted', async () => {
   // Port 1 has no Redis: a push that tried would fail on the connection, not on the file.
-  const { code, err } = await run('policy', 'push', empty, '--redis-url', 'redis://127.0.0.1:1', '--timeout', '200ms');
+  const { code, err } = await runMain('policy', 'push', empty, '--redis-url', 'redis://127.0.0.1:1', '--timeout', '200ms');
   assert.equal(code, 1);
   assert.match(err, /^not pushed: .*empty\.yaml: no rules .*pass --allow-empty/);
 });

@@ -6,45 +6,36 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { CliIO } from '../../src/cli/args.ts';
-import { main } from '../../src/cli/main.ts';
 import { runCli } from '../helpers/spawn.ts';
+import { runMain } from '../helpers/run-main.ts';
 
 delete process.env.REDIS_URL;
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { stdout: (t) => { out += t; }, stderr: (t) => { err += t; } };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
 const FILE = 'examples/policy.yaml';
 
 test('fleet-mode flags beside --policy-file are refused, naming each one', async () => {
-  const one = await run('proxy', '--policy-file', FILE, '--redis-prefix', 'fleet');
+  const one = await runMain('proxy', '--policy-file', FILE, '--redis-prefix', 'fleet');
   assert.equal(one.code, 2);
   assert.match(one.err, /--redis-prefix only applies in fleet mode \(--redis-url\); with --policy-file no Redis is used: remove it/);
-  const two = await run('proxy', '--policy-file', FILE, '--limits-fail-mode', 'closed', '--rules-refresh', '5s');
+  const two = await runMain('proxy', '--policy-file', FILE, '--limits-fail-mode', 'closed', '--rules-refresh', '5s');
   assert.equal(two.code, 2);
   assert.match(two.err, /--limits-fail-mode, --rules-refresh only apply in fleet mode/);
 });
 
 test('a repeated --policy-file is refused (only one would be read)', async () => {
-  const { code, err } = await run('proxy', '--policy-file', FILE, '--policy-file', FILE);
+  const { code, err } = await runMain('proxy', '--policy-file', FILE, '--policy-file', FILE);
   assert.equal(code, 2);
   assert.match(err, /--policy-file given more than once; the proxy reads one file/);
 });
 
 test('policy --help and policy -h print the subcommands and exit 0; bare `policy` is a usage error', async () => {
   for (const flag of ['--help', '-h']) {
-    const { code, out } = await run('policy', flag);
+    const { code, out } = await runMain('policy', flag);
     assert.equal(code, 0);
     assert.match(out, /^Usage: socks4-fleet policy <validate\|explain\|push>/);
     assert.match(out, /policy push FILE/);
   }
-  assert.equal((await run('policy')).code, 2);
+  assert.equal((await runMain('policy')).code, 2);
 });
 
 test('the operator with no kubeconfig and no service account says so and exits 1', async () => {

@@ -5,29 +5,20 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { main } from '../../src/cli/main.ts';
-import type { CliIO } from '../../src/cli/args.ts';
 import { runCli, startCli } from '../helpers/spawn.ts';
+import { runMain } from '../helpers/run-main.ts';
 
 // main() reads process.env: these cases describe the CLI with no REDIS_URL in its environment.
 delete process.env.REDIS_URL;
 
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { stdout: (t) => { out += t; }, stderr: (t) => { err += t; } };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
-
 test('the top-level help lists the operator command', async () => {
-  const { code, out } = await run('--help');
+  const { code, out } = await runMain('--help');
   assert.equal(code, 0);
   assert.match(out, /^ {2}operator {2,}/m);
 });
 
 test('operator --help documents every flag group and exits 0', async () => {
-  const { code, out } = await run('operator', '--help');
+  const { code, out } = await runMain('operator', '--help');
   assert.equal(code, 0);
   for (const flag of ['--kubeconfig', '--namespaces', '--no-leader-elect', '--lease-duration', '--renew-deadline', '--retry-period', '--ops-listen', '--resync', '--workers', '--redis-url', '--redis-prefix']) {
     assert.ok(out.includes(flag), flag);
@@ -49,7 +40,7 @@ const usageErrors: [string, string[], RegExp][] = [
 
 for (const [what, argv, message] of usageErrors) {
   test(`operator refuses ${what} with exit code 2`, async () => {
-    const { code, err } = await run('operator', ...argv);
+    const { code, err } = await runMain('operator', ...argv);
     assert.equal(code, 2);
     assert.match(err, message);
     assert.match(err, /see socks4-fleet operator --help/);
@@ -57,7 +48,7 @@ for (const [what, argv, message] of usageErrors) {
 }
 
 test('operator with a kubeconfig that cannot be read exits 1 and names the file', async () => {
-  const { code, err } = await run('operator', '--redis-url', 'redis://127.0.0.1:1', '--kubeconfig', '/nonexistent/kubeconfig');
+  const { code, err } = await runMain('operator', '--redis-url', 'redis://127.0.0.1:1', '--kubeconfig', '/nonexistent/kubeconfig');
   assert.equal(code, 1);
   assert.match(err, /cannot load Kubernetes credentials from \/nonexistent\/kubeconfig/);
 });
@@ -79,7 +70,7 @@ test('operator refuses a bad REDIS_URL with exit code 2, naming the variable and
 
 test('--no-leader-elect and --leader-elect parse: the operator goes on to load its credentials', async () => {
   for (const flag of ['--no-leader-elect', '--leader-elect']) {
-    const { code, err } = await run('operator', '--redis-url', 'redis://127.0.0.1:1', flag, '--kubeconfig', '/nonexistent/kubeconfig');
+    const { code, err } = await runMain('operator', '--redis-url', 'redis://127.0.0.1:1', flag, '--kubeconfig', '/nonexistent/kubeconfig');
     assert.equal(code, 1, `${flag}: ${err}`);
     assert.match(err, /cannot load Kubernetes credentials/);
   }
