@@ -6,11 +6,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { main } from '../../src/cli/main.ts';
 import { closeRedisClient, createRedisClient, waitForReady } from '../../src/redis/connection.ts';
 import { ruleKeys } from '../../src/redis/keys.ts';
 import { runCli } from '../helpers/fleet.ts';
 import { startRedis } from '../helpers/redis.ts';
+import { runMain } from '../helpers/run-main.ts';
 
 const redis = await startRedis();
 const dir = mkdtempSync(path.join(tmpdir(), 'socks4-explain-diff-'));
@@ -21,13 +21,6 @@ after(async () => {
 
 // main() reads process.env: these cases describe the CLI with no REDIS_URL in its environment.
 delete process.env.REDIS_URL;
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { stdout: (s) => void (out += s), stderr: (s) => void (err += s) });
-  return { code, out, err };
-}
 
 function file(text: string): string {
   const name = path.join(dir, `${randomUUID()}.yaml`);
@@ -58,7 +51,7 @@ ${extraRule}
 `;
 
 async function push(prefix: string, text: string): Promise<string> {
-  const pushed = await run('policy', 'push', file(text), '--redis-url', redis.url, '--redis-prefix', prefix);
+  const pushed = await runMain('policy', 'push', file(text), '--redis-url', redis.url, '--redis-prefix', prefix);
   assert.equal(pushed.code, 0, pushed.err);
   return /published ([0-9a-f]{12})/.exec(pushed.out)?.[1] as string;
 }
@@ -67,7 +60,7 @@ describe('socks4-fleet policy explain --redis-url', () => {
   it('explains against the live snapshot: version and age, Report policies marked and recorded', async () => {
     const prefix = `explain-${randomUUID().slice(0, 8)}`;
     const version = await push(prefix, `${trial('Report')}---${office('"443"')}`);
-    const { code, out, err } = await run('policy', 'explain', '--redis-url', redis.url, '--redis-prefix', prefix, '--src', '10.0.0.1', '--dst', '93.184.216.34:25');
+    const { code, out, err } = await runMain('policy', 'explain', '--redis-url', redis.url, '--redis-prefix', prefix, '--src', '10.0.0.1', '--dst', '93.184.216.34:25');
     assert.equal(code, 0, err);
     const lines = out.trimEnd().split('\n');
     assert.match(lines[0] as string, new RegExp(`^snapshot: ${version} under prefix "${prefix}" \\(published \\S+Z, \\d+s ago by policy push\\); 2 policies, 3 rules, 1 in Report mode$`));
@@ -82,7 +75,7 @@ describe('socks4-fleet policy explain --redis-url', () => {
   it('after the switch to Enforce the live rules refuse, and no Report line is printed', async () => {
     const prefix = `explain-${randomUUID().slice(0, 8)}`;
     await push(prefix, `${trial('Enforce')}---${office('"443"')}`);
-    const { code, out } = await run('policy', 'explain', '--redis-url', redis.url, '--redis-prefix', prefix, '--src', '10.0.0.1', '--dst', '93.184.216.34:25');
+    const { code, out } = await runMain('policy', 'explain', '--redis-url', redis.url, '--redis-prefix', prefix, '--src', '10.0.0.1', '--dst', '93.184.216.34:25');
     assert.equal(code, 0);
     assert.match(out, /^decision: DENY$/m);
     assert.match(out, /^rule: {5}proxies\/trial rule no-smtp$/m);
@@ -90,23 +83,23 @@ describe('socks4-fleet policy explain --redis-url', () => {
   });
 
   it('says which prefix holds nothing, in one line, exit 1', async () => {
-    const { code, out, err } = await run('policy', 'explain', '--redis-url', redis.url, '--redis-prefix', 'nothing-here', '--src', '10.0.0.1', '--dst', '10.0.0.2:80');
+    const { code, out, err } = await runMain('policy', 'explain', '--redis-url', redis.url, '--redis-prefix', 'nothing-here', '--src', '10.0.0.1', '--dst', '10.0.0.2:80');
     assert.equal(code, 1);
     assert.equal(out, '');
     assert.match(err, /^no rules are published under prefix "nothing-here" \(.*:current is empty\): check --redis-prefix, or publish with "socks4-fleet policy push" or the operator\n$/);
   });
 
   it('refuses FILE together with --redis-url, and neither', async () => {
-    const both = await run('policy', 'explain', file(office('"443"')), '--redis-url', redis.url, '--src', '10.0.0.1', '--dst', '10.0.0.2:80');
+    const both = await runMain('policy', 'explain', file(office('"443"')), '--redis-url', redis.url, '--src', '10.0.0.1', '--dst', '10.0.0.2:80');
     assert.equal(both.code, 2);
     assert.match(both.err, /give FILE or --redis-url, not both/);
-    const neither = await run('policy', 'explain', '--src', '10.0.0.1', '--dst', '10.0.0.2:80');
+    const neither = await runMain('policy', 'explain', '--src', '10.0.0.1', '--dst', '10.0.0.2:80');
     assert.equal(neither.code, 2);
     assert.match(neither.err, /expected a policy FILE, or --redis-url URL \(or env REDIS_URL\)/);
   });
 
   it('an unreachable Redis is one line, not a stack trace', async () => {
-    const { code, err } = await run('policy', 'explain', '--redis-url', 'redis://127.0.0.1:1', '--timeout', '300ms', '--src', '10.0.0.1', '--dst', '10.0.0.2:80');
+    const { code, err } = await runMain('policy', 'explain', '--redis-url', 'redis://127.0.0.1:1', '--timeout', '300ms', '--src', '10.0.0.1', '--dst', '10.0.0.2:80');
     assert.equal(code, 1);
     assert.equal(err, 'cannot reach Redis at redis://127.0.0.1:1 within 300ms\n');
   });
@@ -124,7 +117,7 @@ spec:
   rules:
     - {name: all, action: Allow}
 `;
-    const { code, out, err } = await run('policy', 'diff', file(next), '--redis-url', redis.url, '--redis-prefix', prefix);
+    const { code, out, err } = await runMain('policy', 'diff', file(next), '--redis-url', redis.url, '--redis-prefix', prefix);
     assert.equal(code, 1, err);
     const lines = out.trimEnd().split('\n');
     assert.match(lines[0] as string, new RegExp(`^live: {5}${live} under prefix "${prefix}" \\(published .* by policy push\\); 2 policies, 3 rules, 1 in Report mode$`));
@@ -163,7 +156,7 @@ spec:
     - {name: mail, action: Allow, to: {ports: ["25"]}}
     - {name: web, action: Allow, ident: "Off", to: {ports: ["443"]}}
 `;
-    const changed = await run('policy', 'diff', file(reordered), '--redis-url', redis.url, '--redis-prefix', prefix);
+    const changed = await runMain('policy', 'diff', file(reordered), '--redis-url', redis.url, '--redis-prefix', prefix);
     assert.equal(changed.code, 1, changed.err);
     assert.deepEqual(changed.out.trimEnd().split('\n').slice(2), [
       '~ policy proxies/office',
@@ -173,13 +166,13 @@ spec:
       '0 added, 1 removed, 1 changed',
     ]);
     // Defaults written out (`enforcement: Enforce`, priority 1000) are the same rules.
-    const same = await run('policy', 'diff', file(`${trial('Report')}---${office('"443"').replace('spec:', 'spec:\n  enforcement: Enforce\n  priority: 1000')}`), '--redis-url', redis.url, '--redis-prefix', prefix);
+    const same = await runMain('policy', 'diff', file(`${trial('Report')}---${office('"443"').replace('spec:', 'spec:\n  enforcement: Enforce\n  priority: 1000')}`), '--redis-url', redis.url, '--redis-prefix', prefix);
     assert.equal(same.code, 0, same.out + same.err);
     assert.match(same.out, /\nno changes: the fleet already enforces these rules\n$/);
   });
 
   it('an invalid FILE is named field by field and nothing is compared (exit 2)', async () => {
-    const { code, out, err } = await run('policy', 'diff', file(trial('report')), '--redis-url', redis.url);
+    const { code, out, err } = await runMain('policy', 'diff', file(trial('report')), '--redis-url', redis.url);
     assert.equal(code, 2);
     assert.equal(out, '');
     assert.match(err, /^proxies\/trial: spec\.enforcement: must be one of Enforce, Report, got "report"\nnot compared: 1 problem in /);
