@@ -8,9 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_COMMAND_TIMEOUT_MS, type RedisClient } from '../redis/connection.ts';
 import { checkPrefix, limitKey } from '../redis/keys.ts';
-import { LeaseRenewer } from '../redis/lease-renewer.ts';
-import { defineLimitScripts, type AdmitArgs } from '../redis/limit-scripts.ts';
-import { QuotaPool } from '../redis/quota-pool.ts';
+import { LeaseRenewer } from './lease-renewer.ts';
+import { defineLimitScripts, type AdmitArgs } from './limit-scripts.ts';
+import { QuotaPool } from './quota-pool.ts';
 import { channels } from '../telemetry/events.ts';
 import { createMemoryLimiter } from './memory-limiter.ts';
 import { createBandwidthGate, createTokenBucket } from './token-bucket.ts';

@@ -3,7 +3,7 @@
 // all limits before writing any, so a refusal spends no rate token and takes no slot, the same
 // rule the in-process limiter follows. All keys of one call share a hash tag (src/redis/keys.ts),
 // which is what makes a multi-key script legal on Redis Cluster.
-import type { RedisClient } from './connection.ts';
+import type { RedisClient } from '../redis/connection.ts';
 
 // Redis time in ms with µs precision. Calling TIME before writing is fine: since Redis 5 scripts
 // replicate their effects, not the script.

@@ -4,7 +4,7 @@
 // balance may go into debt: the debt is the delay the relay waits, exactly as with a local bucket,
 // and the next grants pay it back. So the fleet as a whole stays within the rate (plus one
 // second's burst per pod that joins), and the relay never waits on a network call.
-import type { BandwidthGate } from '../limits/types.ts';
+import type { BandwidthGate } from './types.ts';
 
 /** Top up when the balance falls under half a second's worth. */
 const LOW_WATER_SECONDS = 0.5;
