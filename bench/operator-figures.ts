@@ -15,7 +15,7 @@ import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { stringify } from 'yaml';
 import type { RedisClient } from '../src/redis/connection.ts';
-import { ruleKeys } from '../src/redis/keys.ts';
+import { ruleKeys } from '../src/rules/redis-keys.ts';
 import { stringifyCanonical, type SnapshotDocument } from '../src/redis/snapshot-document.ts';
 import { startKubeControlPlane } from '../test/helpers/kube-harness.ts';
 import { startRedis } from '../test/helpers/redis.ts';

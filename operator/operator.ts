@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { startOpsServer, type OpsServer } from '../src/ops/ops-server.ts';
 import { closeRedisClient, createRedisClient, parseRedisUrl, type RedisClient, type RedisConnectionOptions } from '../src/redis/connection.ts';
 import { maskRedisUrl, watchRedisProblems } from '../src/redis/problems.ts';
-import { ruleKeys, VERSION_PATTERN } from '../src/redis/keys.ts';
+import { ruleKeys, VERSION_PATTERN } from '../src/rules/redis-keys.ts';
 import { publishSnapshot } from '../src/redis/publish.ts';
 import { parseSnapshotDocument } from '../src/redis/snapshot-document.ts';
 import { Tenancy } from '../src/policy/types.ts';

@@ -1,11 +1,11 @@
 // Publishes the pod address → namespace map (operator/pod-addresses.ts) to Redis while this
-// operator leads. The map lives apart from the rules snapshot (src/redis/keys.ts podKeys): a pod
+// operator leads. The map lives apart from the rules snapshot (src/rules/redis-keys.ts podKeys): a pod
 // starting or stopping changes one hash field and sends one notice naming the address, and never
 // rewrites or re-announces the snapshot. A term starts with a full comparison against what Redis
 // holds (another leader, or none, wrote it), as does every reconnect (Redis may have lost it).
 import type { Logger } from 'pino';
 import type { RedisClient } from '../src/redis/connection.ts';
-import { POD_RESYNC, podKeys, type PodKeys } from '../src/redis/keys.ts';
+import { POD_RESYNC, podKeys, type PodKeys } from '../src/rules/redis-keys.ts';
 import type { PodAddressIndex } from './pod-addresses.ts';
 
 /** After a failed write, the next attempt (the dirty addresses are kept). */

@@ -4,7 +4,7 @@
 // not about a file that may differ from it.
 import { readRedisFlags, redactRedisUrl, redisFlagOptions, type RedisFlagValues } from '../redis/cli-options.ts';
 import { closeRedisClient, createRedisClient, waitForReady } from '../redis/connection.ts';
-import { ruleKeys, VERSION_PATTERN } from '../redis/keys.ts';
+import { ruleKeys, VERSION_PATTERN } from '../rules/redis-keys.ts';
 import { parseSnapshotDocument, type ParsedSnapshot } from '../redis/snapshot-document.ts';
 import { parseDuration } from './args.ts';
 

@@ -15,7 +15,7 @@ import { redactRedisUrl, readRedisFlags, redisFlagOptions, redisFlagsHelp } from
 import { closeRedisClient, createRedisClient, parseRedisUrl, type RedisConnectionOptions } from '../redis/connection.ts';
 import { findRulePrefixes } from '../redis/prefixes.ts';
 import { waitForRedis } from '../redis/problems.ts';
-import { ruleKeys } from '../redis/keys.ts';
+import { ruleKeys } from '../rules/redis-keys.ts';
 import { publishSnapshot } from '../redis/publish.ts';
 import { policyFileSizeProblem } from '../rules/policy-file.ts';
 import { SocksAttr } from '../telemetry/session-spans.ts';

@@ -4,7 +4,7 @@
 import { redisFlagOptions, redisFlagsHelp, readRedisFlags, type RedisFlagValues } from '../redis/cli-options.ts';
 import { parseRedisUrl } from '../redis/connection.ts';
 import { openRedisFleet, type RedisFleet } from '../redis/fleet.ts';
-import { ruleKeys } from '../redis/keys.ts';
+import { ruleKeys } from '../rules/redis-keys.ts';
 import { findRulePrefixes } from '../redis/prefixes.ts';
 import { maskRedisUrl, waitForRedis, watchRedisProblems, type ReadyOutcome, type RedisTarget } from '../redis/problems.ts';
 import type { Logger } from '../telemetry/logging.ts';

@@ -1,7 +1,7 @@
 // The server-side scripts behind fleet-wide limits. One script decides every limit of a new
 // session at once (one round trip), on Redis's clock so pods with skewed clocks agree. It checks
 // all limits before writing any, so a refusal spends no rate token and takes no slot, the same
-// rule the in-process limiter follows. All keys of one call share a hash tag (src/redis/keys.ts),
+// rule the in-process limiter follows. All keys of one call share a hash tag (src/limits/redis-keys.ts),
 // which is what makes a multi-key script legal on Redis Cluster.
 import type { RedisClient } from '../redis/connection.ts';
 

@@ -7,7 +7,8 @@
 // flight is capped, so a sick Redis never builds a queue on the session path.
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_COMMAND_TIMEOUT_MS, type RedisClient } from '../redis/connection.ts';
-import { checkPrefix, limitKey } from '../redis/keys.ts';
+import { checkPrefix } from '../redis/keys.ts';
+import { limitKey } from './redis-keys.ts';
 import { LeaseRenewer } from './lease-renewer.ts';
 import { defineLimitScripts, type AdmitArgs } from './limit-scripts.ts';
 import { QuotaPool } from './quota-pool.ts';

@@ -5,7 +5,7 @@
 // can still fetch what it points to.
 import type { Socks4Policy } from '../policy/types.ts';
 import type { RedisClient } from './connection.ts';
-import { ruleKeys, VERSION_PATTERN } from './keys.ts';
+import { ruleKeys, VERSION_PATTERN } from '../rules/redis-keys.ts';
 import { buildSnapshotDocument, type SnapshotMeta } from './snapshot-document.ts';
 
 /** How long a replaced snapshot stays readable. */

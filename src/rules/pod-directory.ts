@@ -1,12 +1,12 @@
 // Which namespace a client address belongs to (fleet mode): the operator's pod address map in
-// Redis (src/redis/keys.ts podKeys), read whole at start, on every reconnect, on a resync notice
+// Redis (src/rules/redis-keys.ts podKeys), read whole at start, on every reconnect, on a resync notice
 // and on a slow timer, and one address at a time as notices name them. All reads go through one
 // connection, so their answers arrive (and are applied) in the order they were asked: a full
 // read never overwrites a newer single-address read. A lookup is a Map read on the session path;
 // Redis is never asked while a client waits. If Redis is away, the last map stays in force.
 import { Cluster } from 'ioredis';
 import { closeRedisClient, type RedisClient } from '../redis/connection.ts';
-import { POD_RESYNC, podKeys, type PodKeys } from '../redis/keys.ts';
+import { POD_RESYNC, podKeys, type PodKeys } from './redis-keys.ts';
 
 export const DEFAULT_POD_REFRESH_MS = 60_000;
 

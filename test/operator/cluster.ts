@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { GROUP, PLURAL, shareConnections, VERSION } from '../../operator/kube-api.ts';
 import type { ObservedPolicy } from '../../operator/reconcile.ts';
 import { closeRedisClient, createRedisClient, waitForReady, type RedisClient } from '../../src/redis/connection.ts';
-import { ruleKeys } from '../../src/redis/keys.ts';
+import { ruleKeys } from '../../src/rules/redis-keys.ts';
 import type { SnapshotDocument } from '../../src/redis/snapshot-document.ts';
 import { startKubeControlPlane, type KubeControlPlane } from '../helpers/kube-harness.ts';
 import { repoRoot } from '../helpers/spawn.ts';

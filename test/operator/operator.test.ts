@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { FINALIZER } from '../../operator/reconcile.ts';
 import { startOperator, type Operator } from '../../operator/operator.ts';
 import type { RedisClient } from '../../src/redis/connection.ts';
-import { ruleKeys } from '../../src/redis/keys.ts';
+import { ruleKeys } from '../../src/rules/redis-keys.ts';
 import { createLogger } from '../../src/telemetry/logging.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { closeRedisClient, createRedisClient, waitForReady } from '../../src/redis/connection.ts';
-import { ruleKeys } from '../../src/redis/keys.ts';
+import { ruleKeys } from '../../src/rules/redis-keys.ts';
 import { runCli } from '../helpers/fleet.ts';
 import { startRedis } from '../helpers/redis.ts';
 import { runMain } from '../helpers/run-main.ts';

@@ -10,7 +10,8 @@ import { createRedisLimiter, type FailMode } from '../../src/limits/redis-limite
 import type { Admission, AdmitRequest, RuleLimits } from '../../src/limits/types.ts';
 import { loadPolicyText } from '../../src/policy/load.ts';
 import { closeRedisClient, createRedisClient, waitForReady, type RedisClient } from '../../src/redis/connection.ts';
-import { limitKey, ruleKeys } from '../../src/redis/keys.ts';
+import { limitKey } from '../../src/limits/redis-keys.ts';
+import { ruleKeys } from '../../src/rules/redis-keys.ts';
 import { publishSnapshot } from '../../src/redis/publish.ts';
 import { RedisRuleSource } from '../../src/rules/redis-source.ts';
 import type { RuleSnapshot } from '../../src/rules/types.ts';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runPolicyPush } from '../../src/cli/push-command.ts';
 import { closeRedisClient, createRedisClient, waitForReady, type RedisClient } from '../../src/redis/connection.ts';
-import { ruleKeys } from '../../src/redis/keys.ts';
+import { ruleKeys } from '../../src/rules/redis-keys.ts';
 import { getOps, probe, runCli, socksConnect, startProxyProcess, startSink, type ProxyProcess, type SocksAttempt } from '../helpers/fleet.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 

@@ -5,7 +5,10 @@ import fc from 'fast-check';
 import type { LimitKey } from '../../src/limits/types.ts';
 import { loadPolicyText } from '../../src/policy/load.ts';
 import type { Socks4Policy } from '../../src/policy/types.ts';
-import { checkPrefix, encodeKeyPart, hashTagOf, limitKey, ruleKeys } from '../../src/redis/keys.ts';
+import { checkPrefix, hashTagOf } from '../../src/redis/keys.ts';
+import { encodeKeyPart } from '../../src/limits/keys.ts';
+import { limitKey } from '../../src/limits/redis-keys.ts';
+import { ruleKeys } from '../../src/rules/redis-keys.ts';
 import { buildSnapshotDocument, parseSnapshotDocument, SnapshotInvalidError, stringifyCanonical } from '../../src/redis/snapshot-document.ts';
 import { policyYaml } from '../rules/rule-source-contract.ts';
 

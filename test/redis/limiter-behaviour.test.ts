@@ -7,7 +7,8 @@ import { after, describe, it } from 'node:test';
 import { createRedisLimiter, type RedisLimiter, type RedisLimiterOptions } from '../../src/limits/redis-limiter.ts';
 import type { Admission, AdmitRequest, Lease, RuleLimits } from '../../src/limits/types.ts';
 import { closeRedisClient, createRedisClient, waitForReady, type RedisClient } from '../../src/redis/connection.ts';
-import { encodeKeyPart, hashTagOf } from '../../src/redis/keys.ts';
+import { encodeKeyPart } from '../../src/limits/keys.ts';
+import { hashTagOf } from '../../src/redis/keys.ts';
 import { startRedis } from '../helpers/redis.ts';
 
 const redis = await startRedis();

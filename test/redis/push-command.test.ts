@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { closeRedisClient, createRedisClient, waitForReady } from '../../src/redis/connection.ts';
-import { ruleKeys } from '../../src/redis/keys.ts';
+import { ruleKeys } from '../../src/rules/redis-keys.ts';
 import { parseSnapshotDocument } from '../../src/redis/snapshot-document.ts';
 import { findFreePort, startRedis } from '../helpers/redis.ts';
 import { decide, policyYaml } from '../rules/rule-source-contract.ts';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { main } from '../../src/cli/main.ts';
 import { closeRedisClient, createRedisClient, waitForReady } from '../../src/redis/connection.ts';
-import { ruleKeys } from '../../src/redis/keys.ts';
+import { ruleKeys } from '../../src/rules/redis-keys.ts';
 import { describeRedisError } from '../../src/redis/problems.ts';
 import { findFreePort, startRedis } from '../helpers/redis.ts';
 import { runCli, startCli } from '../helpers/spawn.ts';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { closeRedisClient, createRedisClient, waitForReady } from '../../src/redis/connection.ts';
-import { ruleKeys } from '../../src/redis/keys.ts';
+import { ruleKeys } from '../../src/rules/redis-keys.ts';
 import { getOps, probe, startSink } from '../helpers/fleet.ts';
 import { startRedis } from '../helpers/redis.ts';
 import { freePort, runCli, startCli, type CliProcess } from '../helpers/spawn.ts';

@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { runPolicyPush } from '../../src/cli/push-command.ts';
 import { createRedisLimiter } from '../../src/limits/redis-limiter.ts';
 import { closeRedisClient, createRedisClient, waitForReady } from '../../src/redis/connection.ts';
-import { limitKey } from '../../src/redis/keys.ts';
+import { limitKey } from '../../src/limits/redis-keys.ts';
 import { getOps, socksConnect, startProxyProcess, startSink, type ProxyProcess } from '../helpers/fleet.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { startEchoServer } from '../helpers/servers.ts';

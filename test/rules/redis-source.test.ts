@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { after } from 'node:test';
 import { loadPolicyText } from '../../src/policy/load.ts';
 import { closeRedisClient, createRedisClient, waitForReady } from '../../src/redis/connection.ts';
-import { ruleKeys } from '../../src/redis/keys.ts';
+import { ruleKeys } from '../../src/rules/redis-keys.ts';
 import { publishSnapshot } from '../../src/redis/publish.ts';
 import { RedisRuleSource } from '../../src/rules/redis-source.ts';
 import { startRedis } from '../helpers/redis.ts';

@@ -8,7 +8,7 @@ import { createMemoryLimiter } from '../../src/limits/memory-limiter.ts';
 import { createRedisLimiter } from '../../src/limits/redis-limiter.ts';
 import type { Limiter } from '../../src/limits/types.ts';
 import { closeRedisClient, createRedisClient, waitForReady } from '../../src/redis/connection.ts';
-import { limitKey } from '../../src/redis/keys.ts';
+import { limitKey } from '../../src/limits/redis-keys.ts';
 import { exchange, socks4Request, startEchoServer, startProxy, type RawExchange } from '../helpers/servers.ts';
 import { startRedis } from '../helpers/redis.ts';
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ATTR_SNAPSHOT_CHANGED, PUSH_SPAN_NAME } from '../../src/cli/push-command.ts';
 import { Reason } from '../../src/errors.ts';
-import { ruleKeys } from '../../src/redis/keys.ts';
+import { ruleKeys } from '../../src/rules/redis-keys.ts';
 import { SocksAttr, SpanName } from '../../src/telemetry/session-spans.ts';
 import { startJaeger, type JaegerBackend, type StoredSpan } from '../helpers/jaeger.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { PodAddressIndex, podAddresses, type ObservedPod } from '../../operator/pod-addresses.ts';
 import { PodAddressPublisher } from '../../operator/pod-publisher.ts';
 import { closeRedisClient, createRedisClient, waitForReady, type RedisClient } from '../../src/redis/connection.ts';
-import { podKeys, ruleKeys } from '../../src/redis/keys.ts';
+import { podKeys, ruleKeys } from '../../src/rules/redis-keys.ts';
 import { RedisPodDirectory } from '../../src/rules/pod-directory.ts';
 import { createLogger } from '../../src/telemetry/logging.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';

@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { CLUSTER_PLURAL, GROUP, VERSION } from '../../operator/kube-api.ts';
 import { startOperator, type Operator } from '../../operator/operator.ts';
 import type { RedisClient } from '../../src/redis/connection.ts';
-import { podKeys } from '../../src/redis/keys.ts';
+import { podKeys } from '../../src/rules/redis-keys.ts';
 import { createLogger } from '../../src/telemetry/logging.ts';
 import { getOps, startProxyProcess, startSink, type ProxyProcess } from '../helpers/fleet.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
