@@ -13,7 +13,7 @@ import type { Socks4Policy } from '../policy/types.ts';
 import { formatIssue } from '../policy/validate.ts';
 import { redactRedisUrl, readRedisFlags, redisFlagOptions, redisFlagsHelp } from '../redis/cli-options.ts';
 import { closeRedisClient, createRedisClient, parseRedisUrl, type RedisConnectionOptions } from '../redis/connection.ts';
-import { findRulePrefixes } from '../redis/prefixes.ts';
+import { findRulePrefixes } from '../rules/rule-prefixes.ts';
 import { waitForRedis } from '../redis/problems.ts';
 import { ruleKeys } from '../rules/redis-keys.ts';
 import { publishSnapshot } from '../redis/publish.ts';

@@ -5,7 +5,7 @@ import { redisFlagOptions, redisFlagsHelp, readRedisFlags, type RedisFlagValues 
 import { parseRedisUrl } from '../redis/connection.ts';
 import { openRedisFleet, type RedisFleet } from '../redis/fleet.ts';
 import { ruleKeys } from '../rules/redis-keys.ts';
-import { findRulePrefixes } from '../redis/prefixes.ts';
+import { findRulePrefixes } from '../rules/rule-prefixes.ts';
 import { maskRedisUrl, waitForRedis, watchRedisProblems, type ReadyOutcome, type RedisTarget } from '../redis/problems.ts';
 import type { Logger } from '../telemetry/logging.ts';
 import { UsageError } from './args.ts';

@@ -2,8 +2,8 @@
 // name and the CLI's to "socks4-fleet", so a `policy push` from a laptop can land where no pod
 // reads: the proxy's no-snapshot warning and `policy push` name the prefixes that do hold rules.
 import { Cluster } from 'ioredis';
-import type { RedisClient } from './connection.ts';
-import { SCHEMA_VERSION } from './keys.ts';
+import type { RedisClient } from '../redis/connection.ts';
+import { SCHEMA_VERSION } from '../redis/keys.ts';
 
 const POINTER_MATCH = `*:${SCHEMA_VERSION}:{*:rules}:current`;
 const POINTER_RE = new RegExp(`^(.+):${SCHEMA_VERSION}:\\{(.+):rules\\}:current$`);
