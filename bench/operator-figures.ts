@@ -16,7 +16,7 @@ import { parseArgs, promisify } from 'node:util';
 import { stringify } from 'yaml';
 import type { RedisClient } from '../src/redis/connection.ts';
 import { ruleKeys } from '../src/rules/redis-keys.ts';
-import { stringifyCanonical, type SnapshotDocument } from '../src/redis/snapshot-document.ts';
+import { stringifyCanonical, type SnapshotDocument } from '../src/rules/snapshot-document.ts';
 import { startKubeControlPlane } from '../test/helpers/kube-harness.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 import { repoRoot, startCli, type CliProcess } from '../test/helpers/spawn.ts';

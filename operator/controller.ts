@@ -8,7 +8,7 @@ import { SpanKind, SpanStatusCode, trace, type Span, type SpanContext } from '@o
 import type { Logger } from 'pino';
 import { DEFAULT_NAMESPACE, type Socks4Policy } from '../src/policy/types.ts';
 import type { PublishResult } from '../src/redis/publish.ts';
-import type { SnapshotMeta } from '../src/redis/snapshot-document.ts';
+import type { SnapshotMeta } from '../src/rules/snapshot-document.ts';
 import { activeTraceparent } from '../src/telemetry/trace-context.ts';
 import { apiStatusCode, describeApiError, type PolicyApi } from './kube-api.ts';
 import type { OperatorMetrics } from './metrics.ts';

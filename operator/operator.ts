@@ -14,7 +14,7 @@ import { closeRedisClient, createRedisClient, parseRedisUrl, type RedisClient, t
 import { maskRedisUrl, watchRedisProblems } from '../src/redis/problems.ts';
 import { ruleKeys, VERSION_PATTERN } from '../src/rules/redis-keys.ts';
 import { publishSnapshot } from '../src/redis/publish.ts';
-import { parseSnapshotDocument } from '../src/redis/snapshot-document.ts';
+import { parseSnapshotDocument } from '../src/rules/snapshot-document.ts';
 import { Tenancy } from '../src/policy/types.ts';
 import { Controller } from './controller.ts';
 import { createClusterPolicyApi, createLeaseClient, createPolicyApi, describeApiError, shareConnections } from './kube-api.ts';

@@ -5,7 +5,7 @@
 // publishes anything a pod would refuse.
 import { validatePolicy, formatIssue } from '../src/policy/validate.ts';
 import { API_VERSION, CLUSTER_KIND, DEFAULT_ENFORCEMENT, DEFAULT_NAMESPACE, Enforcement, KIND, policyId, type Issue, type Socks4Policy } from '../src/policy/types.ts';
-import { stringifyCanonical } from '../src/redis/snapshot-document.ts';
+import { stringifyCanonical } from '../src/rules/snapshot-document.ts';
 import {
   ConditionStatus, ConditionType, findCondition, readConditions, ReadyReason, setCondition, truncateMessage,
   type Condition,

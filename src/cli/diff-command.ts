@@ -7,7 +7,7 @@ import { diffPolicies, formatPolicyDiff } from '../policy/diff.ts';
 import { loadPolicyText } from '../policy/load.ts';
 import { formatIssue } from '../policy/validate.ts';
 import { redisFlagsHelp } from '../redis/cli-options.ts';
-import { buildSnapshotDocument } from '../redis/snapshot-document.ts';
+import { buildSnapshotDocument } from '../rules/snapshot-document.ts';
 import { UsageError, type CliIO } from './args.ts';
 import { describeLiveRules, LiveRulesError, liveRulesOptions, readLiveRules } from './live-rules.ts';
 

@@ -5,7 +5,7 @@
 import { readRedisFlags, redactRedisUrl, redisFlagOptions, type RedisFlagValues } from '../redis/cli-options.ts';
 import { closeRedisClient, createRedisClient, waitForReady } from '../redis/connection.ts';
 import { ruleKeys, VERSION_PATTERN } from '../rules/redis-keys.ts';
-import { parseSnapshotDocument, type ParsedSnapshot } from '../redis/snapshot-document.ts';
+import { parseSnapshotDocument, type ParsedSnapshot } from '../rules/snapshot-document.ts';
 import { parseDuration } from './args.ts';
 
 export const liveRulesOptions = {

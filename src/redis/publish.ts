@@ -6,7 +6,7 @@
 import type { Socks4Policy } from '../policy/types.ts';
 import type { RedisClient } from './connection.ts';
 import { ruleKeys, VERSION_PATTERN } from '../rules/redis-keys.ts';
-import { buildSnapshotDocument, type SnapshotMeta } from './snapshot-document.ts';
+import { buildSnapshotDocument, type SnapshotMeta } from '../rules/snapshot-document.ts';
 
 /** How long a replaced snapshot stays readable. */
 export const DEFAULT_OLD_SNAPSHOT_TTL_MS = 10 * 60_000;

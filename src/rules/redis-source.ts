@@ -8,7 +8,7 @@ import { Cluster } from 'ioredis';
 import { EventEmitter } from 'node:events';
 import { closeRedisClient, waitForReady, type RedisClient } from '../redis/connection.ts';
 import { ruleKeys, VERSION_PATTERN, type RuleKeys } from './redis-keys.ts';
-import { parseSnapshotDocument } from '../redis/snapshot-document.ts';
+import { parseSnapshotDocument } from './snapshot-document.ts';
 import { channels } from '../telemetry/events.ts';
 import type { RuleSnapshot, RuleSource } from './types.ts';
 

@@ -10,7 +10,7 @@ import { GROUP, PLURAL, shareConnections, VERSION } from '../../operator/kube-ap
 import type { ObservedPolicy } from '../../operator/reconcile.ts';
 import { closeRedisClient, createRedisClient, waitForReady, type RedisClient } from '../../src/redis/connection.ts';
 import { ruleKeys } from '../../src/rules/redis-keys.ts';
-import type { SnapshotDocument } from '../../src/redis/snapshot-document.ts';
+import type { SnapshotDocument } from '../../src/rules/snapshot-document.ts';
 import { startKubeControlPlane, type KubeControlPlane } from '../helpers/kube-harness.ts';
 import { repoRoot } from '../helpers/spawn.ts';
 

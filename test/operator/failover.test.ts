@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { RedisClient } from '../../src/redis/connection.ts';
 import { ruleKeys } from '../../src/rules/redis-keys.ts';
-import { stringifyCanonical } from '../../src/redis/snapshot-document.ts';
+import { stringifyCanonical } from '../../src/rules/snapshot-document.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { startCli, type CliProcess } from '../helpers/spawn.ts';
 import {

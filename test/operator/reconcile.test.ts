@@ -5,7 +5,7 @@ import { setCondition, type Condition } from '../../operator/conditions.ts';
 import {
   FINALIZER, planPolicy, planSnapshot, recordPublished, REPORT_NOTE, type ObservedPolicy, type PolicyStatus, type PublishedSnapshot,
 } from '../../operator/reconcile.ts';
-import { buildSnapshotDocument } from '../../src/redis/snapshot-document.ts';
+import { buildSnapshotDocument } from '../../src/rules/snapshot-document.ts';
 
 const NOW = new Date('2030-01-02T03:04:05.678Z');
 const LATER = new Date('2030-01-02T04:00:00.000Z');

@@ -8,7 +8,7 @@ import { asEnforced, evaluateReport, evaluateReportBeforeResolve } from '../../s
 import type { PolicyRule, Socks4Policy } from '../../src/policy/types.ts';
 import { validatePolicy } from '../../src/policy/validate.ts';
 import { formatIssue } from '../../src/policy/validate-fields.ts';
-import { buildSnapshotDocument } from '../../src/redis/snapshot-document.ts';
+import { buildSnapshotDocument } from '../../src/rules/snapshot-document.ts';
 import { makeContext, makePolicy } from './fixtures.ts';
 
 function reportPolicy(name: string, rules: PolicyRule[], priority: number): Socks4Policy {

@@ -9,7 +9,7 @@ import { checkPrefix, hashTagOf } from '../../src/redis/keys.ts';
 import { encodeKeyPart } from '../../src/limits/keys.ts';
 import { limitKey } from '../../src/limits/redis-keys.ts';
 import { ruleKeys } from '../../src/rules/redis-keys.ts';
-import { buildSnapshotDocument, parseSnapshotDocument, SnapshotInvalidError, stringifyCanonical } from '../../src/redis/snapshot-document.ts';
+import { buildSnapshotDocument, parseSnapshotDocument, SnapshotInvalidError, stringifyCanonical } from '../../src/rules/snapshot-document.ts';
 import { policyYaml } from '../rules/rule-source-contract.ts';
 
 const policies = (yaml: string): Socks4Policy[] => {

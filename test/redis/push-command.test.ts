@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { closeRedisClient, createRedisClient, waitForReady } from '../../src/redis/connection.ts';
 import { ruleKeys } from '../../src/rules/redis-keys.ts';
-import { parseSnapshotDocument } from '../../src/redis/snapshot-document.ts';
+import { parseSnapshotDocument } from '../../src/rules/snapshot-document.ts';
 import { findFreePort, startRedis } from '../helpers/redis.ts';
 import { decide, policyYaml } from '../rules/rule-source-contract.ts';
 import { runMain } from '../helpers/run-main.ts';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { assessPolicy, entriesFromSnapshot, FINALIZER, planPolicy, planSnapshot, policyKey, recordPublished, type ObservedPolicy } from '../../operator/reconcile.ts';
-import { buildSnapshotDocument, parseSnapshotDocument } from '../../src/redis/snapshot-document.ts';
+import { buildSnapshotDocument, parseSnapshotDocument } from '../../src/rules/snapshot-document.ts';
 
 const NOW = new Date('2030-01-02T03:04:05.678Z');
 

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { compilePolicies } from '../policy/compile.ts';
 import { CLUSTER_KIND, DEFAULT_NAMESPACE, DEFAULT_PRIORITY, Enforcement, policyId, Tenancy, type Issue, type Socks4Policy } from '../policy/types.ts';
 import { formatIssue, validatePolicy } from '../policy/validate.ts';
-import type { RuleSnapshot } from '../rules/types.ts';
+import type { RuleSnapshot } from './types.ts';
 
 /** Bumped when the document's shape changes incompatibly; pods refuse schemas they do not know. */
 export const SNAPSHOT_SCHEMA = 1;
