@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import type { Socks4Policy } from '../src/policy/index.ts';
 import { closeRedisClient, createRedisClient, waitForReady } from '../src/redis/connection.ts';
 import { ruleKeys } from '../src/rules/redis-keys.ts';
-import { publishSnapshot } from '../src/redis/publish.ts';
+import { publishSnapshot } from '../src/rules/publish-snapshot.ts';
 import { probe, startProxyProcess, startSink, type ProxyProcess } from '../test/helpers/fleet.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 import { summarize, type Summary } from './lib/stats.ts';

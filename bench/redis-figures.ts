@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadPolicyText } from '../src/policy/load.ts';
 import { closeRedisClient, createRedisClient, waitForReady } from '../src/redis/connection.ts';
-import { publishSnapshot } from '../src/redis/publish.ts';
+import { publishSnapshot } from '../src/rules/publish-snapshot.ts';
 import { probe, socksConnect, startProxyProcess, startSink, type ProxyProcess } from '../test/helpers/fleet.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 

@@ -7,7 +7,7 @@
 import { SpanKind, SpanStatusCode, trace, type Span, type SpanContext } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { DEFAULT_NAMESPACE, type Socks4Policy } from '../src/policy/types.ts';
-import type { PublishResult } from '../src/redis/publish.ts';
+import type { PublishResult } from '../src/rules/publish-snapshot.ts';
 import type { SnapshotMeta } from '../src/rules/snapshot-document.ts';
 import { activeTraceparent } from '../src/telemetry/trace-context.ts';
 import { apiStatusCode, describeApiError, type PolicyApi } from './kube-api.ts';

@@ -13,7 +13,7 @@ import { startOpsServer, type OpsServer } from '../src/ops/ops-server.ts';
 import { closeRedisClient, createRedisClient, parseRedisUrl, type RedisClient, type RedisConnectionOptions } from '../src/redis/connection.ts';
 import { maskRedisUrl, watchRedisProblems } from '../src/redis/problems.ts';
 import { ruleKeys, VERSION_PATTERN } from '../src/rules/redis-keys.ts';
-import { publishSnapshot } from '../src/redis/publish.ts';
+import { publishSnapshot } from '../src/rules/publish-snapshot.ts';
 import { parseSnapshotDocument } from '../src/rules/snapshot-document.ts';
 import { Tenancy } from '../src/policy/types.ts';
 import { Controller } from './controller.ts';

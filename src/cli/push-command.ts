@@ -16,7 +16,7 @@ import { closeRedisClient, createRedisClient, parseRedisUrl, type RedisConnectio
 import { findRulePrefixes } from '../rules/rule-prefixes.ts';
 import { waitForRedis } from '../redis/problems.ts';
 import { ruleKeys } from '../rules/redis-keys.ts';
-import { publishSnapshot } from '../redis/publish.ts';
+import { publishSnapshot } from '../rules/publish-snapshot.ts';
 import { policyFileSizeProblem } from '../rules/policy-file.ts';
 import { SocksAttr } from '../telemetry/session-spans.ts';
 import { activeTraceparent, startTracing, TRACER_NAME } from '../telemetry/tracing.ts';

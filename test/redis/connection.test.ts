@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import { loadPolicyText } from '../../src/policy/load.ts';
 import { findRedisUrl, readRedisFlags, redactRedisUrl } from '../../src/redis/cli-options.ts';
 import { closeRedisClient, createRedisClient, parseRedisUrl, planRedisClient, waitForReady, type RedisConnectionOptions } from '../../src/redis/connection.ts';
-import { publishSnapshot } from '../../src/redis/publish.ts';
+import { publishSnapshot } from '../../src/rules/publish-snapshot.ts';
 import { RedisRuleSource } from '../../src/rules/redis-source.ts';
 import type { RuleSnapshot } from '../../src/rules/types.ts';
 import { findFreePort, startRedis, startRedisCluster, startRedisSentinel } from '../helpers/redis.ts';

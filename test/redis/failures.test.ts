@@ -12,7 +12,7 @@ import { loadPolicyText } from '../../src/policy/load.ts';
 import { closeRedisClient, createRedisClient, waitForReady, type RedisClient } from '../../src/redis/connection.ts';
 import { limitKey } from '../../src/limits/redis-keys.ts';
 import { ruleKeys } from '../../src/rules/redis-keys.ts';
-import { publishSnapshot } from '../../src/redis/publish.ts';
+import { publishSnapshot } from '../../src/rules/publish-snapshot.ts';
 import { RedisRuleSource } from '../../src/rules/redis-source.ts';
 import type { RuleSnapshot } from '../../src/rules/types.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';

@@ -8,7 +8,7 @@ import { after } from 'node:test';
 import { loadPolicyText } from '../../src/policy/load.ts';
 import { closeRedisClient, createRedisClient, waitForReady } from '../../src/redis/connection.ts';
 import { ruleKeys } from '../../src/rules/redis-keys.ts';
-import { publishSnapshot } from '../../src/redis/publish.ts';
+import { publishSnapshot } from '../../src/rules/publish-snapshot.ts';
 import { RedisRuleSource } from '../../src/rules/redis-source.ts';
 import { startRedis } from '../helpers/redis.ts';
 import { runRuleSourceContract } from './rule-source-contract.ts';

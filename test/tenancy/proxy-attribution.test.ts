@@ -10,7 +10,7 @@ import { PodAddressIndex } from '../../operator/pod-addresses.ts';
 import { PodAddressPublisher } from '../../operator/pod-publisher.ts';
 import type { Socks4Policy } from '../../src/policy/types.ts';
 import { closeRedisClient, createRedisClient, waitForReady, type RedisClient } from '../../src/redis/connection.ts';
-import { publishSnapshot } from '../../src/redis/publish.ts';
+import { publishSnapshot } from '../../src/rules/publish-snapshot.ts';
 import { createLogger } from '../../src/telemetry/logging.ts';
 import { startProxyProcess, startSink, type ProxyProcess } from '../helpers/fleet.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';

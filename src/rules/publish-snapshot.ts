@@ -4,9 +4,9 @@
 // The previous snapshot is kept for a while (TTL) so a pod that read the old pointer a moment ago
 // can still fetch what it points to.
 import type { Socks4Policy } from '../policy/types.ts';
-import type { RedisClient } from './connection.ts';
-import { ruleKeys, VERSION_PATTERN } from '../rules/redis-keys.ts';
-import { buildSnapshotDocument, type SnapshotMeta } from '../rules/snapshot-document.ts';
+import type { RedisClient } from '../redis/connection.ts';
+import { ruleKeys, VERSION_PATTERN } from './redis-keys.ts';
+import { buildSnapshotDocument, type SnapshotMeta } from './snapshot-document.ts';
 
 /** How long a replaced snapshot stays readable. */
 export const DEFAULT_OLD_SNAPSHOT_TTL_MS = 10 * 60_000;
