@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { parseCount, parseHostPort, parseLogLevel, UsageError, type CliIO } from '../src/cli/args.ts';
 import { listenError } from '../src/cli/proxy-lifecycle.ts';
 import { durationHelp, durationOption, readDuration } from '../src/cli/durations.ts';
-import { readRedisFlags, redactRedisUrl, redisFlagOptions, redisFlagsHelp } from '../src/redis/cli-options.ts';
+import { readRedisFlags, redactRedisUrl, redisFlagOptions, redisFlagsHelp } from '../src/cli/redis-flags.ts';
 import { createLogger } from '../src/telemetry/logging.ts';
 import { startTracing } from '../src/telemetry/tracing.ts';
 import { DEFAULT_WORKERS, startOperator, type Operator } from './operator.ts';

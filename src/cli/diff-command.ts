@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { diffPolicies, formatPolicyDiff } from '../policy/diff.ts';
 import { loadPolicyText } from '../policy/load.ts';
 import { formatIssue } from '../policy/validate.ts';
-import { redisFlagsHelp } from '../redis/cli-options.ts';
+import { redisFlagsHelp } from './redis-flags.ts';
 import { buildSnapshotDocument } from '../rules/snapshot-document.ts';
 import { UsageError, type CliIO } from './args.ts';
 import { describeLiveRules, LiveRulesError, liveRulesOptions, readLiveRules } from './live-rules.ts';

@@ -2,7 +2,7 @@
 // immutable snapshot it names, parsed and compiled with the pods' own code. Used by `policy
 // explain --redis-url` and `policy diff`, which must answer about what the fleet enforces now,
 // not about a file that may differ from it.
-import { readRedisFlags, redactRedisUrl, redisFlagOptions, type RedisFlagValues } from '../redis/cli-options.ts';
+import { readRedisFlags, redactRedisUrl, redisFlagOptions, type RedisFlagValues } from './redis-flags.ts';
 import { closeRedisClient, createRedisClient, waitForReady } from '../redis/connection.ts';
 import { ruleKeys, VERSION_PATTERN } from '../rules/redis-keys.ts';
 import { parseSnapshotDocument, type ParsedSnapshot } from '../rules/snapshot-document.ts';

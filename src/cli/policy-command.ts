@@ -19,7 +19,7 @@ import { loadPolicyText } from '../policy/load.ts';
 import { policyId, Tenancy } from '../policy/types.ts';
 import type { Decision, EvalCommand, Issue, Socks4Policy } from '../policy/types.ts';
 import { formatIssue } from '../policy/validate.ts';
-import { findRedisUrl, redisFlagsHelp } from '../redis/cli-options.ts';
+import { findRedisUrl, redisFlagsHelp } from './redis-flags.ts';
 import { emptySetProblem } from '../rules/file-source.ts';
 import { policyFileSizeProblem } from '../rules/policy-file.ts';
 import { UsageError } from './args.ts';

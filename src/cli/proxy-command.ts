@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { createMemoryLimiter } from '../limits/memory-limiter.ts';
 import type { Limiter } from '../limits/types.ts';
 import { startOpsServer } from '../ops/ops-server.ts';
-import { findRedisUrl } from '../redis/cli-options.ts';
+import { findRedisUrl } from './redis-flags.ts';
 import { FileRuleSource } from '../rules/file-source.ts';
 import type { RuleSource } from '../rules/types.ts';
 import { createProxyServer, localAddresses } from '../server/proxy-server.ts';

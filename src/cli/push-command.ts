@@ -11,7 +11,7 @@ import { loadPolicyText } from '../policy/load.ts';
 import { emptySetProblem } from '../rules/file-source.ts';
 import type { Socks4Policy } from '../policy/types.ts';
 import { formatIssue } from '../policy/validate.ts';
-import { redactRedisUrl, readRedisFlags, redisFlagOptions, redisFlagsHelp } from '../redis/cli-options.ts';
+import { redactRedisUrl, readRedisFlags, redisFlagOptions, redisFlagsHelp } from './redis-flags.ts';
 import { closeRedisClient, createRedisClient, parseRedisUrl, type RedisConnectionOptions } from '../redis/connection.ts';
 import { findRulePrefixes } from '../rules/rule-prefixes.ts';
 import { waitForRedis } from '../redis/problems.ts';

@@ -1,7 +1,7 @@
 // The `proxy` flags of fleet mode (--redis-url or env REDIS_URL, ...) and their translation into
 // a RedisFleet, kept out of proxy-command.ts so that file only chooses between the file and the
 // Redis mode.
-import { redisFlagOptions, redisFlagsHelp, readRedisFlags, type RedisFlagValues } from '../redis/cli-options.ts';
+import { redisFlagOptions, redisFlagsHelp, readRedisFlags, type RedisFlagValues } from './redis-flags.ts';
 import { parseRedisUrl } from '../redis/connection.ts';
 import { openRedisFleet, type RedisFleet } from '../redis/fleet.ts';
 import { ruleKeys } from '../rules/redis-keys.ts';

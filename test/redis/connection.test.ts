@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadPolicyText } from '../../src/policy/load.ts';
-import { findRedisUrl, readRedisFlags, redactRedisUrl } from '../../src/redis/cli-options.ts';
+import { findRedisUrl, readRedisFlags, redactRedisUrl } from '../../src/cli/redis-flags.ts';
 import { closeRedisClient, createRedisClient, parseRedisUrl, planRedisClient, waitForReady, type RedisConnectionOptions } from '../../src/redis/connection.ts';
 import { publishSnapshot } from '../../src/rules/publish-snapshot.ts';
 import { RedisRuleSource } from '../../src/rules/redis-source.ts';

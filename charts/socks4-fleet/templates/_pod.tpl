@@ -164,7 +164,7 @@ comes from its Secret the same way, as REDIS_PASSWORD.
 {{- end }}
 
 {{/*
-The Redis flags the proxy and the operator share (src/redis/cli-options.ts). An external URL
+The Redis flags the proxy and the operator share (src/cli/redis-flags.ts). An external URL
 comes from env REDIS_URL (socks4-fleet.redisEnv); the bundled one carries no secret (its
 password is env REDIS_PASSWORD).
 */}}

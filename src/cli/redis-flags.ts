@@ -2,11 +2,11 @@
 // into connection options. The URL and the secrets may come from the environment so they stay out
 // of process lists.
 import { readFileSync } from 'node:fs';
-import { UsageError } from '../cli/args.ts';
-import type { RedisConnectionOptions } from './connection.ts';
-import { parseRedisUrl } from './connection.ts';
-import { checkPrefix, DEFAULT_PREFIX } from './keys.ts';
-import { maskRedisUrl } from './problems.ts';
+import { UsageError } from './args.ts';
+import type { RedisConnectionOptions } from '../redis/connection.ts';
+import { parseRedisUrl } from '../redis/connection.ts';
+import { checkPrefix, DEFAULT_PREFIX } from '../redis/keys.ts';
+import { maskRedisUrl } from '../redis/problems.ts';
 
 export const redisFlagOptions = {
   'redis-url': { type: 'string' },
