@@ -3,7 +3,7 @@
 // Redis mode.
 import { redisFlagOptions, redisFlagsHelp, readRedisFlags, type RedisFlagValues } from './redis-flags.ts';
 import { parseRedisUrl } from '../redis/connection.ts';
-import { openRedisFleet, type RedisFleet } from '../redis/fleet.ts';
+import { openRedisFleet, type RedisFleet } from './redis-fleet.ts';
 import { ruleKeys } from '../rules/redis-keys.ts';
 import { findRulePrefixes } from '../rules/rule-prefixes.ts';
 import { maskRedisUrl, waitForRedis, watchRedisProblems, type ReadyOutcome, type RedisTarget } from '../redis/problems.ts';

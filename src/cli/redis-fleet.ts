@@ -4,7 +4,7 @@
 import { createRedisLimiter, type FailMode, type RedisLimiter } from '../limits/redis-limiter.ts';
 import { RedisPodDirectory } from '../rules/pod-directory.ts';
 import { RedisRuleSource } from '../rules/redis-source.ts';
-import { closeRedisClient, createRedisClient, type RedisClient, type RedisConnectionOptions } from './connection.ts';
+import { closeRedisClient, createRedisClient, type RedisClient, type RedisConnectionOptions } from '../redis/connection.ts';
 
 export interface RedisFleetOptions {
   readonly connection: RedisConnectionOptions;
