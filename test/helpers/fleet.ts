@@ -48,7 +48,11 @@ export async function startProxyProcess(args: readonly string[], timeoutMs = 30_
   child.stderr?.on('data', keep);
   child.stdout?.on('data', keep);
   const listening = await new Promise<{ listen: string; ops: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`proxy did not start:\n${output}`)), timeoutMs);
+    // A proxy that never says it is listening is stopped here: the caller gets no handle to it.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`proxy did not start within ${timeoutMs} ms:\n${output}`));
+    }, timeoutMs);
     const onData = (): void => {
       const line = output.split('\n').find((l) => l.includes('socks4-fleet proxy listening'));
       if (line === undefined) return;
