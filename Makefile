@@ -13,7 +13,7 @@ WITH_NODE := scripts/with-node
 
 TEST_FILES ?= test/**/*.test.ts
 
-.PHONY: all deps typecheck run test tools image bench bench-goals chart-test chart-sync docs soak mutate clean distclean help
+.PHONY: all deps typecheck lint format run test tools image bench bench-goals chart-test chart-sync docs soak mutate clean distclean help
 
 all: deps typecheck
 
@@ -25,6 +25,14 @@ node_modules/.installed: package.json package-lock.json
 
 typecheck: deps
 	$(WITH_NODE) tsc -p tsconfig.json
+
+# Biome (biome.jsonc): the format check and the linter, as CI runs them; warnings fail too, so none pile up.
+lint: deps
+	$(WITH_NODE) biome ci --error-on-warnings .
+
+# Writes Biome's formatting into every file `make lint` checks.
+format: deps
+	$(WITH_NODE) biome format --write .
 
 run: deps
 	scripts/socks4-fleet proxy --listen 127.0.0.1:1080 --policy-file examples/policy.yaml
@@ -92,6 +100,8 @@ distclean: clean
 help:
 	@echo 'make run        the proxy on 127.0.0.1:1080 with examples/policy.yaml'
 	@echo 'make test       every test suite (installs Node, npm packages and the Go-built tools first)'
+	@echo 'make lint       format check and linter (Biome, biome.jsonc), as CI runs them'
+	@echo 'make format     rewrite the code in the formatting make lint checks'
 	@echo 'make tools      build kube-apiserver, etcd, kubectl, helm, helm-unittest, jaeger into bin/'
 	@echo 'make chart-test the chart suites alone'
 	@echo 'make soak       the long reliability runs'

@@ -36,11 +36,9 @@ interface Ready { echoPort: number; sinkUrl: string }
 // ---------------------------------------------------------------- worker: load and sinks
 async function worker(): Promise<void> {
   const echo = await startEchoServer();
-  let sinkRequests = 0;
   const sink = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => {
-      sinkRequests++;
       res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
     });
   });

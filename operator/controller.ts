@@ -6,7 +6,7 @@
 // were seen, so a restart or a missed event converges to the same state).
 import { SpanKind, SpanStatusCode, trace, type Span, type SpanContext } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import { DEFAULT_NAMESPACE, type Socks4Policy } from '../src/policy/types.ts';
+import type { Socks4Policy } from '../src/policy/types.ts';
 import type { PublishResult } from '../src/rules/publish-snapshot.ts';
 import type { SnapshotMeta } from '../src/rules/snapshot-document.ts';
 import { activeTraceparent } from '../src/telemetry/trace-context.ts';

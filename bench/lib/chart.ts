@@ -26,6 +26,7 @@ const thresholds: readonly { metric: string; base: 'direct' | 'dante'; value: nu
   { metric: 'cpuPerGiB8', base: 'dante', value: 1 },
 ];
 
+// biome-ignore lint/suspicious/noShadowRestrictedNames: the deprecated global escape() is never used here
 const escape = (s: string): string => s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
 
 function xOf(ratio: number): number {

@@ -102,6 +102,7 @@ export function foldedStacks(tree: FlameNode): string {
   return `${lines.join('\n')}\n`;
 }
 
+// biome-ignore lint/suspicious/noShadowRestrictedNames: the deprecated global escape() is never used here
 const escape = (s: string): string => s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
 
 function colorFor(name: string): string {

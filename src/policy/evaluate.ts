@@ -157,7 +157,7 @@ export function findFirstMatch(set: CompiledPolicySet, p: PreparedContext, from 
 export function evaluate(set: CompiledPolicySet, ctx: EvalContext): Decision {
   const p = prepareContext(set, ctx, ctx.destIp);
   let rule = findFirstMatch(set, p);
-  if (rule !== null && rule.pass) rule = findFirstMatch(set, p, set.namespaceStart);
+  if (rule?.pass) rule = findFirstMatch(set, p, set.namespaceStart);
   return rule === null ? NO_RULE_MATCHED : decideWith(rule, p);
 }
 

@@ -94,7 +94,7 @@ test('a Report policy is published as Report and its status says so; the one-wor
   assert.equal(status.enforcement, 'Report');
   assert.match(readyOf(obj)?.message ?? '', /in Report mode: the fleet records what it would decide and enforces nothing of it$/);
   const published = await readPublished(redis, PREFIX);
-  assert.equal((published?.specs.get('lifecycle/trial') as { enforcement?: string }).enforcement, 'Report');
+  assert.equal((published?.specs.get('lifecycle/trial') as { enforcement?: string } | undefined)?.enforcement, 'Report');
   await updatePolicySpec(cluster.admin, 'lifecycle', 'trial', { enforcement: 'Enforce', rules });
   const switched = await waitFor('status of the switched policy', async () => {
     const o = await getPolicy(cluster.admin, 'lifecycle', 'trial');

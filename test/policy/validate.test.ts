@@ -6,6 +6,7 @@ import { loadPolicyText } from '../../src/policy/load.ts';
 import { formatIssue, validatePolicy } from '../../src/policy/validate.ts';
 
 /** A valid document; each case edits a deep copy. */
+// biome-ignore lint/suspicious/noExplicitAny: a document the cases edit into every invalid shape
 function baseDoc(): Record<string, any> {
   return {
     apiVersion: 'socks4-fleet.io/v1alpha1',
@@ -41,6 +42,7 @@ describe('validatePolicy', () => {
     assert.deepEqual(messages(baseDoc()), []);
   });
 
+  // biome-ignore lint/suspicious/noExplicitAny: as baseDoc
   const cases: { name: string; edit: (d: Record<string, any>) => void; expected: string[] }[] = [
     { name: 'port out of range', edit: (d) => { d.spec.rules[2].to.ports = ['70000']; }, expected: ['spec.rules[2].to.ports[0]: "70000" is not a port'] },
     { name: 'port zero', edit: (d) => { d.spec.rules[2].to.ports = ['80', '0']; }, expected: ['spec.rules[2].to.ports[1]: "0" is not a port'] },

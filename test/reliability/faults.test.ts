@@ -189,7 +189,7 @@ describe('a fleet of four proxies (two failing open, two closed) on a Redis that
   let redis: RedisServer;
   let dir: string;
   let proxies: { proxy: ProxyProcess; mode: 'open' | 'closed' }[] = [];
-  let sessions: Held[] = [];
+  const sessions: Held[] = [];
   let ports: { echo: number; toggle: number; free: number };
   const closers: (() => Promise<void>)[] = [];
   const prefix = `faults-${randomUUID().slice(0, 8)}`;

@@ -3,7 +3,6 @@
 // read from the running proxy rather than waited for, the relay idle timeout, and --bind-address.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
