@@ -21,7 +21,7 @@ import type { RuleIndex } from './rule-index.ts';
 import {
   CLUSTER_KIND, ClusterTier, DEFAULT_NAMESPACE, DEFAULT_PRIORITY, DecisionReason, IdentMode, PolicyTier, policyId, RuleAction, Tenancy,
 } from './types.ts';
-import type { Decision, PolicyRule, RuleLimits, RuleRef, Socks4Policy } from './types.ts';
+import type { Decision, DenyDecision, PolicyRule, RuleLimits, RuleRef, Socks4Policy } from './types.ts';
 import { formatIssue, validatePolicy } from './validate.ts';
 
 export const CommandBit = { connect: 1, bind: 2 } as const;
@@ -53,7 +53,7 @@ export interface CompiledRule {
   readonly source: PolicyRule;
   /** Returned as-is when this rule decides (no allocation per decision). */
   readonly decision: Decision;
-  readonly guardedDecision: Decision;
+  readonly guardedDecision: DenyDecision;
 }
 
 /** The namespace number of rules of cluster policies: they govern every client. */
@@ -76,7 +76,7 @@ export interface CompiledPolicySet {
   readonly report: ReportView | null;
 }
 
-export const NO_RULE_MATCHED: Decision = Object.freeze({
+export const NO_RULE_MATCHED: DenyDecision = Object.freeze({
   action: 'deny', reason: DecisionReason.NoRuleMatched, tier: PolicyTier.Default, rule: null, ident: IdentMode.Off, limits: null,
 });
 

@@ -9,7 +9,7 @@
 import type { CompiledPolicySet } from './compile.ts';
 import { decideBeforeResolve, evaluate } from './evaluate.ts';
 import { DEFAULT_NAMESPACE, Enforcement } from './types.ts';
-import type { Decision, EvalContext, Socks4Policy, UnresolvedContext } from './types.ts';
+import type { Decision, DenyDecision, EvalContext, Socks4Policy, UnresolvedContext } from './types.ts';
 
 export interface ReportView {
   /** Every policy, Report ones compiled as if enforced: what the fleet would decide after the switch. */
@@ -31,7 +31,7 @@ export function asEnforced(policies: readonly Socks4Policy[]): Socks4Policy[] {
   return policies.map((p) => (isReportPolicy(p) ? { ...p, spec: { ...p.spec, enforcement: Enforcement.Enforce } } : p));
 }
 
-function fromReportPolicy(view: ReportView, would: Decision | null): Decision | null {
+function fromReportPolicy<D extends Decision>(view: ReportView, would: D | null): D | null {
   return would !== null && would.rule !== null && view.policies.has(would.rule.policy) ? would : null;
 }
 
@@ -51,7 +51,7 @@ export function evaluateReport(set: CompiledPolicySet, ctx: EvalContext): Decisi
  * DNS lookup: a Report decision when one is certain without the address, null otherwise (the
  * proxy does not resolve a name only to record what a Report policy would do).
  */
-export function evaluateReportBeforeResolve(set: CompiledPolicySet, ctx: UnresolvedContext): Decision | null {
+export function evaluateReportBeforeResolve(set: CompiledPolicySet, ctx: UnresolvedContext): DenyDecision | null {
   const view = set.report;
   if (view === null) return null;
   return fromReportPolicy(view, decideBeforeResolve(view.all, ctx));

@@ -1,6 +1,7 @@
 // The `Socks4Policy` document (socks4-fleet.io/v1alpha1) as users write it, and the shapes the
 // evaluator hands to the server. Field names are public API (design brief, "Policy contract").
 
+import { Reason } from '../errors.ts';
 import type { FleetEndpoints } from './fleet-endpoints.ts';
 import type { GuardedRange } from './guard.ts';
 
@@ -181,17 +182,34 @@ export interface EvalContext {
 
 export type UnresolvedContext = Omit<EvalContext, 'destIp'>;
 
+/**
+ * A refusal's reasons are taken from the error registry (src/errors.ts), so a deny decision's
+ * reason is a `Reason` by type and the session refuses with it as it is. `RuleAllowed` is no
+ * refusal and so not in the registry; only an allow decision carries it.
+ */
 export const DecisionReason = {
   RuleAllowed: 'RuleAllowed',
-  RuleDenied: 'RuleDenied',
-  NoRuleMatched: 'NoRuleMatched',
-  GuardedDestination: 'GuardedDestination',
+  RuleDenied: Reason.RuleDenied,
+  NoRuleMatched: Reason.NoRuleMatched,
+  GuardedDestination: Reason.GuardedDestination,
 } as const;
 export type DecisionReason = (typeof DecisionReason)[keyof typeof DecisionReason];
+/** The reasons a deny decision carries: a subset of `Reason`. */
+export type DenyReason = Exclude<DecisionReason, typeof DecisionReason.RuleAllowed>;
 
-export interface Decision {
-  readonly action: 'allow' | 'deny';
-  readonly reason: DecisionReason;
+export type Decision = AllowDecision | DenyDecision;
+
+export interface AllowDecision extends DecisionFields {
+  readonly action: 'allow';
+  readonly reason: typeof DecisionReason.RuleAllowed;
+}
+
+export interface DenyDecision extends DecisionFields {
+  readonly action: 'deny';
+  readonly reason: DenyReason;
+}
+
+interface DecisionFields {
   /** The tier of the deciding rule; Default when none matched. */
   readonly tier: PolicyTier;
   readonly rule: RuleRef | null;

@@ -24,10 +24,15 @@ import { connectUpstream } from './upstream.ts';
 import type { SessionEnv } from './session-env.ts';
 
 /** Reply byte for a refusal: 92 and 93 belong to ident alone (DESIGN: never used otherwise). */
-export function replyCodeFor(reason: Reason): number {
+export function replyCodeFor(reason: Reason): ReplyCode {
   if (reason === Reason.IdentUnreachable) return ReplyCode.IdentUnreachable;
   if (reason === Reason.IdentMismatch) return ReplyCode.IdentMismatch;
   return ReplyCode.Rejected;
+}
+
+/** The 8-byte refusal for `reason`; the listener sends it too when it refuses at accept. */
+export function encodeRefusal(reason: Reason): Buffer {
+  return encodeReply(replyCodeFor(reason), 0, '0.0.0.0');
 }
 
 function toReason(error: unknown, fallback: Reason): Reason {
@@ -75,8 +80,9 @@ export class Session implements SessionInfo {
   namespace: string | null = null;
   tier: string | null = null;
   snapshotVersion: string | null = null;
-  replyCode: number | null = null;
+  replyCode: ReplyCode | null = null;
   reason: Reason | null = null;
+  error: Error | null = null;
   guard: GuardedRange | null = null;
   closeCause: Reason | RelayCloseCause | null = null;
   handshakeMs: number | null = null;
@@ -194,10 +200,10 @@ export class Session implements SessionInfo {
     else this.#close(reason);
   }
 
-  #reply(code: number, port: number, ip: string): void {
+  #reply(code: ReplyCode, port: number, ip: string): void {
     if (this.replyCode === null) this.handshakeMs = performance.now() - this.startedAt;
     this.replyCode = code;
-    this.#client.write(encodeReply(code as 90, port, ip));
+    this.#client.write(encodeReply(code, port, ip));
   }
 
   #onHandshakeData = (chunk: Buffer): void => {
@@ -229,8 +235,16 @@ export class Session implements SessionInfo {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#hooks.onRequest(this);
-    this.#decide(parsed.request, early).catch((error: unknown) => this.fail(toReason(error, Reason.UpstreamUnreachable)));
+    // Each step classifies its own failures; what still escapes is a bug here, not the upstream's.
+    this.#decide(parsed.request, early).catch((error: unknown) => this.#failUnexpected(error));
   };
+
+  /** A known failure keeps its reason; anything else is ours (InternalError), kept for the log. */
+  #failUnexpected(error: unknown): void {
+    const reason = toReason(error, Reason.InternalError);
+    if (reason === Reason.InternalError && !this.closed) this.error = error instanceof Error ? error : new Error(String(error));
+    this.fail(reason);
+  }
 
   #phase(phase: PhaseEvent['phase'], startedAt: number, error: Reason | null): void {
     if (channels.sessionPhase.hasSubscribers) {
@@ -274,7 +288,7 @@ export class Session implements SessionInfo {
         this.#noteReport(evaluateReportBeforeResolve(snapshot.compiled, ctx));
         this.ruleId = refusal.rule?.id ?? null;
         this.tier = refusal.tier;
-        return this.fail(refusal.reason as Reason);
+        return this.fail(refusal.reason);
       }
       const started = performance.now();
       try {
@@ -298,7 +312,7 @@ export class Session implements SessionInfo {
     this.ruleId = decision.rule?.id ?? null;
     this.guard = decision.guard ?? null;
     this.tier = decision.tier;
-    if (decision.action !== 'allow') return this.fail(decision.reason as Reason);
+    if (decision.action !== 'allow') return this.fail(decision.reason);
     if (!(await this.#admit(decision))) return;
     // Started before our own admission, so the two limiter calls overlap. Awaited so that every
     // granted session's record carries the limit outcome; when the deciding rule has no limits of
@@ -337,8 +351,8 @@ export class Session implements SessionInfo {
       admission = { ok: false, reason: Reason.LimiterUnavailable, retryAfterMs: 0 };
     }
     if (!admission.ok) {
-      this.#phase('limits', started, admission.reason as Reason);
-      this.fail(admission.reason as Reason);
+      this.#phase('limits', started, admission.reason);
+      this.fail(admission.reason);
       return false;
     }
     this.#phase('limits', started, null);
@@ -453,8 +467,8 @@ export class Session implements SessionInfo {
   #failAfterGrant(reason: Reason): void {
     if (this.closed) return;
     this.reason = reason;
-    this.replyCode = ReplyCode.Rejected;
-    this.#client.write(encodeReply(ReplyCode.Rejected, 0, '0.0.0.0'));
+    this.replyCode = replyCodeFor(reason);
+    this.#client.write(encodeRefusal(reason));
     this.#linger();
     this.#close(reason);
   }

@@ -3,6 +3,7 @@
 // nothing for telemetry that is switched off.
 import diagnostics from 'node:diagnostics_channel';
 import type { Reason } from '../errors.ts';
+import type { ReplyCode } from '../protocol/constants.ts';
 
 export type SessionState =
   | 'handshake'
@@ -25,7 +26,7 @@ export interface ReportRecord {
   /** RuleAllowed, RuleDenied, GuardedDestination, or the limit that would have refused (RateLimited, ConcurrencyLimited, LimiterUnavailable). */
   readonly reason: string;
   /** 90 or 91. */
-  readonly reply: number;
+  readonly reply: ReplyCode;
 }
 
 /** What subscribers may read about a session; the session object itself implements it. */
@@ -48,8 +49,10 @@ export interface SessionInfo {
   /** The policy tier that decided (Cluster, Namespace, Baseline, Default); null before a decision. */
   readonly tier: string | null;
   readonly snapshotVersion: string | null;
-  readonly replyCode: number | null;
+  readonly replyCode: ReplyCode | null;
   readonly reason: Reason | null;
+  /** InternalError: the exception no step expected, for the log; absent or null otherwise. */
+  readonly error?: Error | null;
   /** GuardedDestination: the address class or fleet endpoint that refused (`private`, `redis`). */
   readonly guard?: string | null;
   /** Why it ended: a Reason (Draining for a drain's cut), or closed | idle | error once relaying. */

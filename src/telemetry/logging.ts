@@ -59,6 +59,7 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
         snapshot: s.snapshotVersion,
         reply: s.replyCode,
         reason: s.reason,
+        err: s.error ?? undefined,
         guard: s.guard ?? undefined,
         handshakeMs: s.handshakeMs === null ? null : Math.round(s.handshakeMs * 1000) / 1000,
         durationMs: Math.round((performance.now() - s.startedAt) * 1000) / 1000,
