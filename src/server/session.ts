@@ -18,7 +18,7 @@ import { channels, type PhaseEvent, type ReportRecord, type SessionInfo, type Se
 import { reportLimits, reportRecordFor, reportRefusedByLimit, UNAVAILABLE } from './report.ts';
 import { openBindListener } from './bind.ts';
 import { identOutcome, queryIdent } from './ident.ts';
-import { normalizeAddress } from './address.ts';
+import { unmapIpv4 } from '../policy/ip.ts';
 import { relay, type RelayCloseCause, type RelaySockets } from './relay.ts';
 import { connectUpstream } from './upstream.ts';
 import type { SessionEnv } from './session-env.ts';
@@ -114,7 +114,7 @@ export class Session implements SessionInfo {
     this.#client = client;
     this.#env = env;
     this.#hooks = hooks;
-    this.clientAddress = normalizeAddress(client.remoteAddress ?? '');
+    this.clientAddress = unmapIpv4(client.remoteAddress ?? '');
     this.clientPort = client.remotePort ?? 0;
     this.#headerDone = !env.config.proxyProtocol;
   }
@@ -133,7 +133,7 @@ export class Session implements SessionInfo {
   }
 
   #local(): { readonly address: string; readonly port: number } {
-    return (this.#localEnd ??= { address: normalizeAddress(this.#client.localAddress ?? ''), port: this.#client.localPort ?? 0 });
+    return (this.#localEnd ??= { address: unmapIpv4(this.#client.localAddress ?? ''), port: this.#client.localPort ?? 0 });
   }
 
   /** A getter, not a field read: TypeScript would otherwise keep its narrowing across awaits. */
@@ -295,7 +295,7 @@ export class Session implements SessionInfo {
         // The session's end cancels its query (and frees its place in the resolver's caps).
         const abort = new AbortController();
         this.#cancel = () => abort.abort();
-        ctx.destIp = normalizeAddress(await env.resolve(canonical.name, { source: this.clientAddress, signal: abort.signal }));
+        ctx.destIp = unmapIpv4(await env.resolve(canonical.name, { source: this.clientAddress, signal: abort.signal }));
         this.#cancel = null;
       } catch (error) {
         this.#cancel = null;
@@ -451,7 +451,7 @@ export class Session implements SessionInfo {
     }
     this.#upstream = peer;
     if (this.closed) return void peer.destroy();
-    const peerIp = normalizeAddress(peer.remoteAddress ?? '');
+    const peerIp = unmapIpv4(peer.remoteAddress ?? '');
     if (peerIp !== expectedIp) {
       this.#phase('bind-accept', started, Reason.BindPeerMismatch);
       peer.destroy();
