@@ -80,8 +80,6 @@ export const NO_RULE_MATCHED: DenyDecision = Object.freeze({
   action: 'deny', reason: DecisionReason.NoRuleMatched, tier: PolicyTier.Default, rule: null, ident: IdentMode.Off, limits: null,
 });
 
-const policyKey = policyId;
-
 /** A validated glob in the form requests are matched in (`*.bücher.example` → `*.xn--bcher-kva.example`). */
 function canonicalGlob(text: string): string {
   const c = canonicalizeHostGlob(text);
@@ -150,14 +148,14 @@ export function* compileInSteps(
   const seen = new Set<string>();
   for (const p of input) {
     const issues = options.validated === true ? [] : validatePolicy(p);
-    if (issues.length > 0) throw new Error(`policy ${policyKey(p)} is invalid: ${issues.map(formatIssue).join('; ')}`);
-    const key = policyKey(p);
+    if (issues.length > 0) throw new Error(`policy ${policyId(p)} is invalid: ${issues.map(formatIssue).join('; ')}`);
+    const key = policyId(p);
     if (seen.has(key)) throw new Error(`duplicate policy ${key}`);
     seen.add(key);
   }
   const policies = input.map(normalise).sort((a, b) =>
     TIER_ORDER[tierOf(a)] - TIER_ORDER[tierOf(b)]
-    || (a.spec.priority ?? DEFAULT_PRIORITY) - (b.spec.priority ?? DEFAULT_PRIORITY) || compareKeys(policyKey(a), policyKey(b)));
+    || (a.spec.priority ?? DEFAULT_PRIORITY) - (b.spec.priority ?? DEFAULT_PRIORITY) || compareKeys(policyId(a), policyId(b)));
   const rules: CompiledRule[] = [];
   const intern = createRangeSetInterner();
   const namespaceIds = new Map<string, number>();
@@ -252,7 +250,7 @@ function compileLimits(limits: RuleLimits | undefined): RuleLimits | null {
 }
 
 function compileRule(p: Socks4Policy, r: PolicyRule, position: number, intern: Interner, tier: PolicyTier, namespaceId: number): CompiledRule {
-  const policy = policyKey(p);
+  const policy = policyId(p);
   const ref: RuleRef = Object.freeze({ policy, name: r.name, id: `${policy}/${r.name}` });
   const allow = r.action === RuleAction.Allow;
   let commandMask = CommandBit.connect | CommandBit.bind;

@@ -8,13 +8,13 @@
 
 import type { CompiledPolicySet } from './compile.ts';
 import { decideBeforeResolve, evaluate } from './evaluate.ts';
-import { DEFAULT_NAMESPACE, Enforcement } from './types.ts';
+import { Enforcement, policyId } from './types.ts';
 import type { Decision, DenyDecision, EvalContext, Socks4Policy, UnresolvedContext } from './types.ts';
 
 export interface ReportView {
   /** Every policy, Report ones compiled as if enforced: what the fleet would decide after the switch. */
   readonly all: CompiledPolicySet;
-  /** `namespace/name` of each Report policy. */
+  /** policyId of each Report policy (RuleRef.policy of its rules). */
   readonly policies: ReadonlySet<string>;
 }
 
@@ -23,7 +23,7 @@ export function isReportPolicy(p: Socks4Policy): boolean {
 }
 
 export function reportPolicyKeys(policies: readonly Socks4Policy[]): Set<string> {
-  return new Set(policies.filter(isReportPolicy).map((p) => `${p.metadata.namespace ?? DEFAULT_NAMESPACE}/${p.metadata.name}`));
+  return new Set(policies.filter(isReportPolicy).map(policyId));
 }
 
 /** The policies with Report switched to Enforce: the input of ReportView.all. */

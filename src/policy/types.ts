@@ -5,7 +5,10 @@ import { Reason } from '../errors.ts';
 import type { FleetEndpoints } from './fleet-endpoints.ts';
 import type { GuardedRange } from './guard.ts';
 
-export const API_VERSION = 'socks4-fleet.io/v1alpha1';
+// The one home of the API's names: the policy loader, the operator and its Kubernetes client read them here.
+export const GROUP = 'socks4-fleet.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}` as const;
 export const KIND = 'Socks4Policy';
 /** Cluster-scoped: evaluated before every namespace's policies and governs every client. */
 export const CLUSTER_KIND = 'ClusterSocks4Policy';
@@ -134,12 +137,21 @@ export interface RuleRef {
   readonly id: string;
 }
 
-/** `namespace/name`, or `name` alone for the cluster kind: names hold no '/', so ids never collide. */
+/** `namespace/name`: how a namespaced object is keyed (as in Kubernetes' own informer caches). */
+export function namespacedKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+/**
+ * A policy's id everywhere (compile order, rule ids and limit keys, Report keys, diff, the
+ * operator's caches): `namespace/name`, or `name` alone for the cluster kind. Names hold no '/',
+ * so ids never collide.
+ */
 export function policyId(p: { readonly kind?: unknown; readonly metadata: { readonly name?: unknown; readonly namespace?: unknown } }): string {
   const name = String(p.metadata.name ?? '');
   if (p.kind === CLUSTER_KIND) return name;
   const ns = p.metadata.namespace;
-  return `${typeof ns === 'string' && ns !== '' ? ns : DEFAULT_NAMESPACE}/${name}`;
+  return namespacedKey(typeof ns === 'string' && ns !== '' ? ns : DEFAULT_NAMESPACE, name);
 }
 
 /**
