@@ -1,5 +1,5 @@
 // The `Socks4Policy` document (socks4-fleet.io/v1alpha1) as users write it, and the shapes the
-// evaluator hands to the server. Field names are public API (design brief, "Policy contract").
+// evaluator hands to the server. Field names are public API (docs/reference.md, "Socks4Policy fields").
 
 import { Reason } from '../errors.ts';
 import type { FleetEndpoints } from './fleet-endpoints.ts';
@@ -25,7 +25,7 @@ export type RuleCommand = (typeof RuleCommand)[keyof typeof RuleCommand];
 
 /**
  * `spec.enforcement`. A Report policy is evaluated in its place and what it would have decided
- * is recorded, but evaluation goes on as if it were absent (design brief, "Policy contract").
+ * is recorded, but evaluation goes on as if it were absent (README, "Rolling out a policy").
  */
 export const Enforcement = { Enforce: 'Enforce', Report: 'Report' } as const;
 export type Enforcement = (typeof Enforcement)[keyof typeof Enforcement];

@@ -132,8 +132,8 @@ export function queryIdent(q: IdentQuery): Promise<IdentResult> {
 }
 
 /**
- * What the session does with an ident result (the brief: Required and unreachable → 92, a
- * different user → 93). An identd that answers ERROR did not vouch for anyone, so it counts as
+ * What the session does with an ident result (README, "Policy semantics": Required and
+ * unreachable → 92, a different user → 93). An identd that answers ERROR did not vouch for anyone, so it counts as
  * unreachable. A user answer must match the request USERID exactly, in either mode: a client
  * that lies about its USERID is refused even where ident is only optional.
  */
