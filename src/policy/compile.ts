@@ -1,7 +1,7 @@
 // Validated Socks4Policy documents → one ordered, precompiled rule list. All parsing happens
 // here, once per snapshot, so evaluation does integer compares, Set lookups and string scans only.
 //
-// Tiers (DESIGN "Tenancy", shaped like AdminNetworkPolicy → NetworkPolicy → Baseline): the list
+// Tiers (README "Tenancy", shaped like AdminNetworkPolicy → NetworkPolicy → Baseline): the list
 // holds the cluster tier (ClusterSocks4Policy, tier Admin), then the namespace tier (every
 // Socks4Policy), then the baseline tier, each ordered by priority then name. One list and one
 // index serve all three; a namespaced rule carries its namespace's number, and evaluation skips

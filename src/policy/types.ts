@@ -155,7 +155,7 @@ export function policyId(p: { readonly kind?: unknown; readonly metadata: { read
 }
 
 /**
- * Which tier decided (DESIGN "Tenancy"): cluster policies, then the client's namespace, then
+ * Which tier decided (README "Tenancy"): cluster policies, then the client's namespace, then
  * baseline cluster policies, then the default deny.
  */
 export const PolicyTier = { Cluster: 'Cluster', Namespace: 'Namespace', Baseline: 'Baseline', Default: 'Default' } as const;

@@ -23,7 +23,7 @@ import { relay, type RelayCloseCause, type RelaySockets } from './relay.ts';
 import { connectUpstream } from './upstream.ts';
 import type { SessionEnv } from './session-env.ts';
 
-/** Reply byte for a refusal: 92 and 93 belong to ident alone (DESIGN: never used otherwise). */
+/** Reply byte for a refusal: 92 and 93 belong to ident alone (README: never used otherwise). */
 export function replyCodeFor(reason: Reason): ReplyCode {
   if (reason === Reason.IdentUnreachable) return ReplyCode.IdentUnreachable;
   if (reason === Reason.IdentMismatch) return ReplyCode.IdentMismatch;

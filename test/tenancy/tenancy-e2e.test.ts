@@ -21,7 +21,7 @@ import {
 } from '../operator/cluster.ts';
 
 const PREFIX = 'tenancy-e2e';
-/** DESIGN: a pod deleted or re-addressed changes its client's tier within a second. */
+/** README, Tenancy: a pod deleted or re-addressed changes its client's tier within a second. */
 const ATTRIBUTION_BOUND_MS = 1_000;
 
 let cluster: TestCluster;
