@@ -17,7 +17,7 @@ import { canonicalizeHost } from '../policy/hostname.ts';
 import { formatIpv4, NOT_IPV4, parseIpv4 } from '../policy/ip.ts';
 import { loadPolicyText } from '../policy/load.ts';
 import { policyId, Tenancy } from '../policy/types.ts';
-import type { Decision, EvalCommand, Issue, Socks4Policy } from '../policy/types.ts';
+import type { Decision, Issue, Socks4Policy, UnresolvedContext } from '../policy/types.ts';
 import { formatIssue } from '../policy/validate.ts';
 import { findRedisUrl, redisFlagsHelp } from '../redis/cli-options.ts';
 import { emptySetProblem } from '../rules/file-source.ts';
@@ -280,8 +280,8 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
   }
   if (set === null) return 1;
 
-  const base = {
-    command: command as EvalCommand, sourceIp, userId: values.user, host: dest.host, destPort: dest.port, selfAddresses, fleet,
+  const base: UnresolvedContext = {
+    command, sourceIp, userId: values.user, host: dest.host, destPort: dest.port, selfAddresses, fleet,
     namespace: namespace === undefined || namespace === '' ? null : namespace,
   };
   const kind = dest.host === null ? 'SOCKS4' : 'SOCKS4a';

@@ -307,7 +307,7 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   }
 
   await awaitShutdown(logger, {
-    reload: () => (fleet === null ? (rules as FileRuleSource).reload() : fleet.rules.refresh()),
+    reload: () => (rules instanceof FileRuleSource ? rules.reload() : fleet?.rules.refresh() ?? Promise.resolve()),
     drain: () => server.drain(),
     force: () => server.drain(0),
     activeSessions: () => server.activeSessions,

@@ -98,13 +98,26 @@ export interface ConnectionRefusedEvent {
   reason: Reason;
 }
 
+/** A channel whose messages have one type, so publishers and subscribers are checked against it. */
+export interface TypedChannel<T> {
+  readonly hasSubscribers: boolean;
+  publish(message: T): void;
+  subscribe(onMessage: (message: T) => void): void;
+  unsubscribe(onMessage: (message: T) => void): void;
+}
+
+/** node:diagnostics_channel types every message `unknown`; each channel's type is declared here, once. */
+function channel<T>(name: string): TypedChannel<T> {
+  return diagnostics.channel(name) as TypedChannel<T>;
+}
+
 export const channels = {
-  connectionRefused: diagnostics.channel('socks4-fleet:connection:refused'),
-  sessionStart: diagnostics.channel('socks4-fleet:session:start'),
-  sessionPhase: diagnostics.channel('socks4-fleet:session:phase'),
-  sessionEstablished: diagnostics.channel('socks4-fleet:session:established'),
-  sessionEnd: diagnostics.channel('socks4-fleet:session:end'),
-  snapshotLoaded: diagnostics.channel('socks4-fleet:snapshot:loaded'),
-  snapshotError: diagnostics.channel('socks4-fleet:snapshot:error'),
-  limiterError: diagnostics.channel('socks4-fleet:limiter:error'),
+  connectionRefused: channel<ConnectionRefusedEvent>('socks4-fleet:connection:refused'),
+  sessionStart: channel<SessionInfo>('socks4-fleet:session:start'),
+  sessionPhase: channel<PhaseEvent>('socks4-fleet:session:phase'),
+  sessionEstablished: channel<SessionInfo>('socks4-fleet:session:established'),
+  sessionEnd: channel<SessionInfo>('socks4-fleet:session:end'),
+  snapshotLoaded: channel<SnapshotEvent>('socks4-fleet:snapshot:loaded'),
+  snapshotError: channel<SourceErrorEvent>('socks4-fleet:snapshot:error'),
+  limiterError: channel<LimiterErrorEvent>('socks4-fleet:limiter:error'),
 } as const;
