@@ -22,6 +22,7 @@ import { formatIssue } from '../policy/validate.ts';
 import { findRedisUrl, redisFlagsHelp } from '../redis/cli-options.ts';
 import { emptySetProblem } from '../rules/file-source.ts';
 import { policyFileSizeProblem } from '../rules/policy-file.ts';
+import { DURATIONS } from './durations.ts';
 import { UsageError } from './args.ts';
 import type { CliIO } from './args.ts';
 import { describeLiveRules, LiveRulesError, liveRulesOptions, readLiveRules } from './live-rules.ts';
@@ -63,7 +64,7 @@ Options:
   --guard-endpoint IP[:PORT]  a fleet endpoint the proxy guards (its Redis, the API server, a
                            proxy --guard-endpoint; every port unless PORT); repeatable
   --resolved IP            the address HOST resolves to, instead of asking DNS
-  --timeout D              with --redis-url: give up on Redis after D (default 10s)
+  --timeout D              with --redis-url: give up on Redis after D (default ${DURATIONS.timeout.default})
   --namespace NS           the client is a pod of namespace NS: evaluate as the operator's fleet
                            does, where a Socks4Policy governs only its own namespace's pods;
                            --namespace '' is a client that is no pod (cluster policies alone).

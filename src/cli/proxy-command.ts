@@ -18,7 +18,7 @@ import { createLogger, logEvents } from '../telemetry/logging.ts';
 import { createProxyMetrics } from '../telemetry/metrics.ts';
 import { startTracing } from '../telemetry/tracing.ts';
 import { durationHelp, durationOption, readDuration } from './durations.ts';
-import { parseCount, parseHostPort, parseLogLevel, parseShare, StartupError, UsageError, type CliIO } from './args.ts';
+import { DEFAULT_LOG_LEVEL, DEFAULT_OPS_LISTEN, parseCount, parseHostPort, parseLogLevel, parseShare, StartupError, UsageError, type CliIO } from './args.ts';
 import { awaitShutdown, listenError } from './proxy-lifecycle.ts';
 import { openRedisMode, redisModeHelp, redisModeOptions, watchRedisMode } from './redis-mode.ts';
 import { maskRedisUrl } from '../redis/problems.ts';
@@ -31,7 +31,7 @@ import { runSupervisor, workerLink } from './workers.ts';
  */
 const DEFAULTS = {
   listen: '127.0.0.1:1080',
-  'ops-listen': '127.0.0.1:9090',
+  'ops-listen': DEFAULT_OPS_LISTEN,
   'max-sessions': String(defaultServerConfig.maxSessions),
   'max-handshakes': String(defaultServerConfig.maxHandshakes),
   'max-pending': String(defaultServerConfig.maxPending),
@@ -39,7 +39,7 @@ const DEFAULTS = {
   'dns-max-in-flight': '256',
   'ident-port': String(defaultServerConfig.identPort),
   workers: '1',
-  'log-level': 'info',
+  'log-level': DEFAULT_LOG_LEVEL,
 } as const;
 
 export const proxyHelp = `Usage: socks4-fleet proxy --listen HOST:PORT (--policy-file FILE | --redis-url URL | env REDIS_URL) [options]
