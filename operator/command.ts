@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseCount, parseHostPort, parseLogLevel, UsageError, type CliIO } from '../src/cli/args.ts';
+import { DEFAULT_LOG_LEVEL, DEFAULT_OPS_LISTEN, parseCount, parseHostPort, parseLogLevel, UsageError, type CliIO } from '../src/cli/args.ts';
 import { listenError } from '../src/cli/proxy-lifecycle.ts';
 import { durationHelp, durationOption, readDuration } from '../src/cli/durations.ts';
 import { readRedisFlags, redactRedisUrl, redisFlagOptions, redisFlagsHelp } from '../src/cli/redis-flags.ts';
@@ -15,6 +15,8 @@ import { DEFAULT_WORKERS, startOperator, type Operator } from './operator.ts';
 
 /** service.name of the operator's traces (unless OTEL_SERVICE_NAME says otherwise). */
 export const OPERATOR_SERVICE_NAME = 'socks4-fleet-operator';
+/** The Lease replicas elect a leader on, unless --lease-name says otherwise. */
+const DEFAULT_LEASE_NAME = 'socks4-fleet-operator';
 
 export const operatorHelp = `Usage: socks4-fleet operator (--redis-url URL | env REDIS_URL) [options]
 
@@ -36,12 +38,12 @@ Leader election:
   --no-leader-elect         for exactly one replica: lead from the start and never touch a Lease
                             (no Lease RBAC needed); two at once would both publish (default: elect)
   --lease-namespace NS      namespace of the Lease (default: $POD_NAMESPACE, else the kubeconfig's)
-  --lease-name NAME         (default socks4-fleet-operator)
+  --lease-name NAME         (default ${DEFAULT_LEASE_NAME})
   --identity ID             this replica's name in the Lease (default: $POD_NAME or host-pid)
 ${durationHelp(['lease-duration', 'renew-deadline', 'retry-period'])}
 Ops:
-  --ops-listen HOST:PORT    /healthz /readyz /metrics (default 127.0.0.1:9090; :0 = any free port)
-  --log-level LEVEL         trace|debug|info|warn|error|silent (default info)
+  --ops-listen HOST:PORT    /healthz /readyz /metrics (default ${DEFAULT_OPS_LISTEN}; :0 = any free port)
+  --log-level LEVEL         trace|debug|info|warn|error|silent (default ${DEFAULT_LOG_LEVEL})
   -h, --help                show this help
 
 Tracing: one trace per reconcile, exported over OTLP when the standard OTEL_* variables say so
@@ -58,13 +60,13 @@ const options = {
   resync: durationOption('resync'),
   'leader-elect': { type: 'boolean', default: true },
   'lease-namespace': { type: 'string' },
-  'lease-name': { type: 'string', default: 'socks4-fleet-operator' },
+  'lease-name': { type: 'string', default: DEFAULT_LEASE_NAME },
   identity: { type: 'string' },
   'lease-duration': durationOption('lease-duration'),
   'renew-deadline': durationOption('renew-deadline'),
   'retry-period': durationOption('retry-period'),
-  'ops-listen': { type: 'string', default: '127.0.0.1:9090' },
-  'log-level': { type: 'string', default: 'info' },
+  'ops-listen': { type: 'string', default: DEFAULT_OPS_LISTEN },
+  'log-level': { type: 'string', default: DEFAULT_LOG_LEVEL },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 

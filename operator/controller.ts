@@ -15,9 +15,10 @@ import type { OperatorMetrics } from './metrics.ts';
 import type { PolicyStore } from './policy-informer.ts';
 import { WorkQueue, type WorkQueueOptions } from './queue.ts';
 import {
-  assessPolicy, isDeleting, needsWork, planPolicy, planSnapshot, policyKey, recordPublished,
+  assessPolicy, isDeleting, needsWork, planPolicy, planSnapshot, recordPublished,
   type ObservedPolicy, type PublishedSnapshot,
 } from './reconcile.ts';
+import { policyId } from '../src/policy/types.ts';
 
 /** Not a valid `namespace/name`: cannot collide with a policy key. */
 export const SNAPSHOT_KEY = '(snapshot)';
@@ -127,7 +128,7 @@ export class Controller {
   /** Re-checks everything, and publishes even an unchanged snapshot (Redis may have lost it). */
   enqueueAll(): void {
     this.#forcePublish = true;
-    for (const obj of this.#options.store.list()) this.#queue.add(policyKey(obj));
+    for (const obj of this.#options.store.list()) this.#queue.add(policyId(obj));
     this.#queue.add(SNAPSHOT_KEY);
   }
 
@@ -203,7 +204,7 @@ export class Controller {
       this.#forcePublish ||= forced;
       throw error;
     }
-    const byKey = new Map(observed.map((obj) => [policyKey(obj), obj]));
+    const byKey = new Map(observed.map((obj) => [policyId(obj), obj]));
     this.#published = recordPublished(desired, result.version, byKey);
     this.#publishedFrom = from;
     metrics.publishes.inc({ result: result.changed ? 'published' : 'unchanged' });
@@ -216,7 +217,7 @@ export class Controller {
     }
     const now = this.#now();
     for (const obj of observed) {
-      if (needsWork(planPolicy(obj, this.#published, now))) this.#queue.add(policyKey(obj));
+      if (needsWork(planPolicy(obj, this.#published, now))) this.#queue.add(policyId(obj));
     }
     span.setAttributes({ [OperatorAttr.SnapshotVersion]: result.version, [OperatorAttr.PolicyCount]: result.policyCount });
     return result.changed ? 'published' : 'unchanged';

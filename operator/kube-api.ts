@@ -6,15 +6,12 @@ import {
   ApiException, CoordinationV1Api, CoreV1Api, CustomObjectsApi, V1MicroTime,
   type KubeConfig, type V1Lease,
 } from '@kubernetes/client-node';
+import { CLUSTER_KIND, GROUP, KIND, VERSION } from '../src/policy/types.ts';
 import type { LeaseClient, LeaseView, LeaseWrite } from './leader-election.ts';
 import { FINALIZER, type ObservedPolicy, type PolicyEvent, type PolicyStatus } from './reconcile.ts';
 
-export const GROUP = 'socks4-fleet.io';
-export const VERSION = 'v1alpha1';
 export const PLURAL = 'socks4policies';
-export const KIND = 'Socks4Policy';
 export const CLUSTER_PLURAL = 'clustersocks4policies';
-export const CLUSTER_KIND = 'ClusterSocks4Policy';
 /** Events about cluster-scoped objects go here, as kubectl and the controllers do. */
 const CLUSTER_EVENT_NAMESPACE = 'default';
 

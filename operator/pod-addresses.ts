@@ -9,6 +9,7 @@
 // arrived), the address maps to no namespace until one of them lets go: only cluster policies
 // then govern it, never the wrong namespace's.
 import { formatIpv4, NOT_IPV4, parseIpv4 } from '../src/policy/ip.ts';
+import { namespacedKey } from '../src/policy/types.ts';
 
 export interface ObservedPod {
   readonly metadata?: { readonly name?: string; readonly namespace?: string };
@@ -17,7 +18,7 @@ export interface ObservedPod {
 }
 
 export function podKey(pod: ObservedPod): string {
-  return `${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`;
+  return namespacedKey(pod.metadata?.namespace ?? '', pod.metadata?.name ?? '');
 }
 
 /** One spelling per address: dotted IPv4 as the proxy's sockets report it, IPv6 in lower case. */

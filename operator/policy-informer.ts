@@ -6,9 +6,10 @@
 // the visible one until the new list is complete, so the operator never sees (and never
 // publishes) a half-empty world, and every key either cache knew is reported as changed.
 import { ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import { CLUSTER_PLURAL, GROUP, PLURAL, VERSION, type PolicyApi } from './kube-api.ts';
+import { CLUSTER_PLURAL, PLURAL, type PolicyApi } from './kube-api.ts';
 import { realScheduler, type Scheduler } from './queue.ts';
-import { policyKey, type ObservedPolicy } from './reconcile.ts';
+import type { ObservedPolicy } from './reconcile.ts';
+import { GROUP, policyId, VERSION } from '../src/policy/types.ts';
 
 export interface PolicyStore {
   list(): ObservedPolicy[];
@@ -31,7 +32,7 @@ export function socks4PolicyResource(api: PolicyApi): WatchedResource {
       ? `/apis/${GROUP}/${VERSION}/${PLURAL}`
       : `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${PLURAL}`),
     list: (namespace) => api.list(namespace),
-    key: (obj) => policyKey(obj as ObservedPolicy),
+    key: (obj) => policyId(obj as ObservedPolicy),
   };
 }
 
@@ -40,7 +41,7 @@ export function clusterPolicyResource(api: PolicyApi): WatchedResource {
   return {
     path: () => `/apis/${GROUP}/${VERSION}/${CLUSTER_PLURAL}`,
     list: () => api.list(null),
-    key: (obj) => policyKey(obj as ObservedPolicy),
+    key: (obj) => policyId(obj as ObservedPolicy),
     clusterScoped: true,
   };
 }

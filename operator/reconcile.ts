@@ -85,11 +85,6 @@ export interface PolicyPlan {
   readonly event: PolicyEvent | null;
 }
 
-/** `namespace/name` for a Socks4Policy, `name` for a ClusterSocks4Policy (policyId). */
-export function policyKey(obj: ObservedPolicy): string {
-  return policyId(obj);
-}
-
 export function hasFinalizer(obj: ObservedPolicy): boolean {
   return obj.metadata.finalizers?.includes(FINALIZER) === true;
 }
@@ -137,9 +132,9 @@ function sameUid(entry: PublishedEntry, obj: ObservedPolicy): boolean {
  */
 export function planSnapshot(observed: readonly ObservedPolicy[], previous: PublishedSnapshot | null): DesiredSnapshot {
   const entries = new Map<string, PublishedEntry>();
-  for (const obj of [...observed].sort((a, b) => compareKeys(policyKey(a), policyKey(b)))) {
+  for (const obj of [...observed].sort((a, b) => compareKeys(policyId(a), policyId(b)))) {
     if (isDeleting(obj)) continue;
-    const key = policyKey(obj);
+    const key = policyId(obj);
     const before = previous?.entries.get(key);
     if (!hasFinalizer(obj)) {
       // New policies wait for the finalizer; one already in the fleet (published before this
@@ -209,7 +204,7 @@ export function entriesFromSnapshot(version: string, policies: readonly Socks4Po
  * nothing is known about what the fleet holds, so nothing is claimed.
  */
 export function planPolicy(obj: ObservedPolicy, published: PublishedSnapshot | null, now: Date): PolicyPlan {
-  const key = policyKey(obj);
+  const key = policyId(obj);
   if (isDeleting(obj)) {
     if (!hasFinalizer(obj)) return NOTHING;
     if (published === null || published.entries.has(key)) return { action: 'await-snapshot', status: null, event: null };

@@ -42,13 +42,16 @@ export const Reason = {
   SourceShareExceeded: 'SourceShareExceeded', // one client address held its share of a slot pool
   DnsOverloaded: 'DnsOverloaded', // too many DNS queries in flight (overall or from this source)
   ClientAborted: 'ClientAborted',
+  // A bug: an exception no step of the session expected. Never blamed on the client or upstream.
+  InternalError: 'InternalError',
 } as const;
 
 export type Reason = (typeof Reason)[keyof typeof Reason];
 
 /**
  * The reasons where the proxy failed to do what policy allowed: upstream refused or unreachable,
- * DNS failure, BIND failure, Redis or rules unavailable. Only these make a session span ERROR.
+ * DNS failure, BIND failure, Redis or rules unavailable, a bug of its own. Only these make a
+ * session span ERROR.
  * Everything else (a policy or limit refusal, a malformed or abandoned request, ident answers,
  * a drain) is the client's or the operator's intent working, like HTTP 4xx on an OpenTelemetry
  * SERVER span: status left unset, with `error.type` and the reply code saying why.
@@ -61,6 +64,7 @@ const PROXY_FAILURES: ReadonlySet<Reason> = new Set<Reason>([
   Reason.BindFailed,
   Reason.LimiterUnavailable,
   Reason.NoSnapshot,
+  Reason.InternalError,
 ]);
 
 export function isProxyFailure(reason: Reason): boolean {

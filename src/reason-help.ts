@@ -34,5 +34,6 @@ export const REASON_HELP: Record<Reason, string> = {
   [Reason.TooManyHandshakes]: 'Over --max-handshakes: refused at accept, or the oldest slow handshake yielded its slot.',
   [Reason.TooManyPending]: 'The pending pool (--max-pending: sessions awaiting DNS, limits, ident, an upstream connect or a BIND peer) was full and this session was the oldest: it yielded its slot to a newcomer.',
   [Reason.SourceShareExceeded]: 'This client address already held its --source-share of a slot pool; its own oldest session yielded.',
+  [Reason.InternalError]: 'An exception the proxy did not expect (a bug): the session was refused rather than left hanging. The log line carries the error; please report it.',
   [Reason.ClientAborted]: 'The client went away before its request was decided (a TCP health check does this).',
 };

@@ -95,6 +95,9 @@ export function parseHostPort(flag: string, value: string, defaultHost = '0.0.0.
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
+/** Defaults `proxy` and `operator` share (flags and --help read them). */
+export const DEFAULT_LOG_LEVEL = 'info';
+export const DEFAULT_OPS_LISTEN = '127.0.0.1:9090';
 
 export function parseLogLevel(value: string): (typeof LOG_LEVELS)[number] {
   const level = LOG_LEVELS.find((l) => l === value.toLowerCase());

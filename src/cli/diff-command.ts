@@ -8,6 +8,7 @@ import { loadPolicyText } from '../policy/load.ts';
 import { formatIssue } from '../policy/validate.ts';
 import { redisFlagsHelp } from './redis-flags.ts';
 import { buildSnapshotDocument } from '../rules/snapshot-document.ts';
+import { DURATIONS } from './durations.ts';
 import { UsageError, type CliIO } from './args.ts';
 import { describeLiveRules, LiveRulesError, liveRulesOptions, readLiveRules } from './live-rules.ts';
 
@@ -31,7 +32,7 @@ invalid FILE, or a live snapshot that cannot be read.
 
 ${redisFlagsHelp}
 Other:
-  --timeout D               give up on Redis after D (default 10s)
+  --timeout D               give up on Redis after D (default ${DURATIONS.timeout.default})
   -h, --help                show this help
 `;
 

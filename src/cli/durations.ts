@@ -1,7 +1,15 @@
 // The one table of duration flags: their defaults, whether `0` turns them off, and what they do.
 // The flags' defaults, the --help lines, the chart's values.yaml comments (checked by a test) and
-// docs/reference.md (generated) all read this table, so a default is written exactly once.
-import { parseDuration, type DurationRules } from './args.ts';
+// docs/reference.md (generated) all read this table, so a default is written exactly once. Where
+// the library behind a flag has a default of its own (the server's config, the Redis limiter's
+// lease, the Redis rules source's refresh), the table reads it rather than repeating it.
+import { DEFAULT_LEASE_TTL_MS } from '../limits/redis-limiter.ts';
+import { DEFAULT_REFRESH_INTERVAL_MS } from '../rules/redis-source.ts';
+import { defaultServerConfig as server } from '../server/session-env.ts';
+import { formatMs, parseDuration, type DurationRules } from './args.ts';
+
+/** A library default as a user writes it: `0` (off) or the largest whole unit (10s, 2m). */
+const written = (ms: number): string => (ms === 0 ? '0' : formatMs(ms));
 
 export interface DurationSetting extends DurationRules {
   /** Default as a user writes it ("10s"); "0" only where `off` (what 0 means) is set. */
@@ -13,43 +21,43 @@ export interface DurationSetting extends DurationRules {
 
 export const DURATIONS = {
   'handshake-timeout': {
-    default: '10s', off: null, minMs: 1, chart: 'proxy.timeouts.handshake',
+    default: written(server.handshakeTimeoutMs), off: null, minMs: 1, chart: 'proxy.timeouts.handshake',
     help: 'reading the request, from accept',
   },
   'dns-timeout': {
-    default: '5s', off: null, minMs: 1,
+    default: written(server.dnsTimeoutMs), off: null, minMs: 1,
     help: 'one SOCKS4a name resolution',
   },
   'limits-timeout': {
-    default: '2s', off: null, minMs: 1,
+    default: written(server.limitsTimeoutMs), off: null, minMs: 1,
     help: 'the limiter\'s answer; later = LimiterUnavailable',
   },
   'connect-timeout': {
-    default: '2m', off: null, minMs: 1, chart: 'proxy.timeouts.connect',
+    default: written(server.connectTimeoutMs), off: null, minMs: 1, chart: 'proxy.timeouts.connect',
     help: 'upstream connect; the protocol\'s limit is 2 minutes',
   },
   'bind-timeout': {
-    default: '2m', off: null, minMs: 1, chart: 'proxy.timeouts.bind',
+    default: written(server.bindAcceptTimeoutMs), off: null, minMs: 1, chart: 'proxy.timeouts.bind',
     help: 'BIND: wait for the inbound connection',
   },
   'idle-timeout': {
-    default: '0', off: 'idle relays stay open', minMs: 1, chart: 'proxy.timeouts.idle',
+    default: written(server.idleTimeoutMs), off: 'idle relays stay open', minMs: 1, chart: 'proxy.timeouts.idle',
     help: 'relay idle timeout',
   },
   'ident-timeout': {
-    default: '10s', off: null, minMs: 1, chart: 'proxy.timeouts.ident',
+    default: written(server.identTimeoutMs), off: null, minMs: 1, chart: 'proxy.timeouts.ident',
     help: 'RFC 1413 ident query; a silent identd counts as unreachable',
   },
   'drain-grace': {
-    default: '30s', off: 'sessions are closed at once', minMs: 1,
+    default: written(server.drainGraceMs), off: 'sessions are closed at once', minMs: 1,
     help: 'on SIGTERM/SIGINT, how long sessions may go on',
   },
   'rules-refresh': {
-    default: '15s', off: null, minMs: 100,
+    default: written(DEFAULT_REFRESH_INTERVAL_MS), off: null, minMs: 100,
     help: 'fleet mode: re-read the rules pointer this often besides notices',
   },
   'lease-ttl': {
-    default: '15s', off: null, minMs: 300,
+    default: written(DEFAULT_LEASE_TTL_MS), off: null, minMs: 300,
     help: 'fleet mode: concurrency lease time; a crashed pod\'s sessions free themselves within it',
   },
   'snapshot-warn-interval': {

@@ -6,11 +6,11 @@ import { readRedisFlags, redactRedisUrl, redisFlagOptions, type RedisFlagValues 
 import { closeRedisClient, createRedisClient, waitForReady } from '../redis/connection.ts';
 import { ruleKeys, VERSION_PATTERN } from '../rules/redis-keys.ts';
 import { parseSnapshotDocument, type ParsedSnapshot } from '../rules/snapshot-document.ts';
-import { parseDuration } from './args.ts';
+import { DURATIONS, durationOption, readDuration } from './durations.ts';
 
 export const liveRulesOptions = {
   ...redisFlagOptions,
-  timeout: { type: 'string', default: '10s' },
+  timeout: durationOption('timeout'),
 } as const;
 
 export interface LiveRulesValues extends RedisFlagValues {
@@ -31,8 +31,8 @@ export interface LiveRules extends ParsedSnapshot {
 /** Reads and compiles the live snapshot; throws UsageError for bad flags, LiveRulesError otherwise. */
 export async function readLiveRules(values: LiveRulesValues, env: NodeJS.ProcessEnv, now = Date.now()): Promise<LiveRules> {
   const { connection, prefix } = readRedisFlags(values, env);
-  const timeoutText = values.timeout ?? '10s';
-  const timeoutMs = parseDuration('timeout', timeoutText);
+  const timeoutText = values.timeout ?? DURATIONS.timeout.default;
+  const timeoutMs = readDuration('timeout', timeoutText);
   const keys = ruleKeys(prefix);
   const client = createRedisClient({ ...connection, commandTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs, connectionName: 'socks4-fleet-cli' });
   try {

@@ -17,11 +17,12 @@ import { canonicalizeHost } from '../policy/hostname.ts';
 import { formatIpv4, NOT_IPV4, parseIpv4 } from '../policy/ip.ts';
 import { loadPolicyText } from '../policy/load.ts';
 import { policyId, Tenancy } from '../policy/types.ts';
-import type { Decision, EvalCommand, Issue, Socks4Policy } from '../policy/types.ts';
+import type { Decision, Issue, Socks4Policy, UnresolvedContext } from '../policy/types.ts';
 import { formatIssue } from '../policy/validate.ts';
 import { findRedisUrl, redisFlagsHelp } from './redis-flags.ts';
 import { emptySetProblem } from '../rules/file-source.ts';
 import { policyFileSizeProblem } from '../rules/policy-file.ts';
+import { DURATIONS } from './durations.ts';
 import { UsageError } from './args.ts';
 import type { CliIO } from './args.ts';
 import { describeLiveRules, LiveRulesError, liveRulesOptions, readLiveRules } from './live-rules.ts';
@@ -63,7 +64,7 @@ Options:
   --guard-endpoint IP[:PORT]  a fleet endpoint the proxy guards (its Redis, the API server, a
                            proxy --guard-endpoint; every port unless PORT); repeatable
   --resolved IP            the address HOST resolves to, instead of asking DNS
-  --timeout D              with --redis-url: give up on Redis after D (default 10s)
+  --timeout D              with --redis-url: give up on Redis after D (default ${DURATIONS.timeout.default})
   --namespace NS           the client is a pod of namespace NS: evaluate as the operator's fleet
                            does, where a Socks4Policy governs only its own namespace's pods;
                            --namespace '' is a client that is no pod (cluster policies alone).
@@ -280,8 +281,8 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
   }
   if (set === null) return 1;
 
-  const base = {
-    command: command as EvalCommand, sourceIp, userId: values.user, host: dest.host, destPort: dest.port, selfAddresses, fleet,
+  const base: UnresolvedContext = {
+    command, sourceIp, userId: values.user, host: dest.host, destPort: dest.port, selfAddresses, fleet,
     namespace: namespace === undefined || namespace === '' ? null : namespace,
   };
   const kind = dest.host === null ? 'SOCKS4' : 'SOCKS4a';

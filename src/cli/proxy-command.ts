@@ -18,12 +18,29 @@ import { createLogger, logEvents } from '../telemetry/logging.ts';
 import { createProxyMetrics } from '../telemetry/metrics.ts';
 import { startTracing } from '../telemetry/tracing.ts';
 import { durationHelp, durationOption, readDuration } from './durations.ts';
-import { parseCount, parseHostPort, parseLogLevel, parseShare, StartupError, UsageError, type CliIO } from './args.ts';
+import { DEFAULT_LOG_LEVEL, DEFAULT_OPS_LISTEN, parseCount, parseHostPort, parseLogLevel, parseShare, StartupError, UsageError, type CliIO } from './args.ts';
 import { awaitShutdown, listenError } from './proxy-lifecycle.ts';
 import { openRedisMode, redisModeHelp, redisModeOptions, watchRedisMode } from './redis-mode.ts';
 import { maskRedisUrl } from '../redis/problems.ts';
 import path from 'node:path';
 import { runSupervisor, workerLink } from './workers.ts';
+
+/**
+ * The defaults of the proxy's other flags, read by `options` and by the help text below; the
+ * server's own knobs come from defaultServerConfig and the durations from durations.ts.
+ */
+const DEFAULTS = {
+  listen: '127.0.0.1:1080',
+  'ops-listen': DEFAULT_OPS_LISTEN,
+  'max-sessions': String(defaultServerConfig.maxSessions),
+  'max-handshakes': String(defaultServerConfig.maxHandshakes),
+  'max-pending': String(defaultServerConfig.maxPending),
+  'source-share': String(defaultServerConfig.sourceShare),
+  'dns-max-in-flight': '256',
+  'ident-port': String(defaultServerConfig.identPort),
+  workers: '1',
+  'log-level': DEFAULT_LOG_LEVEL,
+} as const;
 
 export const proxyHelp = `Usage: socks4-fleet proxy --listen HOST:PORT (--policy-file FILE | --redis-url URL | env REDIS_URL) [options]
 
@@ -38,8 +55,8 @@ Rules:
                             --policy-file, env REDIS_URL does the same (and is ignored with it)
 
 Listeners:
-  --listen HOST:PORT        SOCKS listener (default 127.0.0.1:1080)
-  --ops-listen HOST:PORT    /healthz /readyz /metrics (default 127.0.0.1:9090; :0 = any free port)
+  --listen HOST:PORT        SOCKS listener (default ${DEFAULTS.listen})
+  --ops-listen HOST:PORT    /healthz /readyz /metrics (default ${DEFAULTS['ops-listen']}; :0 = any free port)
   --proxy-protocol          expect a PROXY protocol v1/v2 header on every connection
   --bind-address IP         address BIND listeners use (default: the one the client reached)
 
@@ -52,25 +69,25 @@ each of these opens only to a rule naming exactly its /32):
 Timeouts (durations carry a unit: 500ms, 10s, 2m, 1h; 0 = off only where it says so):
 ${durationHelp(['handshake-timeout', 'dns-timeout', 'limits-timeout', 'connect-timeout', 'bind-timeout', 'idle-timeout', 'ident-timeout', 'drain-grace'])}
 Capacity:
-  --max-sessions N          open sessions (default 10000)
-  --max-handshakes N        sessions reading their request (default 1000); when full the
+  --max-sessions N          open sessions (default ${DEFAULTS['max-sessions']})
+  --max-handshakes N        sessions reading their request (default ${DEFAULTS['max-handshakes']}); when full the
                             oldest yields (91, TooManyHandshakes)
   --max-pending N           sessions past their request awaiting DNS, limits, ident, the
-                            upstream connect or a BIND peer (default 1000); when full the
+                            upstream connect or a BIND peer (default ${DEFAULTS['max-pending']}); when full the
                             oldest yields (91, TooManyPending)
   --source-share F          fraction of each of those pools, and of DNS queries in flight,
-                            one client address may hold (default 0.25)
-  --dns-max-in-flight N     DNS queries in flight at once (default 256)
-  --ident-port N            identd port on clients (default 113)
+                            one client address may hold (default ${DEFAULTS['source-share']})
+  --dns-max-in-flight N     DNS queries in flight at once (default ${DEFAULTS['dns-max-in-flight']})
+  --ident-port N            identd port on clients (default ${DEFAULTS['ident-port']})
 
 Cores:
-  --workers N               N proxy processes sharing the SOCKS port (SO_REUSEPORT; default 1).
+  --workers N               N proxy processes sharing the SOCKS port (SO_REUSEPORT; default ${DEFAULTS.workers}).
                             In-process limits are per worker: --max-sessions, --max-handshakes and,
                             with --policy-file, each rule's limits. With --redis-url, rule limits
                             stay fleet-wide. /metrics sums the workers; /readyz needs all ready.
 
 Logs:
-  --log-level LEVEL         trace|debug|info|warn|error|silent (default info)
+  --log-level LEVEL         trace|debug|info|warn|error|silent (default ${DEFAULTS['log-level']})
   --redact-userids          leave USERIDs out of logs and traces
 
 Tracing (OpenTelemetry, off unless configured): the standard OTEL_* variables, e.g.
@@ -80,11 +97,11 @@ Tracing (OpenTelemetry, off unless configured): the standard OTEL_* variables, e
 ${redisModeHelp}`;
 
 const options = {
-  listen: { type: 'string', default: '127.0.0.1:1080' },
+  listen: { type: 'string', default: DEFAULTS.listen },
   'policy-file': { type: 'string' },
   'allow-empty': { type: 'boolean', default: false },
   ...redisModeOptions,
-  'ops-listen': { type: 'string', default: '127.0.0.1:9090' },
+  'ops-listen': { type: 'string', default: DEFAULTS['ops-listen'] },
   'proxy-protocol': { type: 'boolean', default: false },
   'bind-address': { type: 'string' },
   'guard-endpoint': { type: 'string', multiple: true },
@@ -94,16 +111,16 @@ const options = {
   'idle-timeout': durationOption('idle-timeout'),
   'ident-timeout': durationOption('ident-timeout'),
   'drain-grace': durationOption('drain-grace'),
-  'max-sessions': { type: 'string', default: String(defaultServerConfig.maxSessions) },
-  'max-handshakes': { type: 'string', default: String(defaultServerConfig.maxHandshakes) },
-  'max-pending': { type: 'string', default: String(defaultServerConfig.maxPending) },
-  'source-share': { type: 'string', default: String(defaultServerConfig.sourceShare) },
+  'max-sessions': { type: 'string', default: DEFAULTS['max-sessions'] },
+  'max-handshakes': { type: 'string', default: DEFAULTS['max-handshakes'] },
+  'max-pending': { type: 'string', default: DEFAULTS['max-pending'] },
+  'source-share': { type: 'string', default: DEFAULTS['source-share'] },
   'dns-timeout': durationOption('dns-timeout'),
   'limits-timeout': durationOption('limits-timeout'),
-  'dns-max-in-flight': { type: 'string', default: '256' },
-  'ident-port': { type: 'string', default: '113' },
-  workers: { type: 'string', default: '1' },
-  'log-level': { type: 'string', default: 'info' },
+  'dns-max-in-flight': { type: 'string', default: DEFAULTS['dns-max-in-flight'] },
+  'ident-port': { type: 'string', default: DEFAULTS['ident-port'] },
+  workers: { type: 'string', default: DEFAULTS.workers },
+  'log-level': { type: 'string', default: DEFAULTS['log-level'] },
   'redact-userids': { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -290,7 +307,7 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   }
 
   await awaitShutdown(logger, {
-    reload: () => (fleet === null ? (rules as FileRuleSource).reload() : fleet.rules.refresh()),
+    reload: () => (rules instanceof FileRuleSource ? rules.reload() : fleet?.rules.refresh() ?? Promise.resolve()),
     drain: () => server.drain(),
     force: () => server.drain(0),
     activeSessions: () => server.activeSessions,

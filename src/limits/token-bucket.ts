@@ -2,7 +2,8 @@
 // a page of HTML) pass undelayed while the long-run rate holds. Taking always succeeds and may
 // leave the bucket in debt; the debt is the delay the relay must wait before sending. That keeps
 // the per-chunk path to a few arithmetic operations and never splits a chunk. Buckets are local
-// to a pod even in fleet mode: the brief keeps Redis off the per-chunk path.
+// to a pod even in fleet mode: a Redis round trip per chunk would cost more than relaying it, so
+// Redis stays off the per-chunk path (docs/architecture.md, Limits).
 
 import type { BandwidthGate } from './types.ts';
 

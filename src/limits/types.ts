@@ -1,6 +1,7 @@
 // The limiter seam: the session asks once per new session, after the policy allowed it, and
 // gets a lease that it holds until close. The in-process limiter (embedded mode) and the Redis
 // limiter (fleet-wide) implement this and pass test/limits/limiter-contract.ts.
+import type { Reason } from '../errors.ts';
 
 /** Who shares a connection-rate or concurrency budget within one rule. */
 export type LimitKey = 'SourceIP' | 'UserID' | 'Rule';
@@ -27,7 +28,8 @@ export interface AdmitRequest {
   readonly sessionId: string;
 }
 
-export type RefusalReason = 'RateLimited' | 'ConcurrencyLimited' | 'LimiterUnavailable';
+/** A limiter's refusals, taken from the error registry so the session refuses with them as they are. */
+export type RefusalReason = typeof Reason.RateLimited | typeof Reason.ConcurrencyLimited | typeof Reason.LimiterUnavailable;
 
 export type Admission =
   | { readonly ok: true; readonly lease: Lease }

@@ -1,7 +1,7 @@
 // Validated Socks4Policy documents → one ordered, precompiled rule list. All parsing happens
 // here, once per snapshot, so evaluation does integer compares, Set lookups and string scans only.
 //
-// Tiers (DESIGN "Tenancy", shaped like AdminNetworkPolicy → NetworkPolicy → Baseline): the list
+// Tiers (README "Tenancy", shaped like AdminNetworkPolicy → NetworkPolicy → Baseline): the list
 // holds the cluster tier (ClusterSocks4Policy, tier Admin), then the namespace tier (every
 // Socks4Policy), then the baseline tier, each ordered by priority then name. One list and one
 // index serve all three; a namespaced rule carries its namespace's number, and evaluation skips
@@ -21,7 +21,7 @@ import type { RuleIndex } from './rule-index.ts';
 import {
   CLUSTER_KIND, ClusterTier, DEFAULT_NAMESPACE, DEFAULT_PRIORITY, DecisionReason, IdentMode, PolicyTier, policyId, RuleAction, Tenancy,
 } from './types.ts';
-import type { Decision, PolicyRule, RuleLimits, RuleRef, Socks4Policy } from './types.ts';
+import type { Decision, DenyDecision, PolicyRule, RuleLimits, RuleRef, Socks4Policy } from './types.ts';
 import { formatIssue, validatePolicy } from './validate.ts';
 
 export const CommandBit = { connect: 1, bind: 2 } as const;
@@ -53,7 +53,7 @@ export interface CompiledRule {
   readonly source: PolicyRule;
   /** Returned as-is when this rule decides (no allocation per decision). */
   readonly decision: Decision;
-  readonly guardedDecision: Decision;
+  readonly guardedDecision: DenyDecision;
 }
 
 /** The namespace number of rules of cluster policies: they govern every client. */
@@ -76,11 +76,9 @@ export interface CompiledPolicySet {
   readonly report: ReportView | null;
 }
 
-export const NO_RULE_MATCHED: Decision = Object.freeze({
+export const NO_RULE_MATCHED: DenyDecision = Object.freeze({
   action: 'deny', reason: DecisionReason.NoRuleMatched, tier: PolicyTier.Default, rule: null, ident: IdentMode.Off, limits: null,
 });
-
-const policyKey = policyId;
 
 /** A validated glob in the form requests are matched in (`*.bücher.example` → `*.xn--bcher-kva.example`). */
 function canonicalGlob(text: string): string {
@@ -150,14 +148,14 @@ export function* compileInSteps(
   const seen = new Set<string>();
   for (const p of input) {
     const issues = options.validated === true ? [] : validatePolicy(p);
-    if (issues.length > 0) throw new Error(`policy ${policyKey(p)} is invalid: ${issues.map(formatIssue).join('; ')}`);
-    const key = policyKey(p);
+    if (issues.length > 0) throw new Error(`policy ${policyId(p)} is invalid: ${issues.map(formatIssue).join('; ')}`);
+    const key = policyId(p);
     if (seen.has(key)) throw new Error(`duplicate policy ${key}`);
     seen.add(key);
   }
   const policies = input.map(normalise).sort((a, b) =>
     TIER_ORDER[tierOf(a)] - TIER_ORDER[tierOf(b)]
-    || (a.spec.priority ?? DEFAULT_PRIORITY) - (b.spec.priority ?? DEFAULT_PRIORITY) || compareKeys(policyKey(a), policyKey(b)));
+    || (a.spec.priority ?? DEFAULT_PRIORITY) - (b.spec.priority ?? DEFAULT_PRIORITY) || compareKeys(policyId(a), policyId(b)));
   const rules: CompiledRule[] = [];
   const intern = createRangeSetInterner();
   const namespaceIds = new Map<string, number>();
@@ -252,7 +250,7 @@ function compileLimits(limits: RuleLimits | undefined): RuleLimits | null {
 }
 
 function compileRule(p: Socks4Policy, r: PolicyRule, position: number, intern: Interner, tier: PolicyTier, namespaceId: number): CompiledRule {
-  const policy = policyKey(p);
+  const policy = policyId(p);
   const ref: RuleRef = Object.freeze({ policy, name: r.name, id: `${policy}/${r.name}` });
   const allow = r.action === RuleAction.Allow;
   let commandMask = CommandBit.connect | CommandBit.bind;

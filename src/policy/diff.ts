@@ -2,7 +2,7 @@
 // by rule (name), with defaults filled in so that writing a default and omitting it compare equal.
 // Pure; `socks4-fleet policy diff` prints it.
 
-import { DEFAULT_ENFORCEMENT, DEFAULT_NAMESPACE, DEFAULT_PRIORITY } from './types.ts';
+import { DEFAULT_ENFORCEMENT, DEFAULT_PRIORITY, policyId } from './types.ts';
 import type { PolicyRule, Socks4Policy } from './types.ts';
 
 export interface FieldChange {
@@ -34,8 +34,6 @@ export type PolicyChange =
   };
 
 const RULE_FIELDS = ['action', 'commands', 'from', 'to', 'ident', 'limits'] as const;
-
-const keyOf = (p: Socks4Policy): string => `${p.metadata.namespace ?? DEFAULT_NAMESPACE}/${p.metadata.name}`;
 
 /** Stable JSON (sorted keys) so key order in YAML never shows as a change. */
 function show(value: unknown): string {
@@ -79,8 +77,8 @@ function diffRules(before: readonly PolicyRule[], after: readonly PolicyRule[]):
 
 /** Changes from `before` (what is live) to `after` (what would be pushed), sorted by policy key. */
 export function diffPolicies(before: readonly Socks4Policy[], after: readonly Socks4Policy[]): PolicyChange[] {
-  const old = new Map(before.map((p) => [keyOf(p), p]));
-  const next = new Map(after.map((p) => [keyOf(p), p]));
+  const old = new Map(before.map((p) => [policyId(p), p]));
+  const next = new Map(after.map((p) => [policyId(p), p]));
   const changes: PolicyChange[] = [];
   for (const key of [...new Set([...old.keys(), ...next.keys()])].sort()) {
     const was = old.get(key);

@@ -11,7 +11,7 @@ import type { GuardedRange } from './guard.ts';
 import { NOT_IPV4, parseIpv4 } from './ip.ts';
 import { rangeSetHas } from './ranges.ts';
 import { bucketForName, bucketForNumber, IndexDimension, NO_BUCKET } from './rule-index.ts';
-import type { Decision, EvalContext, UnresolvedContext } from './types.ts';
+import type { Decision, DenyDecision, EvalContext, UnresolvedContext } from './types.ts';
 
 export type { Decision, EvalContext, RuleRef, UnresolvedContext } from './types.ts';
 
@@ -166,7 +166,7 @@ export function evaluate(set: CompiledPolicySet, ctx: EvalContext): Decision {
  * when no rule could allow it whatever the name resolves to, or null when resolution is needed.
  * Lets the server skip DNS lookups for names no rule could allow.
  */
-export function decideBeforeResolve(set: CompiledPolicySet, ctx: UnresolvedContext): Decision | null {
+export function decideBeforeResolve(set: CompiledPolicySet, ctx: UnresolvedContext): DenyDecision | null {
   const p = prepareContext(set, ctx, null);
   const { rules } = set;
   for (let i = 0; i < rules.length; i++) {
@@ -178,9 +178,11 @@ export function decideBeforeResolve(set: CompiledPolicySet, ctx: UnresolvedConte
       i = set.namespaceStart - 1;
       continue;
     }
-    if (rule.allow) return null;
+    // `rule.allow`, asked of the decision so that its type narrows to a deny.
+    const { decision } = rule;
+    if (decision.action === 'allow') return null;
     // A deny rule without `to.cidrs` matches whatever the address; with them, it might not.
-    if (rule.destRanges === null) return rule.decision;
+    if (rule.destRanges === null) return decision;
   }
   return NO_RULE_MATCHED;
 }

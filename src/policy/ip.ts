@@ -120,6 +120,20 @@ export function parseIpv4(s: string): number {
   return s.includes(':') ? parseMapped(s) : NOT_IPV4;
 }
 
+/**
+ * An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, `::ffff:7f00:1`, any spelling) as dotted IPv4;
+ * any other string unchanged. Dual-stack sockets report IPv4 peers in the mapped form and a
+ * SOCKS4a name may spell an address that way; SOCKS4 speaks IPv4 only, so clients, BIND peers,
+ * resolver answers and pod addresses are all compared, logged and replied with as a.b.c.d.
+ */
+export function unmapIpv4(address: string): string {
+  if (!address.includes(':')) return address;
+  // The common form costs one slice: parseDotted accepted only canonical text (no leading zeros).
+  if (hasMappedPrefix(address) && parseDotted(address, 7) !== NOT_IPV4) return address.slice(7);
+  const v4 = parseMapped(address);
+  return v4 === NOT_IPV4 ? address : formatIpv4(v4);
+}
+
 export function formatIpv4(ip: number): string {
   return `${(ip >>> 24) & 255}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`;
 }

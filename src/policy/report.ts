@@ -8,13 +8,13 @@
 
 import type { CompiledPolicySet } from './compile.ts';
 import { decideBeforeResolve, evaluate } from './evaluate.ts';
-import { DEFAULT_NAMESPACE, Enforcement } from './types.ts';
-import type { Decision, EvalContext, Socks4Policy, UnresolvedContext } from './types.ts';
+import { Enforcement, policyId } from './types.ts';
+import type { Decision, DenyDecision, EvalContext, Socks4Policy, UnresolvedContext } from './types.ts';
 
 export interface ReportView {
   /** Every policy, Report ones compiled as if enforced: what the fleet would decide after the switch. */
   readonly all: CompiledPolicySet;
-  /** `namespace/name` of each Report policy. */
+  /** policyId of each Report policy (RuleRef.policy of its rules). */
   readonly policies: ReadonlySet<string>;
 }
 
@@ -23,7 +23,7 @@ export function isReportPolicy(p: Socks4Policy): boolean {
 }
 
 export function reportPolicyKeys(policies: readonly Socks4Policy[]): Set<string> {
-  return new Set(policies.filter(isReportPolicy).map((p) => `${p.metadata.namespace ?? DEFAULT_NAMESPACE}/${p.metadata.name}`));
+  return new Set(policies.filter(isReportPolicy).map(policyId));
 }
 
 /** The policies with Report switched to Enforce: the input of ReportView.all. */
@@ -31,7 +31,7 @@ export function asEnforced(policies: readonly Socks4Policy[]): Socks4Policy[] {
   return policies.map((p) => (isReportPolicy(p) ? { ...p, spec: { ...p.spec, enforcement: Enforcement.Enforce } } : p));
 }
 
-function fromReportPolicy(view: ReportView, would: Decision | null): Decision | null {
+function fromReportPolicy<D extends Decision>(view: ReportView, would: D | null): D | null {
   return would !== null && would.rule !== null && view.policies.has(would.rule.policy) ? would : null;
 }
 
@@ -51,7 +51,7 @@ export function evaluateReport(set: CompiledPolicySet, ctx: EvalContext): Decisi
  * DNS lookup: a Report decision when one is certain without the address, null otherwise (the
  * proxy does not resolve a name only to record what a Report policy would do).
  */
-export function evaluateReportBeforeResolve(set: CompiledPolicySet, ctx: UnresolvedContext): Decision | null {
+export function evaluateReportBeforeResolve(set: CompiledPolicySet, ctx: UnresolvedContext): DenyDecision | null {
   const view = set.report;
   if (view === null) return null;
   return fromReportPolicy(view, decideBeforeResolve(view.all, ctx));

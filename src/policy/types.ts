@@ -1,10 +1,14 @@
 // The `Socks4Policy` document (socks4-fleet.io/v1alpha1) as users write it, and the shapes the
-// evaluator hands to the server. Field names are public API (design brief, "Policy contract").
+// evaluator hands to the server. Field names are public API (docs/reference.md, "Socks4Policy fields").
 
+import { Reason } from '../errors.ts';
 import type { FleetEndpoints } from './fleet-endpoints.ts';
 import type { GuardedRange } from './guard.ts';
 
-export const API_VERSION = 'socks4-fleet.io/v1alpha1';
+// The one home of the API's names: the policy loader, the operator and its Kubernetes client read them here.
+export const GROUP = 'socks4-fleet.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}` as const;
 export const KIND = 'Socks4Policy';
 /** Cluster-scoped: evaluated before every namespace's policies and governs every client. */
 export const CLUSTER_KIND = 'ClusterSocks4Policy';
@@ -21,7 +25,7 @@ export type RuleCommand = (typeof RuleCommand)[keyof typeof RuleCommand];
 
 /**
  * `spec.enforcement`. A Report policy is evaluated in its place and what it would have decided
- * is recorded, but evaluation goes on as if it were absent (design brief, "Policy contract").
+ * is recorded, but evaluation goes on as if it were absent (README, "Rolling out a policy").
  */
 export const Enforcement = { Enforce: 'Enforce', Report: 'Report' } as const;
 export type Enforcement = (typeof Enforcement)[keyof typeof Enforcement];
@@ -133,16 +137,25 @@ export interface RuleRef {
   readonly id: string;
 }
 
-/** `namespace/name`, or `name` alone for the cluster kind: names hold no '/', so ids never collide. */
+/** `namespace/name`: how a namespaced object is keyed (as in Kubernetes' own informer caches). */
+export function namespacedKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+/**
+ * A policy's id everywhere (compile order, rule ids and limit keys, Report keys, diff, the
+ * operator's caches): `namespace/name`, or `name` alone for the cluster kind. Names hold no '/',
+ * so ids never collide.
+ */
 export function policyId(p: { readonly kind?: unknown; readonly metadata: { readonly name?: unknown; readonly namespace?: unknown } }): string {
   const name = String(p.metadata.name ?? '');
   if (p.kind === CLUSTER_KIND) return name;
   const ns = p.metadata.namespace;
-  return `${typeof ns === 'string' && ns !== '' ? ns : DEFAULT_NAMESPACE}/${name}`;
+  return namespacedKey(typeof ns === 'string' && ns !== '' ? ns : DEFAULT_NAMESPACE, name);
 }
 
 /**
- * Which tier decided (DESIGN "Tenancy"): cluster policies, then the client's namespace, then
+ * Which tier decided (README "Tenancy"): cluster policies, then the client's namespace, then
  * baseline cluster policies, then the default deny.
  */
 export const PolicyTier = { Cluster: 'Cluster', Namespace: 'Namespace', Baseline: 'Baseline', Default: 'Default' } as const;
@@ -181,17 +194,34 @@ export interface EvalContext {
 
 export type UnresolvedContext = Omit<EvalContext, 'destIp'>;
 
+/**
+ * A refusal's reasons are taken from the error registry (src/errors.ts), so a deny decision's
+ * reason is a `Reason` by type and the session refuses with it as it is. `RuleAllowed` is no
+ * refusal and so not in the registry; only an allow decision carries it.
+ */
 export const DecisionReason = {
   RuleAllowed: 'RuleAllowed',
-  RuleDenied: 'RuleDenied',
-  NoRuleMatched: 'NoRuleMatched',
-  GuardedDestination: 'GuardedDestination',
+  RuleDenied: Reason.RuleDenied,
+  NoRuleMatched: Reason.NoRuleMatched,
+  GuardedDestination: Reason.GuardedDestination,
 } as const;
 export type DecisionReason = (typeof DecisionReason)[keyof typeof DecisionReason];
+/** The reasons a deny decision carries: a subset of `Reason`. */
+export type DenyReason = Exclude<DecisionReason, typeof DecisionReason.RuleAllowed>;
 
-export interface Decision {
-  readonly action: 'allow' | 'deny';
-  readonly reason: DecisionReason;
+export type Decision = AllowDecision | DenyDecision;
+
+export interface AllowDecision extends DecisionFields {
+  readonly action: 'allow';
+  readonly reason: typeof DecisionReason.RuleAllowed;
+}
+
+export interface DenyDecision extends DecisionFields {
+  readonly action: 'deny';
+  readonly reason: DenyReason;
+}
+
+interface DecisionFields {
   /** The tier of the deciding rule; Default when none matched. */
   readonly tier: PolicyTier;
   readonly rule: RuleRef | null;

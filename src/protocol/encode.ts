@@ -2,6 +2,7 @@
 
 import {Command, REPLY_LENGTH, REPLY_VERSION, ReplyCode, SOCKS_VERSION} from './constants.ts';
 import type {Socks4Request} from './parse-request.ts';
+import {NOT_IPV4, parseIpv4} from '../policy/ip.ts';
 
 /**
  * Encodes a reply: VN(1)=0 CD(1) DSTPORT(2) DSTIP(4). Port and address only mean something on a
@@ -75,34 +76,14 @@ function writePort(out: Buffer, offset: number, port: number): void {
   out[offset + 1] = port & 0xff;
 }
 
-const MAPPED_PREFIX = '::ffff:';
-
-/** Writes a dotted quad (no leading zeros, as `net.isIPv4` accepts) as 4 bytes; throws otherwise. */
+/**
+ * Writes a dotted quad (no leading zeros, as `net.isIPv4` accepts) or an IPv4-mapped IPv6 address
+ * as 4 bytes; throws otherwise. The one IPv4 parser (src/policy/ip.ts, a leaf with no imports).
+ */
 function writeIPv4(out: Buffer, offset: number, ip: string): void {
-  let i = 0;
-  if (ip.length > MAPPED_PREFIX.length && ip.slice(0, MAPPED_PREFIX.length).toLowerCase() === MAPPED_PREFIX) {
-    i = MAPPED_PREFIX.length;
-  }
-  for (let octet = 0; octet < 4; octet++) {
-    if (octet > 0) {
-      if (ip.charCodeAt(i) !== 0x2e /* . */) throw notIPv4(ip);
-      i++;
-    }
-    const start = i;
-    let value = 0;
-    while (i < ip.length && i - start < 4) {
-      const digit = ip.charCodeAt(i) - 0x30;
-      if (digit < 0 || digit > 9) break;
-      value = value * 10 + digit;
-      i++;
-    }
-    const digits = i - start;
-    if (digits === 0 || digits > 3 || value > 255 || (digits > 1 && ip.charCodeAt(start) === 0x30)) {
-      throw notIPv4(ip);
-    }
-    out[offset + octet] = value;
-  }
-  if (i !== ip.length) throw notIPv4(ip);
+  const value = parseIpv4(ip);
+  if (value === NOT_IPV4) throw notIPv4(ip);
+  out.writeUInt32BE(value, offset);
 }
 
 function notIPv4(ip: string): RangeError {

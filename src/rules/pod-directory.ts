@@ -5,6 +5,7 @@
 // read never overwrites a newer single-address read. A lookup is a Map read on the session path;
 // Redis is never asked while a client waits. If Redis is away, the last map stays in force.
 import { Cluster } from 'ioredis';
+import { unmapIpv4 } from '../policy/ip.ts';
 import { closeRedisClient, type RedisClient } from '../redis/connection.ts';
 import { POD_RESYNC, podKeys, type PodKeys } from './redis-keys.ts';
 
@@ -17,7 +18,7 @@ export interface PodDirectory {
 
 /** `::ffff:10.0.0.1` (a dual-stack socket's IPv4 client) is 10.0.0.1, as the operator writes it. */
 function canonical(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address.toLowerCase();
+  return unmapIpv4(address).toLowerCase();
 }
 
 export class RedisPodDirectory implements PodDirectory {

@@ -9,6 +9,7 @@
 
 import net from 'node:net';
 import { Reason } from '../errors.ts';
+import { unmapIpv4 } from '../policy/ip.ts';
 
 export type IdentResult =
   | { readonly kind: 'user'; readonly user: string; readonly os: string }
@@ -79,12 +80,6 @@ export function parseIdentReply(line: string, clientPort: number, serverPort: nu
   }
 }
 
-/** `::ffff:a.b.c.d` (a dual-stack listener's view of an IPv4 peer) as plain IPv4. */
-function unmapAddress(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m?.[1] ?? address;
-}
-
 /**
  * Asks the client's identd who owns the SOCKS connection. Never rejects: every failure is an
  * `unreachable` result with a detail for logs. The socket is destroyed before it resolves.
@@ -94,9 +89,9 @@ export function queryIdent(q: IdentQuery): Promise<IdentResult> {
   if (signal?.aborted) return Promise.resolve(unreachable('aborted'));
   return new Promise((resolve) => {
     const socket = net.connect({
-      host: unmapAddress(q.clientAddress),
+      host: unmapIpv4(q.clientAddress),
       port: q.identPort ?? IDENT_PORT,
-      ...(q.localAddress === undefined ? {} : { localAddress: unmapAddress(q.localAddress) }),
+      ...(q.localAddress === undefined ? {} : { localAddress: unmapIpv4(q.localAddress) }),
     });
     const chunks: Buffer[] = [];
     let received = 0;
@@ -137,8 +132,8 @@ export function queryIdent(q: IdentQuery): Promise<IdentResult> {
 }
 
 /**
- * What the session does with an ident result (the brief: Required and unreachable → 92, a
- * different user → 93). An identd that answers ERROR did not vouch for anyone, so it counts as
+ * What the session does with an ident result (README, "Policy semantics": Required and
+ * unreachable → 92, a different user → 93). An identd that answers ERROR did not vouch for anyone, so it counts as
  * unreachable. A user answer must match the request USERID exactly, in either mode: a client
  * that lies about its USERID is refused even where ident is only optional.
  */

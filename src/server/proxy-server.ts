@@ -5,11 +5,9 @@
 import net from 'node:net';
 import os from 'node:os';
 import { Reason } from '../errors.ts';
-import { encodeReply } from '../protocol/encode.ts';
-import { ReplyCode } from '../protocol/constants.ts';
 import { channels, type ConnectionRefusedEvent } from '../telemetry/events.ts';
-import { normalizeAddress } from './address.ts';
-import { Session } from './session.ts';
+import { unmapIpv4 } from '../policy/ip.ts';
+import { encodeRefusal, Session } from './session.ts';
 import type { SessionEnv } from './session-env.ts';
 import { SlotPool, type PoolStats } from './slot-pool.ts';
 
@@ -118,13 +116,13 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
   // pauseOnConnect: nothing is read until the session has its listeners in place.
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
   server.on('connection', (socket) => {
-    const source = normalizeAddress(socket.remoteAddress ?? '');
+    const source = unmapIpv4(socket.remoteAddress ?? '');
     const refusal = admit(source, currentTurn());
     if (refusal !== null) {
       // Over capacity: the client learns why at once instead of waiting for a timeout.
       if (channels.connectionRefused.hasSubscribers) channels.connectionRefused.publish({ reason: refusal } satisfies ConnectionRefusedEvent);
       socket.on('error', () => {});
-      socket.end(encodeReply(ReplyCode.Rejected, 0, '0.0.0.0'));
+      socket.end(encodeRefusal(refusal));
       socket.destroySoon();
       return;
     }

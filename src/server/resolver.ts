@@ -16,7 +16,7 @@ import dns from 'node:dns';
 import { readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { Reason, SocksError } from '../errors.ts';
-import { normalizeAddress } from './address.ts';
+import { unmapIpv4 } from '../policy/ip.ts';
 import type { Resolver } from './upstream.ts';
 
 export interface ResolverOptions {
@@ -48,7 +48,7 @@ export function parseHosts(text: string): Map<string, string> {
   const names = new Map<string, string>();
   for (const raw of text.split('\n')) {
     const fields = raw.replace(/#.*/, '').trim().split(/\s+/);
-    const address = normalizeAddress(fields[0] ?? '');
+    const address = unmapIpv4(fields[0] ?? '');
     if (fields.length < 2 || !net.isIPv4(address)) continue;
     for (const name of fields.slice(1)) {
       const key = name.toLowerCase().replace(/\.$/, '');
@@ -135,7 +135,7 @@ export function createResolver(options: ResolverOptions): AsyncResolver {
   };
 
   const resolve: Resolver = async (host, { source = '', signal } = {}) => {
-    const literal = normalizeAddress(host);
+    const literal = unmapIpv4(host);
     if (net.isIPv4(literal)) return literal;
     if (net.isIPv6(literal)) throw new SocksError(Reason.DnsFailed, 'an IPv6 address: SOCKS4 connects to IPv4 only');
     const name = host.toLowerCase().replace(/\.$/, '');

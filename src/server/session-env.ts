@@ -2,6 +2,7 @@
 import type { Limiter } from '../limits/types.ts';
 import type { FleetEndpoints } from '../policy/fleet-endpoints.ts';
 import type { RuleSnapshot } from '../rules/types.ts';
+import { DEFAULT_IDENT_TIMEOUT_MS, IDENT_PORT } from './ident.ts';
 import type { connectUpstream, Resolver } from './upstream.ts';
 
 export interface ServerConfig {
@@ -22,6 +23,7 @@ export interface ServerConfig {
   drainGraceMs: number; // SIGTERM: how long running sessions may go on
 }
 
+/** The one place these defaults are written: the CLI's flags, --help and docs read them from here. */
 export const defaultServerConfig: ServerConfig = {
   handshakeTimeoutMs: 10_000,
   dnsTimeoutMs: 5_000,
@@ -29,8 +31,8 @@ export const defaultServerConfig: ServerConfig = {
   connectTimeoutMs: 120_000,
   bindAcceptTimeoutMs: 120_000,
   idleTimeoutMs: 0,
-  identTimeoutMs: 10_000,
-  identPort: 113,
+  identTimeoutMs: DEFAULT_IDENT_TIMEOUT_MS,
+  identPort: IDENT_PORT,
   maxSessions: 10_000,
   maxHandshakes: 1_000,
   maxPending: 1_000,

@@ -18,16 +18,21 @@ import { channels, type PhaseEvent, type ReportRecord, type SessionInfo, type Se
 import { reportLimits, reportRecordFor, reportRefusedByLimit, UNAVAILABLE } from './report.ts';
 import { openBindListener } from './bind.ts';
 import { identOutcome, queryIdent } from './ident.ts';
-import { normalizeAddress } from './address.ts';
+import { unmapIpv4 } from '../policy/ip.ts';
 import { relay, type RelayCloseCause, type RelaySockets } from './relay.ts';
 import { connectUpstream } from './upstream.ts';
 import type { SessionEnv } from './session-env.ts';
 
-/** Reply byte for a refusal: 92 and 93 belong to ident alone (DESIGN: never used otherwise). */
-export function replyCodeFor(reason: Reason): number {
+/** Reply byte for a refusal: 92 and 93 belong to ident alone (README: never used otherwise). */
+export function replyCodeFor(reason: Reason): ReplyCode {
   if (reason === Reason.IdentUnreachable) return ReplyCode.IdentUnreachable;
   if (reason === Reason.IdentMismatch) return ReplyCode.IdentMismatch;
   return ReplyCode.Rejected;
+}
+
+/** The 8-byte refusal for `reason`; the listener sends it too when it refuses at accept. */
+export function encodeRefusal(reason: Reason): Buffer {
+  return encodeReply(replyCodeFor(reason), 0, '0.0.0.0');
 }
 
 function toReason(error: unknown, fallback: Reason): Reason {
@@ -75,8 +80,9 @@ export class Session implements SessionInfo {
   namespace: string | null = null;
   tier: string | null = null;
   snapshotVersion: string | null = null;
-  replyCode: number | null = null;
+  replyCode: ReplyCode | null = null;
   reason: Reason | null = null;
+  error: Error | null = null;
   guard: GuardedRange | null = null;
   closeCause: Reason | RelayCloseCause | null = null;
   handshakeMs: number | null = null;
@@ -108,7 +114,7 @@ export class Session implements SessionInfo {
     this.#client = client;
     this.#env = env;
     this.#hooks = hooks;
-    this.clientAddress = normalizeAddress(client.remoteAddress ?? '');
+    this.clientAddress = unmapIpv4(client.remoteAddress ?? '');
     this.clientPort = client.remotePort ?? 0;
     this.#headerDone = !env.config.proxyProtocol;
   }
@@ -127,7 +133,7 @@ export class Session implements SessionInfo {
   }
 
   #local(): { readonly address: string; readonly port: number } {
-    return (this.#localEnd ??= { address: normalizeAddress(this.#client.localAddress ?? ''), port: this.#client.localPort ?? 0 });
+    return (this.#localEnd ??= { address: unmapIpv4(this.#client.localAddress ?? ''), port: this.#client.localPort ?? 0 });
   }
 
   /** A getter, not a field read: TypeScript would otherwise keep its narrowing across awaits. */
@@ -194,10 +200,10 @@ export class Session implements SessionInfo {
     else this.#close(reason);
   }
 
-  #reply(code: number, port: number, ip: string): void {
+  #reply(code: ReplyCode, port: number, ip: string): void {
     if (this.replyCode === null) this.handshakeMs = performance.now() - this.startedAt;
     this.replyCode = code;
-    this.#client.write(encodeReply(code as 90, port, ip));
+    this.#client.write(encodeReply(code, port, ip));
   }
 
   #onHandshakeData = (chunk: Buffer): void => {
@@ -229,8 +235,16 @@ export class Session implements SessionInfo {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#hooks.onRequest(this);
-    this.#decide(parsed.request, early).catch((error: unknown) => this.fail(toReason(error, Reason.UpstreamUnreachable)));
+    // Each step classifies its own failures; what still escapes is a bug here, not the upstream's.
+    this.#decide(parsed.request, early).catch((error: unknown) => this.#failUnexpected(error));
   };
+
+  /** A known failure keeps its reason; anything else is ours (InternalError), kept for the log. */
+  #failUnexpected(error: unknown): void {
+    const reason = toReason(error, Reason.InternalError);
+    if (reason === Reason.InternalError && !this.closed) this.error = error instanceof Error ? error : new Error(String(error));
+    this.fail(reason);
+  }
 
   #phase(phase: PhaseEvent['phase'], startedAt: number, error: Reason | null): void {
     if (channels.sessionPhase.hasSubscribers) {
@@ -274,14 +288,14 @@ export class Session implements SessionInfo {
         this.#noteReport(evaluateReportBeforeResolve(snapshot.compiled, ctx));
         this.ruleId = refusal.rule?.id ?? null;
         this.tier = refusal.tier;
-        return this.fail(refusal.reason as Reason);
+        return this.fail(refusal.reason);
       }
       const started = performance.now();
       try {
         // The session's end cancels its query (and frees its place in the resolver's caps).
         const abort = new AbortController();
         this.#cancel = () => abort.abort();
-        ctx.destIp = normalizeAddress(await env.resolve(canonical.name, { source: this.clientAddress, signal: abort.signal }));
+        ctx.destIp = unmapIpv4(await env.resolve(canonical.name, { source: this.clientAddress, signal: abort.signal }));
         this.#cancel = null;
       } catch (error) {
         this.#cancel = null;
@@ -298,7 +312,7 @@ export class Session implements SessionInfo {
     this.ruleId = decision.rule?.id ?? null;
     this.guard = decision.guard ?? null;
     this.tier = decision.tier;
-    if (decision.action !== 'allow') return this.fail(decision.reason as Reason);
+    if (decision.action !== 'allow') return this.fail(decision.reason);
     if (!(await this.#admit(decision))) return;
     // Started before our own admission, so the two limiter calls overlap. Awaited so that every
     // granted session's record carries the limit outcome; when the deciding rule has no limits of
@@ -337,8 +351,8 @@ export class Session implements SessionInfo {
       admission = { ok: false, reason: Reason.LimiterUnavailable, retryAfterMs: 0 };
     }
     if (!admission.ok) {
-      this.#phase('limits', started, admission.reason as Reason);
-      this.fail(admission.reason as Reason);
+      this.#phase('limits', started, admission.reason);
+      this.fail(admission.reason);
       return false;
     }
     this.#phase('limits', started, null);
@@ -437,7 +451,7 @@ export class Session implements SessionInfo {
     }
     this.#upstream = peer;
     if (this.closed) return void peer.destroy();
-    const peerIp = normalizeAddress(peer.remoteAddress ?? '');
+    const peerIp = unmapIpv4(peer.remoteAddress ?? '');
     if (peerIp !== expectedIp) {
       this.#phase('bind-accept', started, Reason.BindPeerMismatch);
       peer.destroy();
@@ -453,8 +467,8 @@ export class Session implements SessionInfo {
   #failAfterGrant(reason: Reason): void {
     if (this.closed) return;
     this.reason = reason;
-    this.replyCode = ReplyCode.Rejected;
-    this.#client.write(encodeReply(ReplyCode.Rejected, 0, '0.0.0.0'));
+    this.replyCode = replyCodeFor(reason);
+    this.#client.write(encodeRefusal(reason));
     this.#linger();
     this.#close(reason);
   }

@@ -3,6 +3,7 @@
 // nothing for telemetry that is switched off.
 import diagnostics from 'node:diagnostics_channel';
 import type { Reason } from '../errors.ts';
+import type { ReplyCode } from '../protocol/constants.ts';
 
 export type SessionState =
   | 'handshake'
@@ -25,7 +26,7 @@ export interface ReportRecord {
   /** RuleAllowed, RuleDenied, GuardedDestination, or the limit that would have refused (RateLimited, ConcurrencyLimited, LimiterUnavailable). */
   readonly reason: string;
   /** 90 or 91. */
-  readonly reply: number;
+  readonly reply: ReplyCode;
 }
 
 /** What subscribers may read about a session; the session object itself implements it. */
@@ -48,8 +49,10 @@ export interface SessionInfo {
   /** The policy tier that decided (Cluster, Namespace, Baseline, Default); null before a decision. */
   readonly tier: string | null;
   readonly snapshotVersion: string | null;
-  readonly replyCode: number | null;
+  readonly replyCode: ReplyCode | null;
   readonly reason: Reason | null;
+  /** InternalError: the exception no step expected, for the log; absent or null otherwise. */
+  readonly error?: Error | null;
   /** GuardedDestination: the address class or fleet endpoint that refused (`private`, `redis`). */
   readonly guard?: string | null;
   /** Why it ended: a Reason (Draining for a drain's cut), or closed | idle | error once relaying. */
@@ -95,13 +98,26 @@ export interface ConnectionRefusedEvent {
   reason: Reason;
 }
 
+/** A channel whose messages have one type, so publishers and subscribers are checked against it. */
+export interface TypedChannel<T> {
+  readonly hasSubscribers: boolean;
+  publish(message: T): void;
+  subscribe(onMessage: (message: T) => void): void;
+  unsubscribe(onMessage: (message: T) => void): void;
+}
+
+/** node:diagnostics_channel types every message `unknown`; each channel's type is declared here, once. */
+function channel<T>(name: string): TypedChannel<T> {
+  return diagnostics.channel(name) as TypedChannel<T>;
+}
+
 export const channels = {
-  connectionRefused: diagnostics.channel('socks4-fleet:connection:refused'),
-  sessionStart: diagnostics.channel('socks4-fleet:session:start'),
-  sessionPhase: diagnostics.channel('socks4-fleet:session:phase'),
-  sessionEstablished: diagnostics.channel('socks4-fleet:session:established'),
-  sessionEnd: diagnostics.channel('socks4-fleet:session:end'),
-  snapshotLoaded: diagnostics.channel('socks4-fleet:snapshot:loaded'),
-  snapshotError: diagnostics.channel('socks4-fleet:snapshot:error'),
-  limiterError: diagnostics.channel('socks4-fleet:limiter:error'),
+  connectionRefused: channel<ConnectionRefusedEvent>('socks4-fleet:connection:refused'),
+  sessionStart: channel<SessionInfo>('socks4-fleet:session:start'),
+  sessionPhase: channel<PhaseEvent>('socks4-fleet:session:phase'),
+  sessionEstablished: channel<SessionInfo>('socks4-fleet:session:established'),
+  sessionEnd: channel<SessionInfo>('socks4-fleet:session:end'),
+  snapshotLoaded: channel<SnapshotEvent>('socks4-fleet:snapshot:loaded'),
+  snapshotError: channel<SourceErrorEvent>('socks4-fleet:snapshot:error'),
+  limiterError: channel<LimiterErrorEvent>('socks4-fleet:limiter:error'),
 } as const;

@@ -39,8 +39,7 @@ export function createLogger(options: { level?: string; destination?: number | s
 
 /** Subscribes the logger to the core's events; returns the unsubscribe function. */
 export function logEvents(logger: Logger, options: { redactUserIds?: boolean } = {}): () => void {
-  const onSessionEnd = (message: unknown): void => {
-    const s = message as SessionInfo;
+  const onSessionEnd = (s: SessionInfo): void => {
     const granted = s.replyCode === 90;
     if (!logger.isLevelEnabled('info')) return;
     logger.info(
@@ -59,6 +58,7 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
         snapshot: s.snapshotVersion,
         reply: s.replyCode,
         reason: s.reason,
+        err: s.error ?? undefined,
         guard: s.guard ?? undefined,
         handshakeMs: s.handshakeMs === null ? null : Math.round(s.handshakeMs * 1000) / 1000,
         durationMs: Math.round((performance.now() - s.startedAt) * 1000) / 1000,
@@ -72,14 +72,12 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
     );
   };
   // Debug: the accept itself, before anything is decided (a client that never sends is visible).
-  const onSessionStart = (message: unknown): void => {
+  const onSessionStart = (s: SessionInfo): void => {
     if (!logger.isLevelEnabled('debug')) return;
-    const s = message as SessionInfo;
     logger.debug({ session: s.id, client: s.clientAddress, clientPort: s.clientPort }, 'session accepted');
   };
-  const onPhase = (message: unknown): void => {
+  const onPhase = (e: PhaseEvent): void => {
     if (!logger.isLevelEnabled('debug')) return;
-    const e = message as PhaseEvent;
     logger.debug({ session: e.session.id, phase: e.phase, ms: Math.round((e.endedAt - e.startedAt) * 1000) / 1000, error: e.error }, 'session phase');
   };
   // Connections refused at accept (over --max-sessions or --max-handshakes, or draining) never
@@ -95,16 +93,14 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
     refusedTimer = setTimeout(flushRefused, REFUSED_LOG_INTERVAL_MS);
     refusedTimer.unref();
   };
-  const onConnectionRefused = (message: unknown): void => {
-    const { reason } = message as ConnectionRefusedEvent;
+  const onConnectionRefused = ({ reason }: ConnectionRefusedEvent): void => {
     refusedCounts.set(reason, (refusedCounts.get(reason) ?? 0) + 1);
     if (refusedTimer === null) flushRefused();
   };
   // A reload that drops more than half of the rules is more often a mistake (a truncated file, a
   // push from the wrong checkout) than a plan: it is loaded, but said at warn.
   const ruleCounts = new Map<string, number>();
-  const onSnapshot = (message: unknown): void => {
-    const e = message as SnapshotEvent;
+  const onSnapshot = (e: SnapshotEvent): void => {
     const previous = ruleCounts.get(e.source);
     ruleCounts.set(e.source, e.ruleCount);
     const fields = { source: e.source, version: e.version, policies: e.policyCount, rules: e.ruleCount, previousRules: previous ?? null };
@@ -116,8 +112,7 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
       logger.info(fields, 'rules snapshot loaded');
     }
   };
-  const onSnapshotError = (message: unknown): void => {
-    const e = message as SourceErrorEvent;
+  const onSnapshotError = (e: SourceErrorEvent): void => {
     const keeping = e.keeping ?? null;
     logger.error(
       { source: e.source, err: e.error, keeping },

@@ -1,7 +1,7 @@
 // Prometheus metrics, fed only by diagnostics_channel events. Labels are bounded sets (command,
 // reply code, reason, phase): never client addresses or USERIDs.
 import client from 'prom-client';
-import { channels, type PhaseEvent, type SessionInfo, type SnapshotEvent } from './events.ts';
+import { channels, type ConnectionRefusedEvent, type PhaseEvent, type SessionInfo, type SnapshotEvent, type SourceErrorEvent } from './events.ts';
 
 /** Distinct namespace label values per process; later namespaces share OTHER_NAMESPACES. */
 export const MAX_NAMESPACE_LABELS = 100;
@@ -160,8 +160,8 @@ export function createProxyMetrics(options: {
     labelNames: ['reason'] as const,
     registers: [registry],
   });
-  const onRefused = (message: unknown): void => {
-    refusedAtAccept.inc({ reason: (message as { reason: string }).reason });
+  const onRefused = (message: ConnectionRefusedEvent): void => {
+    refusedAtAccept.inc({ reason: message.reason });
   };
 
   // prom-client hashes a labels object (sorting its keys) on every inc/observe; sessions end
@@ -173,8 +173,7 @@ export function createProxyMetrics(options: {
   const tenantChildren = new Map<string, client.Counter.Internal>();
   const bytesUp = bytes.labels('upstream'); // two per session: bound once, like the maps above
   const bytesDown = bytes.labels('downstream');
-  const onEnd = (message: unknown): void => {
-    const s = message as SessionInfo;
+  const onEnd = (s: SessionInfo): void => {
     const reply = s.replyCode === null ? 'none' : String(s.replyCode);
     const command = s.command ?? 'none';
     const reason = s.replyCode === 90 ? '' : (s.reason ?? '');
@@ -208,21 +207,19 @@ export function createProxyMetrics(options: {
       limitRejections.inc({ kind: s.reason === 'RateLimited' ? 'connectionRate' : 'concurrentSessions' });
     }
   };
-  const onPhase = (message: unknown): void => {
-    const e = message as PhaseEvent;
+  const onPhase = (e: PhaseEvent): void => {
     const outcome = e.error ?? 'ok';
     const phaseKey = `${e.phase}|${outcome}`;
     let observed = phaseChildren.get(phaseKey);
     if (observed === undefined) phaseChildren.set(phaseKey, (observed = phases.labels(e.phase, outcome)));
     observed.observe((e.endedAt - e.startedAt) / 1000);
   };
-  const onSnapshot = (message: unknown): void => {
-    const e = message as SnapshotEvent;
+  const onSnapshot = (e: SnapshotEvent): void => {
     snapshotInfo.reset();
     snapshotInfo.set({ version: e.version }, 1);
   };
-  const onSnapshotError = (message: unknown): void => {
-    snapshotErrors.inc({ source: (message as { source: string }).source });
+  const onSnapshotError = (message: SourceErrorEvent): void => {
+    snapshotErrors.inc({ source: message.source });
   };
   const onLimiterError = (): void => limiterErrors.inc();
   channels.connectionRefused.subscribe(onRefused);

@@ -136,8 +136,7 @@ export function subscribeSessionSpans(tracer: Tracer, options: SessionSpanOption
     span.end(at(traced, now));
   };
 
-  const onStart = (message: unknown): void => {
-    const s = message as SessionInfo;
+  const onStart = (s: SessionInfo): void => {
     const offset = Date.now() - performance.now();
     // ROOT_CONTEXT: a session never inherits whatever span happens to be active at accept.
     const span = tracer.startSpan(
@@ -151,8 +150,7 @@ export function subscribeSessionSpans(tracer: Tracer, options: SessionSpanOption
     open.set(s, { span, offset, replied: false, established: false, endedAt: null });
   };
 
-  const onPhase = (message: unknown): void => {
-    const e = message as PhaseEvent;
+  const onPhase = (e: PhaseEvent): void => {
     const traced = open.get(e.session) ?? ended.get(e.session);
     if (traced === undefined) return;
     if (traced.endedAt === null) noteReply(traced, e.session);
@@ -178,8 +176,7 @@ export function subscribeSessionSpans(tracer: Tracer, options: SessionSpanOption
     child.end(at(traced, endedAt));
   };
 
-  const onEstablished = (message: unknown): void => {
-    const s = message as SessionInfo;
+  const onEstablished = (s: SessionInfo): void => {
     const traced = open.get(s);
     if (traced === undefined) return;
     noteReply(traced, s);
@@ -187,13 +184,12 @@ export function subscribeSessionSpans(tracer: Tracer, options: SessionSpanOption
     traced.span.addEvent(SpanEventName.Established, at(traced, performance.now()));
   };
 
-  const onEnd = (message: unknown): void => {
-    const s = message as SessionInfo;
+  const onEnd = (s: SessionInfo): void => {
     const traced = open.get(s);
     if (traced !== undefined) finish(s, traced, performance.now());
   };
 
-  const onSnapshot = (message: unknown): void => recordSnapshotSpan(tracer, message as SnapshotEvent);
+  const onSnapshot = (e: SnapshotEvent): void => recordSnapshotSpan(tracer, e);
 
   channels.sessionStart.subscribe(onStart);
   channels.sessionPhase.subscribe(onPhase);

@@ -1,6 +1,6 @@
 // The small ones of issue #12, through the real CLI: a SOCKS4a BIND whose name spells the
 // address as ::ffff:127.0.0.1 must accept the right peer (addresses are normalised once, in
-// src/server/address.ts), and `policy explain … | head -1` must not die of EPIPE.
+// src/policy/ip.ts unmapIpv4), and `policy explain … | head -1` must not die of EPIPE.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

@@ -59,7 +59,7 @@ function readImports(text: string): Import[] {
  */
 const MAY_IMPORT: Record<string, { readonly may: readonly string[]; readonly why: string }> = {
   core: { may: ['core'], why: 'the reason registry is the bottom layer' },
-  protocol: { may: ['core'], why: 'the codec is pure: bytes in, typed values out' },
+  protocol: { may: ['core', 'policy'], why: 'the codec is pure: bytes in, typed values out (IPv4 text through the one parser, policy/ip.ts)' },
   policy: { may: ['core'], why: 'the policy engine is pure: compile and evaluate take everything as arguments' },
   telemetry: { may: ['core', 'protocol', 'policy'], why: 'telemetry listens to events; it never reaches into what announces them' },
   redis: { may: ['core'], why: 'src/redis/ is the connection alone; the code that uses Redis lives with its owner (limits/, rules/, cli/)' },

@@ -1,5 +1,6 @@
 // evaluate() (indexed, precompiled) against a deliberately naive reference evaluator written
-// straight from the design brief, over random rule sets large enough to switch the index on.
+// straight from README's "Policy semantics", over random rule sets large enough to switch the
+// index on.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';

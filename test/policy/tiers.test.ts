@@ -1,4 +1,4 @@
-// Tenancy tiers (DESIGN "Tenancy"): cluster → the client's namespace → baseline → default deny,
+// Tenancy tiers (README "Tenancy: who governs whom"): cluster → the client's namespace → baseline → default deny,
 // with Pass handing a request from the cluster tier to the namespace tier.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';

@@ -3,7 +3,7 @@
 //
 // The reference parser is deliberately a different formulation from src/protocol/parse-request.ts:
 // a byte-at-a-time state machine that decides at the earliest byte that settles the verdict, read
-// straight from the spec ("USERID ... terminated by a NULL") and DESIGN.md (255-byte limits,
+// straight from the spec ("USERID ... terminated by a NULL") and src/errors.ts (255-byte limits,
 // empty 4a name, DSTPORT 0). Agreement between the two on random and mutated input is the test.
 import fc from 'fast-check';
 import { canonicalizeHost } from '../../src/policy/hostname.ts';

@@ -2,7 +2,8 @@
 // a namespaced policy of the same name), validated as the cluster kind, published Namespaced.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assessPolicy, entriesFromSnapshot, FINALIZER, planPolicy, planSnapshot, policyKey, recordPublished, type ObservedPolicy } from '../../operator/reconcile.ts';
+import { assessPolicy, entriesFromSnapshot, FINALIZER, planPolicy, planSnapshot, recordPublished, type ObservedPolicy } from '../../operator/reconcile.ts';
+import { policyId } from '../../src/policy/types.ts';
 import { buildSnapshotDocument, parseSnapshotDocument } from '../../src/rules/snapshot-document.ts';
 
 const NOW = new Date('2030-01-02T03:04:05.678Z');
@@ -21,8 +22,8 @@ const guard = observed('ClusterSocks4Policy', 'web', { priority: 5, tier: 'Admin
 const teamWeb = observed('Socks4Policy', 'web', { rules: [{ name: 'a', action: 'Allow' }] }, 'web');
 
 test('a cluster policy is keyed by its name; a namespace "web" with a policy "web" is another key', () => {
-  assert.equal(policyKey(guard), 'web');
-  assert.equal(policyKey(teamWeb), 'web/web');
+  assert.equal(policyId(guard), 'web');
+  assert.equal(policyId(teamWeb), 'web/web');
 });
 
 test('a cluster policy from the API server validates as the cluster kind, Pass included', () => {

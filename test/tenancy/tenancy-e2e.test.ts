@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { CLUSTER_PLURAL, GROUP, VERSION } from '../../operator/kube-api.ts';
+import { CLUSTER_PLURAL } from '../../operator/kube-api.ts';
+import { GROUP, VERSION } from '../../src/policy/types.ts';
 import { startOperator, type Operator } from '../../operator/operator.ts';
 import type { RedisClient } from '../../src/redis/connection.ts';
 import { podKeys } from '../../src/rules/redis-keys.ts';
@@ -20,7 +21,7 @@ import {
 } from '../operator/cluster.ts';
 
 const PREFIX = 'tenancy-e2e';
-/** DESIGN: a pod deleted or re-addressed changes its client's tier within a second. */
+/** README, Tenancy: a pod deleted or re-addressed changes its client's tier within a second. */
 const ATTRIBUTION_BOUND_MS = 1_000;
 
 let cluster: TestCluster;
