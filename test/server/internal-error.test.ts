@@ -56,7 +56,12 @@ function nextSessionEnd(): Promise<SessionInfo> {
 
 test('an unexpected exception is refused with 91 as InternalError, logged with the error', async () => {
   const lines: string[] = [];
-  const logger = pino({ level: 'info' }, new Writable({ write: (chunk, _enc, done) => void (lines.push(String(chunk)), done()) }));
+  const logger = pino({ level: 'info' }, new Writable({
+      write: (chunk, _enc, done) => {
+        lines.push(String(chunk));
+        done();
+      },
+    }));
   const unsubscribe = logEvents(logger);
   try {
     const ended = nextSessionEnd();
