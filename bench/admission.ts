@@ -11,12 +11,13 @@
 //                                   [--rules 64] [--users 4] [--baseline DIR] [--json]
 // --shards: 0 is a standalone server, K ≥ 1 a cluster of K masters. --baseline DIR: also run the
 // limiter of another checkout (e.g. `git archive main | tar -x -C DIR`) in the same run, alternated.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { closeRedisClient, createRedisClient, waitForReady, type RedisClient } from '../src/redis/connection.ts';
 import type { AdmitRequest, Limiter } from '../src/limits/types.ts';
 import { startRedis, startRedisCluster } from '../test/helpers/redis.ts';
-import { repoRoot } from './lib/paths.ts';
+import { benchRoot, repoRoot } from './lib/paths.ts';
 
 type CreateLimiter = (opts: { client: RedisClient; prefix: string; podId: string }) => Limiter & { close(): Promise<void> };
 
@@ -193,5 +194,7 @@ if (import.meta.main) {
       runs.push(run);
     }
   }
+  mkdirSync(path.join(benchRoot, 'results'), { recursive: true });
+  writeFileSync(path.join(benchRoot, 'results', 'admission-latest.json'), `${JSON.stringify({ command: admissionCommand(opts), runs })}\n`);
   process.stdout.write(values.json ? `${JSON.stringify({ command: admissionCommand(opts), runs })}\n` : `${renderAdmission(runs)}\n\n${admissionCommand(opts)}\n`);
 }

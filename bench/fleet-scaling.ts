@@ -11,7 +11,9 @@
 //
 //   scripts/node bench/fleet-scaling.ts [--subscribers 1000] [--policies 10000] [--pushes 10]
 //                                       [--modes document,chunks] [--json]
+import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Socks4Policy } from '../src/policy/index.ts';
 import { closeRedisClient, createRedisClient, waitForReady } from '../src/redis/connection.ts';
@@ -19,6 +21,7 @@ import { ruleKeys } from '../src/redis/keys.ts';
 import { publishSnapshot } from '../src/redis/publish.ts';
 import { probe, startProxyProcess, startSink, type ProxyProcess } from '../test/helpers/fleet.ts';
 import { startRedis } from '../test/helpers/redis.ts';
+import { benchRoot } from './lib/paths.ts';
 import { summarize, type Summary } from './lib/stats.ts';
 
 export interface FanOutFigures {
@@ -299,4 +302,6 @@ if (import.meta.main) {
   for (const m of modes) if (m !== 'document' && m !== 'chunks') throw new Error(`--modes: "${m}" is not document or chunks`);
   const report = await measureFleetScaling({ subscribers: Number(values.subscribers), policies: Number(values.policies), pushes: Number(values.pushes), modes });
   process.stdout.write(values.json ? `${JSON.stringify(report)}\n` : `${renderFleetScaling(report)}\n\n${report.command}\n`);
+  mkdirSync(path.join(benchRoot, 'results'), { recursive: true });
+  writeFileSync(path.join(benchRoot, 'results', 'fleet-scaling-latest.json'), `${JSON.stringify(report)}\n`);
 }
