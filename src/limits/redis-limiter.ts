@@ -1,8 +1,8 @@
 // The fleet-wide limiter: every pod shares connection-rate, concurrency and bandwidth budgets
 // through Redis. A new session costs at most one round trip (one script decides all its limits);
-// its close costs a ZREM batched per pod per event-loop turn, or none when an admission of the
-// same key carries it into its script (release-queue.ts); keys known to be over their rate are refused locally
-// until their retry time, without asking. When Redis fails or is slow the configured fail mode
+// its close costs a share of one ZREM per key per 5 ms, or nothing when an admission of the same
+// key carries it into its script (release-queue.ts). Keys known to be over their rate are refused
+// locally until their retry time, without asking. When Redis fails or is slow the configured fail mode
 // decides: open (default) admits through a local in-process limiter with the same limits per
 // pod; closed refuses with LimiterUnavailable. Redis calls time out quickly and the number in
 // flight is capped, so a sick Redis never builds a queue on the session path.
