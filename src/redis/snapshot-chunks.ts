@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { policyId, Tenancy, type Socks4Policy } from '../policy/types.ts';
 import { CHUNK_DIGEST_PATTERN } from './keys.ts';
-import { SnapshotInvalidError, stringifyCanonical, validatePolicies, type SnapshotDocument } from './snapshot-document.ts';
+import { MAX_SNAPSHOT_BYTES, SnapshotInvalidError, stringifyCanonical, validatePolicies, type SnapshotDocument } from './snapshot-document.ts';
 
 /** Bumped when the manifest's shape changes incompatibly; pods then fall back to the document. */
 export const MANIFEST_SCHEMA = 1;
@@ -111,6 +111,7 @@ export function parseManifest(json: string, expectedVersion: string): SnapshotMa
 
 /** Checks a fetched chunk against its digest and validates its policies (each chunk once per pod). */
 export function parseChunk(id: string, json: string): readonly Socks4Policy[] {
+  if (json.length > MAX_SNAPSHOT_BYTES) throw new SnapshotInvalidError(`chunk ${id} is larger than ${MAX_SNAPSHOT_BYTES} bytes`);
   if (digest(json) !== id) throw new SnapshotInvalidError(`chunk ${id} does not match its digest`);
   let raw: unknown;
   try {
