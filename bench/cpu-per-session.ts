@@ -113,7 +113,7 @@ export async function measureCpuPerSession(options: {
       cpuUsPerSession: summarize(cpu),
       cpuPerRound: cpu,
       ratePerRound: rs.map((r) => r.cyclesPerSecond),
-      auxCpuUsPerSession: mode === Mode.Redis || mode === Mode.RedisTracing
+      auxCpuUsPerSession: mode === Mode.Redis || mode === Mode.RedisTracing || mode === Mode.RedisBaseline
         ? summarize(rs.map((r) => (r.cycles > 0 ? (r.cpu.auxCpuSeconds * 1e6) / r.cycles : null)))
         : null,
       sessionsPerSecond: summarize(rs.map((r) => r.cyclesPerSecond)),

@@ -1,7 +1,8 @@
 // The fleet-wide limiter: every pod shares connection-rate, concurrency and bandwidth budgets
-// through Redis. A new session costs at most one round trip (one script decides all its limits)
-// plus one at close (the lease's ZREM); keys known to be over their rate are refused locally
-// until their retry time, without asking. When Redis fails or is slow the configured fail mode
+// through Redis. A new session costs at most one round trip (one script decides all its limits);
+// its close costs a share of one ZREM per key per 5 ms, or nothing when an admission of the same
+// key carries it into its script (release-queue.ts). Keys known to be over their rate are refused
+// locally until their retry time, without asking. When Redis fails or is slow the configured fail mode
 // decides: open (default) admits through a local in-process limiter with the same limits per
 // pod; closed refuses with LimiterUnavailable. Redis calls time out quickly and the number in
 // flight is capped, so a sick Redis never builds a queue on the session path.
@@ -14,6 +15,7 @@ import { defineLimitScripts, type AdmitArgs } from './limit-scripts.ts';
 import { QuotaPool } from './quota-pool.ts';
 import { channels } from '../telemetry/events.ts';
 import { createMemoryLimiter } from './memory-limiter.ts';
+import { ReleaseQueue } from './release-queue.ts';
 import { createBandwidthGate, createTokenBucket } from './token-bucket.ts';
 import type { Admission, AdmitRequest, BandwidthGate, Lease, Limiter } from './types.ts';
 
@@ -44,7 +46,7 @@ export interface RedisLimiterOptions {
 
 export interface RedisLimiter extends Limiter {
   close(): Promise<void>;
-  stats(): { inFlight: number; leases: number; sharedBandwidthKeys: number; cachedRefusals: number };
+  stats(): { inFlight: number; leases: number; pendingReleases: number; sharedBandwidthKeys: number; cachedRefusals: number };
 }
 
 export const DEFAULT_LEASE_TTL_MS = 15_000;
@@ -76,6 +78,10 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
   const renew = (key: string, ttl: number, members: readonly string[]): Promise<unknown> =>
     client.status === 'ready' ? scripts.renew(key, ttl, members) : Promise.resolve(0);
   const renewer = new LeaseRenewer({ ttlMs, renew, onError: report });
+  // Best effort: a release that fails expires with its lease within the TTL.
+  const releases = new ReleaseQueue((key, members) => {
+    if (client.status === 'ready') scripts.release(key, members).catch(report);
+  });
   const quotas = new QuotaPool({ grant: scripts.grant, clock, failOpen, onError: report });
   /** rate key → local time until which Redis said it is over the limit. */
   const refusals = new Map<string, number>();
@@ -114,8 +120,7 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
         if (bandwidthKey !== null) quotas.release(bandwidthKey);
         if (sessionsKey === null || closed) return;
         renewer.remove(sessionsKey, member);
-        // Best effort: if this fails the lease expires on its own within the TTL.
-        if (client.status === 'ready') scripts.release(sessionsKey, member).catch(report);
+        releases.add(sessionsKey, member);
       },
     };
   }
@@ -134,7 +139,7 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
     } catch (error) {
       // A slot granted after the deadline would be held by nobody until its lease expired.
       const sessions = args.sessions;
-      if (sessions !== null) call.then((late) => void (late.code === 0 && scripts.release(sessions.key, sessions.member).catch(report)), () => {});
+      if (sessions !== null) call.then((late) => void (late.code === 0 && releases.add(sessions.key, sessions.member)), () => {});
       return unavailable(req, error as Error);
     } finally {
       clearTimeout(timer);
@@ -146,7 +151,7 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
     if (reply.code === 2) return { ok: false, reason: 'ConcurrencyLimited', retryAfterMs: 0 };
     const sessions = args.sessions;
     if (closed) {
-      if (sessions !== null) scripts.release(sessions.key, sessions.member).catch(report);
+      if (sessions !== null) scripts.release(sessions.key, [sessions.member]).catch(report);
       return UNAVAILABLE;
     }
     // If another session of this pod created the key's bucket meanwhile, the grant joins it.
@@ -169,17 +174,20 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
       rate = { key, perSecond: connectionRate.perSecond, burst: connectionRate.burst };
     }
     const member = `${podId}:${req.sessionId}`;
-    const sessions: AdmitArgs['sessions'] = concurrentSessions
-      ? { key: limitKey(prefix, 'sessions', concurrentSessions.key, req), max: concurrentSessions.max, member, ttlMs }
-      : null;
+    const sessionsKey = concurrentSessions ? limitKey(prefix, 'sessions', concurrentSessions.key, req) : null;
     const bandwidthKey = bandwidth && bandwidth.key !== 'Session' ? limitKey(prefix, 'bandwidth', bandwidth.key, req) : null;
     // A pod already holding a bucket for the key shares it; only a new bucket needs a first grant.
     const grant: AdmitArgs['bandwidth'] = bandwidth && bandwidthKey !== null && !quotas.has(bandwidthKey)
       ? { key: bandwidthKey, bytesPerSecond: bandwidth.bytesPerSecond, want: bandwidth.bytesPerSecond }
       : null;
-    if (rate === null && sessions === null && grant === null) return { ok: true, lease: buildLease(req, null, member, bandwidthKey, 0) };
+    if (rate === null && sessionsKey === null && grant === null) return { ok: true, lease: buildLease(req, null, member, bandwidthKey, 0) };
     if (client.status !== 'ready') return unavailable(req, new Error(`Redis is ${client.status}`));
     if (inFlight >= maxInFlight) return unavailable(req, new Error(`${inFlight} Redis calls in flight`));
+    // Taken only now that the call goes out: they ride in the script instead of a ZREM each.
+    const carried = sessionsKey === null ? undefined : releases.take(sessionsKey);
+    const sessions: AdmitArgs['sessions'] = concurrentSessions && sessionsKey !== null
+      ? { key: sessionsKey, max: concurrentSessions.max, member, ttlMs, ...(carried === undefined ? {} : { releases: carried }) }
+      : null;
     return askRedis(req, { rate, sessions, bandwidth: grant }, bandwidthKey);
   }
 
@@ -190,13 +198,14 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
       closed = true;
       quotas.close();
       const held = renewer.close();
+      const released = releases.drain();
       await fallback.close();
       // Hand slots back now rather than make the fleet wait out the lease time.
       if (client.status !== 'ready') return;
-      await Promise.allSettled([...held].map(([key, members]) => client.zrem(key, ...members)));
+      await Promise.allSettled([...held, ...released].map(([key, members]) => client.zrem(key, ...members)));
     },
     stats() {
-      return { inFlight, leases: renewer.size, sharedBandwidthKeys: quotas.size, cachedRefusals: refusals.size };
+      return { inFlight, leases: renewer.size, pendingReleases: releases.size, sharedBandwidthKeys: quotas.size, cachedRefusals: refusals.size };
     },
   };
 }

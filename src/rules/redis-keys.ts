@@ -2,6 +2,8 @@
 //
 //   <p>:v1:{<p>:rules}:current              the version the fleet should serve (string)
 //   <p>:v1:{<p>:rules}:snapshot:<version>   immutable snapshot JSON; old ones expire
+//   <p>:v1:{<p>:rules}:manifest:<version>   the same version as a list of chunk digests
+//   <p>:v1:{<p>:rules}:chunk:<digest>       policies of one bucket (snapshot-chunks.ts); immutable
 //   <p>:v1:rules:notice                     pub/sub channel, message = the new version
 
 import { requirePrefix, SCHEMA_VERSION } from '../redis/keys.ts';
@@ -10,10 +12,14 @@ export interface RuleKeys {
   readonly pointer: string;
   readonly channel: string;
   snapshot(version: string): string;
+  manifest(version: string): string;
+  chunk(digest: string): string;
 }
 
 /** Versions are hex digests made by publishSnapshot; anything else is refused before use. */
 export const VERSION_PATTERN = /^[0-9a-f]{12,64}$/;
+/** Chunk digests (snapshot-chunks.ts). */
+export const CHUNK_DIGEST_PATTERN = /^[0-9a-f]{32}$/;
 
 export function ruleKeys(prefix: string): RuleKeys {
   const base = `${requirePrefix(prefix)}:${SCHEMA_VERSION}:{${prefix}:rules}`;
@@ -23,6 +29,14 @@ export function ruleKeys(prefix: string): RuleKeys {
     snapshot(version: string): string {
       if (!VERSION_PATTERN.test(version)) throw new Error(`"${version}" is not a snapshot version`);
       return `${base}:snapshot:${version}`;
+    },
+    manifest(version: string): string {
+      if (!VERSION_PATTERN.test(version)) throw new Error(`"${version}" is not a snapshot version`);
+      return `${base}:manifest:${version}`;
+    },
+    chunk(digest: string): string {
+      if (!CHUNK_DIGEST_PATTERN.test(digest)) throw new Error(`"${digest}" is not a chunk digest`);
+      return `${base}:chunk:${digest}`;
     },
   };
 }

@@ -3,12 +3,16 @@
 // notice lost in between. The subscription is made before the first read of the pointer, so a
 // publish can never fall between "read" and "listening". Anything that fails to read, parse,
 // validate or compile is refused and the snapshot in force stays; Redis losing its data (an
-// empty pointer) also leaves it in force.
+// empty pointer) also leaves it in force. A version is read from its manifest when it has one,
+// fetching only the chunks this pod does not hold (src/rules/snapshot-chunks.ts), else from the
+// whole document.
 import { Cluster } from 'ioredis';
 import { EventEmitter } from 'node:events';
 import { closeRedisClient, waitForReady, type RedisClient } from '../redis/connection.ts';
 import { ruleKeys, VERSION_PATTERN, type RuleKeys } from './redis-keys.ts';
-import { parseSnapshotDocument } from './snapshot-document.ts';
+import { assemblePolicies, parseChunk, parseManifest, type SnapshotManifest } from './snapshot-chunks.ts';
+import { compileSnapshot, parseSnapshotDocument, SnapshotInvalidError, type ParsedSnapshot } from './snapshot-document.ts';
+import type { Socks4Policy } from '../policy/types.ts';
 import { channels } from '../telemetry/events.ts';
 import type { RuleSnapshot, RuleSource } from './types.ts';
 
@@ -33,6 +37,8 @@ export class RedisRuleSource extends EventEmitter implements RuleSource {
   readonly #startTimeoutMs: number;
   #subscriber: RedisClient | null = null;
   #snapshot: RuleSnapshot | null = null;
+  /** Parsed chunks of the snapshot in force, by digest: a push fetches only the others. */
+  #chunks = new Map<string, readonly Socks4Policy[]>();
   #createdAt: string | null = null;
   #checkedAt: number | null = null;
   #timer: NodeJS.Timeout | undefined;
@@ -135,23 +141,31 @@ export class RedisRuleSource extends EventEmitter implements RuleSource {
   async #load(): Promise<void> {
     if (this.#stopped) return;
     let version: string | null;
+    let manifest: string | null;
     let json: string | null = null;
     try {
       version = await this.#client.get(this.#keys.pointer);
       this.#checkedAt = Date.now();
       if (version === null || version === this.#snapshot?.version) return;
       if (!VERSION_PATTERN.test(version)) throw new Error(`${this.#keys.pointer} holds "${version.slice(0, 80)}", not a snapshot version`);
-      json = await this.#client.get(this.#keys.snapshot(version));
-      if (json === null) throw new Error(`snapshot ${version} is named by ${this.#keys.pointer} but missing`);
+      // The manifest when the publisher wrote one (only changed chunks to fetch), else the document.
+      manifest = await this.#client.get(this.#keys.manifest(version));
+      if (manifest === null) {
+        json = await this.#client.get(this.#keys.snapshot(version));
+        if (json === null) throw new Error(`snapshot ${version} is named by ${this.#keys.pointer} but missing`);
+      }
     } catch (error) {
       this.#refuse(new Error(`reading rules from Redis: ${(error as Error).message}`, { cause: error }));
       return;
     }
-    let next;
+    let next: ParsedSnapshot;
     try {
-      next = parseSnapshotDocument(json, version);
+      if (json !== null) {
+        next = parseSnapshotDocument(json, version);
+        this.#chunks = new Map();
+      } else next = await this.#fromChunks(parseManifest(manifest as string, version));
     } catch (error) {
-      this.#refuse(error as Error);
+      this.#refuse(error instanceof SnapshotInvalidError ? error : new Error(`reading rules from Redis: ${(error as Error).message}`, { cause: error }));
       return;
     }
     if (this.#stopped) return;
@@ -171,6 +185,26 @@ export class RedisRuleSource extends EventEmitter implements RuleSource {
       });
     }
     this.emit('snapshot', snap);
+  }
+
+  /** Fetches the chunks this pod does not hold yet (one MGET: they share a slot), then compiles. */
+  async #fromChunks(manifest: SnapshotManifest): Promise<ParsedSnapshot> {
+    const missing = manifest.chunks.filter((id) => !this.#chunks.has(id));
+    const texts = missing.length === 0 ? [] : await this.#client.mget(missing.map((id) => this.#keys.chunk(id)));
+    const held = new Map<string, readonly Socks4Policy[]>();
+    for (const id of manifest.chunks) {
+      const cached = this.#chunks.get(id);
+      if (cached !== undefined) held.set(id, cached);
+    }
+    missing.forEach((id, i) => {
+      const text = texts[i];
+      if (text === null || text === undefined) throw new SnapshotInvalidError(`chunk ${id} of snapshot ${manifest.version} is missing`);
+      held.set(id, parseChunk(id, text));
+    });
+    const parsed = compileSnapshot(manifest, assemblePolicies(manifest, held));
+    // Only the chunks of a snapshot that compiled are kept, and only those it uses.
+    this.#chunks = held;
+    return parsed;
   }
 
   #refuse(error: Error): void {

@@ -88,6 +88,12 @@ function collectIssues(policies: readonly unknown[]): Issue[] {
   return issues;
 }
 
+/** Throws SnapshotInvalidError with every issue when any of `policies` is invalid. */
+export function validatePolicies(policies: readonly unknown[], what: string): void {
+  const issues = collectIssues(policies);
+  if (issues.length > 0) throw new SnapshotInvalidError(`${what} is invalid`, issues);
+}
+
 /** Builds the document to publish; throws SnapshotInvalidError rather than publish bad rules. */
 export function buildSnapshotDocument(policies: readonly Socks4Policy[], meta: SnapshotMeta = {}): { document: SnapshotDocument; json: string } {
   const issues = collectIssues(policies);
@@ -131,26 +137,35 @@ export function parseSnapshotDocument(json: string, expectedVersion: string, now
   }
   if (doc.version !== expectedVersion) throw new SnapshotInvalidError(`snapshot key ${expectedVersion} holds version ${JSON.stringify(doc.version)}`);
   if (!Array.isArray(doc.policies)) throw new SnapshotInvalidError(`snapshot ${expectedVersion} has no policies list`);
-  const issues = collectIssues(doc.policies);
-  if (issues.length > 0) throw new SnapshotInvalidError(`snapshot ${expectedVersion} is invalid`, issues);
+  validatePolicies(doc.policies, `snapshot ${expectedVersion}`);
   if (doc.tenancy !== undefined && doc.tenancy !== Tenancy.Namespaced && doc.tenancy !== Tenancy.Shared) {
     throw new SnapshotInvalidError(`snapshot ${expectedVersion} has tenancy ${JSON.stringify(doc.tenancy)}; this pod knows Shared and Namespaced`);
   }
-  const tenancy = doc.tenancy === Tenancy.Namespaced ? Tenancy.Namespaced : Tenancy.Shared;
-  const policies = doc.policies as Socks4Policy[];
+  return compileSnapshot({
+    version: expectedVersion,
+    createdAt: typeof doc.createdAt === 'string' ? doc.createdAt : '',
+    ...(typeof doc.source === 'string' ? { source: doc.source } : {}),
+    ...(typeof doc.traceparent === 'string' ? { traceparent: doc.traceparent } : {}),
+    ...(doc.tenancy === Tenancy.Namespaced ? { tenancy: Tenancy.Namespaced } : {}),
+  }, doc.policies as Socks4Policy[], now);
+}
+
+/** Compiles validated policies into the snapshot a pod enforces (from the document or from chunks). */
+export function compileSnapshot(meta: Omit<SnapshotDocument, 'schema' | 'policies'>, policies: readonly Socks4Policy[], now = Date.now()): ParsedSnapshot {
+  const tenancy = meta.tenancy === Tenancy.Namespaced ? Tenancy.Namespaced : Tenancy.Shared;
   const compiled = compilePolicies(policies, { tenancy });
   return {
     document: {
       schema: SNAPSHOT_SCHEMA,
-      version: expectedVersion,
-      createdAt: typeof doc.createdAt === 'string' ? doc.createdAt : '',
-      ...(typeof doc.source === 'string' ? { source: doc.source } : {}),
-      ...(typeof doc.traceparent === 'string' ? { traceparent: doc.traceparent } : {}),
+      version: meta.version,
+      createdAt: meta.createdAt,
+      ...(meta.source === undefined ? {} : { source: meta.source }),
+      ...(meta.traceparent === undefined ? {} : { traceparent: meta.traceparent }),
       ...(tenancy === Tenancy.Namespaced ? { tenancy } : {}),
       policies,
     },
     snapshot: {
-      version: expectedVersion,
+      version: meta.version,
       compiled,
       policyCount: compiled.policyCount,
       ruleCount: compiled.ruleCount,

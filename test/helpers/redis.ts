@@ -130,7 +130,9 @@ export async function startRedisCluster(size = 3): Promise<RedisClusterHandle> {
     for (let i = 0; i < size; i++) {
       const busPort = await findFreePort();
       busPorts.push(busPort);
-      servers.push(await startRedis(['--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-node-timeout', '2000', '--cluster-config-file', `nodes-${busPort}.conf`]));
+      servers.push(await startRedis(['--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-node-timeout', '2000',
+        // A lone master never learns its own address from a peer and would announce an empty one.
+        '--cluster-announce-ip', '127.0.0.1', '--cluster-config-file', `nodes-${busPort}.conf`]));
     }
     const slotsPer = Math.ceil(16384 / size);
     for (const [i, server] of servers.entries()) {

@@ -5,10 +5,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { createRedisLimiter, type RedisLimiter, type RedisLimiterOptions } from '../../src/limits/redis-limiter.ts';
+import { RELEASE_DELAY_MS } from '../../src/limits/release-queue.ts';
 import type { Admission, AdmitRequest, Lease, RuleLimits } from '../../src/limits/types.ts';
 import { closeRedisClient, createRedisClient, waitForReady, type RedisClient } from '../../src/redis/connection.ts';
 import { encodeKeyPart } from '../../src/limits/keys.ts';
 import { hashTagOf } from '../../src/redis/keys.ts';
+import { limitKey } from '../../src/limits/redis-keys.ts';
 import { startRedis } from '../helpers/redis.ts';
 
 const redis = await startRedis();
@@ -51,6 +53,12 @@ async function scanKeys(client: RedisClient, pattern: string): Promise<string[]>
   return keys;
 }
 
+/** Waits (bounded) until the limiter's batched releases have gone out to Redis. */
+async function releasesSent(limiter: RedisLimiter): Promise<void> {
+  for (let i = 0; i < 100 && limiter.stats().pendingReleases > 0; i++) await new Promise((resolve) => setTimeout(resolve, RELEASE_DELAY_MS));
+  assert.equal(limiter.stats().pendingReleases, 0, 'releases still pending after 100 windows');
+}
+
 /** Calls per command name since the last CONFIG RESETSTAT (commands inside scripts included). */
 async function commandCalls(client: RedisClient): Promise<Map<string, number>> {
   const info = await client.info('commandstats');
@@ -88,7 +96,7 @@ describe('redis limiter', () => {
     }
   });
 
-  it('costs one Redis call per new session and one at close; a known-over key costs none', async (t) => {
+  it('costs one Redis call per new session and at most one ZREM per key and release window; a known-over key costs none', async (t) => {
     const { client, limiter } = await openPod(t, `c-${randomUUID().slice(0, 8)}`, { leaseTtlMs: 60_000 });
     const ruleId = randomUUID();
     const limits: RuleLimits = {
@@ -97,6 +105,7 @@ describe('redis limiter', () => {
       bandwidth: { bytesPerSecond: 1_000_000, key: 'Rule' },
     };
     leaseOf(await limiter.admit(request(ruleId, limits))).release(); // scripts loaded on this connection
+    await releasesSent(limiter); // that release goes out after its window
     await client.config('RESETSTAT');
     const sessions = 10;
     const leases: Lease[] = [];
@@ -104,11 +113,41 @@ describe('redis limiter', () => {
     for (const lease of leases) lease.release();
     // Burst 20 is spent by 9 more sessions; then one refusal asks Redis, later ones do not.
     for (let i = 0; i < 15; i++) await limiter.admit(request(ruleId, limits));
+    await releasesSent(limiter);
     const calls = await commandCalls(client);
     const scripts = (calls.get('evalsha') ?? 0) + (calls.get('eval') ?? 0);
     assert.equal(calls.get('zrem'), sessions);
     assert.equal(scripts, sessions + 10, `script calls: ${JSON.stringify([...calls])}`);
     assert.ok(limiter.stats().cachedRefusals >= 1);
+  });
+
+  it('carries a release into the next admission of its key, and batches the rest into one ZREM per key', async (t) => {
+    const prefix = `r-${randomUUID().slice(0, 8)}`;
+    const { client, limiter } = await openPod(t, prefix);
+    const ruleId = randomUUID();
+    const limits: RuleLimits = { concurrentSessions: { max: 1, key: 'Rule' } };
+    const first = leaseOf(await limiter.admit(request(ruleId, limits)));
+    // MONITOR tells the pod's own commands from those its scripts run (source "lua").
+    const monitor = await (client as import('ioredis').Redis).monitor();
+    t.after(() => monitor.disconnect());
+    const seen: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => seen.push(`${source === 'lua' ? 'lua' : 'pod'} ${args[0]?.toLowerCase()}`));
+    // The only slot is given back and taken again at once; the release rides in the script.
+    first.release();
+    const second = leaseOf(await limiter.admit(request(ruleId, limits)));
+    assert.equal(limiter.stats().pendingReleases, 0);
+    // Three sessions of another key closed together: one ZREM for all three.
+    const other = randomUUID();
+    const wide: RuleLimits = { concurrentSessions: { max: 10, key: 'Rule' } };
+    const three = [leaseOf(await limiter.admit(request(other, wide))), leaseOf(await limiter.admit(request(other, wide))), leaseOf(await limiter.admit(request(other, wide)))];
+    for (const lease of three) lease.release();
+    assert.equal(limiter.stats().pendingReleases, 3);
+    await releasesSent(limiter);
+    await client.ping();
+    for (let i = 0; i < 100 && !seen.includes('pod ping'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual(seen.filter((s) => s.endsWith('zrem')), ['lua zrem', 'pod zrem'], seen.join(', '));
+    assert.equal(await client.zcard(limitKey(prefix, 'sessions', 'Rule', { ruleId: other, sourceIp: '', userId: '' })), 0, 'all three released');
+    second.release();
   });
 
   it('holds a live pod’s leases past the lease time, and frees a dead pod’s within it', async (t) => {
