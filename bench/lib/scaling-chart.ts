@@ -12,8 +12,8 @@ const WIDTH = 980;
 const LEFT = 230;
 const PLOT = 330;
 
-const escape = (s: string): string => s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
-const text = (x: number, y: number, s: string, extra = 'font-size="12"'): string => `<text x="${x.toFixed(1)}" y="${y}" ${extra}>${escape(s)}</text>`;
+const escapeXml = (s: string): string => s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+const text = (x: number, y: number, s: string, extra = 'font-size="12"'): string => `<text x="${x.toFixed(1)}" y="${y}" ${extra}>${escapeXml(s)}</text>`;
 
 /** Shards needed for `rate` sessions/s when the busiest shard spends `usPerSession` per session. */
 export function shardsFor(rate: number, usPerSession: number): number {
