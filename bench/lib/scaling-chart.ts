@@ -65,5 +65,5 @@ export function renderScalingChart(admission: readonly AdmissionRun[], pushes: F
     add(bars(`Push → each pod holds it, ms (log), ${pushes.subscribers} pods, ${pushes.policies} policies`, top, rows, ' ms', true));
   }
   panels.push(text(10, top + 4, `measured ${when}; scripts/node bench/admission.ts, bench/fleet-scaling.ts; bench/scaling-chart.ts draws this`, 'font-size="11" fill="#666"'));
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${top + 20}" font-family="sans-serif">\n<rect width="100%" height="100%" fill="white"/>\n${panels.join('\n')}\n</svg>\n`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${top + 20}" font-family="sans-serif">\n<title>socks4-fleet scaling: admissions, Redis CPU per session, push to enforced</title>\n<rect width="100%" height="100%" fill="white"/>\n${panels.join('\n')}\n</svg>\n`;
 }
