@@ -58,8 +58,9 @@ chart-test: deps tools
 	$(WITH_NODE) node --test --test-concurrency=1 --test-timeout=300000 'test/chart/*.test.ts'
 
 # Every generated file from its one source (scripts/generate.ts lists them): both CRDs from
-# src/policy/schema.ts, the chart's copies of deploy/ and docs/reference.md. Each says so in its
-# first lines; test/generate/ fails when one is stale. On a clean tree it changes nothing.
+# src/policy/schema.ts, the chart's values.schema.json from values.yaml's `# @schema`
+# annotations, the chart's copies of deploy/ and docs/reference.md. Each says so in its first
+# lines; test/generate/ fails when one is stale. On a clean tree it changes nothing.
 generate: deps
 	$(WITH_NODE) node scripts/generate.ts
 
@@ -99,7 +100,7 @@ help:
 	@echo 'make test       every test suite (installs Node, npm packages and the Go-built tools first)'
 	@echo 'make tools      build kube-apiserver, etcd, kubectl, helm, helm-unittest, jaeger into bin/'
 	@echo 'make chart-test the chart suites alone'
-	@echo 'make generate   rewrite every generated file: CRDs (src/policy/schema.ts), chart copies, docs/reference.md'
+	@echo 'make generate   rewrite every generated file: CRDs (src/policy/schema.ts), chart values.schema.json, chart copies, docs/reference.md'
 	@echo 'make soak       the long reliability runs'
 	@echo 'make bench      benchmarks against Dante, then the performance goals (ARGS=--quick for a short run)'
 	@echo 'make bench-goals the performance goals alone: CPU per session vs the Node floor, tracing, workers, fleet scaling'

@@ -1,5 +1,6 @@
 // `make generate`: every generated file in the repository, from its one source.
 //   deploy/crd/*.yaml                        scripts/gen-crds.ts, from src/policy/schema.ts
+//   charts/socks4-fleet/values.schema.json   scripts/gen-values-schema.ts, from annotated values.yaml
 //   charts/socks4-fleet/files/**             copies of deploy/ (Helm reads only files inside the chart)
 //   docs/reference.md                        scripts/gen-reference.ts, from the code
 // Each says so in its first lines. test/generate/ fails when any is stale.
@@ -10,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { renderCrds } from './gen-crds.ts';
 import { renderReferenceFile } from './gen-reference.ts';
+import { renderValuesSchema } from './gen-values-schema.ts';
 import { findStale, writeGenerated, type GeneratedFile } from './generated.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -36,7 +38,7 @@ function chartCopies(root: string, generated: readonly GeneratedFile[]): Generat
 /** Every generated file, as its generator makes it now. */
 export async function renderAll(root = ROOT): Promise<GeneratedFile[]> {
   const crds = renderCrds();
-  return [...crds, ...chartCopies(root, crds), await renderReferenceFile()];
+  return [...crds, ...chartCopies(root, crds), renderValuesSchema(root), await renderReferenceFile()];
 }
 
 if (import.meta.main) {

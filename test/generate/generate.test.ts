@@ -1,14 +1,16 @@
 // `make generate` (scripts/generate.ts): every generated file in the tree is what its generator
-// makes from its source, and says so in its first lines; a stale one is named with the fix.
+// makes from its source, and says so in its first lines; a stale one is named with the fix. Then
+// the values.schema.json generator's annotation rules, on small inputs.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { renderAll } from '../../scripts/generate.ts';
 import { findStale, writeGenerated, type GeneratedFile } from '../../scripts/generated.ts';
+import { renderValuesSchema } from '../../scripts/gen-values-schema.ts';
 import { repoRoot } from '../helpers/spawn.ts';
 
 let scratch: string;
@@ -25,9 +27,10 @@ describe('generated files', () => {
     assert.deepEqual(stale, [], `\n${stale.join('\n')}`);
   });
 
-  test('they include both CRDs, the chart copies and the reference', () => {
+  test('they include both CRDs, the chart schema, the chart copies and the reference', () => {
     const paths = files.map((f) => f.path);
-    for (const p of ['deploy/crd/socks4policies.yaml', 'deploy/crd/clustersocks4policies.yaml', 'charts/socks4-fleet/files/crd/socks4policies.yaml', 'charts/socks4-fleet/files/crd/clustersocks4policies.yaml',
+    for (const p of ['deploy/crd/socks4policies.yaml', 'deploy/crd/clustersocks4policies.yaml', 'charts/socks4-fleet/values.schema.json',
+      'charts/socks4-fleet/files/crd/socks4policies.yaml', 'charts/socks4-fleet/files/crd/clustersocks4policies.yaml',
       'charts/socks4-fleet/files/rbac/operator-clusterrole.yaml', 'docs/reference.md']) assert.ok(paths.includes(p), p);
   });
 
@@ -60,5 +63,61 @@ describe('generated files', () => {
   test('node scripts/generate.ts --check passes on this tree', async () => {
     await promisify(execFile)(process.execPath, [path.join(repoRoot, 'scripts/generate.ts'), '--check'], { cwd: repoRoot })
       .catch((error: { stderr?: string }) => assert.fail(error.stderr));
+  });
+});
+
+describe('values.schema.json from annotated values.yaml', () => {
+  const DEFINITIONS = '$schema: http://json-schema.org/draft-07/schema#\ntitle: t\ndefinitions:\n  port: {type: integer, minimum: 1}\n';
+  const render = (values: string): Record<string, unknown> => {
+    const root = mkdtempSync(path.join(scratch, 'values-'));
+    mkdirSync(path.join(root, 'charts/socks4-fleet'), { recursive: true });
+    writeFileSync(path.join(root, 'charts/socks4-fleet/values.yaml'), values);
+    writeFileSync(path.join(root, 'charts/socks4-fleet/values.schema.definitions.yaml'), DEFINITIONS);
+    return JSON.parse(renderValuesSchema(root).content) as Record<string, unknown>;
+  };
+
+  test('types come from values, annotations add or replace them, maps are strict, required and descriptions carry over', () => {
+    const schema = render([
+      '# The file header.',
+      '',
+      '# -- A name.',
+      'name: ""',
+      '# @schema {minimum: 1, required: true}',
+      '# -- How many.',
+      'count: 2',
+      '# @schema {enum: [open, closed]}',
+      '# -- A mode.',
+      'mode: open',
+      '# @schema {enum: [auto, true, false]}',
+      '# -- Auto or a switch.',
+      'elect: auto',
+      'section:',
+      '  # @schema {$ref: port, required: true}',
+      '  # -- A port.',
+      '  port: 80',
+      '  # @schema {type: [integer, "null"]}',
+      '  # -- Maybe.',
+      '  maybe: null',
+      '',
+    ].join('\n'));
+    assert.deepEqual(schema.properties, {
+      name: { type: 'string', description: 'A name.' },
+      count: { type: 'integer', minimum: 1, description: 'How many.' },
+      mode: { type: 'string', enum: ['open', 'closed'], description: 'A mode.' },
+      elect: { enum: ['auto', true, false], description: 'Auto or a switch.' },
+      section: {
+        type: 'object', additionalProperties: false, required: ['port'],
+        properties: { port: { $ref: '#/definitions/port', description: 'A port.' }, maybe: { type: ['integer', 'null'], description: 'Maybe.' } },
+      },
+    });
+    assert.deepEqual(schema.required, ['count']);
+    assert.equal(schema.additionalProperties, false);
+    assert.deepEqual(schema.definitions, { port: { type: 'integer', minimum: 1 } });
+  });
+
+  test('a value that does not say its type, or a broken annotation, is refused naming the key and the fix', () => {
+    assert.throws(() => render('a:\n  # -- Labels.\n  labels: {}\n'), /values\.yaml: a\.labels: its value does not say its type; add a # @schema annotation/);
+    assert.throws(() => render('# @schema {minimum: 1\n# -- N.\nn: 1\n'), /values\.yaml: n: the @schema annotation is not a YAML mapping/);
+    assert.throws(() => render('# @schema {required: yes please}\n# -- N.\nn: 1\n'), /values\.yaml: n: @schema required must be true or false/);
   });
 });
