@@ -3,6 +3,7 @@
 // printer columns). `make generate` runs it with the other generators (scripts/generate.ts).
 import { Document } from 'yaml';
 import { CLUSTER_POLICY_SPEC, POLICY_SPEC, POLICY_STATUS, type FieldSchema } from '../src/policy/schema.ts';
+import { API_VERSION, CLUSTER_KIND, KIND } from '../src/policy/types.ts';
 import type { GeneratedFile } from './generated.ts';
 
 export const CRD_PATH = 'deploy/crd/socks4policies.yaml';
@@ -38,18 +39,21 @@ function columns(cluster: boolean): Column[] {
   ];
 }
 
+const [GROUP, VERSION] = API_VERSION.split('/') as [string, string];
+
 function crd(cluster: boolean): Record<string, unknown> {
-  const [kind, plural, short] = cluster ? ['ClusterSocks4Policy', 'clustersocks4policies', 'cs4p'] : ['Socks4Policy', 'socks4policies', 's4p'];
+  const [kind, short] = cluster ? [CLUSTER_KIND, 'cs4p'] : [KIND, 's4p'];
+  const plural = `${kind.toLowerCase().replace(/y$/, '')}ies`;
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${plural}.socks4-fleet.io` },
+    metadata: { name: `${plural}.${GROUP}` },
     spec: {
-      group: 'socks4-fleet.io',
+      group: GROUP,
       names: { kind, listKind: `${kind}List`, plural, singular: kind.toLowerCase(), shortNames: [short], categories: ['socks4-fleet'] },
       scope: cluster ? 'Cluster' : 'Namespaced',
       versions: [{
-        name: 'v1alpha1',
+        name: VERSION,
         served: true,
         storage: true,
         subresources: { status: {} },

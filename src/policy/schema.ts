@@ -243,7 +243,7 @@ export const CLUSTER_POLICY_SPEC = {
   },
 } as const satisfies FieldSchema;
 
-/** `status`, written by the operator (operator/status.ts). */
+/** `status`, written by the operator (PolicyStatus in operator/reconcile.ts). */
 export const POLICY_STATUS = {
   type: 'object',
   description: 'Written by the operator.',
