@@ -6,7 +6,7 @@
 import type { CLUSTER_POLICY_SPEC } from './schema.ts';
 import type { PolicyRule, PolicySpec, RuleDestination, RuleLimits, RuleSource } from './types.ts';
 
-type Required<S> = S extends { readonly required: readonly (infer R)[] } ? R : never;
+type RequiredKeys<S> = S extends { readonly required: readonly (infer R)[] } ? R : never;
 type Flatten<T> = { [K in keyof T]: T[K] };
 
 /** The value a schema field describes, as the code reads it (readonly, like the interfaces). */
@@ -17,8 +17,8 @@ export type SchemaType<S> =
   : S extends { readonly type: 'boolean' } ? boolean
   : S extends { readonly type: 'array'; readonly items: infer I } ? readonly SchemaType<I>[]
   : S extends { readonly type: 'object'; readonly properties: infer P } ? Flatten<
-    & { readonly [K in keyof P & Required<S>]: SchemaType<P[K]> }
-    & { readonly [K in Exclude<keyof P, Required<S>>]?: SchemaType<P[K]> }
+    & { readonly [K in keyof P & RequiredKeys<S>]: SchemaType<P[K]> }
+    & { readonly [K in Exclude<keyof P, RequiredKeys<S>>]?: SchemaType<P[K]> }
   >
   : never;
 
