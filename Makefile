@@ -13,7 +13,7 @@ WITH_NODE := scripts/with-node
 
 TEST_FILES ?= test/**/*.test.ts
 
-.PHONY: all deps typecheck lint format run test tools image bench bench-goals chart-test chart-sync docs soak mutate clean distclean help
+.PHONY: all deps typecheck lint format run test tools image bench bench-goals chart-test chart-sync docs generate soak mutate clean distclean help
 
 all: deps typecheck
 
@@ -65,12 +65,18 @@ bench-goals: deps
 chart-test: deps tools
 	$(WITH_NODE) node --test --test-concurrency=1 --test-timeout=300000 'test/chart/*.test.ts'
 
-# Copies the CRD and the operator's ClusterRole from deploy/ into the chart (a test checks it).
-chart-sync:
-	$(WITH_NODE) scripts/sync-chart-files.sh
+# Every generated file from its one source (scripts/generate.ts lists them): both CRDs from
+# src/policy/schema.ts, the chart's values.schema.json from values.yaml's `# @schema`
+# annotations, the chart's copies of deploy/ and docs/reference.md. Each says so in its first
+# lines; test/generate/ fails when one is stale. On a clean tree it changes nothing.
+generate: deps
+	$(WITH_NODE) node scripts/generate.ts
 
-# docs/reference.md from the code (flags, policy fields, reasons, metrics, spans, log lines); a
-# test fails when it is stale.
+# The chart's copies of deploy/ are one of the generated files: kept as a name for `make generate`.
+chart-sync: generate
+
+# docs/reference.md alone, from the code (flags, policy fields, reasons, metrics, spans, log
+# lines); `make generate` writes it too, and a test fails when it is stale.
 docs: deps
 	$(WITH_NODE) node scripts/gen-reference.ts
 
@@ -104,6 +110,7 @@ help:
 	@echo 'make format     rewrite the code in the formatting make lint checks'
 	@echo 'make tools      build kube-apiserver, etcd, kubectl, helm, helm-unittest, jaeger into bin/'
 	@echo 'make chart-test the chart suites alone'
+	@echo 'make generate   rewrite every generated file: CRDs (src/policy/schema.ts), chart values.schema.json, chart copies, docs/reference.md'
 	@echo 'make soak       the long reliability runs'
 	@echo 'make bench      benchmarks against Dante, then the performance goals (ARGS=--quick for a short run)'
 	@echo 'make bench-goals the performance goals alone: CPU per session vs the Node floor, tracing, workers, fleet scaling'

@@ -2,15 +2,11 @@
 // path and returns the value only when it has the expected shape, so validation reports every
 // problem in one pass instead of stopping at the first.
 
+import { MAX_LIST_ENTRIES } from './schema.ts';
 import type { Issue } from './types.ts';
 
-/** Upper bound for every list in a policy: keeps compile time and snapshot size predictable. */
-export const MAX_LIST_ENTRIES = 1000;
-/**
- * Port lists are shorter: the CRD's CEL rule that checks each range is ordered must fit the API
- * server's cost budget, and a file must be refused exactly where `kubectl apply` would be.
- */
-export const MAX_PORT_ENTRIES = 256;
+// Bounds live with the schema the CRDs are generated from (schema.ts): kubectl and the proxy agree.
+export { MAX_LIST_ENTRIES, MAX_PORT_ENTRIES } from './schema.ts';
 
 export function addIssue(issues: Issue[], path: string, message: string): void {
   issues.push({ path, message });

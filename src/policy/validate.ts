@@ -8,19 +8,20 @@ import { parseCidr } from './ip.ts';
 import { globListCost, MAX_MATCH_COST_PER_POLICY } from './match-cost.ts';
 import { parsePortSpec } from './ranges.ts';
 import {
-  API_VERSION, BandwidthKey, CLUSTER_KIND, ClusterTier, Enforcement, IdentMode, KIND, LimitKey, RuleAction, RuleCommand,
-} from './types.ts';
+  BANDWIDTH_FIELDS, CLUSTER_POLICY_SPEC, CONCURRENT_SESSIONS_FIELDS, CONNECTION_RATE_FIELDS, FROM_FIELDS, LABEL_PATTERN,
+  LIMITS_FIELDS, MAX_GLOB_LENGTH, MAX_LABEL_LENGTH, MAX_PORT_ENTRIES, MAX_PRIORITY, MAX_RULES_PER_POLICY, POLICY_SPEC,
+  RULE_FIELDS, SPEC_FIELDS, TO_FIELDS,
+} from './schema.ts';
+import { API_VERSION, CLUSTER_KIND, ClusterTier, IdentMode, KIND, RuleAction } from './types.ts';
 import type { Issue } from './types.ts';
 import {
-  addIssue, checkKnownFields, MAX_PORT_ENTRIES, describe, indexPath, joinPath, readEnum, readInteger, readList,
+  addIssue, checkKnownFields, describe, indexPath, joinPath, readEnum, readInteger, readList,
   readRecord, readString, requireField,
 } from './validate-fields.ts';
 
 export { formatIssue } from './validate-fields.ts';
-
-export const MAX_RULES_PER_POLICY = 1000;
-export const MAX_PRIORITY = 1_000_000;
-export const MAX_GLOB_LENGTH = 255;
+// Bounds live with the schema the CRDs are generated from (schema.ts): kubectl and the proxy agree.
+export { MAX_GLOB_LENGTH, MAX_PRIORITY, MAX_RULES_PER_POLICY } from './schema.ts';
 
 const TOP_FIELDS = ['apiVersion', 'kind', 'metadata', 'spec', 'status'] as const;
 // Everything the Kubernetes API server may put in ObjectMeta: objects read from the cluster
@@ -30,26 +31,23 @@ const METADATA_FIELDS = [
   'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'finalizers',
   'ownerReferences', 'managedFields', 'generateName', 'selfLink',
 ] as const;
-const SPEC_FIELDS = ['priority', 'tier', 'enforcement', 'rules'] as const;
-const RULE_FIELDS = ['name', 'action', 'commands', 'from', 'to', 'ident', 'limits'] as const;
-const FROM_FIELDS = ['cidrs', 'userids'] as const;
-const TO_FIELDS = ['cidrs', 'hosts', 'ports'] as const;
-const LIMITS_FIELDS = ['connectionRate', 'concurrentSessions', 'bandwidth'] as const;
-
 const KINDS = [KIND, CLUSTER_KIND] as const;
-const CLUSTER_TIERS = Object.values(ClusterTier);
+// Enums as the CRDs list them (schema.ts).
+const CLUSTER_RULE = CLUSTER_POLICY_SPEC.properties.rules.items.properties;
+const CLUSTER_TIERS = CLUSTER_POLICY_SPEC.properties.tier.enum;
 /** Pass hands the decision to the namespace tier: only an Admin-tier cluster policy has one below it. */
-const ACTIONS = [RuleAction.Allow, RuleAction.Deny];
-const ADMIN_ACTIONS = Object.values(RuleAction);
-const COMMANDS = Object.values(RuleCommand);
-const IDENT_MODES = Object.values(IdentMode);
-const ENFORCEMENTS = Object.values(Enforcement);
-const LIMIT_KEYS = Object.values(LimitKey);
-const BANDWIDTH_KEYS = Object.values(BandwidthKey);
+const ACTIONS = POLICY_SPEC.properties.rules.items.properties.action.enum;
+const ADMIN_ACTIONS = CLUSTER_RULE.action.enum;
+const COMMANDS = CLUSTER_RULE.commands.items.enum;
+const IDENT_MODES = CLUSTER_RULE.ident.enum;
+const ENFORCEMENTS = CLUSTER_POLICY_SPEC.properties.enforcement.enum;
+const LIMITS = CLUSTER_RULE.limits.properties;
+const LIMIT_KEYS = LIMITS.connectionRate.properties.key.enum;
+const BANDWIDTH_KEYS = LIMITS.bandwidth.properties.key.enum;
 
 // Kubernetes object names (DNS-1123 subdomain) and namespaces / rule names (DNS-1123 label).
 const SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const LABEL_RE = new RegExp(LABEL_PATTERN);
 const HOST_GLOB_RE = /^[A-Za-z0-9*?._-]+$/;
 const LABEL_RULES = "lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit";
 
@@ -94,7 +92,7 @@ function validateMetadata(issues: Issue[], v: unknown, cluster: boolean): void {
     addIssue(issues, 'metadata.namespace', `a ${CLUSTER_KIND} is cluster-scoped and has no namespace; remove metadata.namespace`);
   } else if (meta.namespace !== undefined && readString(issues, 'metadata.namespace', meta.namespace) !== null) {
     const ns = meta.namespace as string;
-    if (ns.length > 63 || !LABEL_RE.test(ns)) addIssue(issues, 'metadata.namespace', `${describe(ns)} is not a valid namespace (${LABEL_RULES})`);
+    if (ns.length > MAX_LABEL_LENGTH || !LABEL_RE.test(ns)) addIssue(issues, 'metadata.namespace', `${describe(ns)} is not a valid namespace (${LABEL_RULES})`);
   }
   for (const key of ['labels', 'annotations'] as const) {
     if (meta[key] === undefined) continue;
@@ -155,7 +153,7 @@ function validateRule(issues: Issue[], path: string, v: unknown, seen: Map<strin
   if (name !== undefined && readString(issues, `${path}.name`, name) !== null) {
     const n = name as string;
     const previous = seen.get(n);
-    if (n.length > 63 || !LABEL_RE.test(n)) addIssue(issues, `${path}.name`, `${describe(n)} is not a valid rule name (${LABEL_RULES})`);
+    if (n.length > MAX_LABEL_LENGTH || !LABEL_RE.test(n)) addIssue(issues, `${path}.name`, `${describe(n)} is not a valid rule name (${LABEL_RULES})`);
     else if (previous !== undefined) addIssue(issues, `${path}.name`, `duplicate rule name ${describe(n)} (also ${previous})`);
     else seen.set(n, path);
   }
@@ -267,7 +265,7 @@ function validateLimits(issues: Issue[], path: string, v: unknown): void {
     const p = `${path}.connectionRate`;
     const rate = readRecord(issues, p, limits.connectionRate);
     if (rate !== null) {
-      checkKnownFields(issues, p, rate, ['perSecond', 'burst', 'key']);
+      checkKnownFields(issues, p, rate, CONNECTION_RATE_FIELDS);
       const perSecondValue = requireField(issues, p, rate, 'perSecond');
       let perSecond: number | null = null;
       if (perSecondValue !== undefined) {
@@ -275,7 +273,7 @@ function validateLimits(issues: Issue[], path: string, v: unknown): void {
         else addIssue(issues, `${p}.perSecond`, `must be a number greater than 0, got ${describe(perSecondValue)}`);
       }
       const burstValue = requireField(issues, p, rate, 'burst');
-      const burst = burstValue === undefined ? null : readInteger(issues, `${p}.burst`, burstValue, 1);
+      const burst = burstValue === undefined ? null : readInteger(issues, `${p}.burst`, burstValue, LIMITS.connectionRate.properties.burst.minimum);
       // A bucket smaller than one second of refill can never deliver the configured rate.
       if (perSecond !== null && burst !== null && burst < perSecond) {
         addIssue(issues, `${p}.burst`, `must be at least perSecond (${perSecond}), got ${burst}`);
@@ -287,9 +285,9 @@ function validateLimits(issues: Issue[], path: string, v: unknown): void {
     const p = `${path}.concurrentSessions`;
     const conc = readRecord(issues, p, limits.concurrentSessions);
     if (conc !== null) {
-      checkKnownFields(issues, p, conc, ['max', 'key']);
+      checkKnownFields(issues, p, conc, CONCURRENT_SESSIONS_FIELDS);
       const max = requireField(issues, p, conc, 'max');
-      if (max !== undefined) readInteger(issues, `${p}.max`, max, 1);
+      if (max !== undefined) readInteger(issues, `${p}.max`, max, LIMITS.concurrentSessions.properties.max.minimum);
       readKey(issues, p, conc, LIMIT_KEYS);
     }
   }
@@ -297,9 +295,9 @@ function validateLimits(issues: Issue[], path: string, v: unknown): void {
     const p = `${path}.bandwidth`;
     const bw = readRecord(issues, p, limits.bandwidth);
     if (bw !== null) {
-      checkKnownFields(issues, p, bw, ['bytesPerSecond', 'key']);
+      checkKnownFields(issues, p, bw, BANDWIDTH_FIELDS);
       const bps = requireField(issues, p, bw, 'bytesPerSecond');
-      if (bps !== undefined) readInteger(issues, `${p}.bytesPerSecond`, bps, 1);
+      if (bps !== undefined) readInteger(issues, `${p}.bytesPerSecond`, bps, LIMITS.bandwidth.properties.bytesPerSecond.minimum);
       readKey(issues, p, bw, BANDWIDTH_KEYS);
     }
   }

@@ -1,12 +1,11 @@
 // The Helm chart without a cluster: helm lint --strict, the helm-unittest suites, values.yaml ⇄
-// values.schema.json drift, the deploy/ copies under files/, and the operator's exact RBAC and CRD.
+// values.schema.json drift, and the operator's exact RBAC and CRD. That values.schema.json and the
+// deploy/ copies under files/ are what `make generate` makes is test/generate/'s job.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { parseAllDocuments, parseDocument } from 'yaml';
 import { repoRoot } from '../helpers/spawn.ts';
 import { chartDir, helmEnv, mustRun, requireTools, runTool } from './tools.ts';
@@ -94,34 +93,6 @@ test('helm refuses a timeout of "0" or a bare number where the proxy would, and 
   assert.equal(idle.code, 0, idle.stderr);
   assert.match(idle.stdout, /- --idle-timeout\n\s+- "0"\n/);
   assert.match(idle.stdout, /- --handshake-timeout\n\s+- "1500ms"\n/);
-});
-
-describe('files/ copies of deploy/ (scripts/sync-chart-files.sh)', () => {
-  test('the copies match deploy/ (regenerate and diff)', async () => {
-    const { stdout } = await promisify(execFile)(path.join(repoRoot, 'scripts/sync-chart-files.sh'), ['--check'], { cwd: repoRoot })
-      .catch((error: { stdout?: string; stderr?: string }) => assert.fail(`stale copies:\n${error.stdout}${error.stderr}`));
-    assert.equal(stdout, '');
-  });
-
-  test('--check fails on a stale copy and the script repairs it', async () => {
-    // A scratch tree with the same layout, so the real chart is never touched.
-    const root = mkdtempSync(path.join(home, 'sync-'));
-    cpSync(path.join(repoRoot, 'deploy'), path.join(root, 'deploy'), { recursive: true });
-    mkdirSync(path.join(root, 'scripts'));
-    cpSync(path.join(repoRoot, 'scripts/sync-chart-files.sh'), path.join(root, 'scripts/sync-chart-files.sh'));
-    // The cluster kind's CRD is generated from the namespaced one by a script that needs `yaml`.
-    cpSync(path.join(repoRoot, 'scripts/gen-cluster-crd.ts'), path.join(root, 'scripts/gen-cluster-crd.ts'));
-    symlinkSync(path.join(repoRoot, 'node_modules'), path.join(root, 'node_modules'));
-    cpSync(path.join(chartDir, 'files'), path.join(root, 'charts/socks4-fleet/files'), { recursive: true });
-    const script = path.join(root, 'scripts/sync-chart-files.sh');
-    const run = (...args: string[]) => promisify(execFile)(script, args).then(() => 0, (error: { code: number }) => error.code);
-    assert.equal(await run('--check'), 0);
-    const copy = path.join(root, 'charts/socks4-fleet/files/rbac/operator-clusterrole.yaml');
-    writeFileSync(copy, readFileSync(copy, 'utf8').replace('verbs: [list, watch, patch]', 'verbs: [list, watch, patch, delete]'));
-    assert.equal(await run('--check'), 1);
-    assert.equal(await run(), 0);
-    assert.equal(await run('--check'), 0);
-  });
 });
 
 describe('the operator\'s own RBAC rules and CRD, as rendered', () => {

@@ -1,18 +1,17 @@
-// docs/reference.md is generated from the code (scripts/gen-reference.ts): a stale copy fails
-// here with the command that regenerates it. The troubleshooting page covers every reason code.
+// docs/reference.md is generated from the code (scripts/gen-reference.ts; test/generate/ fails
+// when the file is stale): here, that it covers what it must. The troubleshooting page covers
+// every reason code.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { REFERENCE_PATH, renderReference } from '../../scripts/gen-reference.ts';
+import { renderReference } from '../../scripts/gen-reference.ts';
 import { DURATIONS } from '../../src/cli/durations.ts';
 import { Reason } from '../../src/errors.ts';
 import { repoRoot } from '../helpers/spawn.ts';
 
-test('docs/reference.md is what the code generates (run `node scripts/gen-reference.ts` after a change)', async () => {
+test('the generated reference covers every reason, duration flag, policy field, metric and log line', async () => {
   const generated = await renderReference();
-  assert.equal(readFileSync(REFERENCE_PATH, 'utf8'), generated);
-  // Sanity: it covers what the issue lists.
   for (const reason of Object.values(Reason)) assert.ok(generated.includes(`| \`${reason}\` |`), reason);
   for (const flag of Object.keys(DURATIONS)) assert.ok(generated.includes(`| \`--${flag}\` |`), flag);
   for (const field of ['spec.priority', 'spec.rules[].to.ports', 'spec.rules[].limits.bandwidth.key']) assert.ok(generated.includes(`| \`${field}\` |`), field);
