@@ -80,6 +80,19 @@ export async function startProxyProcess(args: readonly string[], timeoutMs = 30_
   };
 }
 
+/**
+ * Starts one proxy per argument list at once. When any fails to start, the ones that did start
+ * are stopped before the error is thrown: a `before` hook that fails never leaves proxies behind
+ * (their pipes would keep the test file running with nothing to stop them).
+ */
+export async function startProxyProcesses(argLists: readonly (readonly string[])[]): Promise<ProxyProcess[]> {
+  const settled = await Promise.allSettled(argLists.map((args) => startProxyProcess(args)));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed === undefined) return settled.map((r) => (r as PromiseFulfilledResult<ProxyProcess>).value);
+  await Promise.all(settled.map((r) => (r.status === 'fulfilled' ? r.value.kill('SIGKILL') : undefined)));
+  throw failed.reason;
+}
+
 /** Runs the CLI to completion. */
 export async function runCli(args: readonly string[]): Promise<{ code: number | null; out: string }> {
   const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });

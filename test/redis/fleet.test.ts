@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { runPolicyPush } from '../../src/cli/push-command.ts';
 import { closeRedisClient, createRedisClient, waitForReady, type RedisClient } from '../../src/redis/connection.ts';
 import { ruleKeys } from '../../src/rules/redis-keys.ts';
-import { getOps, probe, runCli, socksConnect, startProxyProcess, startSink, type ProxyProcess, type SocksAttempt } from '../helpers/fleet.ts';
+import { getOps, probe, runCli, socksConnect, startProxyProcess, startProxyProcesses, startSink, type ProxyProcess, type SocksAttempt } from '../helpers/fleet.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 
 const LEASE_TTL_MS = 1000;
@@ -81,7 +81,7 @@ describe('a fleet of three proxies on one Redis', () => {
     assert.equal(pushed.code, 0, pushed.out);
     assert.match(pushed.out, /^published [0-9a-f]{12} \(1 policies, 3 rules\)/);
     const args = ['--redis-url', redis.url, '--redis-prefix', prefix, '--lease-ttl', `${LEASE_TTL_MS}ms`, '--drain-grace', '0'];
-    proxies = await Promise.all([0, 1, 2].map(() => startProxyProcess(args)));
+    proxies = await startProxyProcesses([args, args, args]);
   });
 
   after(async () => {

@@ -15,7 +15,7 @@ import { runPolicyPush } from '../../src/cli/push-command.ts';
 import { createRedisLimiter } from '../../src/limits/redis-limiter.ts';
 import { closeRedisClient, createRedisClient, waitForReady } from '../../src/redis/connection.ts';
 import { limitKey } from '../../src/limits/redis-keys.ts';
-import { getOps, socksConnect, startProxyProcess, startSink, type ProxyProcess } from '../helpers/fleet.ts';
+import { getOps, socksConnect, startProxyProcess, startProxyProcesses, startSink, type ProxyProcess } from '../helpers/fleet.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { startEchoServer } from '../helpers/servers.ts';
 
@@ -227,7 +227,8 @@ describe('a fleet of four proxies (two failing open, two closed) on a Redis that
     assert.equal(await push('Deny'), 0);
     const args = (mode: string): string[] => ['--redis-url', redis.url, '--redis-prefix', prefix, '--lease-ttl', '1s', '--drain-grace', '0', '--limits-fail-mode', mode];
     const modes = ['open', 'open', 'closed', 'closed'] as const;
-    proxies = await Promise.all(modes.map(async (mode) => ({ proxy: await startProxyProcess(args(mode)), mode })));
+    const started = await startProxyProcesses(modes.map(args));
+    proxies = started.map((proxy, i) => ({ proxy, mode: modes[i]! }));
     for (const { proxy } of proxies) sessions.push(...(await openSessions(proxy.port, ports.echo, 5)));
   });
 
