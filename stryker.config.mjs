@@ -17,7 +17,9 @@ export default {
     nodeArgs: ['-r', '{{hookFile}}', '--test-reporter=tap', '{{testFile}}'],
     forceBail: true,
   },
-  mutate: mod.mutate,
+  // MUTATE_FILES=a.ts,b.ts:10-40 narrows a run to some of the module's files (Stryker's own
+  // `file:line-line` ranges), e.g. to re-check the lines a new test guards.
+  mutate: process.env.MUTATE_FILES ? process.env.MUTATE_FILES.split(',') : mod.mutate,
   coverageAnalysis: 'perTest',
   // The sandbox copies only what the tests read: not .tools (Node itself), bin/ or charts/; nor
   // tsconfig.json, which Stryker would rewrite through the TypeScript 5 API that TypeScript 7 lacks.
