@@ -19,13 +19,15 @@ export const modules = {
   // Compilation to the matcher: globs, the rule index.
   'policy-compile': {
     mutate: ['src/policy/{compile,rule-index,glob}.ts'],
-    tests: ['test/policy/evaluate.test.ts', 'test/policy/evaluate-property.test.ts', 'test/policy/ip-glob.test.ts'],
+    tests: ['test/policy/evaluate.test.ts', 'test/policy/evaluate-property.test.ts', 'test/policy/ip-glob.test.ts',
+      'test/policy/tiers.test.ts'],
     bar: 85,
   },
   // Schema validation, loading and explain: mostly messages for people.
   'policy-validate': {
     mutate: ['src/policy/{validate,validate-fields,load,explain}.ts'],
-    tests: ['test/policy/validate.test.ts', 'test/policy/evaluate.test.ts'],
+    tests: ['test/policy/validate.test.ts', 'test/policy/evaluate.test.ts', 'test/policy/explain-namespace.test.ts',
+      'test/policy/policy-command.test.ts'],
     bar: 85,
   },
   // The pure limiter core and the in-process limiter. redis-limiter.ts is left to the Redis suites
