@@ -30,6 +30,8 @@ for (const name of ran) {
     noCoverage: count.NoCoverage,
     wallSeconds: existsSync(wallFile) ? Number(readFileSync(wallFile, 'utf8')) : null,
     measured: new Date().toISOString().slice(0, 10),
+    // A run narrowed by MUTATE_FILES scores those files only: the table says so.
+    ...(process.env.MUTATE_FILES ? { files: process.env.MUTATE_FILES } : {}),
   };
 }
 if (ran.size > 0) writeFileSync(RECORD, `${JSON.stringify(record, null, 2)}\n`);
@@ -38,7 +40,7 @@ const rows = [];
 let below = 0;
 for (const [name, mod] of Object.entries(modules)) {
   const r = record[name];
-  const when = ran.has(name) ? 'now' : r ? `recorded ${r.measured}` : '';
+  const when = (ran.has(name) ? 'now' : r ? `recorded ${r.measured}` : '') + (r?.files ? ` (only ${r.files})` : '');
   if (r === undefined || (ran.has(name) && !existsSync(`reports/mutation/${name}/mutation.json`))) {
     rows.push([name, ran.has(name) ? 'no report' : 'not run', '', '', '', '', '', ran.has(name) && mod.bar !== null ? `missed ${mod.bar} %` : 'not measured', when]);
     if (ran.has(name)) below++;
