@@ -149,6 +149,11 @@ describe('tiers: Pass and the baseline', () => {
     // A Pass that names destination addresses may or may not apply once resolved: resolve.
     const cidrPass = compilePolicies([clusterPolicy('c', [pass('p', { to: { cidrs: ['1.2.3.0/24'] } }), deny('rest')])], { tenancy: 'Namespaced' });
     assert.equal(decideBeforeResolve(cidrPass, { ...base, namespace: 'team-a' }), null);
+    // A Pass for every address hands the request to the namespace tier whatever the name resolves
+    // to: with nothing there for it, the refusal is known now, and no lookup is spent on it.
+    const passAll = compilePolicies([clusterPolicy('c', [pass('p'), allow('after-pass')]), makePolicy('web', [allow('web', { to: { ports: ['443'] } })], { namespace: 'team-a' })], { tenancy: 'Namespaced' });
+    assert.equal(decideBeforeResolve(passAll, { ...base, namespace: 'team-a', destPort: 80 })?.reason, 'NoRuleMatched');
+    assert.equal(decideBeforeResolve(passAll, { ...base, namespace: 'team-a', destPort: 443 }), null);
   });
 });
 
