@@ -7,12 +7,13 @@
 #   MUTATE_CONCURRENCY=1              test runner processes (default 2)
 #   MUTATE_INCREMENTAL=1              reuse reports/mutation/<module>/incremental.json
 #   MUTATE_FILES=src/x.ts,src/y.ts:10-40  mutate only these files or line ranges (one module)
+#   MUTATE_TIMEOUT_MS=20000           a wider timeout margin on a loaded machine (default 5000)
 set -euo pipefail
 # One block, parsed whole before it runs: a run lasts an hour, and bash reads a script as it goes,
 # so an edit to this file (a checkout, a merge) mid-run would otherwise run half a line.
 {
 cd "$(dirname "$0")/.."
-modules=${MUTATE_MODULES:-protocol policy policy-compile policy-validate limits session}
+modules=${MUTATE_MODULES:-protocol policy policy-compile policy-validate limits relay session}
 for module in $modules; do
   start=$(date +%s)
   echo "== mutate $module"
