@@ -20,7 +20,7 @@ export const modules = {
   'policy-compile': {
     mutate: ['src/policy/{compile,rule-index,glob}.ts'],
     tests: ['test/policy/evaluate.test.ts', 'test/policy/evaluate-property.test.ts', 'test/policy/ip-glob.test.ts',
-      'test/policy/tiers.test.ts'],
+      'test/policy/tiers.test.ts', 'test/policy/glob-property.test.ts'],
     bar: 85,
   },
   // Schema validation, loading and explain: mostly messages for people.
