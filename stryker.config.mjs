@@ -17,7 +17,9 @@ export default {
     nodeArgs: ['-r', '{{hookFile}}', '--test-reporter=tap', '{{testFile}}'],
     forceBail: true,
   },
-  mutate: mod.mutate,
+  // MUTATE_FILES=a.ts,b.ts:10-40 narrows a run to some of the module's files (Stryker's own
+  // `file:line-line` ranges), e.g. to re-check the lines a new test guards.
+  mutate: process.env.MUTATE_FILES ? process.env.MUTATE_FILES.split(',') : mod.mutate,
   coverageAnalysis: 'perTest',
   // The sandbox copies only what the tests read: not .tools (Node itself), bin/ or charts/; nor
   // tsconfig.json, which Stryker would rewrite through the TypeScript 5 API that TypeScript 7 lacks.
@@ -25,7 +27,9 @@ export default {
   concurrency: Number(process.env.MUTATE_CONCURRENCY ?? 2),
   // A mutant is a timeout when it runs 5 s past 1.5× its dry-run time (Stryker's defaults): a
   // mutated loop bound that never ends then costs seconds, not the 15 s a wider margin did.
-  timeoutMS: 5000,
+  // On a loaded machine (load 15 on 2 cores) mutants that cannot loop time out anyway and count
+  // as detected: MUTATE_TIMEOUT_MS raises the margin for a run that must not over-count.
+  timeoutMS: Number(process.env.MUTATE_TIMEOUT_MS ?? 5000),
   timeoutFactor: 1.5,
   reporters: ['clear-text', 'progress-append-only', 'html', 'json'],
   clearTextReporter: { allowColor: false, logTests: false, reportTests: false, reportScoreTable: true, reportMutants: true },

@@ -215,7 +215,9 @@ export class Session implements SessionInfo {
       if (header.kind === 'invalid') return this.fail(Reason.ProxyHeaderInvalid);
       this.#headerDone = true;
       if (!header.header.local) {
-        this.clientAddress = header.header.sourceAddress;
+        // A dual-stack balancer sends an IPv4 client as TCP6 ::ffff:a.b.c.d: one client, one form,
+        // so per-source limit keys, logs and the pod map see a.b.c.d as for a direct connection.
+        this.clientAddress = unmapIpv4(header.header.sourceAddress);
         this.clientPort = header.header.sourcePort;
       }
       offset = header.bytesRead;

@@ -17,6 +17,18 @@ function ruleOf(rules: PolicyRule[], ctx: Partial<EvalContext>): string | null {
 
 const allowAll: PolicyRule = { name: 'all', action: 'Allow' };
 
+describe('evaluate: a resolved destination is always checked against to.cidrs', () => {
+  // 0.0.0.2 is the integer 2: no address may read as the "not resolved yet" marker, which skips
+  // the to.cidrs check.
+  it('0.0.0.1 to 0.0.0.3 and 255.255.255.255 miss a rule for 10.0.0.0/8', () => {
+    const rules: PolicyRule[] = [{ name: 'ten', action: 'Deny', to: { cidrs: ['10.0.0.0/8'] } }];
+    for (const destIp of ['0.0.0.1', '0.0.0.2', '0.0.0.3', '255.255.255.255']) {
+      assert.equal(ruleOf(rules, { destIp }), null, destIp);
+    }
+    assert.equal(ruleOf(rules, { destIp: '10.9.8.7' }), 'ten');
+  });
+});
+
 describe('evaluate: order', () => {
   it('denies with NoRuleMatched when nothing matches', () => {
     assert.deepEqual(decide([{ name: 'ssh', action: 'Allow', to: { ports: ['22'] } }], {}), {

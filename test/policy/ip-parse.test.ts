@@ -58,6 +58,9 @@ describe('parseIpv4', () => {
     ['0000:0000:0000:0000:0000:ffff:001.002.003.004', NOT_IPV4],
     ['ffff:1.2.3.4', NOT_IPV4],
     ['::ffff', NOT_IPV4],
+    // Eight groups without '::', one of them not hex: refused, not a TypeError from the expansion.
+    ['0:0:0:0:0:ffff:7f00:g', NOT_IPV4],
+    ['0:0:0:0:0:ffff:g:1.2.3.4', NOT_IPV4],
     ['localhost', NOT_IPV4],
   ];
   for (const [text, expected] of cases) {

@@ -33,6 +33,20 @@ function outcome(policies: Socks4Policy[], tenancy: Tenancy, ctx: Partial<EvalCo
   return `${d.action} ${d.tier} ${d.rule?.id ?? '-'}`;
 }
 
+describe('tiers: namespace numbers are never mistaken for the Shared or no-namespace markers', () => {
+  // Five namespaces, so the compiled namespace numbers run past 0..4: each client gets its own
+  // namespace's rule only, and a client in no namespace gets none of them.
+  const names = ['ns-a', 'ns-b', 'ns-c', 'ns-d', 'ns-e'];
+  const policies = names.map((ns, i) => makePolicy('web', [allow('web', { to: { ports: [String(1000 + i)] } })], { namespace: ns }));
+  for (const client of [...names, null]) {
+    it(`Namespaced: a client in ${client ?? 'no namespace'} is allowed on its own port only`, () => {
+      const got = names.map((_, i) => outcome(policies, 'Namespaced', { namespace: client, destPort: 1000 + i }));
+      const want = names.map((ns, i) => (ns === client ? `allow Namespace ${ns}/web/web` : 'deny Default -'));
+      assert.deepEqual(got, want);
+    });
+  }
+});
+
 describe('tiers: a namespace governs its own pods', () => {
   // The issue's reproduction: team-b's priority-0 Deny-all must not reach team-a.
   const policies = [
@@ -135,6 +149,11 @@ describe('tiers: Pass and the baseline', () => {
     // A Pass that names destination addresses may or may not apply once resolved: resolve.
     const cidrPass = compilePolicies([clusterPolicy('c', [pass('p', { to: { cidrs: ['1.2.3.0/24'] } }), deny('rest')])], { tenancy: 'Namespaced' });
     assert.equal(decideBeforeResolve(cidrPass, { ...base, namespace: 'team-a' }), null);
+    // A Pass for every address hands the request to the namespace tier whatever the name resolves
+    // to: with nothing there for it, the refusal is known now, and no lookup is spent on it.
+    const passAll = compilePolicies([clusterPolicy('c', [pass('p'), allow('after-pass')]), makePolicy('web', [allow('web', { to: { ports: ['443'] } })], { namespace: 'team-a' })], { tenancy: 'Namespaced' });
+    assert.equal(decideBeforeResolve(passAll, { ...base, namespace: 'team-a', destPort: 80 })?.reason, 'NoRuleMatched');
+    assert.equal(decideBeforeResolve(passAll, { ...base, namespace: 'team-a', destPort: 443 }), null);
   });
 });
 

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runPolicyPush } from '../../src/cli/push-command.ts';
 import { closeRedisClient, createRedisClient, waitForReady, type RedisClient } from '../../src/redis/connection.ts';
+import { limitKey } from '../../src/limits/redis-keys.ts';
 import { ruleKeys } from '../../src/rules/redis-keys.ts';
 import { getOps, probe, runCli, socksConnect, startProxyProcess, startProxyProcesses, startSink, type ProxyProcess, type SocksAttempt } from '../helpers/fleet.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
@@ -174,8 +175,12 @@ describe('a fleet of three proxies on one Redis', () => {
     await redis.restart();
     assert.ok(await waitForReady(admin, 10_000));
     // The restarted Redis is empty. Within a renewal period the proxies re-add the 10 sessions
-    // they still hold, so the fleet-wide limit is enforced again.
-    await sleep(LEASE_TTL_MS / 3 + 200);
+    // they still hold, so the fleet-wide limit is enforced again: wait for them in the rule's
+    // session set (bounded by two lease times), not for a fixed time that a slow machine outlasts.
+    const holdKey = limitKey(prefix, 'sessions', 'Rule', { ruleId: 'test/fleet/concurrent', sourceIp: '', userId: '' });
+    const renewedBy = Date.now() + 2 * LEASE_TTL_MS + 1000;
+    while (Date.now() < renewedBy && (await admin.zcard(holdKey)) < 10) await sleep(20);
+    assert.equal(await admin.zcard(holdKey), 10, 'every held session re-added by its proxy');
     for (const proxy of proxies) assert.equal(await probe(proxy.port, ports.hold), REFUSED);
     // Notices resume once each proxy has resubscribed (bounded wait), without any restart.
     const channel = ruleKeys(prefix).channel;

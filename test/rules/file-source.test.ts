@@ -15,6 +15,7 @@ runRuleSourceContract('file', async (initial) => {
   // Published whole, as editors and ConfigMap updates do (write beside, then rename): a reload
   // that read a half-written file would see an empty set, which the source rightly refuses.
   let n = 0;
+  const others: FileRuleSource[] = [];
   const replace = async (text: string): Promise<void> => {
     const next = path.join(dir, `.policy.yaml.${n++}`);
     await writeFile(next, text);
@@ -25,7 +26,13 @@ runRuleSourceContract('file', async (initial) => {
     publish: (yaml) => replace(yaml),
     publishBroken: () => replace('apiVersion: socks4-fleet.io/v1alpha1\nkind: Socks4Policy\nspec: {rules: [{name: Bad, action: Maybe}]}\n'),
     settle: () => source.reload(),
+    another: () => {
+      const other = new FileRuleSource(file, { debounceMs: 10 });
+      others.push(other);
+      return other;
+    },
     async cleanup() {
+      for (const other of others) await other.stop();
       await source.stop();
       rmSync(dir, { recursive: true, force: true });
     },

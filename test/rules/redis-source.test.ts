@@ -29,6 +29,7 @@ runRuleSourceContract('redis', async (initial) => {
   if (initial !== null) await publish(initial);
   const client = createRedisClient({ url: redis.url });
   const source = new RedisRuleSource({ client, prefix, refreshIntervalMs: 60_000 });
+  const others: { source: RedisRuleSource; client: typeof client }[] = [];
   return {
     source,
     publish,
@@ -39,7 +40,17 @@ runRuleSourceContract('redis', async (initial) => {
       await publisher.publish(keys.channel, version);
     },
     settle: () => source.refresh(),
+    another: () => {
+      const otherClient = createRedisClient({ url: redis.url });
+      const other = new RedisRuleSource({ client: otherClient, prefix, refreshIntervalMs: 60_000 });
+      others.push({ source: other, client: otherClient });
+      return other;
+    },
     async cleanup() {
+      for (const other of others) {
+        await other.source.stop();
+        await closeRedisClient(other.client);
+      }
       await source.stop();
       await closeRedisClient(client);
       await closeRedisClient(publisher);

@@ -18,6 +18,8 @@ export interface RuleSourceHarness {
   publishBroken(): Promise<void>;
   /** Makes the running source look at what is published now (a forced re-read). */
   settle(): Promise<void>;
+  /** A second source over the same backend (not started; cleaned up with the harness). */
+  another(): RuleSource;
   cleanup(): Promise<void>;
 }
 
@@ -142,14 +144,23 @@ export function runRuleSourceContract(name: string, open: OpenHarness): void {
     });
 
     it('stops following changes after stop()', async (t) => {
-      const { source, publish } = await start(t, policyYaml(443));
+      const harness = await start(t, policyYaml(443));
+      const { source, publish } = harness;
       const held = source.current();
       const seen: RuleSnapshot[] = [];
       source.on('snapshot', (snap: RuleSnapshot) => seen.push(snap));
+      // A running witness on the same backend gets the same file events and notices. Two changes,
+      // each awaited on the witness: a stopped source that still followed would have loaded the
+      // first by the time the witness has the second, however slow the machine is.
+      const witness = harness.another();
+      witness.on('error', () => {});
+      await witness.start();
       await source.stop();
-      await publish(policyYaml(443, { action: 'Deny' }));
-      // Nothing to await on a stopped source: give a running one ample time to have reacted.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      for (const action of ['Deny', 'Allow'] as const) {
+        const witnessed = nextEvent<RuleSnapshot>(witness, 'snapshot');
+        await publish(policyYaml(443, { action, rules: action === 'Allow' ? 2 : 1 }));
+        assert.equal(decide(await witnessed, 443), `${action.toLowerCase()}:proxies/office/rule-0`);
+      }
       assert.deepEqual(seen, []);
       assert.equal(source.current(), held);
     });

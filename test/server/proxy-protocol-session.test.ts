@@ -62,6 +62,21 @@ function v2(source: string, sourcePort = 40_001): Buffer {
   return Buffer.concat([head, body]);
 }
 
+/**
+ * A v2 PROXY/TCP6 header whose source is the IPv4-mapped `::ffff:<source>`: what a dual-stack
+ * load balancer sends for an IPv4 client. 36 address bytes: source, destination ::1, two ports.
+ */
+function v2mapped(source: string, sourcePort: number): Buffer {
+  const head = Buffer.from('0d0a0d0a000d0a515549540a' + '21' + '21' + '0024', 'hex');
+  const body = Buffer.alloc(36);
+  body.writeUInt16BE(0xffff, 10);
+  source.split('.').forEach((octet, i) => (body[12 + i] = Number(octet)));
+  body[31] = 1;
+  body.writeUInt16BE(sourcePort, 32);
+  body.writeUInt16BE(1080, 34);
+  return Buffer.concat([head, body]);
+}
+
 /** The proxy's log line for the session that ended with `client`:`clientPort` (bounded poll). */
 async function sessionLog(client: string, clientPort: number): Promise<Record<string, unknown>> {
   for (let i = 0; i < 200; i++) {
@@ -131,4 +146,22 @@ test('per-source limits count the header\'s source address: one source is capped
   assert.equal(other.reply[1], 90);
   first.raw.socket.destroy();
   other.raw.socket.destroy();
+});
+
+test('a v2 TCP6 source ::ffff:a.b.c.d is the IPv4 client a.b.c.d: logs, from.cidrs and the per-source cap', async () => {
+  // Matched by the IPv4 rule and logged as the operator writes the address.
+  const office = await send(Buffer.concat([v2mapped('10.1.3.4', 43_000), socks4Request(1, echo.port, '127.0.0.1', 'office')]));
+  assert.equal(office.reply[1], 90);
+  office.raw.socket.destroy();
+  assert.equal((await sessionLog('10.1.3.4', 43_000)).rule, 'test/behind-lb/office');
+  // One client, whichever family its balancer used: a TCP4 session holds 10.9.0.5's one slot, so
+  // the same client arriving as ::ffff:10.9.0.5 is over the cap.
+  const request = socks4Request(1, echo.port, '127.0.0.1', 'limited');
+  const first = await send(Buffer.concat([v1('10.9.0.5', 43_001), request]));
+  assert.equal(first.reply[1], 90);
+  const mapped = await send(Buffer.concat([v2mapped('10.9.0.5', 43_002), request]));
+  assert.deepEqual([...mapped.reply], [0, 91, 0, 0, 0, 0, 0, 0]);
+  await mapped.raw.closed;
+  assert.equal((await sessionLog('10.9.0.5', 43_002)).reason, 'ConcurrencyLimited');
+  first.raw.socket.destroy();
 });

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { Reason, SocksError } from '../../src/errors.ts';
+import { channels } from '../../src/telemetry/events.ts';
 import type { ServerConfig } from '../../src/server/session-env.ts';
 import { connectRaw, exchange, socks4Request, startEchoServer, startProxy, type Closable } from '../helpers/servers.ts';
 import { startIdentd } from '../helpers/identd.ts';
@@ -255,9 +256,20 @@ test('upstream refused: the connect child and the session are ERROR UpstreamRefu
 
 test('client aborted mid-request (a TCP health check): a span without a command, error.type ClientAborted, status unset, no reply', async () => {
   await withTraces(async (h, proxyPort) => {
+    // Hang up only once the proxy has the connection (its session:start), so the abort is seen
+    // mid-request by a session, whatever the load; TCP delivers the 5 bytes before the FIN.
+    const started = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no session:start within 5 s')), 5000);
+      const onStart = (): void => {
+        clearTimeout(timer);
+        channels.sessionStart.unsubscribe(onStart);
+        resolve();
+      };
+      channels.sessionStart.subscribe(onStart);
+    });
     const raw = await connectRaw(proxyPort);
     raw.socket.write(socks4Request(1, echo.port, '127.0.0.1', 'alice').subarray(0, 5));
-    await new Promise((resolve) => setTimeout(resolve, 20)); // let the proxy read the partial request
+    await started;
     raw.socket.destroy();
     const [span] = await h.waitForSessions(1);
     assert.ok(span);
