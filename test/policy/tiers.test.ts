@@ -41,7 +41,7 @@ describe('tiers: namespace numbers are never mistaken for the Shared or no-names
   for (const client of [...names, null]) {
     it(`Namespaced: a client in ${client ?? 'no namespace'} is allowed on its own port only`, () => {
       const got = names.map((_, i) => outcome(policies, 'Namespaced', { namespace: client, destPort: 1000 + i }));
-      const want = names.map((ns, i) => (ns === client ? `allow Namespace ${ns}/web/web` : 'deny Default -'));
+      const want = names.map((ns) => (ns === client ? `allow Namespace ${ns}/web/web` : 'deny Default -'));
       assert.deepEqual(got, want);
     });
   }
