@@ -318,20 +318,19 @@ export class Session implements SessionInfo {
     const started = performance.now();
     let admission: Admission;
     try {
-      // A limiter slower than its deadline has not admitted anyone; a lease it grants later
-      // is handed straight back.
-      admission = await within(
-        this.#env.limiter.admit({
-          ruleId: decision.rule.id,
-          limits: decision.limits,
-          sourceIp: this.clientAddress,
-          userId: this.userId ?? '',
-          sessionId: this.id,
-        }),
-        this.#env.config.limitsTimeoutMs,
-        Reason.LimiterUnavailable,
-        (late) => void (late.ok && late.lease.release()),
-      );
+      const answer = this.#env.limiter.admit({
+        ruleId: decision.rule.id,
+        limits: decision.limits,
+        sourceIp: this.clientAddress,
+        userId: this.userId ?? '',
+        sessionId: this.id,
+      });
+      // The in-process limiter answers at once: no deadline to race (a timer, a race and three
+      // promises per session, profiled ~1.5% of handshake CPU). A limiter slower than its deadline
+      // has not admitted anyone; a lease it grants later is handed straight back.
+      admission = !(answer instanceof Promise)
+        ? answer
+        : await within(answer, this.#env.config.limitsTimeoutMs, Reason.LimiterUnavailable, (late) => void (late.ok && late.lease.release()));
     } catch {
       // Limiters decide their own fail mode; one that throws anyway has not admitted anyone.
       admission = { ok: false, reason: Reason.LimiterUnavailable, retryAfterMs: 0 };
