@@ -33,8 +33,9 @@ export function isoTime(): string {
   return `${isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
 }
 
-export function createLogger(options: { level?: string; destination?: number | string; sync?: boolean } = {}): Logger {
-  const { stream: destination, noteWrite } = bufferedDestination(options.destination ?? 1, { sync: options.sync ?? false });
+/** shared: other processes (--workers) write to the same destination (default: assume they may). */
+export function createLogger(options: { level?: string; destination?: number | string; sync?: boolean; shared?: boolean } = {}): Logger {
+  const { stream: destination, noteWrite } = bufferedDestination(options.destination ?? 1, { sync: options.sync ?? false, shared: options.shared ?? true });
   const logger = pino(
     {
       level: options.level ?? 'info',
