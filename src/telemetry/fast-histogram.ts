@@ -44,7 +44,7 @@ export class FastHistogram<L extends string> {
   readonly help: string;
   readonly type = 'histogram';
   readonly aggregator = 'sum';
-  readonly #labelNames: readonly L[];
+  readonly labelNames: readonly L[]; // public like prom-client's: the reference generator reads it
   readonly #bounds: readonly number[];
   /** By label values joined with NUL (label values never hold one: they are bounded names). */
   readonly #children = new Map<string, HistogramChild>();
@@ -52,7 +52,7 @@ export class FastHistogram<L extends string> {
   constructor(config: { name: string; help: string; labelNames: readonly L[]; buckets: readonly number[]; registers: Registry[] }) {
     this.name = config.name;
     this.help = config.help;
-    this.#labelNames = config.labelNames;
+    this.labelNames = config.labelNames;
     this.#bounds = [...config.buckets].sort((a, b) => a - b);
     for (const registry of config.registers) registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0]);
   }
@@ -63,7 +63,7 @@ export class FastHistogram<L extends string> {
     let child = this.#children.get(key);
     if (child === undefined) {
       const labels: Record<string, string> = {};
-      this.#labelNames.forEach((name, i) => (labels[name] = values[i] ?? ''));
+      this.labelNames.forEach((name, i) => (labels[name] = values[i] ?? ''));
       child = new HistogramChild(labels, this.#bounds);
       this.#children.set(key, child);
     }
