@@ -38,6 +38,11 @@ export interface ModeFigures {
   errors: number;
   /** Session log lines written ÷ sessions served, when logs were on (1 = none lost). */
   logLines: number | null;
+  /**
+   * Tracing modes: session spans the OTLP sink received against sessions the proxy logged over its
+   * whole life (warm-up and probe included), read after it stopped and flushed. Equal: none lost.
+   */
+  spans: { exported: number; sessions: number } | null;
 }
 
 export interface CpuPerSessionReport {
@@ -103,6 +108,10 @@ export async function measureCpuPerSession(options: {
   } finally {
     for (const { target } of targets.values()) await target.stop();
   }
+  const exportedSpans = (mode: Mode): number | null => {
+    const otlp = targets.get(mode)?.target.details().otlp as { sessionSpans?: number } | undefined;
+    return otlp?.sessionSpans ?? null;
+  };
   const floorCpu = (samples.get(Mode.Floor) ?? []).map((r) => r.proxyCpuUsPerSession);
   const modes: Partial<Record<Mode, ModeFigures>> = {};
   for (const mode of options.modes) {
@@ -121,6 +130,7 @@ export async function measureCpuPerSession(options: {
       proxyCores: summarize(rs.map((r) => r.cpu.proxyCores)),
       errors: rs.reduce((n, r) => n + r.errors, 0),
       logLines: logFile === null ? null : countSessionLines(logFile),
+      spans: exportedSpans(mode) === null || logFile === null ? null : { exported: exportedSpans(mode)!, sessions: countSessionLines(logFile, true) },
     };
   }
   rmSync(dir, { recursive: true, force: true });
@@ -130,9 +140,12 @@ export async function measureCpuPerSession(options: {
   };
 }
 
-function countSessionLines(file: string): number {
+/** Granted sessions' lines; with `all`, every session's (refused and cut by the drain too). */
+function countSessionLines(file: string, all = false): number {
   let n = 0;
-  for (const line of readFileSync(file, 'utf8').split('\n')) if (line.includes('"msg":"session closed"')) n++;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (line.includes('"msg":"session closed"') || (all && /"msg":"session (refused|cut by the drain)"/.test(line))) n++;
+  }
   return n;
 }
 
@@ -141,6 +154,9 @@ export function renderCpuPerSession(report: CpuPerSessionReport): string {
   for (const [mode, f] of Object.entries(report.modes)) {
     lines.push(`| ${mode} | ${formatSummary(f.cpuUsPerSession)} | ${formatSummary(f.ratioToFloor, '×')} | ${formatSummary(f.sessionsPerSecond)} | `
       + `${formatSummary(f.proxyCores)} | ${f.auxCpuUsPerSession === null ? '—' : formatSummary(f.auxCpuUsPerSession)} | ${f.logLines ?? '—'} | ${f.errors} |`);
+  }
+  for (const [mode, f] of Object.entries(report.modes)) {
+    if (f.spans !== null) lines.push('', `${mode}: session spans exported ${f.spans.exported} for ${f.spans.sessions} sessions logged${f.spans.exported === f.spans.sessions ? ' (none lost)' : ' (SPANS LOST)'}`);
   }
   lines.push('', `foreign cores (other processes, max over windows): ${report.foreignCoresMax.toFixed(2)}`);
   return lines.join('\n');

@@ -234,19 +234,63 @@ export async function startRedisMode(tracing: boolean, options: FleetOptions = {
 
 interface OtlpSink {
   readonly env: Record<string, string>;
-  stats(): { requests: number; bytes: number };
+  /** sessionSpans: the session (SERVER) spans received, one per session: none may be lost. */
+  stats(): { requests: number; bytes: number; sessionSpans: number };
   close(): Promise<void>;
+}
+
+const SESSION_SPAN_NAMES = new Set(['socks4', 'socks4 CONNECT', 'socks4 BIND']);
+
+/**
+ * Session spans in one OTLP/protobuf ExportTraceServiceRequest: resource_spans (1) → scope_spans
+ * (2) → spans (2) → name (5). A minimal protobuf walk, so the harness needs no decoder.
+ */
+export function countSessionSpans(body: Buffer): number {
+  const fields = (start: number, end: number, visit: (field: number, from: number, to: number) => void): void => {
+    let at = start;
+    const varint = (): number => {
+      let value = 0;
+      for (let shift = 0; ; shift += 7) {
+        const byte = body[at++]!;
+        value += (byte & 0x7f) * 2 ** shift;
+        if (byte < 0x80) return value;
+      }
+    };
+    while (at < end) {
+      const key = varint();
+      const wire = key & 7;
+      if (wire === 0) varint();
+      else if (wire === 1) at += 8;
+      else if (wire === 5) at += 4;
+      else if (wire === 2) {
+        const length = varint();
+        visit(Math.floor(key / 8), at, at + length);
+        at += length;
+      } else throw new Error(`OTLP sink: protobuf wire type ${wire} unexpected`);
+    }
+  };
+  let count = 0;
+  fields(0, body.length, (f, a, b) => f === 1 && fields(a, b, (f, a, b) => f === 2 && fields(a, b, (f, a, b) => {
+    if (f === 2) fields(a, b, (f, a, b) => void (f === 5 && SESSION_SPAN_NAMES.has(body.toString('utf8', a, b)) && count++));
+  })));
+  return count;
 }
 
 /** An OTLP/HTTP receiver that accepts and counts export requests (protobuf or JSON) and drops them. */
 async function startOtlpSink(): Promise<OtlpSink> {
   let requests = 0;
   let bytes = 0;
+  let sessionSpans = 0;
   const server = http.createServer((req, res) => {
-    req.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      chunks.push(chunk);
+    });
     req.on('end', () => {
       if (req.url?.startsWith('/v1/traces') === true) requests++;
       const json = req.headers['content-type']?.includes('json') === true;
+      if (!json && req.url?.startsWith('/v1/traces') === true) sessionSpans += countSessionSpans(Buffer.concat(chunks));
       res.writeHead(200, { 'content-type': json ? 'application/json' : 'application/x-protobuf' }).end(json ? '{}' : '');
     });
   });
@@ -260,7 +304,7 @@ async function startOtlpSink(): Promise<OtlpSink> {
       OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
       OTEL_SERVICE_NAME: 'socks4-fleet-bench',
     },
-    stats: () => ({ requests, bytes }),
+    stats: () => ({ requests, bytes, sessionSpans }),
     close: () => new Promise((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());

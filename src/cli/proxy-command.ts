@@ -187,7 +187,9 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   const logLevel = parseLogLevel(values['log-level']);
   const workers = parseCount('workers', values.workers);
   const worker = workerLink(env);
-  const logger = createLogger({ level: logLevel });
+  // Alone on stdout (one worker, the default) it may write larger batches; a supervisor and its
+  // workers share it, so each of them keeps its writes atomic.
+  const logger = createLogger({ level: logLevel, shared: worker !== null || workers > 1 });
   if (workers > 1 && worker === null) return runSupervisor({ argv, count: workers, listenHost: listen.host, ops, logger });
   const unsubscribeLogs = logEvents(logger, { redactUserIds: values['redact-userids'] });
   // Fleet mode shares rules and limits through Redis; the limiter's close() also closes the connection.

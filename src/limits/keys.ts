@@ -21,8 +21,23 @@ export function encodeKeyPart(part: string): string {
   return UNRESERVED.test(part) ? part : encodeURIComponent(part.toWellFormed());
 }
 
+// Rule ids hold '/' (namespace/policy/rule), so they never take the fast path above; they are
+// few (the rules in force), so each is encoded once (profiled: 1% of handshake CPU, embedded).
+const encodedRuleIds = new Map<string, string>();
+const MAX_ENCODED_RULE_IDS = 65_536; // past it (rules churned by many pushes) start over
+
+export function encodeRuleId(ruleId: string): string {
+  let encoded = encodedRuleIds.get(ruleId);
+  if (encoded === undefined) {
+    if (encodedRuleIds.size >= MAX_ENCODED_RULE_IDS) encodedRuleIds.clear();
+    encoded = encodeKeyPart(ruleId);
+    encodedRuleIds.set(ruleId, encoded);
+  }
+  return encoded;
+}
+
 export function buildLimitKey(kind: LimitKey, req: Pick<AdmitRequest, 'ruleId' | 'sourceIp' | 'userId'>): string {
-  const rule = encodeKeyPart(req.ruleId);
+  const rule = encodeRuleId(req.ruleId);
   switch (kind) {
     case 'Rule':
       return rule;

@@ -12,7 +12,7 @@ import {
   updateBucketRate,
   type TokenBucket,
 } from './token-bucket.ts';
-import type { Admission, AdmitRequest, Lease, Limiter } from './types.ts';
+import type { Admission, AdmitRequest, BandwidthGate, Lease, Limiter } from './types.ts';
 
 export interface MemoryLimiterOptions {
   /** Clock in ms; injected by tests. Default Date.now. */
@@ -44,6 +44,35 @@ interface SharedBucket {
 const NO_OP_LEASE: Lease = Object.freeze({ release(): void {}, bandwidth: null });
 const UNLIMITED: Admission = Object.freeze({ ok: true, lease: NO_OP_LEASE });
 const CLOSED: Admission = Object.freeze({ ok: false, reason: 'LimiterUnavailable', retryAfterMs: 0 });
+
+/** One object per admitted session (a literal with a release closure was three). */
+class MemoryLease implements Lease {
+  readonly bandwidth: BandwidthGate | null;
+  #concurrencyKey: string | null;
+  #shared: SharedBucket | null;
+  #release: ((concurrencyKey: string | null, shared: SharedBucket | null) => void) | null;
+
+  constructor(
+    bandwidth: BandwidthGate | null,
+    concurrencyKey: string | null,
+    shared: SharedBucket | null,
+    release: (concurrencyKey: string | null, shared: SharedBucket | null) => void,
+  ) {
+    this.bandwidth = bandwidth;
+    this.#concurrencyKey = concurrencyKey;
+    this.#shared = shared;
+    this.#release = release;
+  }
+
+  release(): void {
+    const release = this.#release;
+    if (release === null) return; // released once only
+    this.#release = null;
+    release(this.#concurrencyKey, this.#shared);
+    this.#concurrencyKey = null;
+    this.#shared = null;
+  }
+}
 
 export function createMemoryLimiter(opts: MemoryLimiterOptions = {}): MemoryLimiter {
   const clock = opts.now ?? Date.now;
@@ -119,17 +148,12 @@ export function createMemoryLimiter(opts: MemoryLimiterOptions = {}): MemoryLimi
       }
     }
 
-    let released = false;
-    const lease: Lease = {
-      bandwidth: bucket === null ? null : createBandwidthGate(bucket, clock),
-      release(): void {
-        if (released) return;
-        released = true;
-        releaseSession(concurrencyKey);
-        if (shared !== null && !closed) shared.leases -= 1;
-      },
-    };
-    return { ok: true, lease };
+    return { ok: true, lease: new MemoryLease(bucket === null ? null : createBandwidthGate(bucket, clock), concurrencyKey, shared, releaseLease) };
+  }
+
+  function releaseLease(concurrencyKey: string | null, shared: SharedBucket | null): void {
+    releaseSession(concurrencyKey);
+    if (shared !== null && !closed) shared.leases -= 1;
   }
 
   return {

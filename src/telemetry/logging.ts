@@ -16,13 +16,31 @@ const LINE_BREAKERS = /[\u0085\u2028\u2029]/g;
 const escapeLineBreakers = (line: string): string =>
   line.replace(LINE_BREAKERS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
-export function createLogger(options: { level?: string; destination?: number | string; sync?: boolean } = {}): Logger {
-  const { stream: destination, noteWrite } = bufferedDestination(options.destination ?? 1, { sync: options.sync ?? false });
+/**
+ * pino's isoTime, with the date-and-seconds part built once per second rather than by a Date and
+ * toISOString per line (profiled at thousands of session lines a second). Same text.
+ */
+let isoSecond = -1;
+let isoPrefix = '';
+export function isoTime(): string {
+  const now = Date.now();
+  const ms = now % 1000;
+  const second = now - ms;
+  if (second !== isoSecond) {
+    isoSecond = second;
+    isoPrefix = `,"time":"${new Date(second).toISOString().slice(0, 20)}`;
+  }
+  return `${isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
+}
+
+/** shared: other processes (--workers) write to the same destination (default: assume they may). */
+export function createLogger(options: { level?: string; destination?: number | string; sync?: boolean; shared?: boolean } = {}): Logger {
+  const { stream: destination, noteWrite } = bufferedDestination(options.destination ?? 1, { sync: options.sync ?? false, shared: options.shared ?? true });
   const logger = pino(
     {
       level: options.level ?? 'info',
       base: { pid: process.pid },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: ['redisUrl', 'password', '*.password'], censor: '[redacted]' },
       hooks: {
@@ -39,10 +57,13 @@ export function createLogger(options: { level?: string; destination?: number | s
 
 /** Subscribes the logger to the core's events; returns the unsubscribe function. */
 export function logEvents(logger: Logger, options: { redactUserIds?: boolean } = {}): () => void {
+  // The session line carries none of the redacted fields (redisUrl, password): its own child
+  // skips the redaction pass, which with a wildcard path runs per field (~4 µs a line, profiled).
+  const sessionLog = logger.child({}, { redact: [] });
   const onSessionEnd = (s: SessionInfo): void => {
     const granted = s.replyCode === 90;
     if (!logger.isLevelEnabled('info')) return;
-    logger.info(
+    sessionLog.info(
       {
         session: s.id,
         client: s.clientAddress,

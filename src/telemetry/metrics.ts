@@ -2,6 +2,7 @@
 // reply code, reason, phase): never client addresses or USERIDs.
 import client from 'prom-client';
 import { channels, type ConnectionRefusedEvent, type PhaseEvent, type SessionInfo, type SnapshotEvent, type SourceErrorEvent } from './events.ts';
+import { FastHistogram, type HistogramChild } from './fast-histogram.ts';
 
 /** Distinct namespace label values per process; later namespaces share OTHER_NAMESPACES. */
 export const MAX_NAMESPACE_LABELS = 100;
@@ -13,6 +14,34 @@ export interface ProxyMetrics {
   close(): void;
 }
 
+/**
+ * A counter child's increments, summed in a plain number and handed to prom-client when the counter
+ * is read (its collect runs on every /metrics scrape and JSON read): prom-client's inc() rebuilds
+ * and hashes the labels on every call, and sessions end thousands of times a second.
+ */
+class CountOnRead {
+  #pending = 0;
+  readonly #child: client.Counter.Internal;
+
+  constructor(child: client.Counter.Internal) {
+    this.#child = child;
+  }
+
+  inc(by = 1): void {
+    this.#pending += by;
+  }
+
+  flush(): void {
+    if (this.#pending === 0) return;
+    this.#child.inc(this.#pending);
+    this.#pending = 0;
+  }
+}
+
+const flushAll = (counts: Iterable<CountOnRead>): void => {
+  for (const count of counts) count.flush();
+};
+
 export function createProxyMetrics(options: {
   activeSessions: () => number;
   snapshot: () => { version: string; loadedAt: number } | null;
@@ -22,12 +51,16 @@ export function createProxyMetrics(options: {
   dnsInFlight?: () => number;
 }): ProxyMetrics {
   const registry = new client.Registry();
+  const sessionChildren = new Map<string, CountOnRead>();
+  const tenantChildren = new Map<string, CountOnRead>();
+  const bytesChildren: CountOnRead[] = [];
   client.collectDefaultMetrics({ register: registry });
   const sessions = new client.Counter({
     name: 'socks4_sessions_total',
     help: 'Sessions ended, by command, reply code and refusal reason (reason="" when granted).',
     labelNames: ['command', 'reply', 'reason'] as const,
     registers: [registry],
+    collect: () => flushAll(sessionChildren.values()),
   });
   new client.Gauge({
     name: 'socks4_active_sessions',
@@ -79,7 +112,7 @@ export function createProxyMetrics(options: {
       },
     });
   }
-  const handshake = new client.Histogram({
+  const handshake = new FastHistogram({
     name: 'socks4_handshake_duration_seconds',
     help: 'Time from accept to the first reply.',
     labelNames: ['command', 'reply'] as const,
@@ -91,6 +124,7 @@ export function createProxyMetrics(options: {
     help: 'Bytes relayed, by direction (upstream = client to destination).',
     labelNames: ['direction'] as const,
     registers: [registry],
+    collect: () => flushAll(bytesChildren),
   });
   const limitRejections = new client.Counter({
     name: 'socks4_limit_rejections_total',
@@ -98,7 +132,7 @@ export function createProxyMetrics(options: {
     labelNames: ['kind'] as const,
     registers: [registry],
   });
-  const phases = new client.Histogram({
+  const phases = new FastHistogram({
     name: 'socks4_phase_duration_seconds',
     help: 'Duration of handshake phases (dns, ident, limits, connect, bind-accept).',
     labelNames: ['phase', 'outcome'] as const,
@@ -131,6 +165,7 @@ export function createProxyMetrics(options: {
     help: `Decided sessions by the client's namespace (client_namespace="" when it is no known pod; the first ${MAX_NAMESPACE_LABELS} namespaces seen get their own value, later ones "${OTHER_NAMESPACES}"), the tier that decided and whether it allowed.`,
     labelNames: ['client_namespace', 'tier', 'decision'] as const,
     registers: [registry],
+    collect: () => flushAll(tenantChildren.values()),
   });
   const namespaceLabels = new Set<string>();
   const limiterErrors = new client.Counter({
@@ -167,19 +202,18 @@ export function createProxyMetrics(options: {
   // prom-client hashes a labels object (sorting its keys) on every inc/observe; sessions end
   // thousands of times a second, so the labelled children are looked up once per label set
   // (profiled: ~3% of handshake CPU). The label sets are small and bounded, so are these maps.
-  const sessionChildren = new Map<string, client.Counter.Internal>();
-  const handshakeChildren = new Map<string, client.Histogram.Internal<'command' | 'reply'>>();
-  const phaseChildren = new Map<string, client.Histogram.Internal<'phase' | 'outcome'>>();
-  const tenantChildren = new Map<string, client.Counter.Internal>();
-  const bytesUp = bytes.labels('upstream'); // two per session: bound once, like the maps above
-  const bytesDown = bytes.labels('downstream');
+  const handshakeChildren = new Map<string, HistogramChild>();
+  const phaseChildren = new Map<string, HistogramChild>();
+  const bytesUp = new CountOnRead(bytes.labels('upstream')); // two per session: bound once, like the maps above
+  const bytesDown = new CountOnRead(bytes.labels('downstream'));
+  bytesChildren.push(bytesUp, bytesDown);
   const onEnd = (s: SessionInfo): void => {
     const reply = s.replyCode === null ? 'none' : String(s.replyCode);
     const command = s.command ?? 'none';
     const reason = s.replyCode === 90 ? '' : (s.reason ?? '');
     const sessionKey = `${command}|${reply}|${reason}`;
     let counted = sessionChildren.get(sessionKey);
-    if (counted === undefined) sessionChildren.set(sessionKey, (counted = sessions.labels(command, reply, reason)));
+    if (counted === undefined) sessionChildren.set(sessionKey, (counted = new CountOnRead(sessions.labels(command, reply, reason))));
     counted.inc();
     if (s.handshakeMs !== null) {
       const handshakeKey = `${command}|${reply}`;
@@ -200,7 +234,9 @@ export function createProxyMetrics(options: {
       }
       const tenantKey = `${ns}|${s.tier}|${s.reason === 'RuleDenied' || s.reason === 'NoRuleMatched' || s.reason === 'GuardedDestination' ? 'deny' : 'allow'}`;
       let counted = tenantChildren.get(tenantKey);
-      if (counted === undefined) tenantChildren.set(tenantKey, (counted = tenantSessions.labels(...(tenantKey.split('|') as [string, string, string]))));
+      if (counted === undefined) {
+        tenantChildren.set(tenantKey, (counted = new CountOnRead(tenantSessions.labels(...(tenantKey.split('|') as [string, string, string])))));
+      }
       counted.inc();
     }
     if (s.reason === 'RateLimited' || s.reason === 'ConcurrencyLimited') {

@@ -10,6 +10,7 @@ import {
   SpanStatusCode,
   trace,
   type Attributes,
+  type Context,
   type HrTime,
   type Link,
   type Span,
@@ -100,6 +101,8 @@ interface Traced {
   replied: boolean;
   established: boolean;
   endedAt: number | null; // performance.now() at close
+  /** The context holding the session span, the parent of every phase span: built once, not per phase. */
+  parent: Context | null;
 }
 
 /** Subscribes span recording to the core's channels; returns the unsubscribe function. */
@@ -147,7 +150,7 @@ export function subscribeSessionSpans(tracer: Tracer, options: SessionSpanOption
     if (!span.isRecording()) return;
     // Asked now, while the client's socket is open (the session reads it on first use).
     span.setAttributes({ [ATTR_SERVER_ADDRESS]: s.localAddress, [ATTR_SERVER_PORT]: s.localPort });
-    open.set(s, { span, offset, replied: false, established: false, endedAt: null });
+    open.set(s, { span, offset, replied: false, established: false, endedAt: null, parent: null });
   };
 
   const onPhase = (e: PhaseEvent): void => {
@@ -155,7 +158,7 @@ export function subscribeSessionSpans(tracer: Tracer, options: SessionSpanOption
     if (traced === undefined) return;
     if (traced.endedAt === null) noteReply(traced, e.session);
     const { name, kind } = phaseSpans[e.phase];
-    const parent = trace.setSpan(ROOT_CONTEXT, traced.span);
+    const parent = (traced.parent ??= trace.setSpan(ROOT_CONTEXT, traced.span));
     const child = tracer.startSpan(name, { kind, startTime: at(traced, e.startedAt), attributes: phaseAttributes(e) }, parent);
     let endedAt = e.endedAt;
     let error = e.error;
