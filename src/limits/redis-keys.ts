@@ -11,7 +11,7 @@
 // `:` or control bytes and no value can leave its own key.
 
 import { SCHEMA_VERSION } from '../redis/keys.ts';
-import { encodeKeyPart } from './keys.ts';
+import { encodeKeyPart, encodeRuleId } from './keys.ts';
 import type { AdmitRequest, LimitKey } from './types.ts';
 
 export type LimitKind = 'rate' | 'sessions' | 'bandwidth';
@@ -20,7 +20,7 @@ type KeyRequest = Pick<AdmitRequest, 'ruleId' | 'sourceIp' | 'userId'>;
 
 /** The Redis key of one limit of one rule for one client, e.g. `p:v1:{p:ns%2Fpol%2Fweb}:rate:ip:10.0.0.1`. */
 export function limitKey(prefix: string, limit: LimitKind, key: LimitKey, req: KeyRequest): string {
-  const base = `${prefix}:${SCHEMA_VERSION}:{${prefix}:${encodeKeyPart(req.ruleId)}}:${limit}`;
+  const base = `${prefix}:${SCHEMA_VERSION}:{${prefix}:${encodeRuleId(req.ruleId)}}:${limit}`;
   switch (key) {
     case 'Rule':
       return `${base}:rule`;
