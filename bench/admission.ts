@@ -19,7 +19,11 @@ import type { AdmitRequest, Limiter } from '../src/limits/types.ts';
 import { startRedis, startRedisCluster } from '../test/helpers/redis.ts';
 import { benchRoot, repoRoot } from './lib/paths.ts';
 
-type CreateLimiter = (opts: { client: RedisClient; prefix: string; podId: string }) => Limiter & { close(): Promise<void> };
+type CreateLimiter = (opts: {
+  client: RedisClient;
+  prefix: string;
+  podId: string;
+}) => Limiter & { close(): Promise<void> };
 
 export interface AdmissionRun {
   variant: string;
@@ -37,7 +41,11 @@ export interface AdmissionRun {
   commandsPerSession: number;
 }
 
-interface Target { clientFor(): RedisClient; nodes: number[]; stop(): Promise<void> }
+interface Target {
+  clientFor(): RedisClient;
+  nodes: number[];
+  stop(): Promise<void>;
+}
 
 async function startTarget(shards: number): Promise<Target> {
   if (shards === 0) {
@@ -49,31 +57,53 @@ async function startTarget(shards: number): Promise<Target> {
   const cluster = await startRedisCluster(shards);
   const [seed, ...rest] = cluster.nodes;
   return {
-    clientFor: () => createRedisClient({ url: `redis://${seed!.host}:${seed!.port}`, cluster: true, clusterNodes: rest }),
+    clientFor: () =>
+      createRedisClient({ url: `redis://${seed!.host}:${seed!.port}`, cluster: true, clusterNodes: rest }),
     nodes: cluster.nodes.map((n) => n.port),
     stop: () => cluster.stop(),
   };
 }
 
 async function nodeStats(ports: readonly number[]): Promise<{ cpuMs: number; calls: number; keys: number }[]> {
-  return Promise.all(ports.map(async (port) => {
-    const c = createRedisClient({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 10_000 });
-    try {
-      await waitForReady(c, 5000);
-      const info = `${await c.info('cpu')}\n${await c.info('commandstats')}\n${await c.info('keyspace')}`;
-      const num = (re: RegExp): number => Number(re.exec(info)?.[1] ?? 0);
-      let calls = 0;
-      for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (!['info', 'cluster', 'dbsize', 'client', 'select', 'hello', 'command'].includes(m[1]!)) calls += Number(m[2]);
-      if (process.env.ADMISSION_STATS) process.stderr.write(info.split('\n').filter((l) => l.startsWith('cmdstat_') || l.startsWith('used_cpu')).join('\n') + '\n');
-      return { cpuMs: (num(/^used_cpu_user:([\d.]+)/m) + num(/^used_cpu_sys:([\d.]+)/m)) * 1000, calls, keys: num(/^db0:keys=(\d+)/m) };
-    } finally {
-      await closeRedisClient(c);
-    }
-  }));
+  return Promise.all(
+    ports.map(async (port) => {
+      const c = createRedisClient({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 10_000 });
+      try {
+        await waitForReady(c, 5000);
+        const info = `${await c.info('cpu')}\n${await c.info('commandstats')}\n${await c.info('keyspace')}`;
+        const num = (re: RegExp): number => Number(re.exec(info)?.[1] ?? 0);
+        let calls = 0;
+        for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
+          if (!['info', 'cluster', 'dbsize', 'client', 'select', 'hello', 'command'].includes(m[1]!))
+            calls += Number(m[2]);
+        if (process.env.ADMISSION_STATS)
+          process.stderr.write(
+            info
+              .split('\n')
+              .filter((l) => l.startsWith('cmdstat_') || l.startsWith('used_cpu'))
+              .join('\n') + '\n',
+          );
+        return {
+          cpuMs: (num(/^used_cpu_user:([\d.]+)/m) + num(/^used_cpu_sys:([\d.]+)/m)) * 1000,
+          calls,
+          keys: num(/^db0:keys=(\d+)/m),
+        };
+      } finally {
+        await closeRedisClient(c);
+      }
+    }),
+  );
 }
 
 export async function measureAdmission(o: {
-  variant: string; create: CreateLimiter; shards: number; pods: number; concurrency: number; seconds: number; rules: number; users: number;
+  variant: string;
+  create: CreateLimiter;
+  shards: number;
+  pods: number;
+  concurrency: number;
+  seconds: number;
+  rules: number;
+  users: number;
 }): Promise<AdmissionRun> {
   const target = await startTarget(o.shards);
   const clients: RedisClient[] = [];
@@ -111,7 +141,9 @@ export async function measureAdmission(o: {
     };
     // Warm-up: scripts loaded on every connection, keys created, V8 warmed.
     stop = false;
-    let lanes = limiters.flatMap((l, p) => Array.from({ length: o.concurrency }, (_, c) => session(l, p * o.concurrency + c)));
+    let lanes = limiters.flatMap((l, p) =>
+      Array.from({ length: o.concurrency }, (_, c) => session(l, p * o.concurrency + c)),
+    );
     await new Promise((r) => setTimeout(r, 1000));
     stop = true;
     await Promise.all(lanes);
@@ -121,7 +153,9 @@ export async function measureAdmission(o: {
     refused = 0;
     stop = false;
     const started = performance.now();
-    lanes = limiters.flatMap((l, p) => Array.from({ length: o.concurrency }, (_, c) => session(l, p * o.concurrency + c)));
+    lanes = limiters.flatMap((l, p) =>
+      Array.from({ length: o.concurrency }, (_, c) => session(l, p * o.concurrency + c)),
+    );
     await new Promise((r) => setTimeout(r, o.seconds * 1000));
     stop = true;
     await Promise.all(lanes);
@@ -138,7 +172,11 @@ export async function measureAdmission(o: {
       seconds,
       sessionsPerSecond: admitted / seconds,
       redisCpuUsPerSession: (cpu.reduce((s, x) => s + x, 0) * 1000) / admitted,
-      perShard: cpu.map((ms, i) => ({ cpuUsPerSession: (ms * 1000) / admitted, cores: ms / 1000 / seconds, keys: after[i]!.keys })),
+      perShard: cpu.map((ms, i) => ({
+        cpuUsPerSession: (ms * 1000) / admitted,
+        cores: ms / 1000 / seconds,
+        keys: after[i]!.keys,
+      })),
       commandsPerSession: calls / admitted,
     };
   } finally {
@@ -149,22 +187,39 @@ export async function measureAdmission(o: {
 }
 
 export async function loadLimiter(root: string): Promise<CreateLimiter> {
-  const mod = (await import(path.join(root, 'src', 'limits', 'redis-limiter.ts'))) as { createRedisLimiter: CreateLimiter };
+  const mod = (await import(path.join(root, 'src', 'limits', 'redis-limiter.ts'))) as {
+    createRedisLimiter: CreateLimiter;
+  };
   return mod.createRedisLimiter;
 }
 
 export function renderAdmission(runs: readonly AdmissionRun[]): string {
-  const lines = ['| variant | Redis | sessions/s | Redis CPU µs/session (all nodes) | per shard: µs/session, cores, keys | commands/session |', '|---|---|---:|---:|---|---:|'];
+  const lines = [
+    '| variant | Redis | sessions/s | Redis CPU µs/session (all nodes) | per shard: µs/session, cores, keys | commands/session |',
+    '|---|---|---:|---:|---|---:|',
+  ];
   for (const r of runs) {
-    lines.push(`| ${r.variant} | ${r.shards === 0 ? 'standalone' : `cluster K=${r.shards}`} | ${r.sessionsPerSecond.toFixed(0)} | ${r.redisCpuUsPerSession.toFixed(1)} | `
-      + `${r.perShard.map((s) => `${s.cpuUsPerSession.toFixed(1)} µs, ${s.cores.toFixed(2)} cores, ${s.keys} keys`).join('; ')} | ${r.commandsPerSession.toFixed(2)} |`);
+    lines.push(
+      `| ${r.variant} | ${r.shards === 0 ? 'standalone' : `cluster K=${r.shards}`} | ${r.sessionsPerSecond.toFixed(0)} | ${r.redisCpuUsPerSession.toFixed(1)} | ` +
+        `${r.perShard.map((s) => `${s.cpuUsPerSession.toFixed(1)} µs, ${s.cores.toFixed(2)} cores, ${s.keys} keys`).join('; ')} | ${r.commandsPerSession.toFixed(2)} |`,
+    );
   }
   return lines.join('\n');
 }
 
-export function admissionCommand(o: { shards: readonly number[]; pods: number; concurrency: number; seconds: number; rules: number; users: number; baseline?: string | undefined }): string {
-  return `scripts/node bench/admission.ts --shards ${o.shards.join(',')} --pods ${o.pods} --concurrency ${o.concurrency} --seconds ${o.seconds} --rules ${o.rules} --users ${o.users}`
-    + (o.baseline === undefined ? '' : ` --baseline ${o.baseline}`);
+export function admissionCommand(o: {
+  shards: readonly number[];
+  pods: number;
+  concurrency: number;
+  seconds: number;
+  rules: number;
+  users: number;
+  baseline?: string | undefined;
+}): string {
+  return (
+    `scripts/node bench/admission.ts --shards ${o.shards.join(',')} --pods ${o.pods} --concurrency ${o.concurrency} --seconds ${o.seconds} --rules ${o.rules} --users ${o.users}` +
+    (o.baseline === undefined ? '' : ` --baseline ${o.baseline}`)
+  );
 }
 
 if (import.meta.main) {
@@ -181,8 +236,13 @@ if (import.meta.main) {
     },
   });
   const opts = {
-    shards: values.shards.split(',').map(Number), pods: Number(values.pods), concurrency: Number(values.concurrency),
-    seconds: Number(values.seconds), rules: Number(values.rules), users: Number(values.users), baseline: values.baseline,
+    shards: values.shards.split(',').map(Number),
+    pods: Number(values.pods),
+    concurrency: Number(values.concurrency),
+    seconds: Number(values.seconds),
+    rules: Number(values.rules),
+    users: Number(values.users),
+    baseline: values.baseline,
   };
   const variants: [string, CreateLimiter][] = [['this checkout', await loadLimiter(repoRoot)]];
   if (opts.baseline !== undefined) variants.unshift(['baseline', await loadLimiter(path.resolve(opts.baseline))]);
@@ -190,11 +250,20 @@ if (import.meta.main) {
   for (const shards of opts.shards) {
     for (const [variant, create] of variants) {
       const run = await measureAdmission({ ...opts, variant, create, shards });
-      process.stderr.write(`${variant}, ${shards === 0 ? 'standalone' : `K=${shards}`}: ${run.sessionsPerSecond.toFixed(0)}/s, Redis ${run.redisCpuUsPerSession.toFixed(1)} µs/session, ${run.commandsPerSession.toFixed(2)} commands/session\n`);
+      process.stderr.write(
+        `${variant}, ${shards === 0 ? 'standalone' : `K=${shards}`}: ${run.sessionsPerSecond.toFixed(0)}/s, Redis ${run.redisCpuUsPerSession.toFixed(1)} µs/session, ${run.commandsPerSession.toFixed(2)} commands/session\n`,
+      );
       runs.push(run);
     }
   }
   mkdirSync(path.join(benchRoot, 'results'), { recursive: true });
-  writeFileSync(path.join(benchRoot, 'results', 'admission-latest.json'), `${JSON.stringify({ command: admissionCommand(opts), runs })}\n`);
-  process.stdout.write(values.json ? `${JSON.stringify({ command: admissionCommand(opts), runs })}\n` : `${renderAdmission(runs)}\n\n${admissionCommand(opts)}\n`);
+  writeFileSync(
+    path.join(benchRoot, 'results', 'admission-latest.json'),
+    `${JSON.stringify({ command: admissionCommand(opts), runs })}\n`,
+  );
+  process.stdout.write(
+    values.json
+      ? `${JSON.stringify({ command: admissionCommand(opts), runs })}\n`
+      : `${renderAdmission(runs)}\n\n${admissionCommand(opts)}\n`,
+  );
 }

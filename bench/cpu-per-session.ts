@@ -18,9 +18,14 @@ import { formatSummary, ratiosPerRun, summarize, type Summary } from './lib/stat
 import { startEmbedded, startFloor, startRedisMode, type FleetOptions, type Target } from './lib/targets.ts';
 
 export const Mode = {
-  Floor: 'floor', Embedded: 'embedded', Redis: 'redis', RedisTracing: 'redis-tracing', Embedded2Workers: 'embedded-2-workers',
+  Floor: 'floor',
+  Embedded: 'embedded',
+  Redis: 'redis',
+  RedisTracing: 'redis-tracing',
+  Embedded2Workers: 'embedded-2-workers',
   // The same modes from another checkout (env SOCKS4_BENCH_BASELINE=DIR): before/after in one run.
-  EmbeddedBaseline: 'embedded-baseline', RedisBaseline: 'redis-baseline',
+  EmbeddedBaseline: 'embedded-baseline',
+  RedisBaseline: 'redis-baseline',
 } as const;
 export type Mode = (typeof Mode)[keyof typeof Mode];
 
@@ -67,12 +72,18 @@ const starters: Record<Mode, (o: FleetOptions) => Promise<Target>> = {
 
 function baseline(): string {
   const dir = process.env.SOCKS4_BENCH_BASELINE;
-  if (dir === undefined) throw new Error('the *-baseline modes need SOCKS4_BENCH_BASELINE=DIR, a checkout to compare with');
+  if (dir === undefined)
+    throw new Error('the *-baseline modes need SOCKS4_BENCH_BASELINE=DIR, a checkout to compare with');
   return dir;
 }
 
 export async function measureCpuPerSession(options: {
-  rounds: number; seconds: number; clients: number; modes: readonly Mode[]; workers?: number; log?: (line: string) => void;
+  rounds: number;
+  seconds: number;
+  clients: number;
+  modes: readonly Mode[];
+  workers?: number;
+  log?: (line: string) => void;
 }): Promise<CpuPerSessionReport> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   ensureLoadgen();
@@ -84,8 +95,13 @@ export async function measureCpuPerSession(options: {
     for (const mode of options.modes) {
       const logFile = mode === Mode.Floor ? null : path.join(dir, `${mode}.log`);
       const fd = logFile === null ? undefined : openSync(logFile, 'a');
-      const extraArgs = options.workers !== undefined && mode !== Mode.Floor ? ['--workers', String(options.workers)] : [];
-      const target = await starters[mode]({ logLevel: 'info', ...(fd === undefined ? {} : { stdoutFd: fd }), extraArgs });
+      const extraArgs =
+        options.workers !== undefined && mode !== Mode.Floor ? ['--workers', String(options.workers)] : [];
+      const target = await starters[mode]({
+        logLevel: 'info',
+        ...(fd === undefined ? {} : { stdoutFd: fd }),
+        extraArgs,
+      });
       if (fd !== undefined) closeSync(fd);
       if (target.unavailable !== null) throw new Error(`${mode}: ${target.unavailable}`);
       targets.set(mode, { target, logFile });
@@ -96,13 +112,18 @@ export async function measureCpuPerSession(options: {
       for (const mode of order) {
         const { target } = targets.get(mode)!;
         const result = await runLoadgen<HandshakeResult>('handshake', target.loadgen, {
-          clients: options.clients, duration: `${options.seconds}s`, warmup: '500ms', 'max-cycles': 2_000_000,
+          clients: options.clients,
+          duration: `${options.seconds}s`,
+          warmup: '500ms',
+          'max-cycles': 2_000_000,
         });
         samples.get(mode)!.push(result);
         foreign = Math.max(foreign, result.cpu.foreignCores);
-        log(`  round ${round + 1} ${mode.padEnd(14)} ${result.proxyCpuUsPerSession.toFixed(0)} µs/session, `
-          + `${result.cyclesPerSecond.toFixed(0)} sessions/s, proxy ${result.cpu.proxyCores.toFixed(2)} cores, `
-          + `foreign ${result.cpu.foreignCores.toFixed(2)}, errors ${result.errors}`);
+        log(
+          `  round ${round + 1} ${mode.padEnd(14)} ${result.proxyCpuUsPerSession.toFixed(0)} µs/session, ` +
+            `${result.cyclesPerSecond.toFixed(0)} sessions/s, proxy ${result.cpu.proxyCores.toFixed(2)} cores, ` +
+            `foreign ${result.cpu.foreignCores.toFixed(2)}, errors ${result.errors}`,
+        );
       }
     }
   } finally {
@@ -122,21 +143,29 @@ export async function measureCpuPerSession(options: {
       cpuUsPerSession: summarize(cpu),
       cpuPerRound: cpu,
       ratePerRound: rs.map((r) => r.cyclesPerSecond),
-      auxCpuUsPerSession: mode === Mode.Redis || mode === Mode.RedisTracing || mode === Mode.RedisBaseline
-        ? summarize(rs.map((r) => (r.cycles > 0 ? (r.cpu.auxCpuSeconds * 1e6) / r.cycles : null)))
-        : null,
+      auxCpuUsPerSession:
+        mode === Mode.Redis || mode === Mode.RedisTracing || mode === Mode.RedisBaseline
+          ? summarize(rs.map((r) => (r.cycles > 0 ? (r.cpu.auxCpuSeconds * 1e6) / r.cycles : null)))
+          : null,
       sessionsPerSecond: summarize(rs.map((r) => r.cyclesPerSecond)),
       ratioToFloor: floorCpu.length === 0 ? null : summarize(ratiosPerRun(cpu, floorCpu)),
       proxyCores: summarize(rs.map((r) => r.cpu.proxyCores)),
       errors: rs.reduce((n, r) => n + r.errors, 0),
       logLines: logFile === null ? null : countSessionLines(logFile),
-      spans: exportedSpans(mode) === null || logFile === null ? null : { exported: exportedSpans(mode)!, sessions: countSessionLines(logFile, true) },
+      spans:
+        exportedSpans(mode) === null || logFile === null
+          ? null
+          : { exported: exportedSpans(mode)!, sessions: countSessionLines(logFile, true) },
     };
   }
   rmSync(dir, { recursive: true, force: true });
   return {
     command: `scripts/node bench/cpu-per-session.ts --rounds ${options.rounds} --seconds ${options.seconds} --clients ${options.clients} --modes ${options.modes.join(',')}${options.workers === undefined ? '' : ` --workers ${options.workers}`}`,
-    rounds: options.rounds, seconds: options.seconds, clients: options.clients, modes, foreignCoresMax: foreign,
+    rounds: options.rounds,
+    seconds: options.seconds,
+    clients: options.clients,
+    modes,
+    foreignCoresMax: foreign,
   };
 }
 
@@ -144,19 +173,31 @@ export async function measureCpuPerSession(options: {
 function countSessionLines(file: string, all = false): number {
   let n = 0;
   for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (line.includes('"msg":"session closed"') || (all && /"msg":"session (refused|cut by the drain)"/.test(line))) n++;
+    if (line.includes('"msg":"session closed"') || (all && /"msg":"session (refused|cut by the drain)"/.test(line)))
+      n++;
   }
   return n;
 }
 
 export function renderCpuPerSession(report: CpuPerSessionReport): string {
-  const lines = [`${report.command}`, '', '| mode | CPU µs/session | ÷ floor | sessions/s | proxy cores | Redis CPU µs/session | session log lines | errors |', '|---|---|---|---|---|---|---|---|'];
+  const lines = [
+    `${report.command}`,
+    '',
+    '| mode | CPU µs/session | ÷ floor | sessions/s | proxy cores | Redis CPU µs/session | session log lines | errors |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
   for (const [mode, f] of Object.entries(report.modes)) {
-    lines.push(`| ${mode} | ${formatSummary(f.cpuUsPerSession)} | ${formatSummary(f.ratioToFloor, '×')} | ${formatSummary(f.sessionsPerSecond)} | `
-      + `${formatSummary(f.proxyCores)} | ${f.auxCpuUsPerSession === null ? '—' : formatSummary(f.auxCpuUsPerSession)} | ${f.logLines ?? '—'} | ${f.errors} |`);
+    lines.push(
+      `| ${mode} | ${formatSummary(f.cpuUsPerSession)} | ${formatSummary(f.ratioToFloor, '×')} | ${formatSummary(f.sessionsPerSecond)} | ` +
+        `${formatSummary(f.proxyCores)} | ${f.auxCpuUsPerSession === null ? '—' : formatSummary(f.auxCpuUsPerSession)} | ${f.logLines ?? '—'} | ${f.errors} |`,
+    );
   }
   for (const [mode, f] of Object.entries(report.modes)) {
-    if (f.spans !== null) lines.push('', `${mode}: session spans exported ${f.spans.exported} for ${f.spans.sessions} sessions logged${f.spans.exported === f.spans.sessions ? ' (none lost)' : ' (SPANS LOST)'}`);
+    if (f.spans !== null)
+      lines.push(
+        '',
+        `${mode}: session spans exported ${f.spans.exported} for ${f.spans.sessions} sessions logged${f.spans.exported === f.spans.sessions ? ' (none lost)' : ' (SPANS LOST)'}`,
+      );
   }
   lines.push('', `foreign cores (other processes, max over windows): ${report.foreignCoresMax.toFixed(2)}`);
   return lines.join('\n');
@@ -174,9 +215,14 @@ if (import.meta.main) {
     },
   });
   const modes = values.modes.split(',') as Mode[];
-  for (const m of modes) if (!Object.values(Mode).includes(m)) throw new Error(`--modes: unknown mode ${m} (${Object.values(Mode).join(', ')})`);
+  for (const m of modes)
+    if (!Object.values(Mode).includes(m))
+      throw new Error(`--modes: unknown mode ${m} (${Object.values(Mode).join(', ')})`);
   const report = await measureCpuPerSession({
-    rounds: Number(values.rounds), seconds: Number(values.seconds), clients: Number(values.clients), modes,
+    rounds: Number(values.rounds),
+    seconds: Number(values.seconds),
+    clients: Number(values.clients),
+    modes,
     ...(values.workers === undefined ? {} : { workers: Number(values.workers) }),
   });
   process.stdout.write(values.json ? `${JSON.stringify(report)}\n` : `${renderCpuPerSession(report)}\n`);

@@ -56,21 +56,33 @@ const percentile = (sorted: readonly number[], p: number): number =>
 /** One policy per tenant (a team's Socks4Policy), and a platform policy holding the toggled rule. */
 function policies(count: number, togglePort: number, toggle: 'Allow' | 'Deny', generation: number): Socks4Policy[] {
   const meta = (name: string) => ({ name, namespace: 'bench' });
-  const out: Socks4Policy[] = [{
-    apiVersion: 'socks4-fleet.io/v1alpha1', kind: 'Socks4Policy', metadata: meta('platform'),
-    // The generation makes every push a new snapshot version, even when the toggle comes back.
-    spec: { priority: 10 + generation, rules: [{ name: 'toggle', action: toggle, to: { cidrs: ['127.0.0.1/32'], ports: [String(togglePort)] } }] },
-  }];
+  const out: Socks4Policy[] = [
+    {
+      apiVersion: 'socks4-fleet.io/v1alpha1',
+      kind: 'Socks4Policy',
+      metadata: meta('platform'),
+      // The generation makes every push a new snapshot version, even when the toggle comes back.
+      spec: {
+        priority: 10 + generation,
+        rules: [{ name: 'toggle', action: toggle, to: { cidrs: ['127.0.0.1/32'], ports: [String(togglePort)] } }],
+      },
+    },
+  ];
   for (let t = 0; t < count - 1; t++) {
     out.push({
-      apiVersion: 'socks4-fleet.io/v1alpha1', kind: 'Socks4Policy', metadata: meta(`team-${t}`),
+      apiVersion: 'socks4-fleet.io/v1alpha1',
+      kind: 'Socks4Policy',
+      metadata: meta(`team-${t}`),
       spec: {
         priority: 1000,
-        rules: [{
-          name: `tenant-${t}`, action: 'Allow',
-          from: { cidrs: [`10.${(t >> 8) & 255}.${t & 255}.0/24`], userids: [`team-${t}`, `svc-${t}-*`] },
-          to: { cidrs: ['0.0.0.0/0'], ports: ['443', '8000-8999'] },
-        }],
+        rules: [
+          {
+            name: `tenant-${t}`,
+            action: 'Allow',
+            from: { cidrs: [`10.${(t >> 8) & 255}.${t & 255}.0/24`], userids: [`team-${t}`, `svc-${t}-*`] },
+            to: { cidrs: ['0.0.0.0/0'], ports: ['443', '8000-8999'] },
+          },
+        ],
       },
     });
   }
@@ -88,11 +100,17 @@ const KEEP_BYTES = 256 * 1024;
  * RESP itself (bulk strings and arrays of them): a pod holds what it fetched, the benchmark only
  * needs to know when it has, so large replies are counted as they arrive and never copied.
  */
-async function simulatedPod(port: number, keys: ReturnType<typeof ruleKeys>, mode: () => FetchMode, onLoaded: (version: string) => void): Promise<() => void> {
+async function simulatedPod(
+  port: number,
+  keys: ReturnType<typeof ruleKeys>,
+  mode: () => FetchMode,
+  onLoaded: (version: string) => void,
+): Promise<() => void> {
   const sub = net.connect({ host: '127.0.0.1', port });
   const cmd = net.connect({ host: '127.0.0.1', port });
   await Promise.all([new Promise((r) => sub.once('connect', r)), new Promise((r) => cmd.once('connect', r))]);
-  const resp = (...args: string[]): string => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+  const resp = (...args: string[]): string =>
+    `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
   let header = '';
   let left = -1; // body bytes + CRLF still to come; -1 while reading a header
   let kept: Buffer[] = [];
@@ -142,10 +160,11 @@ async function simulatedPod(port: number, keys: ReturnType<typeof ruleKeys>, mod
       }
     }
   });
-  const call = <T>(...args: string[]): Promise<T> => new Promise((resolve) => {
-    waiter = resolve as (value: unknown) => void;
-    cmd.write(resp(...args));
-  });
+  const call = <T>(...args: string[]): Promise<T> =>
+    new Promise((resolve) => {
+      waiter = resolve as (value: unknown) => void;
+      cmd.write(resp(...args));
+    });
   let held = new Set<string>();
   let busy = Promise.resolve();
   sub.on('data', (chunk: Buffer) => {
@@ -157,7 +176,9 @@ async function simulatedPod(port: number, keys: ReturnType<typeof ruleKeys>, mod
         await call('GET', keys.snapshot(version));
         held = new Set();
       } else {
-        const manifest = JSON.parse((await call<string | null>('GET', keys.manifest(version))) ?? '{"chunks":[]}') as { chunks: string[] };
+        const manifest = JSON.parse((await call<string | null>('GET', keys.manifest(version))) ?? '{"chunks":[]}') as {
+          chunks: string[];
+        };
         const missing = manifest.chunks.filter((id) => !held.has(id));
         if (missing.length > 0) await call('MGET', ...missing.map((id) => keys.chunk(id)));
         held = new Set(manifest.chunks);
@@ -173,7 +194,11 @@ async function simulatedPod(port: number, keys: ReturnType<typeof ruleKeys>, mod
 }
 
 export async function measureFleetScaling(options: {
-  subscribers: number; policies: number; pushes: number; modes?: readonly FetchMode[]; log?: (l: string) => void;
+  subscribers: number;
+  policies: number;
+  pushes: number;
+  modes?: readonly FetchMode[];
+  log?: (l: string) => void;
 }): Promise<FleetScalingReport> {
   const log = options.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const modes = options.modes ?? ['document', 'chunks'];
@@ -190,21 +215,38 @@ export async function measureFleetScaling(options: {
     const counters = async (): Promise<{ cpuMs: number; outBytes: number }> => {
       const info = `${await admin.info('cpu')}\n${await admin.info('stats')}`;
       const field = (name: string): number => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
-      return { cpuMs: (field('used_cpu_user') + field('used_cpu_sys')) * 1000, outBytes: field('total_net_output_bytes') };
+      return {
+        cpuMs: (field('used_cpu_user') + field('used_cpu_sys')) * 1000,
+        outBytes: field('total_net_output_bytes'),
+      };
     };
-    const first = await publishSnapshot(admin, prefix, policies(options.policies, sink.port, 'Allow', 0), { source: 'bench' });
+    const first = await publishSnapshot(admin, prefix, policies(options.policies, sink.port, 'Allow', 0), {
+      source: 'bench',
+    });
     const snapshotBytes = Number(await admin.strlen(first.snapshotKey));
     const manifest = JSON.parse((await admin.get(keys.manifest(first.version))) ?? '{}') as { chunks: string[] };
     const manifestBytes = Number(await admin.strlen(keys.manifest(first.version)));
-    log(`snapshot: ${options.policies} policies, ${(snapshotBytes / 1024).toFixed(0)} KiB; manifest ${(manifestBytes / 1024).toFixed(1)} KiB, ${manifest.chunks.length} chunks`);
-    proxy = await startProxyProcess(['--redis-url', redis.url, '--redis-prefix', prefix, '--log-level', 'info', '--drain-grace', '0'], 120_000);
+    log(
+      `snapshot: ${options.policies} policies, ${(snapshotBytes / 1024).toFixed(0)} KiB; manifest ${(manifestBytes / 1024).toFixed(1)} KiB, ${manifest.chunks.length} chunks`,
+    );
+    proxy = await startProxyProcess(
+      ['--redis-url', redis.url, '--redis-prefix', prefix, '--log-level', 'info', '--drain-grace', '0'],
+      120_000,
+    );
     const loaded = new Map<string, number[]>();
     let mode: FetchMode = modes[0] ?? 'chunks';
     for (let i = 0; i < options.subscribers; i++) {
-      closers.push(await simulatedPod(redis.port, keys, () => mode, (version) => {
-        const at = performance.now();
-        (loaded.get(version) ?? loaded.set(version, []).get(version)!).push(at);
-      }));
+      closers.push(
+        await simulatedPod(
+          redis.port,
+          keys,
+          () => mode,
+          (version) => {
+            const at = performance.now();
+            (loaded.get(version) ?? loaded.set(version, []).get(version)!).push(at);
+          },
+        ),
+      );
     }
     const figures: FanOutFigures[] = [];
     let push = 0;
@@ -212,8 +254,14 @@ export async function measureFleetScaling(options: {
       mode = current;
       // One unmeasured push: a pod switching to chunks holds none yet and fetches them all once.
       push += 1;
-      const warm = await publishSnapshot(admin, prefix, policies(options.policies, sink.port, push % 2 === 1 ? 'Deny' : 'Allow', push), { source: 'bench' });
-      for (let i = 0; i < 60_000 && (loaded.get(warm.version)?.length ?? 0) < options.subscribers; i++) await new Promise((r) => setTimeout(r, 5));
+      const warm = await publishSnapshot(
+        admin,
+        prefix,
+        policies(options.policies, sink.port, push % 2 === 1 ? 'Deny' : 'Allow', push),
+        { source: 'bench' },
+      );
+      for (let i = 0; i < 60_000 && (loaded.get(warm.version)?.length ?? 0) < options.subscribers; i++)
+        await new Promise((r) => setTimeout(r, 5));
       const enforced: number[] = [];
       const allPods: number[] = [];
       const perPod: number[] = [];
@@ -236,7 +284,8 @@ export async function measureFleetScaling(options: {
         enforced.push(performance.now() - started);
         const deadline = performance.now() + 300_000;
         while ((loaded.get(published.version)?.length ?? 0) < options.subscribers) {
-          if (performance.now() > deadline) throw new Error(`only ${loaded.get(published.version)?.length ?? 0} pods loaded push ${push}`);
+          if (performance.now() > deadline)
+            throw new Error(`only ${loaded.get(published.version)?.length ?? 0} pods loaded push ${push}`);
           await new Promise((r) => setTimeout(r, 5));
         }
         const times = loaded.get(published.version)!.map((t) => t - started);
@@ -245,13 +294,16 @@ export async function measureFleetScaling(options: {
         const after = await counters();
         redisCpu.push(after.cpuMs - before.cpuMs);
         redisOut.push(after.outBytes - before.outBytes);
-        log(`  ${current}, push ${n}: enforced ${enforced.at(-1)!.toFixed(0)} ms, all ${options.subscribers} pods ${allPods.at(-1)!.toFixed(0)} ms, `
-          + `Redis CPU ${redisCpu.at(-1)!.toFixed(0)} ms, sent ${(redisOut.at(-1)! / 1048576).toFixed(1)} MiB`);
+        log(
+          `  ${current}, push ${n}: enforced ${enforced.at(-1)!.toFixed(0)} ms, all ${options.subscribers} pods ${allPods.at(-1)!.toFixed(0)} ms, ` +
+            `Redis CPU ${redisCpu.at(-1)!.toFixed(0)} ms, sent ${(redisOut.at(-1)! / 1048576).toFixed(1)} MiB`,
+        );
       }
       const sorted = (xs: number[]): number[] => [...xs].sort((a, b) => a - b);
       const [e, a, p] = [sorted(enforced), sorted(allPods), sorted(perPod)];
       figures.push({
-        mode: current, pushes: options.pushes,
+        mode: current,
+        pushes: options.pushes,
         enforcedMs: { p50: percentile(e, 50), p99: percentile(e, 99), max: e.at(-1)! },
         allPodsMs: { p50: percentile(a, 50), p99: percentile(a, 99), max: a.at(-1)! },
         perPodMs: { p50: percentile(p, 50), p99: percentile(p, 99) },
@@ -262,7 +314,11 @@ export async function measureFleetScaling(options: {
     }
     return {
       command: `scripts/node bench/fleet-scaling.ts --subscribers ${options.subscribers} --policies ${options.policies} --pushes ${options.pushes} --modes ${modes.join(',')}`,
-      subscribers: options.subscribers, policies: options.policies, snapshotBytes, manifestBytes, chunks: manifest.chunks.length,
+      subscribers: options.subscribers,
+      policies: options.policies,
+      snapshotBytes,
+      manifestBytes,
+      chunks: manifest.chunks.length,
       modes: figures,
     };
   } finally {
@@ -276,9 +332,12 @@ export async function measureFleetScaling(options: {
 
 /** One line per fan-out mode: what goals.ts and the README quote. */
 export function renderFleetScaling(r: FleetScalingReport): string {
-  const rows = r.modes.map((m) => `| ${m.mode === 'document' ? 'whole document per pod (before)' : 'manifest + changed chunks (after)'} | `
-    + `${m.enforcedMs.p50.toFixed(0)} / ${m.enforcedMs.p99.toFixed(0)} | ${m.perPodMs.p50.toFixed(0)} / ${m.perPodMs.p99.toFixed(0)} | ${m.allPodsMs.max.toFixed(0)} | `
-    + `${m.redisCpuMsPerPush?.median.toFixed(0) ?? '—'} | ${m.redisOutputBytesPerPush === null ? '—' : (m.redisOutputBytesPerPush.median / 1048576).toFixed(1)} |`);
+  const rows = r.modes.map(
+    (m) =>
+      `| ${m.mode === 'document' ? 'whole document per pod (before)' : 'manifest + changed chunks (after)'} | ` +
+      `${m.enforcedMs.p50.toFixed(0)} / ${m.enforcedMs.p99.toFixed(0)} | ${m.perPodMs.p50.toFixed(0)} / ${m.perPodMs.p99.toFixed(0)} | ${m.allPodsMs.max.toFixed(0)} | ` +
+      `${m.redisCpuMsPerPush?.median.toFixed(0) ?? '—'} | ${m.redisOutputBytesPerPush === null ? '—' : (m.redisOutputBytesPerPush.median / 1048576).toFixed(1)} |`,
+  );
   return [
     `${r.subscribers} simulated pods + 1 real proxy, ${r.policies} policies (document ${(r.snapshotBytes / 1024).toFixed(0)} KiB; manifest ${(r.manifestBytes / 1024).toFixed(1)} KiB, ${r.chunks} chunks), ${r.modes[0]?.pushes ?? 0} pushes per mode`,
     '',
@@ -299,9 +358,17 @@ if (import.meta.main) {
     },
   });
   const modes = values.modes.split(',') as FetchMode[];
-  for (const m of modes) if (m !== 'document' && m !== 'chunks') throw new Error(`--modes: "${m}" is not document or chunks`);
-  const report = await measureFleetScaling({ subscribers: Number(values.subscribers), policies: Number(values.policies), pushes: Number(values.pushes), modes });
-  process.stdout.write(values.json ? `${JSON.stringify(report)}\n` : `${renderFleetScaling(report)}\n\n${report.command}\n`);
+  for (const m of modes)
+    if (m !== 'document' && m !== 'chunks') throw new Error(`--modes: "${m}" is not document or chunks`);
+  const report = await measureFleetScaling({
+    subscribers: Number(values.subscribers),
+    policies: Number(values.policies),
+    pushes: Number(values.pushes),
+    modes,
+  });
+  process.stdout.write(
+    values.json ? `${JSON.stringify(report)}\n` : `${renderFleetScaling(report)}\n\n${report.command}\n`,
+  );
   mkdirSync(path.join(benchRoot, 'results'), { recursive: true });
   writeFileSync(path.join(benchRoot, 'results', 'fleet-scaling-latest.json'), `${JSON.stringify(report)}\n`);
 }

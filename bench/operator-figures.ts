@@ -21,8 +21,17 @@ import { startKubeControlPlane } from '../test/helpers/kube-harness.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 import { repoRoot, startCli, type CliProcess } from '../test/helpers/spawn.ts';
 import {
-  closeRedisClient, connectRedis, createPolicy, listPolicies, OPERATOR_NAMESPACE, policyManifest, readyOf,
-  startTestCluster, statusOf, waitFor, type TestCluster,
+  closeRedisClient,
+  connectRedis,
+  createPolicy,
+  listPolicies,
+  OPERATOR_NAMESPACE,
+  policyManifest,
+  readyOf,
+  startTestCluster,
+  statusOf,
+  waitFor,
+  type TestCluster,
 } from '../test/operator/cluster.ts';
 
 const { values } = parseArgs({
@@ -38,7 +47,9 @@ const POLICIES = Number(values.policies);
 const STARTS = Number(values.starts);
 const PREFIX = 'bench';
 
-const results: Record<string, unknown> = { machine: { cpus: (await import('node:os')).cpus().length, node: process.version } };
+const results: Record<string, unknown> = {
+  machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
+};
 const lines: string[] = [];
 const report = (label: string, value: string): void => {
   lines.push(`${label.padEnd(58)} ${value}`);
@@ -50,12 +61,17 @@ function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
 }
 const ms = (v: number): string => `${Math.round(v)} ms`;
-const dist = (v: readonly number[]): string => `p50 ${ms(percentile(v, 50))}, p99 ${ms(percentile(v, 99))}, max ${ms(Math.max(...v))} (n=${v.length})`;
+const dist = (v: readonly number[]): string =>
+  `p50 ${ms(percentile(v, 50))}, p99 ${ms(percentile(v, 99))}, max ${ms(Math.max(...v))} (n=${v.length})`;
 
 // --- 1. tool build -------------------------------------------------------------------------------
 function timeBuild(root: string, env: NodeJS.ProcessEnv): { seconds: number; log: string } {
   const started = performance.now();
-  const run = spawnSync('nice', ['-n', '10', path.join(root, 'scripts/build-tools.sh')], { env, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const run = spawnSync('nice', ['-n', '10', path.join(root, 'scripts/build-tools.sh')], {
+    env,
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
   if (run.status !== 0) throw new Error(`build-tools failed:\n${run.stdout}\n${run.stderr}`);
   return { seconds: (performance.now() - started) / 1000, log: run.stdout };
 }
@@ -75,7 +91,9 @@ if (values['cold-build']) {
     const rewarm = timeBuild(root, env);
     report('tools: warm again on that copy', `${rewarm.seconds.toFixed(1)} s`);
     results.buildColdSeconds = cold.seconds;
-    results.buildColdPerTool = Object.fromEntries([...cold.log.matchAll(/built (.+?) in (\d+)s/g)].map((m) => [m[1], Number(m[2])]));
+    results.buildColdPerTool = Object.fromEntries(
+      [...cold.log.matchAll(/built (.+?) in (\d+)s/g)].map((m) => [m[1], Number(m[2])]),
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -119,13 +137,28 @@ listener.on('message', (_channel: string, version: string) => {
 await listener.subscribe(ruleKeys(PREFIX).channel);
 
 function startOperatorProcess(identity: string): CliProcess {
-  return startCli(['operator', '--redis-url', redisServer.url, '--redis-prefix', PREFIX, '--kubeconfig', cluster.operatorKubeconfig,
-    '--lease-namespace', OPERATOR_NAMESPACE, '--identity', identity, '--ops-listen', '127.0.0.1:0', '--log-level', 'warn']);
+  return startCli([
+    'operator',
+    '--redis-url',
+    redisServer.url,
+    '--redis-prefix',
+    PREFIX,
+    '--kubeconfig',
+    cluster.operatorKubeconfig,
+    '--lease-namespace',
+    OPERATOR_NAMESPACE,
+    '--identity',
+    identity,
+    '--ops-listen',
+    '127.0.0.1:0',
+    '--log-level',
+    'warn',
+  ]);
 }
 
 try {
   operator = startOperatorProcess('bench-1');
-  await waitFor('the first publish', async () => ((await redis.get(ruleKeys(PREFIX).pointer)) ?? undefined), 60_000, 50);
+  await waitFor('the first publish', async () => (await redis.get(ruleKeys(PREFIX).pointer)) ?? undefined, 60_000, 50);
 
   // --- 3. kubectl apply → snapshot ---
   await cluster.createNamespace('apply');
@@ -136,7 +169,11 @@ try {
     writeFileSync(file, stringify(policyManifest('apply', name, spec)));
     const id = seenId(`apply/${name}`, { ...(spec as object), priority: 1000 });
     const started = performance.now();
-    await promisify(execFile)(path.join(repoRoot, 'bin/kubectl'), ['--kubeconfig', cluster.plane.kubeconfigPath, 'apply', '-f', file], { env: kubectlEnv });
+    await promisify(execFile)(
+      path.join(repoRoot, 'bin/kubectl'),
+      ['--kubeconfig', cluster.plane.kubeconfigPath, 'apply', '-f', file],
+      { env: kubectlEnv },
+    );
     const kubectl = performance.now() - started;
     const seen = await waitFor(`${name} published`, () => firstSeen.get(id), 30_000, 2);
     return { total: seen - started, kubectl };
@@ -171,18 +208,41 @@ try {
   await cluster.createNamespace('thousand');
   const createMany = async (namespace: string, count: number): Promise<void> => {
     let next = 0;
-    await Promise.all(Array.from({ length: 8 }, async () => {
-      for (let i = next++; i < count; i = next++) await createPolicy(cluster.admin, namespace, `p${i}`, spec(1 + (i % 60_000)));
-    }));
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let i = next++; i < count; i = next++)
+          await createPolicy(cluster.admin, namespace, `p${i}`, spec(1 + (i % 60_000)));
+      }),
+    );
   };
   await createMany('thousand', POLICIES);
-  const awaitAll = async (namespace: string, count: number, since: number): Promise<{ published: number; ready: number }> => {
-    const ids = Array.from({ length: count }, (_, i) => seenId(`${namespace}/p${i}`, { ...spec(1 + (i % 60_000)), priority: 1000 }));
-    const published = await waitFor(`${count} published`, () => (ids.every((id) => firstSeen.has(id)) ? Math.max(...ids.map((id) => firstSeen.get(id) as number)) : undefined), 300_000, 50);
-    await waitFor(`${count} Ready`, async () => {
-      const all = (await listPolicies(cluster.admin)).filter((p) => p.metadata.namespace === namespace);
-      return all.length === count && all.every((p) => readyOf(p)?.status === 'True' && statusOf(p).observedGeneration === p.metadata.generation) ? true : undefined;
-    }, 300_000, 250);
+  const awaitAll = async (
+    namespace: string,
+    count: number,
+    since: number,
+  ): Promise<{ published: number; ready: number }> => {
+    const ids = Array.from({ length: count }, (_, i) =>
+      seenId(`${namespace}/p${i}`, { ...spec(1 + (i % 60_000)), priority: 1000 }),
+    );
+    const published = await waitFor(
+      `${count} published`,
+      () =>
+        ids.every((id) => firstSeen.has(id)) ? Math.max(...ids.map((id) => firstSeen.get(id) as number)) : undefined,
+      300_000,
+      50,
+    );
+    await waitFor(
+      `${count} Ready`,
+      async () => {
+        const all = (await listPolicies(cluster.admin)).filter((p) => p.metadata.namespace === namespace);
+        return all.length === count &&
+          all.every((p) => readyOf(p)?.status === 'True' && statusOf(p).observedGeneration === p.metadata.generation)
+          ? true
+          : undefined;
+      },
+      300_000,
+      250,
+    );
     return { published: published - since, ready: performance.now() - since };
   };
   const coldStart = performance.now();

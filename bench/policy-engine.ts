@@ -9,7 +9,14 @@
 // which no index can narrow, so every decision scans them in order.
 import { performance } from 'node:perf_hooks';
 import type { PolicyEngineRow } from './lib/model.ts';
-import { compilePolicies, evaluate, type CompiledPolicySet, type EvalContext, type PolicyRule, type Socks4Policy } from '../src/policy/index.ts';
+import {
+  compilePolicies,
+  evaluate,
+  type CompiledPolicySet,
+  type EvalContext,
+  type PolicyRule,
+  type Socks4Policy,
+} from '../src/policy/index.ts';
 
 const RULES_PER_POLICY = 100;
 const CONTEXTS = 4096;
@@ -23,7 +30,12 @@ const COMPILE_BUDGET_MS = 10_000;
 type Shape = PolicyEngineRow['shape'];
 
 function policy(name: string, priority: number, rules: PolicyRule[]): Socks4Policy {
-  return { apiVersion: 'socks4-fleet.io/v1alpha1', kind: 'Socks4Policy', metadata: { name, namespace: 'bench' }, spec: { priority, rules } };
+  return {
+    apiVersion: 'socks4-fleet.io/v1alpha1',
+    kind: 'Socks4Policy',
+    metadata: { name, namespace: 'bench' },
+    spec: { priority, rules },
+  };
 }
 
 function tenantNet(t: number): string {
@@ -40,7 +52,9 @@ function tenantRule(t: number, shape: Shape): PolicyRule {
     commands: ['Connect'],
     from: { cidrs: [`${tenantNet(t)}.0/24`], userids: [`team-${t}`, `svc-${t}-*`] },
     to: { cidrs: ['0.0.0.0/0'], ports: ['443', '8000-8999'] },
-    ...(t % 3 === 0 && t % 5 !== 4 ? { limits: { connectionRate: { perSecond: 10, burst: 20, key: 'SourceIP' as const } } } : {}),
+    ...(t % 3 === 0 && t % 5 !== 4
+      ? { limits: { connectionRate: { perSecond: 10, burst: 20, key: 'SourceIP' as const } } }
+      : {}),
   };
 }
 
@@ -100,7 +114,10 @@ function timeCompile(policies: Socks4Policy[]): { ms: number; set: CompiledPolic
  * machine the scheduler may hand us half a core; the CPU-time rate is what the engine does with
  * the core it gets, and the one the targets are judged on (both are reported).
  */
-function timeDecisions(set: CompiledPolicySet, contexts: EvalContext[]): { perSecond: number; perCpuSecond: number; allowed: number } {
+function timeDecisions(
+  set: CompiledPolicySet,
+  contexts: EvalContext[],
+): { perSecond: number; perCpuSecond: number; allowed: number } {
   let allowed = 0;
   let decisions = 0;
   // Batches small enough that a slow shape (a linear scan of 10 000 globs) still stops on time.
@@ -124,7 +141,11 @@ function timeDecisions(set: CompiledPolicySet, contexts: EvalContext[]): { perSe
   }
   const cpu = process.cpuUsage(cpuStart);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-  return { perSecond: decisions / (elapsed / 1000), perCpuSecond: decisions / cpuSeconds, allowed: allowed / decisions };
+  return {
+    perSecond: decisions / (elapsed / 1000),
+    perCpuSecond: decisions / cpuSeconds,
+    allowed: allowed / decisions,
+  };
 }
 
 /** One row of the policy-engine table: the shape bench/run.ts reads back as JSON. */
@@ -135,8 +156,14 @@ export function measure(ruleCount: number, shape: Shape): PolicyEngineResult {
   const { ms, set } = timeCompile(policies);
   const { perSecond, perCpuSecond, allowed } = timeDecisions(set, buildContexts(ruleCount - 2, shape));
   return {
-    shape, rules: set.ruleCount, policies: set.policyCount, compileMs: ms,
-    decisionsPerSecond: perSecond, decisionsPerCpuSecond: perCpuSecond, allowedFraction: allowed, index: set.index.dimension,
+    shape,
+    rules: set.ruleCount,
+    policies: set.policyCount,
+    compileMs: ms,
+    decisionsPerSecond: perSecond,
+    decisionsPerCpuSecond: perCpuSecond,
+    allowedFraction: allowed,
+    index: set.index.dimension,
   };
 }
 

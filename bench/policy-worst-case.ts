@@ -7,7 +7,12 @@
 // so every rule is tried and every pattern does its most work. Reports the slowest decision.
 import { performance } from 'node:perf_hooks';
 import { compilePolicies, evaluate, validatePolicy, type PolicyRule, type Socks4Policy } from '../src/policy/index.ts';
-import { globCost, MAX_MATCH_COST_PER_POLICY, MAX_MATCH_COST_PER_SET, MAX_MATCH_INPUT } from '../src/policy/match-cost.ts';
+import {
+  globCost,
+  MAX_MATCH_COST_PER_POLICY,
+  MAX_MATCH_COST_PER_SET,
+  MAX_MATCH_INPUT,
+} from '../src/policy/match-cost.ts';
 
 const USER = 'a'.repeat(MAX_MATCH_INPUT);
 
@@ -27,12 +32,25 @@ function fill(budget: number, glob: string, name: string): Socks4Policy {
     rules.push({ name: `r${r}`, action: 'Allow', from: { userids: Array.from({ length: n }, () => glob) } });
     left -= n;
   }
-  return { apiVersion: 'socks4-fleet.io/v1alpha1', kind: 'Socks4Policy', metadata: { name, namespace: 'bench' }, spec: { priority: 1000, rules } };
+  return {
+    apiVersion: 'socks4-fleet.io/v1alpha1',
+    kind: 'Socks4Policy',
+    metadata: { name, namespace: 'bench' },
+    spec: { priority: 1000, rules },
+  };
 }
 
 function decide(policies: Socks4Policy[]): { p50Ms: number; maxMs: number } {
   const set = compilePolicies(policies);
-  const ctx = { command: 'connect' as const, sourceIp: '10.0.0.1', userId: USER, host: null, destIp: '192.0.2.1', destPort: 443, selfAddresses: new Set<string>() };
+  const ctx = {
+    command: 'connect' as const,
+    sourceIp: '10.0.0.1',
+    userId: USER,
+    host: null,
+    destIp: '192.0.2.1',
+    destPort: 443,
+    selfAddresses: new Set<string>(),
+  };
   const times: number[] = [];
   for (let i = 0; i < 30; i++) evaluate(set, ctx); // warm-up: optimised code, as in a running proxy
   for (let i = 0; i < 200; i++) {
@@ -61,8 +79,20 @@ for (const wild of [false, true]) {
     if (issues.length > 0) throw new Error(`the bench policy is not valid: ${issues[0]!.message}`);
     const setCount = Math.floor(MAX_MATCH_COST_PER_SET / MAX_MATCH_COST_PER_POLICY);
     const set = Array.from({ length: setCount }, (_, i) => fill(MAX_MATCH_COST_PER_POLICY, glob, `p${i}`));
-    rows.push({ segment: length, wild, patternsPerPolicy: one.spec.rules.reduce((n, r) => n + (r.from?.userids?.length ?? 0), 0), policy: decide([one]), set: decide(set) });
+    rows.push({
+      segment: length,
+      wild,
+      patternsPerPolicy: one.spec.rules.reduce((n, r) => n + (r.from?.userids?.length ?? 0), 0),
+      policy: decide([one]),
+      set: decide(set),
+    });
   }
 }
 const worst = (key: 'policy' | 'set'): number => Math.max(...rows.map((r) => r[key].p50Ms));
-console.log(JSON.stringify({ budget: { perPolicy: MAX_MATCH_COST_PER_POLICY, perSet: MAX_MATCH_COST_PER_SET }, worstP50Ms: { policy: worst('policy'), set: worst('set') }, rows }));
+console.log(
+  JSON.stringify({
+    budget: { perPolicy: MAX_MATCH_COST_PER_POLICY, perSet: MAX_MATCH_COST_PER_SET },
+    worstP50Ms: { policy: worst('policy'), set: worst('set') },
+    rows,
+  }),
+);

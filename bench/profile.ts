@@ -35,15 +35,22 @@ let target: Target;
 const logSink = openSync(path.join(profileDir, 'proxy.log'), 'a');
 const fleetOptions = { nodeFlags, logLevel: args['log-level'], stdoutFd: logSink };
 if (args.mode === 'embedded') target = await startEmbedded(fleetOptions);
-else if (args.mode === 'redis' || args.mode === 'redis-tracing') target = await startRedisMode(args.mode === 'redis-tracing', fleetOptions);
+else if (args.mode === 'redis' || args.mode === 'redis-tracing')
+  target = await startRedisMode(args.mode === 'redis-tracing', fleetOptions);
 else throw new Error(`--mode: ${args.mode}?`);
 if (target.unavailable !== null) throw new Error(`${args.mode}: ${target.unavailable}`);
 
 let result: unknown;
 try {
   const seconds = `${args.seconds}s`;
-  if (workload === 'handshake') result = await runLoadgen('handshake', target.loadgen, { clients: 50, duration: seconds, warmup: '500ms' });
-  else if (workload === 'throughput') result = await runLoadgen('throughput', target.loadgen, { sessions: Number(args.sessions), duration: seconds, warmup: '500ms' });
+  if (workload === 'handshake')
+    result = await runLoadgen('handshake', target.loadgen, { clients: 50, duration: seconds, warmup: '500ms' });
+  else if (workload === 'throughput')
+    result = await runLoadgen('throughput', target.loadgen, {
+      sessions: Number(args.sessions),
+      duration: seconds,
+      warmup: '500ms',
+    });
   else result = await runLoadgen('idle', target.loadgen, { sessions: 5000, settle: '1s' });
 } finally {
   await target.stop(); // SIGTERM: the proxy drains and exits, and Node writes the profile
@@ -84,4 +91,6 @@ const base = path.join(args.out, `${workload}-${args.mode}`);
 writeFileSync(`${base}.txt`, `${report}\n`);
 writeFileSync(`${base}.folded`, foldedStacks(tree));
 writeFileSync(`${base}.svg`, renderFlameGraph(tree, `socks4-fleet ${args.mode}, ${workload} workload`));
-process.stdout.write(`${report}\n\nflame graph: ${path.relative(repoRoot, `${base}.svg`)}  folded stacks: ${path.relative(repoRoot, `${base}.folded`)}\n`);
+process.stdout.write(
+  `${report}\n\nflame graph: ${path.relative(repoRoot, `${base}.svg`)}  folded stacks: ${path.relative(repoRoot, `${base}.folded`)}\n`,
+);

@@ -57,7 +57,8 @@ function percentile(sorted: readonly number[], p: number): number {
 
 async function commandStats(client: ReturnType<typeof createRedisClient>): Promise<Map<string, number>> {
   const calls = new Map<string, number>();
-  for (const m of (await client.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1] as string, Number(m[2]));
+  for (const m of (await client.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
+    calls.set(m[1] as string, Number(m[2]));
   return calls;
 }
 
@@ -66,14 +67,16 @@ async function handshakeRate(port: number, destPort: number): Promise<{ perSecon
   const deadline = performance.now() + SECONDS * 1000;
   let done = 0;
   let refused = 0;
-  await Promise.all(Array.from({ length: WORKERS }, async (_, w) => {
-    while (performance.now() < deadline) {
-      const { code, socket } = await socksConnect(port, destPort, `user-${w}`);
-      socket.destroy();
-      if (code === 90) done += 1;
-      else refused += 1;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: WORKERS }, async (_, w) => {
+      while (performance.now() < deadline) {
+        const { code, socket } = await socksConnect(port, destPort, `user-${w}`);
+        socket.destroy();
+        if (code === 90) done += 1;
+        else refused += 1;
+      }
+    }),
+  );
   return { perSecond: done / SECONDS, refused };
 }
 
@@ -87,9 +90,22 @@ const proxies: ProxyProcess[] = [];
 try {
   if (!(await waitForReady(admin, 5000))) throw new Error('redis not ready');
   const publish = (toggle: 'Allow' | 'Deny', generation: number) =>
-    publishSnapshot(admin, prefix, loadPolicyText(policy(ports, toggle, generation), 'bench').policies, { source: 'bench' });
+    publishSnapshot(admin, prefix, loadPolicyText(policy(ports, toggle, generation), 'bench').policies, {
+      source: 'bench',
+    });
   await publish('Allow', 0);
-  const fleetArgs = ['--redis-url', redis.url, '--redis-prefix', prefix, '--lease-ttl', '60s', '--log-level', 'info', '--drain-grace', '0'];
+  const fleetArgs = [
+    '--redis-url',
+    redis.url,
+    '--redis-prefix',
+    prefix,
+    '--lease-ttl',
+    '60s',
+    '--log-level',
+    'info',
+    '--drain-grace',
+    '0',
+  ];
   proxies.push(...(await Promise.all([0, 1, 2].map(() => startProxyProcess(fleetArgs)))));
   const [first] = proxies as [ProxyProcess];
 
@@ -105,10 +121,17 @@ try {
   const stats = await commandStats(admin);
   for (const ours of ['config|resetstat', 'info']) stats.delete(ours);
   const roundTrips = (stats.get('evalsha') ?? 0) + (stats.get('eval') ?? 0) + (stats.get('zrem') ?? 0);
-  const perCommand = [...stats].sort((a, b) => b[1] - a[1]).map(([name, n]) => `${name} ${(n / SESSIONS).toFixed(2)}`).join(', ');
+  const perCommand = [...stats]
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, n]) => `${name} ${(n / SESSIONS).toFixed(2)}`)
+    .join(', ');
   const total = [...stats.values()].reduce((a, b) => a + b, 0);
-  console.log(`\n1. Redis commands per new session (rate + concurrency + shared bandwidth limits, ${SESSIONS} sessions):`);
-  console.log(`   round trips: ${(roundTrips / SESSIONS).toFixed(2)} per session (admit script on the session's path, ZREM at close)`);
+  console.log(
+    `\n1. Redis commands per new session (rate + concurrency + shared bandwidth limits, ${SESSIONS} sessions):`,
+  );
+  console.log(
+    `   round trips: ${(roundTrips / SESSIONS).toFixed(2)} per session (admit script on the session's path, ZREM at close)`,
+  );
   console.log(`   commands executed by Redis: ${(total / SESSIONS).toFixed(2)} per session: ${perCommand}`);
 
   // 2. push → enforcement by all three proxies.
@@ -119,15 +142,21 @@ try {
     const started = performance.now();
     await publish(toggle, i);
     // Each proxy is probed back to back until it answers with the new rules.
-    await Promise.all(proxies.map(async (proxy) => {
-      for (let round = 0; round < 10_000; round++) if ((await probe(proxy.port, ports.toggle)) === expected) return;
-      throw new Error('push never enforced');
-    }));
+    await Promise.all(
+      proxies.map(async (proxy) => {
+        for (let round = 0; round < 10_000; round++) if ((await probe(proxy.port, ports.toggle)) === expected) return;
+        throw new Error('push never enforced');
+      }),
+    );
     timings.push(performance.now() - started);
   }
   timings.sort((a, b) => a - b);
-  console.log(`\n2. push → enforced by all 3 proxies, ${PUSHES} pushes (publish on a warm connection, then SOCKS probes):`);
-  console.log(`   p50 ${percentile(timings, 50).toFixed(1)} ms, p99 ${percentile(timings, 99).toFixed(1)} ms, max ${timings.at(-1)?.toFixed(1)} ms`);
+  console.log(
+    `\n2. push → enforced by all 3 proxies, ${PUSHES} pushes (publish on a warm connection, then SOCKS probes):`,
+  );
+  console.log(
+    `   p50 ${percentile(timings, 50).toFixed(1)} ms, p99 ${percentile(timings, 99).toFixed(1)} ms, max ${timings.at(-1)?.toFixed(1)} ms`,
+  );
 
   // 3. Handshake rate, Redis limits vs in-process limits, same rules.
   const file = path.join(dir, 'policy.yaml');
@@ -139,7 +168,9 @@ try {
   await sleep(200);
   const withRedis = await handshakeRate(first.port, ports.limited);
   const inProcess = await handshakeRate(embedded.port, ports.limited);
-  console.log(`\n3. handshakes per second (CONNECT through to a loopback sink, ${WORKERS} client loops, ${SECONDS} s each, 2 shared cores):`);
+  console.log(
+    `\n3. handshakes per second (CONNECT through to a loopback sink, ${WORKERS} client loops, ${SECONDS} s each, 2 shared cores):`,
+  );
   console.log(`   Redis limits:      ${withRedis.perSecond.toFixed(0)}/s (${withRedis.refused} refused)`);
   console.log(`   in-process limits: ${inProcess.perSecond.toFixed(0)}/s (${inProcess.refused} refused)`);
   console.log(`   ratio: ${(withRedis.perSecond / inProcess.perSecond).toFixed(2)}\n`);

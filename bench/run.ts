@@ -11,13 +11,30 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderChart } from './lib/chart.ts';
-import { ensureLoadgen, runLoadgen, type HandshakeResult, type IdleResult, type ThroughputResult } from './lib/loadgen.ts';
+import {
+  ensureLoadgen,
+  runLoadgen,
+  type HandshakeResult,
+  type IdleResult,
+  type ThroughputResult,
+} from './lib/loadgen.ts';
 import type { PolicyEngineRow, RunRecord, TargetRun } from './lib/model.ts';
 import { sampleNoise } from './lib/noise.ts';
 import { benchRoot, childEnv, repoRoot } from './lib/paths.ts';
 import { buildReport, renderMarkdown, toTargetInfo, type BenchReport } from './lib/report.ts';
 import { formatNumber, formatSummary } from './lib/stats.ts';
-import { DANTED, direct, startDante, startFloor, startEmbedded, startRedisMode, targetLabels, TargetId, type FleetOptions, type Target } from './lib/targets.ts';
+import {
+  DANTED,
+  direct,
+  startDante,
+  startFloor,
+  startEmbedded,
+  startRedisMode,
+  targetLabels,
+  TargetId,
+  type FleetOptions,
+  type Target,
+} from './lib/targets.ts';
 
 const usage = `Usage: scripts/node bench/run.ts [--quick] [--runs N] [--out DIR] [--targets a,b] [--tests a,b]
   --runs N            runs to take medians over (default 3; at least 3 for the report's medians)
@@ -53,8 +70,12 @@ const handshakeSeconds = Number(args['handshake-seconds'] ?? (quick ? 2 : 3));
 const throughputSeconds = Number(args['throughput-seconds']);
 const idleSessions = Number(args['idle-sessions'] ?? (quick ? 1000 : 5000));
 const clients = Number(args.clients);
-const targetIds = new Set<string>(args.targets?.split(',') ?? (quick ? [TargetId.Direct, TargetId.Embedded] : Object.values(TargetId)));
-const tests = new Set(args.tests?.split(',') ?? (quick ? ['handshake', 'idle'] : ['handshake', 'throughput', 'idle', 'policy']));
+const targetIds = new Set<string>(
+  args.targets?.split(',') ?? (quick ? [TargetId.Direct, TargetId.Embedded] : Object.values(TargetId)),
+);
+const tests = new Set(
+  args.tests?.split(',') ?? (quick ? ['handshake', 'idle'] : ['handshake', 'throughput', 'idle', 'policy']),
+);
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -62,7 +83,11 @@ function log(line: string): void {
 
 function versionOf(command: string, argv: string[]): string {
   try {
-    return execFileSync(command, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0]?.trim() ?? '?';
+    return (
+      execFileSync(command, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+        .split('\n')[0]
+        ?.trim() ?? '?'
+    );
   } catch (error) {
     return `unavailable (${(error as Error).message.split('\n')[0]})`;
   }
@@ -93,7 +118,10 @@ async function startTargets(): Promise<Target[]> {
 
 async function measurePolicyEngine(): Promise<PolicyEngineRow[]> {
   const stdout = execFileSync(process.execPath, [path.join(benchRoot, 'policy-engine.ts')], {
-    cwd: repoRoot, env: childEnv(), encoding: 'utf8', timeout: 120_000,
+    cwd: repoRoot,
+    env: childEnv(),
+    encoding: 'utf8',
+    timeout: 120_000,
   });
   return JSON.parse(stdout) as PolicyEngineRow[];
 }
@@ -106,7 +134,15 @@ async function measureRun(run: number, targets: readonly Target[]): Promise<RunR
   // TIME_WAIT sockets and heap growth).
   const order = live.map((_, i) => live[(i + run - 1) % live.length] as Target);
   const { sample: noiseStart, counters } = sampleNoise(null);
-  const record: RunRecord = { run, order: order.map((t) => t.id), noiseStart, noiseEnd: noiseStart, targets: {}, policyEngine: null, failures: [] };
+  const record: RunRecord = {
+    run,
+    order: order.map((t) => t.id),
+    noiseStart,
+    noiseEnd: noiseStart,
+    targets: {},
+    policyEngine: null,
+    failures: [],
+  };
   const slot = (t: Target): TargetRun => (record.targets[t.id] ??= {});
   const step = async <T>(what: string, t: Target, measure: () => Promise<T>, keep: (r: T) => void): Promise<void> => {
     const where = `run ${run} ${what.padEnd(12)} ${targetLabels[t.id].padEnd(22)}`;
@@ -124,23 +160,50 @@ async function measureRun(run: number, targets: readonly Target[]): Promise<RunR
   };
   if (tests.has('handshake')) {
     for (const t of order) {
-      await step('handshake', t, () => runLoadgen<HandshakeResult>('handshake', t.loadgen, {
-        clients, duration: `${handshakeSeconds}s`, warmup: '500ms', 'max-cycles': 2_000_000,
-      }), (r) => (slot(t).handshake = r));
+      await step(
+        'handshake',
+        t,
+        () =>
+          runLoadgen<HandshakeResult>('handshake', t.loadgen, {
+            clients,
+            duration: `${handshakeSeconds}s`,
+            warmup: '500ms',
+            'max-cycles': 2_000_000,
+          }),
+        (r) => (slot(t).handshake = r),
+      );
     }
     // Latency without queueing: one client, one cycle at a time.
     for (const t of order) {
-      await step('handshake x1', t, () => runLoadgen<HandshakeResult>('handshake', t.loadgen, {
-        clients: 1, duration: '1s', warmup: '200ms', 'max-cycles': 100_000,
-      }), (r) => (slot(t).handshakeSingle = r));
+      await step(
+        'handshake x1',
+        t,
+        () =>
+          runLoadgen<HandshakeResult>('handshake', t.loadgen, {
+            clients: 1,
+            duration: '1s',
+            warmup: '200ms',
+            'max-cycles': 100_000,
+          }),
+        (r) => (slot(t).handshakeSingle = r),
+      );
     }
   }
   if (tests.has('throughput')) {
     for (const sessions of [1, 8] as const) {
       for (const t of order) {
-        await step(`tput x${sessions}`, t, () => runLoadgen<ThroughputResult>('throughput', t.loadgen, {
-          sessions, duration: `${throughputSeconds}s`, warmup: '500ms', 'max-bytes': 64 * 2 ** 30,
-        }), (r) => (sessions === 1 ? (slot(t).throughput1 = r) : (slot(t).throughput8 = r)));
+        await step(
+          `tput x${sessions}`,
+          t,
+          () =>
+            runLoadgen<ThroughputResult>('throughput', t.loadgen, {
+              sessions,
+              duration: `${throughputSeconds}s`,
+              warmup: '500ms',
+              'max-bytes': 64 * 2 ** 30,
+            }),
+          (r) => (sessions === 1 ? (slot(t).throughput1 = r) : (slot(t).throughput8 = r)),
+        );
       }
     }
   }
@@ -150,17 +213,28 @@ async function measureRun(run: number, targets: readonly Target[]): Promise<RunR
       // A fresh process: one whose heap the load above already grew would hold new sessions in
       // pages it has already paid for, and its growth would under-count what a session costs.
       let fresh: Target | null = null;
-      await step('idle', t, async () => {
-        fresh = await starters[t.id]({ probeTracing: false });
-        return runLoadgen<IdleResult>('idle', fresh.loadgen, { sessions: idleSessions, concurrency: 64, settle: '1s' });
-      }, (r) => (slot(t).idle = r));
+      await step(
+        'idle',
+        t,
+        async () => {
+          fresh = await starters[t.id]({ probeTracing: false });
+          return runLoadgen<IdleResult>('idle', fresh.loadgen, {
+            sessions: idleSessions,
+            concurrency: 64,
+            settle: '1s',
+          });
+        },
+        (r) => (slot(t).idle = r),
+      );
       await (fresh as Target | null)?.stop();
     }
   }
   if (tests.has('policy')) {
     try {
       record.policyEngine = await measurePolicyEngine();
-      log(`  run ${run} policy engine ${record.policyEngine.map((p) => `${p.rules} ${p.shape}: ${formatNumber(p.decisionsPerCpuSecond)}/CPU-s`).join(', ')}`);
+      log(
+        `  run ${run} policy engine ${record.policyEngine.map((p) => `${p.rules} ${p.shape}: ${formatNumber(p.decisionsPerCpuSecond)}/CPU-s`).join(', ')}`,
+      );
     } catch (error) {
       record.failures.push(`run ${run} policy engine: ${(error as Error).message.split('\n')[0]}`);
     }
@@ -175,7 +249,8 @@ function summarizeStep(r: unknown): string {
   if (x.cyclesPerSecond !== undefined) {
     return `${formatNumber(x.cyclesPerSecond)} cycles/s, p50 ${formatNumber((x.handshakeP50Us ?? 0) / 1000)} ms, CPU ${formatNumber(x.proxyCpuUsPerSession ?? 0)} µs/session${errors}`;
   }
-  if (x.mibPerSecond !== undefined) return `${formatNumber(x.mibPerSecond)} MiB/s, CPU ${formatNumber(x.proxyCpuSecondsPerGiB ?? 0)} s/GiB${errors}`;
+  if (x.mibPerSecond !== undefined)
+    return `${formatNumber(x.mibPerSecond)} MiB/s, CPU ${formatNumber(x.proxyCpuSecondsPerGiB ?? 0)} s/GiB${errors}`;
   if (x.rssBytesPerSession !== undefined) {
     const kib = (bytes: number | undefined): string => formatNumber((bytes ?? 0) / 1024);
     return `${x.opened}/${x.sessions} open, KiB/session RSS ${kib(x.rssBytesPerSession)} (marginal ${kib(x.marginalRssBytesPerSession)}), PSS ${kib(x.pssBytesPerSession)} (marginal ${kib(x.marginalPssBytesPerSession)})${errors}`;
@@ -234,15 +309,31 @@ async function main(): Promise<void> {
     markdown: path.join(args.out, `${prefix}-${stamp}.md`),
     chart: path.join(args.out, `${prefix}-${stamp}.svg`),
   };
-  const json = JSON.stringify({ machine, config, targets: targets.map((t) => ({ ...toTargetInfo(t), details: t.details() })), report, runs: records }, null, 2);
+  const json = JSON.stringify(
+    {
+      machine,
+      config,
+      targets: targets.map((t) => ({ ...toTargetInfo(t), details: t.details() })),
+      report,
+      runs: records,
+    },
+    null,
+    2,
+  );
   const svg = renderChart(report, `${machine.cpu}, ${machine.cores} cores; ${runs} runs; ${new Date().toISOString()}`);
-  for (const [file, text] of [[files.json, json], [files.markdown, markdown], [files.chart, svg]] as const) {
+  for (const [file, text] of [
+    [files.json, json],
+    [files.markdown, markdown],
+    [files.chart, svg],
+  ] as const) {
     writeFileSync(file, text);
     writeFileSync(path.join(args.out, `${prefix}-latest${path.extname(file)}`), text);
   }
   process.stdout.write(`${markdown}\n`);
   if (quick) process.stdout.write(`${quickSummary(report)}\n\n`);
-  process.stdout.write(`JSON: ${path.relative(repoRoot, files.json)}\nchart: ${path.relative(repoRoot, files.chart)}\n`);
+  process.stdout.write(
+    `JSON: ${path.relative(repoRoot, files.json)}\nchart: ${path.relative(repoRoot, files.chart)}\n`,
+  );
 }
 
 main().catch((error: unknown) => {

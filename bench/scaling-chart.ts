@@ -23,5 +23,8 @@ if (values.admission === undefined) {
 const lastJsonLine = (file: string): unknown => JSON.parse(readFileSync(file, 'utf8').trim().split('\n').at(-1)!);
 const admission = (lastJsonLine(values.admission) as { runs: AdmissionRun[] }).runs;
 const pushes = values.pushes === undefined ? null : (lastJsonLine(values.pushes) as FleetScalingReport);
-writeFileSync(values.out, renderScalingChart(admission, pushes, new Date().toISOString().slice(0, 16).replace('T', ' ')));
+writeFileSync(
+  values.out,
+  renderScalingChart(admission, pushes, new Date().toISOString().slice(0, 16).replace('T', ' ')),
+);
 process.stderr.write(`wrote ${values.out}\n`);

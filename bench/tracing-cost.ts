@@ -29,9 +29,20 @@ spec:
 `;
 const PAYLOAD = Buffer.from('ping-0123456789');
 
-interface RunRequest { proxyPort: number; seconds: number; clients: number }
-interface RunResult { handshakes: number; failures: number; elapsedMs: number }
-interface Ready { echoPort: number; sinkUrl: string }
+interface RunRequest {
+  proxyPort: number;
+  seconds: number;
+  clients: number;
+}
+interface RunResult {
+  handshakes: number;
+  failures: number;
+  elapsedMs: number;
+}
+interface Ready {
+  echoPort: number;
+  sinkUrl: string;
+}
 
 // ---------------------------------------------------------------- worker: load and sinks
 async function worker(): Promise<void> {
@@ -112,7 +123,11 @@ function countingExporter(inner: SpanExporter, counts: { exported: number }): Sp
   };
 }
 
-async function startMode(mode: Mode, sinkUrl: string, counts: { recorded: number; exported: number }): Promise<Tracing | null> {
+async function startMode(
+  mode: Mode,
+  sinkUrl: string,
+  counts: { recorded: number; exported: number },
+): Promise<Tracing | null> {
   const ratio = RATIO[mode];
   if (ratio === null) return null;
   process.env.OTEL_TRACES_SAMPLER = 'parentbased_traceidratio';
@@ -135,7 +150,9 @@ const median = (xs: number[]): number => {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      seconds: { type: 'string', default: '2' }, rounds: { type: 'string', default: '10' }, clients: { type: 'string', default: '32' },
+      seconds: { type: 'string', default: '2' },
+      rounds: { type: 'string', default: '10' },
+      clients: { type: 'string', default: '32' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -167,7 +184,9 @@ async function main(): Promise<void> {
       const mode = modes[(i + round) % modes.length]!;
       const r = await run(mode, seconds);
       results.get(mode)!.push(r);
-      process.stderr.write(`round ${round + 1} ${mode.padEnd(4)} ${(r.handshakes / (r.elapsedMs / 1000)).toFixed(0)} handshakes/s\n`);
+      process.stderr.write(
+        `round ${round + 1} ${mode.padEnd(4)} ${(r.handshakes / (r.elapsedMs / 1000)).toFixed(0)} handshakes/s\n`,
+      );
     }
   }
   load.postMessage('exit');
@@ -176,9 +195,16 @@ async function main(): Promise<void> {
   const rate = (r: RunResult): number => r.handshakes / (r.elapsedMs / 1000);
   const cpuPer = (r: { cpuUs: number; handshakes: number }): number => r.cpuUs / r.handshakes;
   const off = results.get('off')!;
-  if (!values.json) console.log(`\ntracing cost: ${clients} clients, ${rounds} rounds × ${seconds}s per mode, CONNECT → ${PAYLOAD.length}-byte echo → close`);
-  if (!values.json) console.log('ratios are per round against the same round\'s "off" run (median over rounds): machine noise cancels');
-  if (!values.json) console.log('mode   handshakes/s median (min–max)   rate vs off   proxy-thread CPU µs/handshake   CPU vs off   spans recorded / exported / dropped   failures');
+  if (!values.json)
+    console.log(
+      `\ntracing cost: ${clients} clients, ${rounds} rounds × ${seconds}s per mode, CONNECT → ${PAYLOAD.length}-byte echo → close`,
+    );
+  if (!values.json)
+    console.log('ratios are per round against the same round\'s "off" run (median over rounds): machine noise cancels');
+  if (!values.json)
+    console.log(
+      'mode   handshakes/s median (min–max)   rate vs off   proxy-thread CPU µs/handshake   CPU vs off   spans recorded / exported / dropped   failures',
+    );
   const summary: Record<string, unknown> = {};
   for (const mode of modes) {
     const rs = results.get(mode)!;
@@ -188,15 +214,31 @@ async function main(): Promise<void> {
     const recorded = rs.reduce((n, r) => n + r.recorded, 0);
     const exported = rs.reduce((n, r) => n + r.exported, 0);
     const failures = rs.reduce((n, r) => n + r.failures, 0);
-    summary[mode] = { rate: median(rates), rateRatio, cpuUsPerHandshake: median(rs.map(cpuPer)), cpuRatio, recorded, exported, failures };
+    summary[mode] = {
+      rate: median(rates),
+      rateRatio,
+      cpuUsPerHandshake: median(rs.map(cpuPer)),
+      cpuRatio,
+      recorded,
+      exported,
+      failures,
+    };
     if (values.json) continue;
     console.log(
-      `${mode.padEnd(6)} ${median(rates).toFixed(0).padStart(8)} (${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)})`.padEnd(38) +
+      `${mode.padEnd(6)} ${median(rates).toFixed(0).padStart(8)} (${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)})`.padEnd(
+        38,
+      ) +
         `${rateRatio.toFixed(3).padStart(11)}   ${median(rs.map(cpuPer)).toFixed(1).padStart(29)}   ${cpuRatio.toFixed(3).padStart(10)}   ` +
         `${`${recorded} / ${exported} / ${recorded - exported}`.padStart(35)}   ${String(failures).padStart(8)}`,
     );
   }
-  if (values.json) console.log(JSON.stringify({ command: `scripts/node bench/tracing-cost.ts --rounds ${rounds} --seconds ${seconds} --clients ${clients}`, modes: summary }));
+  if (values.json)
+    console.log(
+      JSON.stringify({
+        command: `scripts/node bench/tracing-cost.ts --rounds ${rounds} --seconds ${seconds} --clients ${clients}`,
+        modes: summary,
+      }),
+    );
 }
 
 if (isMainThread) await main();

@@ -12,22 +12,38 @@ export const modules = {
   // The decision core: evaluate() and the SSRF guard over parsed addresses and range sets.
   policy: {
     mutate: ['src/policy/{evaluate,guard,ranges,ip}.ts'],
-    tests: ['test/policy/evaluate.test.ts', 'test/policy/evaluate-property.test.ts', 'test/policy/ip-glob.test.ts',
-      'test/policy/guard-edges.test.ts', 'test/policy/ip-parse.test.ts', 'test/policy/tiers.test.ts', 'test/policy/guard.test.ts'],
+    tests: [
+      'test/policy/evaluate.test.ts',
+      'test/policy/evaluate-property.test.ts',
+      'test/policy/ip-glob.test.ts',
+      'test/policy/guard-edges.test.ts',
+      'test/policy/ip-parse.test.ts',
+      'test/policy/tiers.test.ts',
+      'test/policy/guard.test.ts',
+    ],
     bar: 85,
   },
   // Compilation to the matcher: globs, the rule index.
   'policy-compile': {
     mutate: ['src/policy/{compile,rule-index,glob}.ts'],
-    tests: ['test/policy/evaluate.test.ts', 'test/policy/evaluate-property.test.ts', 'test/policy/ip-glob.test.ts',
-      'test/policy/tiers.test.ts', 'test/policy/glob-property.test.ts'],
+    tests: [
+      'test/policy/evaluate.test.ts',
+      'test/policy/evaluate-property.test.ts',
+      'test/policy/ip-glob.test.ts',
+      'test/policy/tiers.test.ts',
+      'test/policy/glob-property.test.ts',
+    ],
     bar: 85,
   },
   // Schema validation, loading and explain: mostly messages for people.
   'policy-validate': {
     mutate: ['src/policy/{validate,validate-fields,load,explain}.ts'],
-    tests: ['test/policy/validate.test.ts', 'test/policy/evaluate.test.ts', 'test/policy/explain-namespace.test.ts',
-      'test/policy/policy-command.test.ts'],
+    tests: [
+      'test/policy/validate.test.ts',
+      'test/policy/evaluate.test.ts',
+      'test/policy/explain-namespace.test.ts',
+      'test/policy/policy-command.test.ts',
+    ],
     bar: 85,
   },
   // The pure limiter core and the in-process limiter. The Redis limiter and its internals are left
@@ -42,8 +58,13 @@ export const modules = {
   // through them (seconds per mutant): hours on two shared cores, so it is run on its own.
   session: {
     mutate: ['src/server/session.ts'],
-    tests: ['test/server/connect.test.ts', 'test/server/bind.test.ts', 'test/server/limits-ident.test.ts',
-      'test/server/timeouts.test.ts', 'test/server/proxy-protocol-session.test.ts'],
+    tests: [
+      'test/server/connect.test.ts',
+      'test/server/bind.test.ts',
+      'test/server/limits-ident.test.ts',
+      'test/server/timeouts.test.ts',
+      'test/server/proxy-protocol-session.test.ts',
+    ],
     bar: null, // reported without a bar: sockets and timers make some mutants equivalent or untestable
   },
   // Relay and upstream dial, guarded by the suites that move bytes and dial (refused, timeout).

@@ -42,18 +42,42 @@ for (const [name, mod] of Object.entries(modules)) {
   const r = record[name];
   const when = (ran.has(name) ? 'now' : r ? `recorded ${r.measured}` : '') + (r?.files ? ` (only ${r.files})` : '');
   if (r === undefined || (ran.has(name) && !existsSync(`reports/mutation/${name}/mutation.json`))) {
-    rows.push([name, ran.has(name) ? 'no report' : 'not run', '', '', '', '', '', ran.has(name) && mod.bar !== null ? `missed ${mod.bar} %` : 'not measured', when]);
+    rows.push([
+      name,
+      ran.has(name) ? 'no report' : 'not run',
+      '',
+      '',
+      '',
+      '',
+      '',
+      ran.has(name) && mod.bar !== null ? `missed ${mod.bar} %` : 'not measured',
+      when,
+    ]);
     if (ran.has(name)) below++;
     continue;
   }
   const verdict = mod.bar === null ? 'no bar' : r.score >= mod.bar ? `met ${mod.bar} %` : `missed ${mod.bar} %`;
   if (ran.has(name) && mod.bar !== null && r.score < mod.bar) below++;
   const wall = r.wallSeconds === null ? '' : `${Math.round(r.wallSeconds / 60)} min`;
-  rows.push([name, `${r.score.toFixed(1)} %`, r.killed ?? '', r.timeout ?? '', r.survived ?? '', r.noCoverage ?? '', wall, verdict, when]);
+  rows.push([
+    name,
+    `${r.score.toFixed(1)} %`,
+    r.killed ?? '',
+    r.timeout ?? '',
+    r.survived ?? '',
+    r.noCoverage ?? '',
+    wall,
+    verdict,
+    when,
+  ]);
 }
 const head = ['module', 'score', 'killed', 'timeout', 'survived', 'no cover', 'wall', 'bar', 'measured'];
 const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join('  ').trimEnd();
+const line = (cells) =>
+  cells
+    .map((c, i) => String(c).padEnd(widths[i]))
+    .join('  ')
+    .trimEnd();
 console.log(line(head));
 for (const row of rows) console.log(line(row));
 console.log('Survivors, killed or explained: mutation/SURVIVORS.md. HTML: reports/mutation/<module>/index.html');

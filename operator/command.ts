@@ -5,7 +5,15 @@ import { existsSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_LOG_LEVEL, DEFAULT_OPS_LISTEN, parseCount, parseHostPort, parseLogLevel, UsageError, type CliIO } from '../src/cli/args.ts';
+import {
+  DEFAULT_LOG_LEVEL,
+  DEFAULT_OPS_LISTEN,
+  parseCount,
+  parseHostPort,
+  parseLogLevel,
+  UsageError,
+  type CliIO,
+} from '../src/cli/args.ts';
 import { listenError } from '../src/cli/proxy-lifecycle.ts';
 import { durationHelp, durationOption, readDuration } from '../src/cli/durations.ts';
 import { readRedisFlags, redactRedisUrl, redisFlagOptions, redisFlagsHelp } from '../src/cli/redis-flags.ts';
@@ -83,7 +91,10 @@ const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 function parseNamespaces(text: string | undefined): string[] | null {
   if (text === undefined || text === '' || text === '*' || text === 'all') return null;
-  const list = text.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  const list = text
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
   for (const ns of list) {
     if (ns.length > 63 || !NAME_RE.test(ns)) throw new UsageError(`--namespaces: "${ns}" is not a namespace name`);
   }
@@ -102,7 +113,8 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
   const leaseDurationMs = readDuration('lease-duration', values['lease-duration']);
   const renewDeadlineMs = readDuration('renew-deadline', values['renew-deadline']);
   const retryPeriodMs = readDuration('retry-period', values['retry-period']);
-  if (leaseDurationMs < 1000 || leaseDurationMs % 1000 !== 0) throw new UsageError('--lease-duration: whole seconds, at least 1s');
+  if (leaseDurationMs < 1000 || leaseDurationMs % 1000 !== 0)
+    throw new UsageError('--lease-duration: whole seconds, at least 1s');
   if (!(retryPeriodMs > 0 && retryPeriodMs < renewDeadlineMs && renewDeadlineMs < leaseDurationMs)) {
     throw new UsageError('need 0 < --retry-period < --renew-deadline < --lease-duration');
   }
@@ -114,14 +126,18 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
   const kubeConfig = new KubeConfig();
   if (values.kubeconfig === undefined && !hasKubeCredentials(env)) {
     // loadFromDefault() would fall back to http://localhost:8080 and relist there forever.
-    io.stderr(`socks4-fleet operator: no Kubernetes credentials found: no --kubeconfig, no $KUBECONFIG, no ${join(env.HOME ?? homedir(), '.kube', 'config')} and no in-cluster service account (KUBERNETES_SERVICE_HOST and ${SERVICE_ACCOUNT_TOKEN}); pass --kubeconfig FILE, or run it in a pod\n`);
+    io.stderr(
+      `socks4-fleet operator: no Kubernetes credentials found: no --kubeconfig, no $KUBECONFIG, no ${join(env.HOME ?? homedir(), '.kube', 'config')} and no in-cluster service account (KUBERNETES_SERVICE_HOST and ${SERVICE_ACCOUNT_TOKEN}); pass --kubeconfig FILE, or run it in a pod\n`,
+    );
     return 1;
   }
   try {
     if (values.kubeconfig === undefined) kubeConfig.loadFromDefault();
     else kubeConfig.loadFromFile(values.kubeconfig);
   } catch (error) {
-    io.stderr(`cannot load Kubernetes credentials${values.kubeconfig === undefined ? '' : ` from ${values.kubeconfig}`}: ${(error as Error).message}\n`);
+    io.stderr(
+      `cannot load Kubernetes credentials${values.kubeconfig === undefined ? '' : ` from ${values.kubeconfig}`}: ${(error as Error).message}\n`,
+    );
     return 1;
   }
   if (kubeConfig.getCurrentCluster() === null) {
@@ -143,13 +159,15 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
       prefix,
       namespaces,
       identity,
-      lease: leaderElect ? {
-        namespace: values['lease-namespace'] ?? env.POD_NAMESPACE ?? contextNamespace ?? 'default',
-        name: values['lease-name'],
-        leaseDurationMs,
-        renewDeadlineMs,
-        retryPeriodMs,
-      } : null,
+      lease: leaderElect
+        ? {
+            namespace: values['lease-namespace'] ?? env.POD_NAMESPACE ?? contextNamespace ?? 'default',
+            name: values['lease-name'],
+            leaseDurationMs,
+            renewDeadlineMs,
+            retryPeriodMs,
+          }
+        : null,
       workers,
       resyncMs,
       ops,
@@ -157,18 +175,32 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
     });
   } catch (error) {
     const { code, syscall } = error as NodeJS.ErrnoException;
-    const message = syscall === 'listen' || code === 'EADDRINUSE'
-      ? listenError('ops-listen', values['ops-listen'], argv.every((a) => !a.startsWith('--ops-listen')), error as NodeJS.ErrnoException).message
-      : `cannot start: ${(error as Error).message}`;
+    const message =
+      syscall === 'listen' || code === 'EADDRINUSE'
+        ? listenError(
+            'ops-listen',
+            values['ops-listen'],
+            argv.every((a) => !a.startsWith('--ops-listen')),
+            error as NodeJS.ErrnoException,
+          ).message
+        : `cannot start: ${(error as Error).message}`;
     io.stderr(`socks4-fleet operator: ${message}\n`);
     await tracing.shutdown();
     logger.flush();
     return 1;
   }
   const opsAddress = operator.opsAddress === null ? null : `${operator.opsAddress.address}:${operator.opsAddress.port}`;
-  logger.info({
-    identity, leaderElection: leaderElect, namespaces: namespaces ?? 'all', redis: redactRedisUrl(connection.url), prefix, ops: opsAddress,
-  }, 'socks4-fleet operator started');
+  logger.info(
+    {
+      identity,
+      leaderElection: leaderElect,
+      namespaces: namespaces ?? 'all',
+      redis: redactRedisUrl(connection.url),
+      prefix,
+      ops: opsAddress,
+    },
+    'socks4-fleet operator started',
+  );
 
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {

@@ -47,13 +47,10 @@ export function findCondition(conditions: readonly Condition[] | undefined, type
  */
 export function setCondition(conditions: readonly Condition[], update: ConditionUpdate, now: Date): Condition[] {
   const previous = findCondition(conditions, update.type);
-  const lastTransitionTime = previous !== undefined && previous.status === update.status
-    ? previous.lastTransitionTime
-    : formatTime(now);
+  const lastTransitionTime =
+    previous !== undefined && previous.status === update.status ? previous.lastTransitionTime : formatTime(now);
   const next: Condition = { ...update, message: truncateMessage(update.message), lastTransitionTime };
-  return previous === undefined
-    ? [...conditions, next]
-    : conditions.map((c) => (c.type === update.type ? next : c));
+  return previous === undefined ? [...conditions, next] : conditions.map((c) => (c.type === update.type ? next : c));
 }
 
 export function truncateMessage(message: string): string {
@@ -65,8 +62,12 @@ export function readConditions(status: unknown): Condition[] {
   if (typeof status !== 'object' || status === null) return [];
   const list = (status as { conditions?: unknown }).conditions;
   if (!Array.isArray(list)) return [];
-  return list.filter((c): c is Condition =>
-    typeof c === 'object' && c !== null &&
-    typeof (c as Condition).type === 'string' && typeof (c as Condition).status === 'string' &&
-    typeof (c as Condition).lastTransitionTime === 'string');
+  return list.filter(
+    (c): c is Condition =>
+      typeof c === 'object' &&
+      c !== null &&
+      typeof (c as Condition).type === 'string' &&
+      typeof (c as Condition).status === 'string' &&
+      typeof (c as Condition).lastTransitionTime === 'string',
+  );
 }

@@ -15,8 +15,14 @@ import type { OperatorMetrics } from './metrics.ts';
 import type { PolicyStore } from './policy-informer.ts';
 import { WorkQueue, type WorkQueueOptions } from './queue.ts';
 import {
-  assessPolicy, isDeleting, needsWork, planPolicy, planSnapshot, recordPublished,
-  type ObservedPolicy, type PublishedSnapshot,
+  assessPolicy,
+  isDeleting,
+  needsWork,
+  planPolicy,
+  planSnapshot,
+  recordPublished,
+  type ObservedPolicy,
+  type PublishedSnapshot,
 } from './reconcile.ts';
 import { policyId } from '../src/policy/types.ts';
 
@@ -142,7 +148,8 @@ export class Controller {
       await tracer.startActiveSpan(name, async (span) => {
         span.setAttributes({ [OperatorAttr.Key]: key, [OperatorAttr.Kind]: kind });
         try {
-          const outcome = key === SNAPSHOT_KEY ? await this.#reconcileSnapshot(span) : await this.#reconcilePolicy(key, span);
+          const outcome =
+            key === SNAPSHOT_KEY ? await this.#reconcileSnapshot(span) : await this.#reconcilePolicy(key, span);
           span.setAttribute(OperatorAttr.Outcome, outcome);
           this.#queue.forget(key);
           this.#options.metrics.reconciles.inc({ kind, result: 'ok' });
@@ -152,7 +159,10 @@ export class Controller {
           span.setAttribute(OperatorAttr.Outcome, 'error');
           span.recordException(error as Error);
           span.setStatus({ code: SpanStatusCode.ERROR, message: describeApiError(error) });
-          this.#options.logger.warn({ key, retryInMs, failures: this.#queue.failures(key), err: describeApiError(error) }, 'reconcile failed; retrying');
+          this.#options.logger.warn(
+            { key, retryInMs, failures: this.#queue.failures(key), err: describeApiError(error) },
+            'reconcile failed; retrying',
+          );
         } finally {
           span.end();
           timer();
@@ -189,7 +199,8 @@ export class Controller {
         });
         if (!this.#publishSpans.has(published.version)) {
           this.#publishSpans.set(published.version, publishSpan.spanContext());
-          if (this.#publishSpans.size > PUBLISH_SPANS_KEPT) this.#publishSpans.delete(this.#publishSpans.keys().next().value as string);
+          if (this.#publishSpans.size > PUBLISH_SPANS_KEPT)
+            this.#publishSpans.delete(this.#publishSpans.keys().next().value as string);
         }
         publishSpan.setAttributes({
           'messaging.system': 'redis',
@@ -213,13 +224,24 @@ export class Controller {
     metrics.snapshotPublishedAt.set(Date.now() / 1000);
     metrics.refusedPolicies.set(observed.filter((obj) => !isDeleting(obj) && !assessPolicy(obj).ok).length);
     if (result.changed) {
-      logger.info({ version: result.version, previous: result.previous || null, policies: result.policyCount, rules: result.ruleCount }, 'published rules snapshot');
+      logger.info(
+        {
+          version: result.version,
+          previous: result.previous || null,
+          policies: result.policyCount,
+          rules: result.ruleCount,
+        },
+        'published rules snapshot',
+      );
     }
     const now = this.#now();
     for (const obj of observed) {
       if (needsWork(planPolicy(obj, this.#published, now))) this.#queue.add(policyId(obj));
     }
-    span.setAttributes({ [OperatorAttr.SnapshotVersion]: result.version, [OperatorAttr.PolicyCount]: result.policyCount });
+    span.setAttributes({
+      [OperatorAttr.SnapshotVersion]: result.version,
+      [OperatorAttr.PolicyCount]: result.policyCount,
+    });
     return result.changed ? 'published' : 'unchanged';
   }
 
@@ -258,7 +280,8 @@ export class Controller {
       }
       if (plan.status !== null) {
         const status = plan.status;
-        const carriedBy = status.snapshotVersion === undefined ? undefined : this.#publishSpans.get(status.snapshotVersion);
+        const carriedBy =
+          status.snapshotVersion === undefined ? undefined : this.#publishSpans.get(status.snapshotVersion);
         if (carriedBy !== undefined) span.addLink({ context: carriedBy });
         await inSpan(OperatorSpan.PatchStatus, SpanKind.CLIENT, () => api.patchStatus(obj, status));
         this.#expect(key, obj);
@@ -269,7 +292,10 @@ export class Controller {
       throw error;
     }
     if (plan.event !== null) {
-      logger.warn({ policy: key, generation: obj.metadata.generation, reason: plan.event.reason, detail: plan.event.message }, 'policy refused');
+      logger.warn(
+        { policy: key, generation: obj.metadata.generation, reason: plan.event.reason, detail: plan.event.message },
+        'policy refused',
+      );
       // An event is a courtesy: failing to record one must not fail (and repeat) the reconcile.
       await api.recordEvent(obj, plan.event).catch((error: unknown) => {
         logger.warn({ policy: key, err: describeApiError(error) }, 'could not record event');

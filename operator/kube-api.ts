@@ -3,8 +3,13 @@
 // request; retries belong to the work queue. The verbs used here are exactly those granted by
 // deploy/rbac/ (test/operator/rbac.test.ts runs the operator under nothing else).
 import {
-  ApiException, CoordinationV1Api, CoreV1Api, CustomObjectsApi, V1MicroTime,
-  type KubeConfig, type V1Lease,
+  ApiException,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  V1MicroTime,
+  type KubeConfig,
+  type V1Lease,
 } from '@kubernetes/client-node';
 import { CLUSTER_KIND, GROUP, KIND, VERSION } from '../src/policy/types.ts';
 import type { LeaseClient, LeaseView, LeaseWrite } from './leader-election.ts';
@@ -105,14 +110,17 @@ export function createPolicyApi(kubeConfig: KubeConfig, reporter: { component: s
 }
 
 /** ClusterSocks4Policy: list() ignores its namespace argument (the kind has none). */
-export function createClusterPolicyApi(kubeConfig: KubeConfig, reporter: { component: string; instance: string }): PolicyApi {
+export function createClusterPolicyApi(
+  kubeConfig: KubeConfig,
+  reporter: { component: string; instance: string },
+): PolicyApi {
   const custom = kubeConfig.makeApiClient(CustomObjectsApi);
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const target = { group: GROUP, version: VERSION, plural: CLUSTER_PLURAL };
   const name = (obj: ObservedPolicy): string => obj.metadata.name ?? '';
   return {
     async list() {
-      return await custom.listClusterCustomObject(target) as PolicyList;
+      return (await custom.listClusterCustomObject(target)) as PolicyList;
     },
     async addFinalizer(obj) {
       await custom.patchClusterCustomObject({ ...target, name: name(obj), body: finalizerAddition(obj) });
@@ -122,10 +130,17 @@ export function createClusterPolicyApi(kubeConfig: KubeConfig, reporter: { compo
       if (body !== null) await custom.patchClusterCustomObject({ ...target, name: name(obj), body });
     },
     async patchStatus(obj, status) {
-      await custom.patchClusterCustomObjectStatus({ ...target, name: name(obj), body: [{ op: 'add', path: '/status', value: status }] });
+      await custom.patchClusterCustomObjectStatus({
+        ...target,
+        name: name(obj),
+        body: [{ op: 'add', path: '/status', value: status }],
+      });
     },
     async recordEvent(obj, event) {
-      await core.createNamespacedEvent({ namespace: CLUSTER_EVENT_NAMESPACE, body: eventBody(obj, CLUSTER_KIND, CLUSTER_EVENT_NAMESPACE, event, reporter) });
+      await core.createNamespacedEvent({
+        namespace: CLUSTER_EVENT_NAMESPACE,
+        body: eventBody(obj, CLUSTER_KIND, CLUSTER_EVENT_NAMESPACE, event, reporter),
+      });
     },
   };
 }
@@ -136,9 +151,9 @@ function finalizerAddition(obj: ObservedPolicy): object[] {
   // cannot drop anyone's finalizer; creating the list is guarded by the resourceVersion read.
   return existing === undefined || existing.length === 0
     ? [
-      { op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion },
-      { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] },
-    ]
+        { op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion },
+        { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] },
+      ]
     : [{ op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }];
 }
 
@@ -147,16 +162,27 @@ function finalizerRemoval(obj: ObservedPolicy): object[] | null {
   if (index === -1) return null;
   // Test the element itself: other controllers may edit their own finalizers meanwhile.
   const path = `/metadata/finalizers/${index}`;
-  return [{ op: 'test', path, value: FINALIZER }, { op: 'remove', path }];
+  return [
+    { op: 'test', path, value: FINALIZER },
+    { op: 'remove', path },
+  ];
 }
 
-function eventBody(obj: ObservedPolicy, kind: string, namespace: string, event: PolicyEvent, reporter: { component: string; instance: string }) {
+function eventBody(
+  obj: ObservedPolicy,
+  kind: string,
+  namespace: string,
+  event: PolicyEvent,
+  reporter: { component: string; instance: string },
+) {
   const name = obj.metadata.name ?? '';
   const now = new Date();
   return {
     metadata: { generateName: `${name}.`, namespace },
     involvedObject: {
-      apiVersion: `${GROUP}/${VERSION}`, kind, name,
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind,
+      name,
       ...(kind === CLUSTER_KIND ? {} : { namespace }),
       ...(obj.metadata.uid === undefined ? {} : { uid: obj.metadata.uid }),
       ...(obj.metadata.resourceVersion === undefined ? {} : { resourceVersion: obj.metadata.resourceVersion }),
@@ -174,15 +200,19 @@ function eventBody(obj: ObservedPolicy, kind: string, namespace: string, event: 
   };
 }
 
-function createNamespacedPolicyApi(kubeConfig: KubeConfig, reporter: { component: string; instance: string }): PolicyApi {
+function createNamespacedPolicyApi(
+  kubeConfig: KubeConfig,
+  reporter: { component: string; instance: string },
+): PolicyApi {
   const custom = kubeConfig.makeApiClient(CustomObjectsApi);
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const target = { group: GROUP, version: VERSION, plural: PLURAL };
   return {
     async list(namespace) {
-      const list = namespace === null
-        ? await custom.listClusterCustomObject(target)
-        : await custom.listNamespacedCustomObject({ ...target, namespace });
+      const list =
+        namespace === null
+          ? await custom.listClusterCustomObject(target)
+          : await custom.listNamespacedCustomObject({ ...target, namespace });
       return list as PolicyList;
     },
     async addFinalizer(obj) {
@@ -194,7 +224,8 @@ function createNamespacedPolicyApi(kubeConfig: KubeConfig, reporter: { component
     },
     async patchStatus(obj, status) {
       await custom.patchNamespacedCustomObjectStatus({
-        ...target, ...nameOf(obj),
+        ...target,
+        ...nameOf(obj),
         body: [{ op: 'add', path: '/status', value: status }],
       });
     },
@@ -248,7 +279,9 @@ export function createLeaseClient(kubeConfig: KubeConfig, namespace: string, nam
       return leaseView(await api.createNamespacedLease({ namespace, body: body(write) }));
     },
     async update(resourceVersion, write) {
-      return leaseView(await api.replaceNamespacedLease({ name, namespace, body: body(write, resourceVersion, acquireTime) }));
+      return leaseView(
+        await api.replaceNamespacedLease({ name, namespace, body: body(write, resourceVersion, acquireTime) }),
+      );
     },
   };
 }

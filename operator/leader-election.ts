@@ -84,9 +84,12 @@ export class LeaderElector implements Leadership {
   #stopped = false;
 
   constructor(options: LeaderElectorOptions) {
-    if (!(options.renewDeadlineMs < options.leaseDurationMs)) throw new Error('renew deadline must be shorter than the lease duration');
-    if (!(options.retryPeriodMs < options.renewDeadlineMs)) throw new Error('retry period must be shorter than the renew deadline');
-    if (options.leaseDurationMs % 1000 !== 0) throw new Error('the lease duration is whole seconds (Lease.spec.leaseDurationSeconds)');
+    if (!(options.renewDeadlineMs < options.leaseDurationMs))
+      throw new Error('renew deadline must be shorter than the lease duration');
+    if (!(options.retryPeriodMs < options.renewDeadlineMs))
+      throw new Error('retry period must be shorter than the renew deadline');
+    if (options.leaseDurationMs % 1000 !== 0)
+      throw new Error('the lease duration is whole seconds (Lease.spec.leaseDurationSeconds)');
     this.#options = options;
     this.#scheduler = options.scheduler ?? realScheduler;
   }
@@ -162,7 +165,10 @@ export class LeaderElector implements Leadership {
       }
       // A write that finishes after the deadline proves nothing about when it was accepted.
       const started = this.#scheduler.now();
-      const updated = decision.kind === 'create' ? await client.create(write) : await client.update((lease as LeaseView).resourceVersion, write);
+      const updated =
+        decision.kind === 'create'
+          ? await client.create(write)
+          : await client.update((lease as LeaseView).resourceVersion, write);
       if (this.#stopped) return;
       this.#lease = updated;
       this.#observed = { resourceVersion: updated.resourceVersion, at: started };

@@ -69,8 +69,16 @@ export function createOperatorMetrics(gauges: OperatorGauges): OperatorMetrics {
       labelNames: ['result'] as const,
       registers,
     }),
-    snapshotPolicies: new client.Gauge({ name: 'socks4_operator_snapshot_policies', help: 'Policies in the last published snapshot.', registers }),
-    snapshotRules: new client.Gauge({ name: 'socks4_operator_snapshot_rules', help: 'Rules in the last published snapshot.', registers }),
+    snapshotPolicies: new client.Gauge({
+      name: 'socks4_operator_snapshot_policies',
+      help: 'Policies in the last published snapshot.',
+      registers,
+    }),
+    snapshotRules: new client.Gauge({
+      name: 'socks4_operator_snapshot_rules',
+      help: 'Rules in the last published snapshot.',
+      registers,
+    }),
     refusedPolicies: new client.Gauge({
       name: 'socks4_operator_refused_policies',
       help: 'Watched policies whose current generation failed validation (Ready=False, InvalidSpec).',

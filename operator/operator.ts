@@ -10,14 +10,26 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { startOpsServer, type OpsServer } from '../src/ops/ops-server.ts';
-import { closeRedisClient, createRedisClient, parseRedisUrl, type RedisClient, type RedisConnectionOptions } from '../src/redis/connection.ts';
+import {
+  closeRedisClient,
+  createRedisClient,
+  parseRedisUrl,
+  type RedisClient,
+  type RedisConnectionOptions,
+} from '../src/redis/connection.ts';
 import { maskRedisUrl, watchRedisProblems } from '../src/redis/problems.ts';
 import { ruleKeys, VERSION_PATTERN } from '../src/rules/redis-keys.ts';
 import { publishSnapshot } from '../src/rules/publish-snapshot.ts';
 import { parseSnapshotDocument } from '../src/rules/snapshot-document.ts';
 import { Tenancy } from '../src/policy/types.ts';
 import { Controller } from './controller.ts';
-import { createClusterPolicyApi, createLeaseClient, createPolicyApi, describeApiError, shareConnections } from './kube-api.ts';
+import {
+  createClusterPolicyApi,
+  createLeaseClient,
+  createPolicyApi,
+  describeApiError,
+  shareConnections,
+} from './kube-api.ts';
 import { LeaderElector, SoleLeader, type Leadership } from './leader-election.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
 import { PodAddressIndex, podKey, type ObservedPod } from './pod-addresses.ts';
@@ -78,11 +90,18 @@ const REDIS_COMMAND_TIMEOUT_MS = 5_000;
 export async function startOperator(options: OperatorOptions): Promise<Operator> {
   const { kubeConfig, logger, lease, identity } = options;
   const connections = shareConnections(kubeConfig);
-  const redis = createRedisClient({ commandTimeoutMs: REDIS_COMMAND_TIMEOUT_MS, ...options.redis, connectionName: 'socks4-fleet-operator' });
+  const redis = createRedisClient({
+    commandTimeoutMs: REDIS_COMMAND_TIMEOUT_MS,
+    ...options.redis,
+    connectionName: 'socks4-fleet-operator',
+  });
   // The cause (WRONGPASS, NOAUTH, TLS, refused...) and the masked URL, at once, not a retry loop's silence.
   const { tls, db } = parseRedisUrl(options.redis.url);
   const unwatchRedis = watchRedisProblems(redis, { url: options.redis.url, tls, db }, (problem, repeats) => {
-    logger.error({ redis: maskRedisUrl(options.redis.url), prefix: options.prefix, problem: problem.kind, repeats }, problem.message);
+    logger.error(
+      { redis: maskRedisUrl(options.redis.url), prefix: options.prefix, problem: problem.kind, repeats },
+      problem.message,
+    );
   });
   const api = createPolicyApi(kubeConfig, { component: 'socks4-fleet-operator', instance: identity });
   const clusterApi = createClusterPolicyApi(kubeConfig, { component: 'socks4-fleet-operator', instance: identity });
@@ -99,9 +118,16 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
     },
     ...(options.informerRestartBaseMs === undefined ? {} : { restartBaseMs: options.informerRestartBaseMs }),
   });
-  const informer = new PolicyInformer({ ...informerOptions('policy'), api, onChange: (key) => controller?.enqueue(key) });
+  const informer = new PolicyInformer({
+    ...informerOptions('policy'),
+    api,
+    onChange: (key) => controller?.enqueue(key),
+  });
   const clusterInformer = new PolicyInformer({
-    ...informerOptions('cluster policy'), api: clusterApi, resource: clusterPolicyResource(clusterApi), onChange: (key) => controller?.enqueue(key),
+    ...informerOptions('cluster policy'),
+    api: clusterApi,
+    resource: clusterPolicyResource(clusterApi),
+    onChange: (key) => controller?.enqueue(key),
   });
   // Both kinds behind one store: cluster keys are bare names, namespaced keys hold a '/'.
   const store: PolicyStore = {
@@ -136,14 +162,17 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
       pods = null;
     },
   };
-  const elector: Leadership = lease === null ? new SoleLeader(leadership) : new LeaderElector({
-    ...leadership,
-    client: createLeaseClient(kubeConfig, lease.namespace, lease.name),
-    leaseDurationMs: lease.leaseDurationMs,
-    renewDeadlineMs: lease.renewDeadlineMs,
-    retryPeriodMs: lease.retryPeriodMs,
-    onError: (error) => logger.debug({ err: describeApiError(error) }, 'lease update failed'),
-  });
+  const elector: Leadership =
+    lease === null
+      ? new SoleLeader(leadership)
+      : new LeaderElector({
+          ...leadership,
+          client: createLeaseClient(kubeConfig, lease.namespace, lease.name),
+          leaseDurationMs: lease.leaseDurationMs,
+          renewDeadlineMs: lease.renewDeadlineMs,
+          retryPeriodMs: lease.retryPeriodMs,
+          onError: (error) => logger.debug({ err: describeApiError(error) }, 'lease update failed'),
+        });
 
   const metrics = createOperatorMetrics({
     queueDepth: () => controller?.queueDepth ?? 0,
@@ -159,7 +188,8 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
     controller = new Controller({
       store,
       api,
-      publish: (policies, meta) => publishSnapshot(redis, options.prefix, policies, { ...meta, tenancy: Tenancy.Namespaced }),
+      publish: (policies, meta) =>
+        publishSnapshot(redis, options.prefix, policies, { ...meta, tenancy: Tenancy.Namespaced }),
       readPublished: () => readPublishedSnapshot(redis, options.prefix, logger),
       isLeader: () => elector.isLeader(),
       identity,
@@ -220,7 +250,11 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
 }
 
 /** The snapshot the fleet holds now, or null when there is none or it cannot be read. */
-async function readPublishedSnapshot(redis: RedisClient, prefix: string, logger: Logger): Promise<PublishedSnapshot | null> {
+async function readPublishedSnapshot(
+  redis: RedisClient,
+  prefix: string,
+  logger: Logger,
+): Promise<PublishedSnapshot | null> {
   const keys = ruleKeys(prefix);
   const version = await redis.get(keys.pointer);
   if (version === null || !VERSION_PATTERN.test(version)) return null;
@@ -229,7 +263,10 @@ async function readPublishedSnapshot(redis: RedisClient, prefix: string, logger:
   try {
     return entriesFromSnapshot(version, parseSnapshotDocument(json, version).document.policies);
   } catch (error) {
-    logger.warn({ version, err: (error as Error).message }, 'the published snapshot cannot be read back; starting from the cluster alone');
+    logger.warn(
+      { version, err: (error as Error).message },
+      'the published snapshot cannot be read back; starting from the cluster alone',
+    );
     return null;
   }
 }
@@ -238,7 +275,8 @@ async function readPublishedSnapshot(redis: RedisClient, prefix: string, logger:
 function podResource(kubeConfig: KubeConfig): WatchedResource {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   return {
-    path: (namespace) => (namespace === null ? '/api/v1/pods' : `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`),
+    path: (namespace) =>
+      namespace === null ? '/api/v1/pods' : `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
     list: (namespace) => (namespace === null ? core.listPodForAllNamespaces() : core.listNamespacedPod({ namespace })),
     key: (obj) => podKey(obj as ObservedPod),
   };

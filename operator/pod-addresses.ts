@@ -14,7 +14,11 @@ import { namespacedKey } from '../src/policy/types.ts';
 export interface ObservedPod {
   readonly metadata?: { readonly name?: string; readonly namespace?: string };
   readonly spec?: { readonly hostNetwork?: boolean };
-  readonly status?: { readonly phase?: string; readonly podIP?: string; readonly podIPs?: readonly { readonly ip?: string }[] };
+  readonly status?: {
+    readonly phase?: string;
+    readonly podIP?: string;
+    readonly podIPs?: readonly { readonly ip?: string }[];
+  };
 }
 
 export function podKey(pod: ObservedPod): string {

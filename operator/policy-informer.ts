@@ -28,9 +28,10 @@ export interface WatchedResource {
 
 export function socks4PolicyResource(api: PolicyApi): WatchedResource {
   return {
-    path: (namespace) => (namespace === null
-      ? `/apis/${GROUP}/${VERSION}/${PLURAL}`
-      : `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${PLURAL}`),
+    path: (namespace) =>
+      namespace === null
+        ? `/apis/${GROUP}/${VERSION}/${PLURAL}`
+        : `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${PLURAL}`,
     list: (namespace) => api.list(namespace),
     key: (obj) => policyId(obj as ObservedPolicy),
   };
@@ -83,9 +84,18 @@ export class PolicyInformer implements PolicyStore {
     this.#options = options;
     this.#scheduler = options.scheduler ?? realScheduler;
     this.#resource = options.resource ?? socks4PolicyResource(options.api);
-    const namespaces = options.namespaces === null || this.#resource.clusterScoped === true ? [null] : [...new Set(options.namespaces)];
-    this.#scopes = namespaces.map((namespace) => ({ namespace, current: null, starting: null, failures: 0, timer: null }));
-    this.#synced = new Promise((resolve) => { this.#markSynced = resolve; });
+    const namespaces =
+      options.namespaces === null || this.#resource.clusterScoped === true ? [null] : [...new Set(options.namespaces)];
+    this.#scopes = namespaces.map((namespace) => ({
+      namespace,
+      current: null,
+      starting: null,
+      failures: 0,
+      timer: null,
+    }));
+    this.#synced = new Promise((resolve) => {
+      this.#markSynced = resolve;
+    });
   }
 
   /** Starts every scope; resolve with whenSynced() for the first complete list. */
@@ -133,8 +143,12 @@ export class PolicyInformer implements PolicyStore {
   async #startScope(scope: Scope): Promise<void> {
     if (this.#stopped) return;
     const resource = this.#resource;
-    const listWatch = new ListWatch<KubernetesObject>(resource.path(scope.namespace), new Watch(this.#options.kubeConfig),
-      () => resource.list(scope.namespace) as never, false);
+    const listWatch = new ListWatch<KubernetesObject>(
+      resource.path(scope.namespace),
+      new Watch(this.#options.kubeConfig),
+      () => resource.list(scope.namespace) as never,
+      false,
+    );
     let failed = false;
     const onObject = (obj: KubernetesObject): void => {
       if (scope.current === listWatch) this.#options.onChange(resource.key(obj));

@@ -4,10 +4,26 @@
 // carries the decisions out). Validation is the proxy's own (src/policy), so the operator never
 // publishes anything a pod would refuse.
 import { validatePolicy, formatIssue } from '../src/policy/validate.ts';
-import { API_VERSION, CLUSTER_KIND, DEFAULT_ENFORCEMENT, DEFAULT_NAMESPACE, Enforcement, KIND, policyId, type Issue, type Socks4Policy } from '../src/policy/types.ts';
+import {
+  API_VERSION,
+  CLUSTER_KIND,
+  DEFAULT_ENFORCEMENT,
+  DEFAULT_NAMESPACE,
+  Enforcement,
+  KIND,
+  policyId,
+  type Issue,
+  type Socks4Policy,
+} from '../src/policy/types.ts';
 import { stringifyCanonical } from '../src/rules/snapshot-document.ts';
 import {
-  ConditionStatus, ConditionType, findCondition, readConditions, ReadyReason, setCondition, truncateMessage,
+  ConditionStatus,
+  ConditionType,
+  findCondition,
+  readConditions,
+  ReadyReason,
+  setCondition,
+  truncateMessage,
   type Condition,
 } from './conditions.ts';
 
@@ -105,17 +121,25 @@ export function assessPolicy(obj: ObservedPolicy): Assessment {
   const doc = {
     apiVersion: obj.apiVersion,
     kind: obj.kind,
-    metadata: cluster ? { name: obj.metadata.name } : { name: obj.metadata.name, namespace: obj.metadata.namespace ?? DEFAULT_NAMESPACE },
+    metadata: cluster
+      ? { name: obj.metadata.name }
+      : { name: obj.metadata.name, namespace: obj.metadata.namespace ?? DEFAULT_NAMESPACE },
     spec: obj.spec,
   };
   const issues = validatePolicy(doc);
-  const result: Assessment = issues.length > 0
-    ? { ok: false, issues }
-    : {
-      ok: true,
-      policy: { apiVersion: API_VERSION, kind: cluster ? CLUSTER_KIND : KIND, metadata: doc.metadata as Socks4Policy['metadata'], spec: obj.spec as Socks4Policy['spec'] },
-      ruleCount: (obj.spec as Socks4Policy['spec']).rules.length,
-    };
+  const result: Assessment =
+    issues.length > 0
+      ? { ok: false, issues }
+      : {
+          ok: true,
+          policy: {
+            apiVersion: API_VERSION,
+            kind: cluster ? CLUSTER_KIND : KIND,
+            metadata: doc.metadata as Socks4Policy['metadata'],
+            spec: obj.spec as Socks4Policy['spec'],
+          },
+          ruleCount: (obj.spec as Socks4Policy['spec']).rules.length,
+        };
   assessments.set(obj, result);
   return result;
 }
@@ -145,7 +169,8 @@ export function planSnapshot(observed: readonly ObservedPolicy[], previous: Publ
     const assessment = assessPolicy(obj);
     const generation = obj.metadata.generation ?? 0;
     if (assessment.ok) {
-      const unchanged = before !== undefined && !before.kept && before.generation === generation && sameUid(before, obj);
+      const unchanged =
+        before !== undefined && !before.kept && before.generation === generation && sameUid(before, obj);
       entries.set(key, {
         uid: obj.metadata.uid ?? null,
         generation,
@@ -166,7 +191,11 @@ export function planSnapshot(observed: readonly ObservedPolicy[], previous: Publ
  * dated by it, unless the policy's own status already names the snapshot that carried this very
  * generation (after an operator restart), so a restart rewrites no statuses.
  */
-export function recordPublished(desired: DesiredSnapshot, version: string, observed: ReadonlyMap<string, ObservedPolicy>): PublishedSnapshot {
+export function recordPublished(
+  desired: DesiredSnapshot,
+  version: string,
+  observed: ReadonlyMap<string, ObservedPolicy>,
+): PublishedSnapshot {
   const entries = new Map<string, PublishedEntry>();
   for (const [key, entry] of desired.entries) {
     if (entry.since !== null) {
@@ -183,7 +212,8 @@ function claimedSnapshot(obj: ObservedPolicy | undefined, generation: number | n
   if (obj === undefined || generation === null) return null;
   const status = readStatus(obj.status);
   const ready = findCondition(status?.conditions, ConditionType.Ready);
-  if (status === null || status.observedGeneration !== generation || ready?.status !== ConditionStatus.True) return null;
+  if (status === null || status.observedGeneration !== generation || ready?.status !== ConditionStatus.True)
+    return null;
   return status.snapshotVersion ?? null;
 }
 
@@ -192,7 +222,14 @@ export function entriesFromSnapshot(version: string, policies: readonly Socks4Po
   const entries = new Map<string, PublishedEntry>();
   for (const policy of policies) {
     const key = policyId(policy);
-    entries.set(key, { uid: null, generation: null, ruleCount: policy.spec.rules.length, policy, kept: false, since: version });
+    entries.set(key, {
+      uid: null,
+      generation: null,
+      ruleCount: policy.spec.rules.length,
+      policy,
+      kept: false,
+      since: version,
+    });
   }
   return { version, entries };
 }
@@ -207,7 +244,8 @@ export function planPolicy(obj: ObservedPolicy, published: PublishedSnapshot | n
   const key = policyId(obj);
   if (isDeleting(obj)) {
     if (!hasFinalizer(obj)) return NOTHING;
-    if (published === null || published.entries.has(key)) return { action: 'await-snapshot', status: null, event: null };
+    if (published === null || published.entries.has(key))
+      return { action: 'await-snapshot', status: null, event: null };
     return { action: 'remove-finalizer', status: null, event: null };
   }
   if (!hasFinalizer(obj)) return { action: 'add-finalizer', status: null, event: null };
@@ -229,35 +267,48 @@ export function planPolicy(obj: ObservedPolicy, published: PublishedSnapshot | n
       ruleCount: entry.ruleCount,
       snapshotVersion: entry.since,
       enforcement,
-      conditions: setCondition(conditions, {
-        type: ConditionType.Ready,
-        status: ConditionStatus.True,
-        reason: ReadyReason.Published,
-        message: `published in rules snapshot ${entry.since}${enforcement === Enforcement.Report ? REPORT_NOTE : ''}`,
-        observedGeneration: generation,
-      }, now),
+      conditions: setCondition(
+        conditions,
+        {
+          type: ConditionType.Ready,
+          status: ConditionStatus.True,
+          reason: ReadyReason.Published,
+          message: `published in rules snapshot ${entry.since}${enforcement === Enforcement.Report ? REPORT_NOTE : ''}`,
+          observedGeneration: generation,
+        },
+        now,
+      ),
     };
   } else {
     const kept = entry !== undefined && sameUid(entry, obj) ? entry : undefined;
-    const fate = kept === undefined
-      ? 'not published'
-      : `the fleet keeps ${kept.generation === null ? 'the version published before' : `generation ${kept.generation}`}`;
+    const fate =
+      kept === undefined
+        ? 'not published'
+        : `the fleet keeps ${kept.generation === null ? 'the version published before' : `generation ${kept.generation}`}`;
     const message = truncateMessage(`${assessment.issues.map(formatIssue).join('; ')} (${fate})`);
     desired = {
       observedGeneration: generation,
       ruleCount: kept?.ruleCount ?? 0,
       ...(kept === undefined || kept.since === null ? {} : { snapshotVersion: kept.since }),
       ...(kept === undefined ? {} : { enforcement: enforcementOf(kept.policy) }),
-      conditions: setCondition(conditions, {
-        type: ConditionType.Ready,
-        status: ConditionStatus.False,
-        reason: ReadyReason.InvalidSpec,
-        message,
-        observedGeneration: generation,
-      }, now),
+      conditions: setCondition(
+        conditions,
+        {
+          type: ConditionType.Ready,
+          status: ConditionStatus.False,
+          reason: ReadyReason.InvalidSpec,
+          message,
+          observedGeneration: generation,
+        },
+        now,
+      ),
     };
     const before = findCondition(conditions, ConditionType.Ready);
-    if (before?.reason !== ReadyReason.InvalidSpec || before.message !== message || before.observedGeneration !== generation) {
+    if (
+      before?.reason !== ReadyReason.InvalidSpec ||
+      before.message !== message ||
+      before.observedGeneration !== generation
+    ) {
       event = { type: 'Warning', reason: ReadyReason.InvalidSpec, message };
     }
   }

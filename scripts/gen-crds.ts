@@ -13,7 +13,10 @@ export const CLUSTER_CRD_PATH = 'deploy/crd/clustersocks4policies.yaml';
 export function toOpenApi(field: FieldSchema): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(field)) {
-    if (key === 'properties') out.properties = Object.fromEntries(Object.entries(value as Record<string, FieldSchema>).map(([k, v]) => [k, toOpenApi(v)]));
+    if (key === 'properties')
+      out.properties = Object.fromEntries(
+        Object.entries(value as Record<string, FieldSchema>).map(([k, v]) => [k, toOpenApi(v)]),
+      );
     else if (key === 'items') out.items = toOpenApi(value as FieldSchema);
     else if (key === 'cel') out['x-kubernetes-validations'] = value;
     else if (key === 'listType') out['x-kubernetes-list-type'] = value;
@@ -29,9 +32,19 @@ const READY = '.status.conditions[?(@.type=="Ready")]';
 function columns(cluster: boolean): Column[] {
   return [
     { name: 'Ready', type: 'string', jsonPath: `${READY}.status` },
-    { name: 'Rules', type: 'integer', description: 'Rules compiled into the published snapshot', jsonPath: '.status.ruleCount' },
+    {
+      name: 'Rules',
+      type: 'integer',
+      description: 'Rules compiled into the published snapshot',
+      jsonPath: '.status.ruleCount',
+    },
     ...(cluster ? [{ name: 'Tier', type: 'string', jsonPath: '.spec.tier' }] : []),
-    { name: 'Enforcement', type: 'string', description: 'Enforce decides sessions; Report only records what the policy would decide', jsonPath: '.spec.enforcement' },
+    {
+      name: 'Enforcement',
+      type: 'string',
+      description: 'Enforce decides sessions; Report only records what the policy would decide',
+      jsonPath: '.spec.enforcement',
+    },
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     { name: 'Priority', type: 'integer', priority: 1, jsonPath: '.spec.priority' },
     { name: 'Reason', type: 'string', priority: 1, jsonPath: `${READY}.reason` },
@@ -50,31 +63,40 @@ function crd(cluster: boolean): Record<string, unknown> {
     metadata: { name: `${plural}.${GROUP}` },
     spec: {
       group: GROUP,
-      names: { kind, listKind: `${kind}List`, plural, singular: kind.toLowerCase(), shortNames: [short], categories: ['socks4-fleet'] },
+      names: {
+        kind,
+        listKind: `${kind}List`,
+        plural,
+        singular: kind.toLowerCase(),
+        shortNames: [short],
+        categories: ['socks4-fleet'],
+      },
       scope: cluster ? 'Cluster' : 'Namespaced',
-      versions: [{
-        name: VERSION,
-        served: true,
-        storage: true,
-        subresources: { status: {} },
-        additionalPrinterColumns: columns(cluster),
-        schema: {
-          openAPIV3Schema: {
-            type: 'object',
-            description: cluster
-              ? 'Cluster-wide SOCKS4/SOCKS4a access rules: before every namespace (tier Admin) or after them (tier Baseline).'
-              : 'Ordered SOCKS4/SOCKS4a access rules with optional fleet-wide limits.',
-            required: ['spec'],
-            properties: {
-              apiVersion: { type: 'string' },
-              kind: { type: 'string' },
-              metadata: { type: 'object' },
-              spec: toOpenApi(cluster ? CLUSTER_POLICY_SPEC : POLICY_SPEC),
-              status: toOpenApi(POLICY_STATUS),
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: columns(cluster),
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description: cluster
+                ? 'Cluster-wide SOCKS4/SOCKS4a access rules: before every namespace (tier Admin) or after them (tier Baseline).'
+                : 'Ordered SOCKS4/SOCKS4a access rules with optional fleet-wide limits.',
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string' },
+                kind: { type: 'string' },
+                metadata: { type: 'object' },
+                spec: toOpenApi(cluster ? CLUSTER_POLICY_SPEC : POLICY_SPEC),
+                status: toOpenApi(POLICY_STATUS),
+              },
             },
           },
         },
-      }],
+      ],
     },
   };
 }

@@ -26,9 +26,20 @@ export const REFERENCE_FILE = 'docs/reference.md';
 export const REFERENCE_PATH = path.join(ROOT, REFERENCE_FILE);
 
 type Schema = {
-  type?: string; description?: string; default?: unknown; enum?: unknown[]; minimum?: number; maximum?: number;
-  minLength?: number; maxLength?: number; minItems?: number; maxItems?: number; pattern?: string;
-  properties?: Record<string, Schema>; items?: Schema; required?: string[];
+  type?: string;
+  description?: string;
+  default?: unknown;
+  enum?: unknown[];
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  minItems?: number;
+  maxItems?: number;
+  pattern?: string;
+  properties?: Record<string, Schema>;
+  items?: Schema;
+  required?: string[];
 };
 
 const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -47,39 +58,58 @@ function policyFields(): string[] {
   const rows: string[] = [];
   const walk = (s: Schema, at: string, required: boolean): void => {
     const type = s.type === 'array' ? `[]${s.items?.type ?? ''}` : (s.type ?? '');
-    const bounds = [range(s), s.type === 'array' && s.items !== undefined ? range(s.items) : ''].filter((x) => x !== '').join('; ');
+    const bounds = [range(s), s.type === 'array' && s.items !== undefined ? range(s.items) : '']
+      .filter((x) => x !== '')
+      .join('; ');
     const def = s.default === undefined ? (required ? 'required' : '') : `\`${JSON.stringify(s.default)}\``;
-    rows.push(`| \`${at}\` | ${type} | ${def} | ${cell(bounds)} | ${cell(s.description ?? s.items?.description ?? '')} |`);
+    rows.push(
+      `| \`${at}\` | ${type} | ${def} | ${cell(bounds)} | ${cell(s.description ?? s.items?.description ?? '')} |`,
+    );
     const object = s.type === 'array' ? s.items : s;
     const suffix = s.type === 'array' ? '[]' : '';
-    for (const [key, child] of Object.entries(object?.properties ?? {})) walk(child, `${at}${suffix}.${key}`, object?.required?.includes(key) ?? false);
+    for (const [key, child] of Object.entries(object?.properties ?? {}))
+      walk(child, `${at}${suffix}.${key}`, object?.required?.includes(key) ?? false);
   };
   walk(spec, 'spec', true);
   return ['| field | type | default | range | meaning |', '|---|---|---|---|---|', ...rows];
 }
 
 function durations(): string[] {
-  return ['| flag | default | 0 | minimum | meaning |', '|---|---|---|---|---|',
+  return [
+    '| flag | default | 0 | minimum | meaning |',
+    '|---|---|---|---|---|',
     ...(Object.keys(DURATIONS) as DurationFlag[]).map((flag) => {
       const s: (typeof DURATIONS)[DurationFlag] = DURATIONS[flag];
       return `| \`--${flag}\` | ${s.default} | ${s.off === null ? 'refused' : `off: ${s.off}`} | ${formatMs(s.minMs)} | ${cell(s.help)} |`;
-    })];
+    }),
+  ];
 }
 
 function reasons(): string[] {
-  return ['| reason | reply | span status | meaning |', '|---|---|---|---|',
-    ...Object.values(Reason).map((r) => `| \`${r}\` | ${r === Reason.BadVersion || r === Reason.ProxyHeaderInvalid ? 'none (closed)' : replyCodeFor(r)} | ${isProxyFailure(r) ? 'ERROR' : 'unset'} | ${cell(REASON_HELP[r])} |`)];
+  return [
+    '| reason | reply | span status | meaning |',
+    '|---|---|---|---|',
+    ...Object.values(Reason).map(
+      (r) =>
+        `| \`${r}\` | ${r === Reason.BadVersion || r === Reason.ProxyHeaderInvalid ? 'none (closed)' : replyCodeFor(r)} | ${isProxyFailure(r) ? 'ERROR' : 'unset'} | ${cell(REASON_HELP[r])} |`,
+    ),
+  ];
 }
 
 async function metrics(): Promise<string[]> {
   const proxy = createProxyMetrics({ activeSessions: () => 0, snapshot: () => null });
   const operator = createOperatorMetrics({ queueDepth: () => 0, isLeader: () => false, watchedPolicies: () => 0 });
   const rows: string[] = [];
-  for (const [who, registry] of [['proxy', proxy.registry], ['operator', operator.registry]] as const) {
+  for (const [who, registry] of [
+    ['proxy', proxy.registry],
+    ['operator', operator.registry],
+  ] as const) {
     for (const m of registry.getMetricsAsArray()) {
       const metric = m as unknown as { name: string; help: string; type: string; labelNames?: string[] };
       if (!metric.name.startsWith('socks4_')) continue;
-      rows.push(`| \`${metric.name}\` | ${who} | ${metric.type} | ${(metric.labelNames ?? []).join(', ')} | ${cell(metric.help)} |`);
+      rows.push(
+        `| \`${metric.name}\` | ${who} | ${metric.type} | ${(metric.labelNames ?? []).join(', ')} | ${cell(metric.help)} |`,
+      );
     }
   }
   proxy.close();
@@ -88,9 +118,14 @@ async function metrics(): Promise<string[]> {
 
 function spans(): string[] {
   return [
-    `Span names: ${Object.values(SpanName).map((n) => `\`${n}\``).join(', ')}; events: ${Object.values(SpanEventName).map((n) => `\`${n}\``).join(', ')}.`,
+    `Span names: ${Object.values(SpanName)
+      .map((n) => `\`${n}\``)
+      .join(', ')}; events: ${Object.values(SpanEventName)
+      .map((n) => `\`${n}\``)
+      .join(', ')}.`,
     '',
-    '| attribute | constant |', '|---|---|',
+    '| attribute | constant |',
+    '|---|---|',
     ...Object.entries(SocksAttr).map(([k, v]) => `| \`${v}\` | SocksAttr.${k} |`),
     '| `error.type` | the reason, on every refused session and failed phase |',
   ];
@@ -101,7 +136,10 @@ function logLines(): string[] {
   const seen = new Map<string, { level: string; fields: Set<string> }>();
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n').filter((l) => l !== '')) {
+      for (const line of chunk
+        .toString()
+        .split('\n')
+        .filter((l) => l !== '')) {
         const { level, msg, time: _t, pid: _p, ...fields } = JSON.parse(line) as Record<string, unknown>;
         const key = String(msg).replace(/\d+ of \d+/, 'N of M');
         const entry = seen.get(key) ?? { level: String(level), fields: new Set<string>() };
@@ -114,9 +152,29 @@ function logLines(): string[] {
   const logger = pino({ level: 'debug', base: undefined, formatters: { level: (label) => ({ level: label }) } }, sink);
   const stop = logEvents(logger);
   const session = (over: Partial<SessionInfo>): SessionInfo => ({
-    id: 's', startedAt: performance.now(), clientAddress: '10.0.0.1', clientPort: 1, localAddress: '10.0.0.2', localPort: 1080,
-    state: 'closed', command: 'connect', userId: 'u', host: null, destIp: '10.0.0.3', destPort: 443, ruleId: 'ns/p/r', namespace: null, tier: 'Namespace',
-    snapshotVersion: 'v', replyCode: 90, reason: null, closeCause: 'closed', handshakeMs: 1, bytesFromClient: 0, bytesToClient: 0, ...over,
+    id: 's',
+    startedAt: performance.now(),
+    clientAddress: '10.0.0.1',
+    clientPort: 1,
+    localAddress: '10.0.0.2',
+    localPort: 1080,
+    state: 'closed',
+    command: 'connect',
+    userId: 'u',
+    host: null,
+    destIp: '10.0.0.3',
+    destPort: 443,
+    ruleId: 'ns/p/r',
+    namespace: null,
+    tier: 'Namespace',
+    snapshotVersion: 'v',
+    replyCode: 90,
+    reason: null,
+    closeCause: 'closed',
+    handshakeMs: 1,
+    bytesFromClient: 0,
+    bytesToClient: 0,
+    ...over,
   });
   channels.sessionStart.publish(session({ state: 'handshake' }));
   channels.sessionPhase.publish({ session: session({}), phase: 'dns', startedAt: 0, endedAt: 1, error: null });
@@ -132,8 +190,13 @@ function logLines(): string[] {
   channels.connectionRefused.publish({ reason: Reason.TooManySessions });
   stop();
   logger.flush();
-  return ['| level | message | fields |', '|---|---|---|',
-    ...[...seen].map(([msg, e]) => `| ${e.level} | ${cell(msg)} | ${[...e.fields].map((f) => `\`${f}\``).join(', ')} |`)];
+  return [
+    '| level | message | fields |',
+    '|---|---|---|',
+    ...[...seen].map(
+      ([msg, e]) => `| ${e.level} | ${cell(msg)} | ${[...e.fields].map((f) => `\`${f}\``).join(', ')} |`,
+    ),
+  ];
 }
 
 export async function renderReference(): Promise<string> {

@@ -35,8 +35,12 @@ const TYPE_KEYWORDS = ['$ref', 'type', 'oneOf', 'anyOf', 'const'];
 function expandRefs(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(expandRefs);
   if (typeof value !== 'object' || value === null) return value;
-  return Object.fromEntries(Object.entries(value).map(([k, v]) =>
-    [k, k === '$ref' && typeof v === 'string' && !v.includes('#') ? `#/definitions/${v}` : expandRefs(v)]));
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [
+      k,
+      k === '$ref' && typeof v === 'string' && !v.includes('#') ? `#/definitions/${v}` : expandRefs(v),
+    ]),
+  );
 }
 
 function typeOf(value: unknown): string | null {
@@ -71,9 +75,12 @@ export function readComment(comment: string, at: string): { annotation: Schema |
   try {
     parsed = parse(annotation.join(' '));
   } catch (error) {
-    throw new Error(`${VALUES}: ${at}: the @schema annotation is not a YAML mapping (${(error as Error).message.split('\n')[0]})`);
+    throw new Error(
+      `${VALUES}: ${at}: the @schema annotation is not a YAML mapping (${(error as Error).message.split('\n')[0]})`,
+    );
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`${VALUES}: ${at}: the @schema annotation is not a YAML mapping`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new Error(`${VALUES}: ${at}: the @schema annotation is not a YAML mapping`);
   return { annotation: expandRefs(parsed) as Schema, description };
 }
 
@@ -92,7 +99,9 @@ function schemaOf(pair: Pair, map: YAMLMap, at: string): { schema: Schema; requi
     const enumKeepsType = Array.isArray(given.enum) && given.enum.every((v) => typeOf(v) === type);
     const typed = TYPE_KEYWORDS.some((k) => k in given) || (given.enum !== undefined && !enumKeepsType);
     if (!typed && type === null) {
-      throw new Error(`${VALUES}: ${at}: its value does not say its type; add a # @schema annotation (e.g. {type: integer} or {$ref: stringMap})`);
+      throw new Error(
+        `${VALUES}: ${at}: its value does not say its type; add a # @schema annotation (e.g. {type: integer} or {$ref: stringMap})`,
+      );
     }
     schema = typed ? given : { type, ...given };
   }

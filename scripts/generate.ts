@@ -29,8 +29,9 @@ const CHART_COPIES = [
 function chartCopies(root: string, generated: readonly GeneratedFile[]): GeneratedFile[] {
   return CHART_COPIES.map(([source, copy]) => ({
     path: `${CHART_FILES}/${copy}`,
-    content: `# Copied from ${source} by scripts/generate.ts: edit the original, then run \`make generate\`.\n`
-      + (generated.find((f) => f.path === source)?.content ?? readFileSync(path.join(root, source), 'utf8')),
+    content:
+      `# Copied from ${source} by scripts/generate.ts: edit the original, then run \`make generate\`.\n` +
+      (generated.find((f) => f.path === source)?.content ?? readFileSync(path.join(root, source), 'utf8')),
     generator: 'scripts/generate.ts',
   }));
 }

@@ -17,7 +17,8 @@ export function findStale(root: string, files: readonly GeneratedFile[]): string
   for (const file of files) {
     const at = path.join(root, file.path);
     if (!existsSync(at)) stale.push(`${file.path} is missing (made by ${file.generator}): run make generate`);
-    else if (readFileSync(at, 'utf8') !== file.content) stale.push(`${file.path} is stale (made by ${file.generator}): run make generate`);
+    else if (readFileSync(at, 'utf8') !== file.content)
+      stale.push(`${file.path} is stale (made by ${file.generator}): run make generate`);
   }
   return stale;
 }

@@ -74,7 +74,10 @@ export function topSelf(tree: FlameNode, count: number): { name: string; micros:
     for (const c of n.children.values()) walk(c);
   };
   walk(tree);
-  return [...totals].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, micros]) => ({ name, micros, share: micros / tree.total }));
+  return [...totals]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, count)
+    .map(([name, micros]) => ({ name, micros, share: micros / tree.total }));
 }
 
 /** Inclusive time of every frame whose name contains `fragment` (counted once per stack). */
@@ -103,7 +106,8 @@ export function foldedStacks(tree: FlameNode): string {
 }
 
 // biome-ignore lint/suspicious/noShadowRestrictedNames: the deprecated global escape() is never used here
-const escape = (s: string): string => s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
+const escape = (s: string): string =>
+  s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
 
 function colorFor(name: string): string {
   if (name.includes('src/')) return 'hsl(30, 85%, 60%)'; // ours
@@ -126,7 +130,9 @@ export function renderFlameGraph(tree: FlameNode, title: string): string {
     const y = 40 + depth * rowHeight;
     const pct = ((100 * n.total) / Math.max(1, tree.total)).toFixed(2);
     const label = w > 40 ? escape(n.name.slice(0, Math.floor(w / 6.5))) : '';
-    rects.push(`<g><title>${escape(n.name)} (${pct}%)</title><rect x="${x.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${rowHeight - 1}" fill="${colorFor(n.name)}"/><text x="${(x + 2).toFixed(1)}" y="${y + 11}" font-size="10">${label}</text></g>`);
+    rects.push(
+      `<g><title>${escape(n.name)} (${pct}%)</title><rect x="${x.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${rowHeight - 1}" fill="${colorFor(n.name)}"/><text x="${(x + 2).toFixed(1)}" y="${y + 11}" font-size="10">${label}</text></g>`,
+    );
     let cx = x;
     for (const c of [...n.children.values()].sort((a, b) => b.total - a.total)) {
       draw(c, cx, depth + 1, scale);

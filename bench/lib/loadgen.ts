@@ -97,7 +97,11 @@ export interface LoadgenTarget {
   readonly auxPids: readonly number[];
 }
 
-export function runLoadgen<T>(mode: 'handshake' | 'throughput' | 'idle', target: LoadgenTarget, flags: Record<string, string | number>): Promise<T> {
+export function runLoadgen<T>(
+  mode: 'handshake' | 'throughput' | 'idle',
+  target: LoadgenTarget,
+  flags: Record<string, string | number>,
+): Promise<T> {
   const args: string[] = [mode];
   if (target.proxy !== null) args.push('-proxy', target.proxy);
   if (target.pids.length > 0) args.push('-pids', target.pids.join(','));

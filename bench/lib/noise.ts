@@ -37,5 +37,8 @@ export function sampleNoise(since: CpuCounters | null): { sample: NoiseSample; c
     stealPercent = (100 * (counters.steal - since.steal)) / total;
     busyPercent = (100 * (total - (counters.idle - since.idle))) / total;
   }
-  return { sample: { loadAverage: [one, five, fifteen], cores: os.availableParallelism(), stealPercent, busyPercent }, counters };
+  return {
+    sample: { loadAverage: [one, five, fifteen], cores: os.availableParallelism(), stealPercent, busyPercent },
+    counters,
+  };
 }

@@ -54,7 +54,12 @@ export function spawnManaged(command: string, args: readonly string[], options: 
 }
 
 /** Polls until `probe` answers true, the process exits, or the time is up (then throws). */
-export async function waitUntil(what: string, managed: Managed | null, probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+export async function waitUntil(
+  what: string,
+  managed: Managed | null,
+  probe: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (managed?.exited() === true) throw new Error(`${what} exited:\n${managed.output()}`);

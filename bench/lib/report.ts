@@ -55,7 +55,11 @@ export function series(runs: readonly RunRecord[], metric: Metric, target: Targe
   });
 }
 
-function policySeries(runs: readonly RunRecord[], pick: (row: PolicyEngineRow) => boolean, field: (row: PolicyEngineRow) => number): (number | null)[] {
+function policySeries(
+  runs: readonly RunRecord[],
+  pick: (row: PolicyEngineRow) => boolean,
+  field: (row: PolicyEngineRow) => number,
+): (number | null)[] {
   return runs.map((run) => {
     const row = run.policyEngine?.find(pick);
     return row === undefined ? null : field(row);
@@ -92,7 +96,10 @@ export function buildReport(runs: readonly RunRecord[], targets: readonly Target
   const policyEngine = [...shapes.values()].map((row): PolicyEngineSummary => {
     const pick = (r: PolicyEngineRow): boolean => r.shape === row.shape && r.rules === row.rules;
     return {
-      shape: row.shape, rules: row.rules, policies: row.policies, index: row.index,
+      shape: row.shape,
+      rules: row.rules,
+      policies: row.policies,
+      index: row.index,
       compileMs: summarize(policySeries(runs, pick, (r) => r.compileMs)),
       decisionsPerSecond: summarize(policySeries(runs, pick, (r) => r.decisionsPerSecond)),
       decisionsPerCpuSecond: summarize(policySeries(runs, pick, (r) => r.decisionsPerCpuSecond)),
@@ -107,22 +114,78 @@ export function buildReport(runs: readonly RunRecord[], targets: readonly Target
   const goal = (text: string, threshold: string, measured: Summary | null, ok: (x: number) => boolean): void => {
     goals.push({ text, threshold, measured, met: judge(measured, ok) });
   };
-  goal('handshake cycles/s, embedded ÷ direct', '≥ 0.8', ratio('handshakeRate', TargetId.Embedded, 'direct'), (x) => x >= 0.8);
-  goal('handshake cycles/s, Redis ÷ direct', '≥ 0.6', ratio('handshakeRate', TargetId.Redis, 'direct'), (x) => x >= 0.6);
-  goal('handshake cycles/s, embedded ÷ Dante', '≥ 5', ratio('handshakeRate', TargetId.Embedded, 'dante'), (x) => x >= 5);
+  goal(
+    'handshake cycles/s, embedded ÷ direct',
+    '≥ 0.8',
+    ratio('handshakeRate', TargetId.Embedded, 'direct'),
+    (x) => x >= 0.8,
+  );
+  goal(
+    'handshake cycles/s, Redis ÷ direct',
+    '≥ 0.6',
+    ratio('handshakeRate', TargetId.Redis, 'direct'),
+    (x) => x >= 0.6,
+  );
+  goal(
+    'handshake cycles/s, embedded ÷ Dante',
+    '≥ 5',
+    ratio('handshakeRate', TargetId.Embedded, 'dante'),
+    (x) => x >= 5,
+  );
   goal('handshake cycles/s, Redis ÷ Dante', '≥ 5', ratio('handshakeRate', TargetId.Redis, 'dante'), (x) => x >= 5);
-  goal('proxy CPU per session, embedded ÷ Dante', '≤ 0.2', ratio('cpuPerSession', TargetId.Embedded, 'dante'), (x) => x <= 0.2);
-  goal('proxy CPU per session, Redis ÷ Dante', '≤ 0.2', ratio('cpuPerSession', TargetId.Redis, 'dante'), (x) => x <= 0.2);
-  goal('1-session throughput, embedded ÷ direct', '≥ 0.9', ratio('throughput1', TargetId.Embedded, 'direct'), (x) => x >= 0.9);
-  goal('8-session proxy CPU per GiB, embedded ÷ Dante', '≤ 1', ratio('cpuPerGiB8', TargetId.Embedded, 'dante'), (x) => x <= 1);
-  goal('RSS per idle session, embedded (KiB; growth ÷ sessions)', '≤ 8', value('idleMemory', TargetId.Embedded), (x) => x <= 8);
-  goal('RSS per idle session, Redis (KiB; growth ÷ sessions)', '≤ 8', value('idleMemory', TargetId.Redis), (x) => x <= 8);
-  const tracing = byId.get(TargetId.RedisTracing)?.unavailable === null && byId.get(TargetId.Redis)?.unavailable === null
-    ? summarize(ratiosPerRun(perRun.get(`handshakeRate/${TargetId.RedisTracing}`) ?? [], perRun.get(`handshakeRate/${TargetId.Redis}`) ?? []))
-    : null;
+  goal(
+    'proxy CPU per session, embedded ÷ Dante',
+    '≤ 0.2',
+    ratio('cpuPerSession', TargetId.Embedded, 'dante'),
+    (x) => x <= 0.2,
+  );
+  goal(
+    'proxy CPU per session, Redis ÷ Dante',
+    '≤ 0.2',
+    ratio('cpuPerSession', TargetId.Redis, 'dante'),
+    (x) => x <= 0.2,
+  );
+  goal(
+    '1-session throughput, embedded ÷ direct',
+    '≥ 0.9',
+    ratio('throughput1', TargetId.Embedded, 'direct'),
+    (x) => x >= 0.9,
+  );
+  goal(
+    '8-session proxy CPU per GiB, embedded ÷ Dante',
+    '≤ 1',
+    ratio('cpuPerGiB8', TargetId.Embedded, 'dante'),
+    (x) => x <= 1,
+  );
+  goal(
+    'RSS per idle session, embedded (KiB; growth ÷ sessions)',
+    '≤ 8',
+    value('idleMemory', TargetId.Embedded),
+    (x) => x <= 8,
+  );
+  goal(
+    'RSS per idle session, Redis (KiB; growth ÷ sessions)',
+    '≤ 8',
+    value('idleMemory', TargetId.Redis),
+    (x) => x <= 8,
+  );
+  const tracing =
+    byId.get(TargetId.RedisTracing)?.unavailable === null && byId.get(TargetId.Redis)?.unavailable === null
+      ? summarize(
+          ratiosPerRun(
+            perRun.get(`handshakeRate/${TargetId.RedisTracing}`) ?? [],
+            perRun.get(`handshakeRate/${TargetId.Redis}`) ?? [],
+          ),
+        )
+      : null;
   goal('handshake cycles/s, Redis+tracing ÷ Redis (tracing cost ≤ 10 %)', '≥ 0.9', tracing, (x) => x >= 0.9);
   const tenK = policyEngine.find((p) => p.shape === 'tenants' && p.rules === 10_000);
-  goal('policy engine, 10 000 rules: decisions per CPU-second', '≥ 1 000 000', tenK?.decisionsPerCpuSecond ?? null, (x) => x >= 1e6);
+  goal(
+    'policy engine, 10 000 rules: decisions per CPU-second',
+    '≥ 1 000 000',
+    tenK?.decisionsPerCpuSecond ?? null,
+    (x) => x >= 1e6,
+  );
   return { targets, values, ratios, policyEngine, goals };
 }
 
@@ -136,19 +199,28 @@ function markdownTable(header: readonly string[], rows: readonly (readonly strin
 export function renderMarkdown(report: BenchReport, runs: readonly RunRecord[]): string {
   const available = report.targets.filter((t) => t.unavailable === null);
   const out: string[] = [];
-  out.push(`Medians of ${runs.length} run(s), (min..max) across runs. Ratios are taken inside each run, then summarized.`);
+  out.push(
+    `Medians of ${runs.length} run(s), (min..max) across runs. Ratios are taken inside each run, then summarized.`,
+  );
   out.push('');
   out.push('### Figures');
-  out.push(markdownTable(
-    ['metric', ...report.targets.map((t) => label(t.id))],
-    metrics.map((m) => [m.label, ...report.targets.map((t) => {
-      if (t.unavailable !== null) return t.unavailable;
-      if (t.id === TargetId.Direct && !m.hasDirect) return '—';
-      return formatSummary(report.values[m.id]?.[t.id] ?? null);
-    })]),
-  ));
+  out.push(
+    markdownTable(
+      ['metric', ...report.targets.map((t) => label(t.id))],
+      metrics.map((m) => [
+        m.label,
+        ...report.targets.map((t) => {
+          if (t.unavailable !== null) return t.unavailable;
+          if (t.id === TargetId.Direct && !m.hasDirect) return '—';
+          return formatSummary(report.values[m.id]?.[t.id] ?? null);
+        }),
+      ]),
+    ),
+  );
   out.push('');
-  out.push('Memory per idle session: RSS growth of the one process (socks4-fleet), PSS growth summed over the process tree (Dante forks), each in a freshly started server; "per idle session" divides the growth from empty to all sessions held by their number, "per added idle session" the growth from half to all held by the second half (one-time growth such as heap sizing or a pre-forked pool left out).');
+  out.push(
+    'Memory per idle session: RSS growth of the one process (socks4-fleet), PSS growth summed over the process tree (Dante forks), each in a freshly started server; "per idle session" divides the growth from empty to all sessions held by their number, "per added idle session" the growth from half to all held by the second half (one-time growth such as heap sizing or a pre-forked pool left out).',
+  );
   out.push('');
   out.push('### Ratios (÷ direct, ÷ Dante; higher-is-better and lower-is-better as the metric says)');
   const ratioTargets = report.targets.filter((t) => t.id !== TargetId.Direct);
@@ -157,52 +229,107 @@ export function renderMarkdown(report: BenchReport, runs: readonly RunRecord[]):
     header.push(`${label(t.id)} ÷ direct`);
     if (t.id !== TargetId.Dante) header.push(`${label(t.id)} ÷ Dante`);
   }
-  out.push(markdownTable(header, metrics.map((m) => {
-    const row = [`${m.label} (${m.better} is better)`];
-    for (const t of ratioTargets) {
-      const cell = report.ratios[m.id]?.[t.id];
-      const na = t.unavailable === null ? null : 'n/a';
-      row.push(na ?? (m.hasDirect ? formatSummary(cell?.direct ?? null, '×') : '—'));
-      if (t.id !== TargetId.Dante) row.push(na ?? formatSummary(cell?.dante ?? null, '×'));
-    }
-    return row;
-  })));
+  out.push(
+    markdownTable(
+      header,
+      metrics.map((m) => {
+        const row = [`${m.label} (${m.better} is better)`];
+        for (const t of ratioTargets) {
+          const cell = report.ratios[m.id]?.[t.id];
+          const na = t.unavailable === null ? null : 'n/a';
+          row.push(na ?? (m.hasDirect ? formatSummary(cell?.direct ?? null, '×') : '—'));
+          if (t.id !== TargetId.Dante) row.push(na ?? formatSummary(cell?.dante ?? null, '×'));
+        }
+        return row;
+      }),
+    ),
+  );
   out.push('');
   if (report.policyEngine.length > 0) {
     out.push('### Policy engine alone');
-    out.push(markdownTable(
-      ['rules', 'shape', 'policies', 'index', 'compile (ms)', 'decisions per CPU-second', 'decisions per wall-second'],
-      report.policyEngine.map((p) => [
-        p.rules.toLocaleString('en-US').replaceAll(',', ' '), p.shape, String(p.policies), p.index, formatSummary(p.compileMs),
-        formatSummary(p.decisionsPerCpuSecond), formatSummary(p.decisionsPerSecond),
-      ]),
-    ));
+    out.push(
+      markdownTable(
+        [
+          'rules',
+          'shape',
+          'policies',
+          'index',
+          'compile (ms)',
+          'decisions per CPU-second',
+          'decisions per wall-second',
+        ],
+        report.policyEngine.map((p) => [
+          p.rules.toLocaleString('en-US').replaceAll(',', ' '),
+          p.shape,
+          String(p.policies),
+          p.index,
+          formatSummary(p.compileMs),
+          formatSummary(p.decisionsPerCpuSecond),
+          formatSummary(p.decisionsPerSecond),
+        ]),
+      ),
+    );
     out.push('');
   }
   out.push('### Targets');
-  out.push(markdownTable(['target', 'needed', 'measured', 'verdict'], report.goals.map((g) => [
-    g.text, g.threshold, formatSummary(g.measured), g.met === null ? 'n/a' : g.met ? 'met' : 'missed',
-  ])));
+  out.push(
+    markdownTable(
+      ['target', 'needed', 'measured', 'verdict'],
+      report.goals.map((g) => [
+        g.text,
+        g.threshold,
+        formatSummary(g.measured),
+        g.met === null ? 'n/a' : g.met ? 'met' : 'missed',
+      ]),
+    ),
+  );
   out.push('');
   out.push('### Noise');
-  out.push(markdownTable(
-    ['run', 'order', 'load avg at start', 'load avg at end', 'busy % (all CPUs)', 'steal %', 'foreign cores (max window)', 'load generator cores (max window)', 'errors'],
-    runs.map((run) => {
-      const windows = Object.values(run.targets).flatMap((r) => [r.handshake?.cpu, r.throughput1?.cpu, r.throughput8?.cpu]).filter((c) => c !== undefined);
-      const errors = Object.values(run.targets).reduce((n, r) => n + (r.handshake?.errors ?? 0) + (r.throughput1?.errors ?? 0) + (r.throughput8?.errors ?? 0) + (r.idle?.errors ?? 0), 0);
-      const la = (s: readonly number[]): string => s.map((x) => x.toFixed(2)).join(' ');
-      return [
-        String(run.run), run.order.map(label).join(' → '), la(run.noiseStart.loadAverage), la(run.noiseEnd.loadAverage),
-        run.noiseEnd.busyPercent === null ? '?' : run.noiseEnd.busyPercent.toFixed(0),
-        run.noiseEnd.stealPercent === null ? '?' : run.noiseEnd.stealPercent.toFixed(2),
-        formatNumber(Math.max(0, ...windows.map((c) => c.foreignCores))),
-        formatNumber(Math.max(0, ...windows.map((c) => c.loadgenCores))),
-        String(errors),
-      ];
-    }),
-  ));
-  for (const t of report.targets) if (t.unavailable !== null && !available.includes(t)) out.push(`\n${label(t.id)}: ${t.unavailable}`);
+  out.push(
+    markdownTable(
+      [
+        'run',
+        'order',
+        'load avg at start',
+        'load avg at end',
+        'busy % (all CPUs)',
+        'steal %',
+        'foreign cores (max window)',
+        'load generator cores (max window)',
+        'errors',
+      ],
+      runs.map((run) => {
+        const windows = Object.values(run.targets)
+          .flatMap((r) => [r.handshake?.cpu, r.throughput1?.cpu, r.throughput8?.cpu])
+          .filter((c) => c !== undefined);
+        const errors = Object.values(run.targets).reduce(
+          (n, r) =>
+            n +
+            (r.handshake?.errors ?? 0) +
+            (r.throughput1?.errors ?? 0) +
+            (r.throughput8?.errors ?? 0) +
+            (r.idle?.errors ?? 0),
+          0,
+        );
+        const la = (s: readonly number[]): string => s.map((x) => x.toFixed(2)).join(' ');
+        return [
+          String(run.run),
+          run.order.map(label).join(' → '),
+          la(run.noiseStart.loadAverage),
+          la(run.noiseEnd.loadAverage),
+          run.noiseEnd.busyPercent === null ? '?' : run.noiseEnd.busyPercent.toFixed(0),
+          run.noiseEnd.stealPercent === null ? '?' : run.noiseEnd.stealPercent.toFixed(2),
+          formatNumber(Math.max(0, ...windows.map((c) => c.foreignCores))),
+          formatNumber(Math.max(0, ...windows.map((c) => c.loadgenCores))),
+          String(errors),
+        ];
+      }),
+    ),
+  );
+  for (const t of report.targets)
+    if (t.unavailable !== null && !available.includes(t)) out.push(`\n${label(t.id)}: ${t.unavailable}`);
   const failures = runs.flatMap((run) => run.failures);
-  if (failures.length > 0) out.push(`\nFailed measurements (left out of the figures):\n${failures.map((f) => `- ${f}`).join('\n')}`);
+  if (failures.length > 0)
+    out.push(`\nFailed measurements (left out of the figures):\n${failures.map((f) => `- ${f}`).join('\n')}`);
   return out.join('\n');
 }

@@ -51,15 +51,23 @@ const POLICY_FILE = path.join(benchRoot, 'policy.yaml');
 
 function unavailable(id: TargetId, reason: string): Target {
   return {
-    id, unavailable: reason, loadgen: { proxy: null, pids: [], auxPids: [] }, memoryMetric: null,
-    details: () => ({}), stop: async () => {},
+    id,
+    unavailable: reason,
+    loadgen: { proxy: null, pids: [], auxPids: [] },
+    memoryMetric: null,
+    details: () => ({}),
+    stop: async () => {},
   };
 }
 
 export function direct(): Target {
   return {
-    id: TargetId.Direct, unavailable: null, loadgen: { proxy: null, pids: [], auxPids: [] }, memoryMetric: null,
-    details: () => ({}), stop: async () => {},
+    id: TargetId.Direct,
+    unavailable: null,
+    loadgen: { proxy: null, pids: [], auxPids: [] },
+    memoryMetric: null,
+    details: () => ({}),
+    stop: async () => {},
   };
 }
 
@@ -68,7 +76,8 @@ export function direct(): Target {
  * fails: ports come from below the ephemeral range, and a failed bind tries the next one.
  */
 export async function startDante(): Promise<Target> {
-  if (!existsSync(DANTED)) return unavailable(TargetId.Dante, `n/a (${DANTED} not installed: apt-get install dante-server)`);
+  if (!existsSync(DANTED))
+    return unavailable(TargetId.Dante, `n/a (${DANTED} not installed: apt-get install dante-server)`);
   const dir = mkdtempSync(path.join(tmpdir(), 'socks4-bench-dante-'));
   const template = readFileSync(path.join(benchRoot, 'danted.conf'), 'utf8');
   let lastError: unknown = null;
@@ -119,21 +128,38 @@ export interface FleetOptions {
   readonly checkout?: string;
 }
 
-async function startFleetProxy(args: readonly string[], env: Record<string, string>, options: FleetOptions): Promise<FleetProcess> {
+async function startFleetProxy(
+  args: readonly string[],
+  env: Record<string, string>,
+  options: FleetOptions,
+): Promise<FleetProcess> {
   const port = await freePort();
   const opsPort = await freePort();
   // Started as users start it, through the launcher and the Node flags it sets (it execs Node, so
   // the pid measured is the proxy's). Profiling flags go in NODE_OPTIONS.
-  const nodeOptions: Record<string, string> = options.nodeFlags === undefined ? {} : { NODE_OPTIONS: options.nodeFlags.join(' ') };
-  const launcher = options.checkout === undefined ? launcherPath : path.join(options.checkout, 'scripts', 'socks4-fleet');
-  const managed = spawnManaged(launcher, [
-    'proxy', '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--log-level', options.logLevel ?? 'warn',
-    ...args, ...(options.extraArgs ?? []),
-  ], {
-    cwd: options.checkout ?? repoRoot,
-    env: childEnv({ ...env, ...nodeOptions }),
-    ...(options.stdoutFd === undefined ? {} : { stdio: ['ignore', options.stdoutFd, 'pipe'] }),
-  });
+  const nodeOptions: Record<string, string> =
+    options.nodeFlags === undefined ? {} : { NODE_OPTIONS: options.nodeFlags.join(' ') };
+  const launcher =
+    options.checkout === undefined ? launcherPath : path.join(options.checkout, 'scripts', 'socks4-fleet');
+  const managed = spawnManaged(
+    launcher,
+    [
+      'proxy',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--ops-listen',
+      `127.0.0.1:${opsPort}`,
+      '--log-level',
+      options.logLevel ?? 'warn',
+      ...args,
+      ...(options.extraArgs ?? []),
+    ],
+    {
+      cwd: options.checkout ?? repoRoot,
+      env: childEnv({ ...env, ...nodeOptions }),
+      ...(options.stdoutFd === undefined ? {} : { stdio: ['ignore', options.stdoutFd, 'pipe'] }),
+    },
+  );
   // Ready means listening and holding a rules snapshot (/readyz), in every mode.
   // A busy two-core machine can take tens of seconds to start a proxy (or several workers).
   await waitUntil('socks4-fleet proxy', managed, async () => (await httpStatus(opsPort, '/readyz')) === 200, 90_000);
@@ -160,9 +186,14 @@ export async function startEmbedded(options: FleetOptions = {}): Promise<Target>
 /** The Node floor (bench/floor-relay.ts): a bare CONNECT relay, with the launcher's Node flags. */
 export async function startFloor(): Promise<Target> {
   const port = await freePort();
-  const managed = spawnManaged(process.execPath, ['--max-semi-space-size=4', path.join(benchRoot, 'floor-relay.ts'), String(port)], {
-    cwd: repoRoot, env: childEnv(),
-  });
+  const managed = spawnManaged(
+    process.execPath,
+    ['--max-semi-space-size=4', path.join(benchRoot, 'floor-relay.ts'), String(port)],
+    {
+      cwd: repoRoot,
+      env: childEnv(),
+    },
+  );
   await waitUntil('floor relay', managed, () => canConnect(port), 10_000);
   return {
     id: TargetId.Floor,
@@ -184,7 +215,18 @@ async function startRedisServer(): Promise<RedisProcess> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'socks4-bench-redis-'));
   const managed = spawnManaged(REDIS_SERVER, [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--loglevel',
+    'warning',
   ]);
   await waitUntil('redis-server', managed, () => canConnect(port), 10_000);
   return { managed, url: `redis://127.0.0.1:${port}`, dir };
@@ -193,7 +235,8 @@ async function startRedisServer(): Promise<RedisProcess> {
 /** Fleet mode: rules published with `policy push`, all three limits of the matching rule in Redis. */
 export async function startRedisMode(tracing: boolean, options: FleetOptions = {}): Promise<Target> {
   const id = tracing ? TargetId.RedisTracing : TargetId.Redis;
-  if (!(await proxyHelp()).includes('--redis-url')) return unavailable(id, 'n/a (not built yet: proxy has no --redis-url)');
+  if (!(await proxyHelp()).includes('--redis-url'))
+    return unavailable(id, 'n/a (not built yet: proxy has no --redis-url)');
   if (!existsSync(REDIS_SERVER)) return unavailable(id, `n/a (${REDIS_SERVER} not installed)`);
   if (tracing && !existsSync(path.join(repoRoot, 'src', 'telemetry', 'tracing.ts'))) {
     return unavailable(id, 'n/a (not built yet: no src/telemetry/tracing.ts)');
@@ -207,7 +250,10 @@ export async function startRedisMode(tracing: boolean, options: FleetOptions = {
   };
   let proxy: FleetProcess;
   try {
-    await run(process.execPath, [cliPath, 'policy', 'push', POLICY_FILE, '--redis-url', redis.url], { cwd: repoRoot, env: childEnv() });
+    await run(process.execPath, [cliPath, 'policy', 'push', POLICY_FILE, '--redis-url', redis.url], {
+      cwd: repoRoot,
+      env: childEnv(),
+    });
     proxy = await startFleetProxy(['--redis-url', redis.url], sink === null ? {} : sink.env, options);
   } catch (error) {
     await cleanup();
@@ -270,9 +316,26 @@ export function countSessionSpans(body: Buffer): number {
     }
   };
   let count = 0;
-  fields(0, body.length, (f, a, b) => f === 1 && fields(a, b, (f, a, b) => f === 2 && fields(a, b, (f, a, b) => {
-    if (f === 2) fields(a, b, (f, a, b) => void (f === 5 && SESSION_SPAN_NAMES.has(body.toString('utf8', a, b)) && count++));
-  })));
+  fields(
+    0,
+    body.length,
+    (f, a, b) =>
+      f === 1 &&
+      fields(
+        a,
+        b,
+        (f, a, b) =>
+          f === 2 &&
+          fields(a, b, (f, a, b) => {
+            if (f === 2)
+              fields(
+                a,
+                b,
+                (f, a, b) => void (f === 5 && SESSION_SPAN_NAMES.has(body.toString('utf8', a, b)) && count++),
+              );
+          }),
+      ),
+  );
   return count;
 }
 
@@ -291,7 +354,9 @@ async function startOtlpSink(): Promise<OtlpSink> {
       if (req.url?.startsWith('/v1/traces') === true) requests++;
       const json = req.headers['content-type']?.includes('json') === true;
       if (!json && req.url?.startsWith('/v1/traces') === true) sessionSpans += countSessionSpans(Buffer.concat(chunks));
-      res.writeHead(200, { 'content-type': json ? 'application/json' : 'application/x-protobuf' }).end(json ? '{}' : '');
+      res
+        .writeHead(200, { 'content-type': json ? 'application/json' : 'application/x-protobuf' })
+        .end(json ? '{}' : '');
     });
   });
   server.listen(0, '127.0.0.1');
@@ -305,10 +370,11 @@ async function startOtlpSink(): Promise<OtlpSink> {
       OTEL_SERVICE_NAME: 'socks4-fleet-bench',
     },
     stats: () => ({ requests, bytes, sessionSpans }),
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 

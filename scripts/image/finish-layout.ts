@@ -8,9 +8,21 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-interface Descriptor { mediaType: string; digest: string; size: number; annotations?: Record<string, string> }
-interface Index { schemaVersion: number; mediaType?: string; manifests: Descriptor[] }
-interface Manifest { config: Descriptor; layers: Descriptor[] }
+interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+}
+interface Index {
+  schemaVersion: number;
+  mediaType?: string;
+  manifests: Descriptor[];
+}
+interface Manifest {
+  config: Descriptor;
+  layers: Descriptor[];
+}
 
 const [layout, repository, tag] = process.argv.slice(2);
 if (layout === undefined || repository === undefined || tag === undefined) {
@@ -21,7 +33,8 @@ if (layout === undefined || repository === undefined || tag === undefined) {
 const blobPath = (digest: string): string => path.posix.join('blobs', ...digest.split(':'));
 const indexFile = path.join(layout, 'index.json');
 const index = JSON.parse(readFileSync(indexFile, 'utf8')) as Index;
-if (index.manifests.length !== 1) throw new Error(`expected one image in ${indexFile}, found ${index.manifests.length}`);
+if (index.manifests.length !== 1)
+  throw new Error(`expected one image in ${indexFile}, found ${index.manifests.length}`);
 const image = index.manifests[0]!;
 image.annotations = {
   ...image.annotations,
@@ -31,10 +44,12 @@ image.annotations = {
 writeFileSync(indexFile, JSON.stringify(index));
 
 const manifest = JSON.parse(readFileSync(path.join(layout, blobPath(image.digest)), 'utf8')) as Manifest;
-const dockerManifest = [{
-  Config: blobPath(manifest.config.digest),
-  RepoTags: [`${repository}:${tag}`],
-  Layers: manifest.layers.map((layer) => blobPath(layer.digest)),
-}];
+const dockerManifest = [
+  {
+    Config: blobPath(manifest.config.digest),
+    RepoTags: [`${repository}:${tag}`],
+    Layers: manifest.layers.map((layer) => blobPath(layer.digest)),
+  },
+];
 writeFileSync(path.join(layout, 'manifest.json'), JSON.stringify(dockerManifest));
 console.log(image.digest);

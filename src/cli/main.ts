@@ -65,9 +65,11 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     return second === undefined ? 2 : 0;
   }
   if (command === undefined) {
-    io.stderr(first === 'policy'
-      ? `socks4-fleet policy: expected validate, explain, push or diff, got "${second ?? ''}"\n`
-      : `socks4-fleet: unknown command "${first}"\n\n${help}`);
+    io.stderr(
+      first === 'policy'
+        ? `socks4-fleet policy: expected validate, explain, push or diff, got "${second ?? ''}"\n`
+        : `socks4-fleet: unknown command "${first}"\n\n${help}`,
+    );
     return 2;
   }
   try {

@@ -119,7 +119,11 @@ async function loadFiles(files: readonly string[]): Promise<LoadedFiles> {
 }
 
 /** Loads and compiles, or prints the issues and returns null. */
-async function loadCompiled(files: readonly string[], io: CliIO, tenancy: Tenancy = Tenancy.Shared): Promise<CompiledPolicySet | null> {
+async function loadCompiled(
+  files: readonly string[],
+  io: CliIO,
+  tenancy: Tenancy = Tenancy.Shared,
+): Promise<CompiledPolicySet | null> {
   const { policies, issues } = await loadFiles(files);
   if (issues.length > 0) {
     io.stderr(issues.map((i) => `${formatIssue(i)}\n`).join(''));
@@ -178,14 +182,21 @@ interface Destination {
 function parseDestination(value: string): Destination {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(value);
   const port = Number(match?.[3]);
-  if (match === null || port < 1 || port > 65535) throw new UsageError(`--dst: "${value}" is not HOST:PORT with a port from 1 to 65535`);
+  if (match === null || port < 1 || port > 65535)
+    throw new UsageError(`--dst: "${value}" is not HOST:PORT with a port from 1 to 65535`);
   const host = match[1] ?? match[2] ?? '';
   const ip = parseIpv4(host);
   if (ip !== NOT_IPV4) return { host: null, ip: formatIpv4(ip), port, spelled: null, invalid: null };
   const canonical = canonicalizeHost(host);
   if (canonical.kind === 'invalid') return { host, ip: null, port, spelled: null, invalid: canonical.detail };
   const name = canonical.kind === 'name' ? canonical.name : canonical.text;
-  return { host: name, ip: canonical.kind === 'address' ? canonical.text : null, port, spelled: name === host ? null : host, invalid: null };
+  return {
+    host: name,
+    ip: canonical.kind === 'address' ? canonical.text : null,
+    port,
+    spelled: name === host ? null : host,
+    invalid: null,
+  };
 }
 
 function requireIpv4(flag: string, value: string): string {
@@ -194,24 +205,33 @@ function requireIpv4(flag: string, value: string): string {
   return formatIpv4(ip);
 }
 
-function printDecision(io: CliIO, decision: Decision | { action: 'deny'; reason: string; tier?: undefined; rule: null; ident: 'Off'; limits: null }): void {
-  io.stdout([
-    `decision: ${decision.action.toUpperCase()}`,
-    `reason:   ${decision.reason}`,
-    `rule:     ${formatRuleRef(decision.rule)}`,
-    `ident:    ${decision.ident}`,
-    `limits:   ${formatLimits(decision.limits)}`,
-    ...('guard' in decision && decision.guard !== undefined ? [`guard:    ${decision.guard}`] : []),
-    ...(decision.tier === undefined ? [] : [`tier:     ${decision.tier}`]),
-  ].map((l) => `${l}\n`).join(''));
+function printDecision(
+  io: CliIO,
+  decision: Decision | { action: 'deny'; reason: string; tier?: undefined; rule: null; ident: 'Off'; limits: null },
+): void {
+  io.stdout(
+    [
+      `decision: ${decision.action.toUpperCase()}`,
+      `reason:   ${decision.reason}`,
+      `rule:     ${formatRuleRef(decision.rule)}`,
+      `ident:    ${decision.ident}`,
+      `limits:   ${formatLimits(decision.limits)}`,
+      ...('guard' in decision && decision.guard !== undefined ? [`guard:    ${decision.guard}`] : []),
+      ...(decision.tier === undefined ? [] : [`tier:     ${decision.tier}`]),
+    ]
+      .map((l) => `${l}\n`)
+      .join(''),
+  );
 }
 
 /** The Report line, printed only when Report policies are loaded. */
 function printReport(io: CliIO, set: CompiledPolicySet, report: Decision | null): void {
   if (set.report === null) return;
-  io.stdout(report === null
-    ? 'report:   none: no Report policy would decide this request\n'
-    : `report:   ${report.action.toUpperCase()} (${report.reason}) by ${formatRuleRef(report.rule)} ${REPORT_MARK}: recorded, not enforced\n`);
+  io.stdout(
+    report === null
+      ? 'report:   none: no Report policy would decide this request\n'
+      : `report:   ${report.action.toUpperCase()} (${report.reason}) by ${formatRuleRef(report.rule)} ${REPORT_MARK}: recorded, not enforced\n`,
+  );
 }
 
 export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainDeps = defaultDeps): Promise<number> {
@@ -237,32 +257,46 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
   }
   const env = deps.env ?? process.env;
   if (positionals.length > 1) throw new UsageError('expected one FILE, or --redis-url URL for the live rules');
-  if (positionals.length === 1 && values['redis-url'] !== undefined) throw new UsageError('give FILE or --redis-url, not both');
+  if (positionals.length === 1 && values['redis-url'] !== undefined)
+    throw new UsageError('give FILE or --redis-url, not both');
   const live = positionals.length === 0;
-  if (live && findRedisUrl(values, env) === null) throw new UsageError('expected a policy FILE, or --redis-url URL (or env REDIS_URL) for the live rules');
+  if (live && findRedisUrl(values, env) === null)
+    throw new UsageError('expected a policy FILE, or --redis-url URL (or env REDIS_URL) for the live rules');
   if (values.src === undefined) throw new UsageError('--src IP is required');
   if (values.dst === undefined) throw new UsageError('--dst HOST:PORT is required');
   const sourceIp = requireIpv4('src', values.src);
   const dest = parseDestination(values.dst);
   const command = values.command.toLowerCase();
-  if (command !== 'connect' && command !== 'bind') throw new UsageError(`--command: "${values.command}" is not connect or bind`);
-  if (values.resolved !== undefined && dest.host === null) throw new UsageError('--resolved applies only when --dst names a host');
+  if (command !== 'connect' && command !== 'bind')
+    throw new UsageError(`--command: "${values.command}" is not connect or bind`);
+  if (values.resolved !== undefined && dest.host === null)
+    throw new UsageError('--resolved applies only when --dst names a host');
   const resolvedFlag = values.resolved === undefined ? null : requireIpv4('resolved', values.resolved);
   const selfAddresses = new Set(values.self.map((s) => requireIpv4('self', s)));
   const fleet = new FleetEndpointSet();
-  fleet.replace('flag', values['guard-endpoint'].map((text) => {
-    let spec: EndpointSpec;
-    try {
-      spec = parseEndpointSpec(text, GuardedRange.GuardEndpoint, `--guard-endpoint ${text}`);
-    } catch (error) {
-      throw new UsageError(`--guard-endpoint: ${(error as Error).message}`);
-    }
-    return { kind: spec.kind, ip: parseIpv4(requireIpv4('guard-endpoint', spec.host)), port: spec.port, source: spec.source };
-  }));
+  fleet.replace(
+    'flag',
+    values['guard-endpoint'].map((text) => {
+      let spec: EndpointSpec;
+      try {
+        spec = parseEndpointSpec(text, GuardedRange.GuardEndpoint, `--guard-endpoint ${text}`);
+      } catch (error) {
+        throw new UsageError(`--guard-endpoint: ${(error as Error).message}`);
+      }
+      return {
+        kind: spec.kind,
+        ip: parseIpv4(requireIpv4('guard-endpoint', spec.host)),
+        port: spec.port,
+        source: spec.source,
+      };
+    }),
+  );
 
   const namespace = values.namespace;
   if (namespace !== undefined && namespace !== '' && !NAMESPACE_RE.test(namespace)) {
-    throw new UsageError(`--namespace: "${namespace}" is not a namespace name (lowercase letters, digits and '-', at most 63); use --namespace '' for a client that is no pod`);
+    throw new UsageError(
+      `--namespace: "${namespace}" is not a namespace name (lowercase letters, digits and '-', at most 63); use --namespace '' for a client that is no pod`,
+    );
   }
 
   let set: CompiledPolicySet | null;
@@ -282,19 +316,28 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
   if (set === null) return 1;
 
   const base: UnresolvedContext = {
-    command, sourceIp, userId: values.user, host: dest.host, destPort: dest.port, selfAddresses, fleet,
+    command,
+    sourceIp,
+    userId: values.user,
+    host: dest.host,
+    destPort: dest.port,
+    selfAddresses,
+    fleet,
     namespace: namespace === undefined || namespace === '' ? null : namespace,
   };
   const kind = dest.host === null ? 'SOCKS4' : 'SOCKS4a';
   const client = namespace === undefined ? '' : namespace === '' ? ' (no pod)' : ` (a pod of namespace ${namespace})`;
-  io.stdout(`request:  ${command} from ${sourceIp}${client} user ${JSON.stringify(values.user)} to ${dest.host ?? dest.ip}:${dest.port} (${kind})\n`);
+  io.stdout(
+    `request:  ${command} from ${sourceIp}${client} user ${JSON.stringify(values.user)} to ${dest.host ?? dest.ip}:${dest.port} (${kind})\n`,
+  );
   let destIp = dest.ip;
   if (dest.invalid !== null) {
     io.stdout(`name:     ${JSON.stringify(dest.host)} ${dest.invalid}: refused before any rule or DNS\n`);
     printDecision(io, { action: 'deny', reason: 'InvalidHostname', rule: null, ident: 'Off', limits: null });
     return 0;
   }
-  if (dest.spelled !== null) io.stdout(`name:     ${JSON.stringify(dest.spelled)} is matched and resolved as ${dest.host}\n`);
+  if (dest.spelled !== null)
+    io.stdout(`name:     ${JSON.stringify(dest.spelled)} is matched and resolved as ${dest.host}\n`);
   if (dest.host !== null && dest.ip !== null) io.stdout(`resolve:  skipped: the name is an IPv4 address\n`);
   if (dest.host !== null && dest.ip === null) {
     const early = decideBeforeResolve(set, base);
@@ -312,7 +355,9 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
         destIp = requireIpv4('dst', await deps.lookup(dest.host));
         io.stdout(`resolve:  ${dest.host} -> ${destIp} (system resolver)\n`);
       } catch (error) {
-        io.stdout(`resolve:  ${dest.host} failed: ${(error as Error).message} (pass --resolved IP to explain anyway)\n`);
+        io.stdout(
+          `resolve:  ${dest.host} failed: ${(error as Error).message} (pass --resolved IP to explain anyway)\n`,
+        );
         printDecision(io, { action: 'deny', reason: 'DnsFailed', rule: null, ident: 'Off', limits: null });
         return 0;
       }

@@ -11,14 +11,30 @@ import { createProxyServer, localAddresses } from '../server/proxy-server.ts';
 import { defaultServerConfig, type ServerConfig } from '../server/session-env.ts';
 import { createResolver } from '../server/resolver.ts';
 import { sourceLimit } from '../server/slot-pool.ts';
-import { configuredRedisSpecs, kubernetesApiSpec, parseEndpointSpec, startFleetGuard, type EndpointSpec } from '../server/fleet-guard.ts';
+import {
+  configuredRedisSpecs,
+  kubernetesApiSpec,
+  parseEndpointSpec,
+  startFleetGuard,
+  type EndpointSpec,
+} from '../server/fleet-guard.ts';
 import { GuardedRange } from '../policy/guard.ts';
 import { formatIpv4 } from '../policy/ip.ts';
 import { createLogger, logEvents } from '../telemetry/logging.ts';
 import { createProxyMetrics } from '../telemetry/metrics.ts';
 import { startTracing } from '../telemetry/tracing.ts';
 import { durationHelp, durationOption, readDuration } from './durations.ts';
-import { DEFAULT_LOG_LEVEL, DEFAULT_OPS_LISTEN, parseCount, parseHostPort, parseLogLevel, parseShare, StartupError, UsageError, type CliIO } from './args.ts';
+import {
+  DEFAULT_LOG_LEVEL,
+  DEFAULT_OPS_LISTEN,
+  parseCount,
+  parseHostPort,
+  parseLogLevel,
+  parseShare,
+  StartupError,
+  UsageError,
+  type CliIO,
+} from './args.ts';
 import { awaitShutdown, listenError } from './proxy-lifecycle.ts';
 import { openRedisMode, redisModeHelp, redisModeOptions, watchRedisMode } from './redis-mode.ts';
 import { maskRedisUrl } from '../redis/problems.ts';
@@ -131,13 +147,17 @@ const options = {
  */
 function refuseIdleFlags(given: readonly string[], fileMode: boolean): void {
   if (given.filter((name) => name === 'policy-file').length > 1) {
-    throw new UsageError('--policy-file given more than once; the proxy reads one file (put every policy in it, as multi-document YAML)');
+    throw new UsageError(
+      '--policy-file given more than once; the proxy reads one file (put every policy in it, as multi-document YAML)',
+    );
   }
   if (!fileMode) return;
   const fleetOnly = Object.keys(redisModeOptions).filter((name) => name !== 'redis-url');
   const idle = [...new Set(given.filter((name) => fleetOnly.includes(name)))];
   if (idle.length > 0) {
-    throw new UsageError(`${idle.map((n) => `--${n}`).join(', ')} only ${idle.length === 1 ? 'applies' : 'apply'} in fleet mode (--redis-url); with --policy-file no Redis is used: remove ${idle.length === 1 ? 'it' : 'them'}`);
+    throw new UsageError(
+      `${idle.map((n) => `--${n}`).join(', ')} only ${idle.length === 1 ? 'applies' : 'apply'} in fleet mode (--redis-url); with --policy-file no Redis is used: remove ${idle.length === 1 ? 'it' : 'them'}`,
+    );
   }
 }
 
@@ -148,7 +168,10 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     return 0;
   }
   const file = values['policy-file'];
-  refuseIdleFlags(tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : [])), file !== undefined);
+  refuseIdleFlags(
+    tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : [])),
+    file !== undefined,
+  );
   if (file !== undefined && values['redis-url'] !== undefined) {
     throw new UsageError('give one of --policy-file FILE or --redis-url URL, not both');
   }
@@ -190,12 +213,19 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   // Alone on stdout (one worker, the default) it may write larger batches; a supervisor and its
   // workers share it, so each of them keeps its writes atomic.
   const logger = createLogger({ level: logLevel, shared: worker !== null || workers > 1 });
-  if (workers > 1 && worker === null) return runSupervisor({ argv, count: workers, listenHost: listen.host, ops, logger });
+  if (workers > 1 && worker === null)
+    return runSupervisor({ argv, count: workers, listenHost: listen.host, ops, logger });
   const unsubscribeLogs = logEvents(logger, { redactUserIds: values['redact-userids'] });
   // Fleet mode shares rules and limits through Redis; the limiter's close() also closes the connection.
   const fleet = file === undefined ? openRedisMode(values, env) : null;
-  const redisWatch = fleet === null ? null : watchRedisMode(fleet, logger, readDuration('snapshot-warn-interval', values['snapshot-warn-interval']));
-  const rulesFrom = fleet === null ? `file ${path.resolve(file as string)}` : `redis ${maskRedisUrl(fleet.target.url)} prefix ${fleet.prefix}`;
+  const redisWatch =
+    fleet === null
+      ? null
+      : watchRedisMode(fleet, logger, readDuration('snapshot-warn-interval', values['snapshot-warn-interval']));
+  const rulesFrom =
+    fleet === null
+      ? `file ${path.resolve(file as string)}`
+      : `redis ${maskRedisUrl(fleet.target.url)} prefix ${fleet.prefix}`;
   const rules: RuleSource = fleet?.rules ?? new FileRuleSource(file as string, { allowEmpty: values['allow-empty'] });
   let lastRuleError: Error | null = null;
   rules.on('error', (error: Error) => void (lastRuleError = error)); // logged through the snapshot:error channel
@@ -210,12 +240,22 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   selfAddresses.add(listen.host);
   const kubernetesApi = kubernetesApiSpec(env);
   const guard = startFleetGuard({
-    specs: [...guardSpecs, ...(kubernetesApi === null ? [] : [kubernetesApi]), ...(fleet === null ? [] : configuredRedisSpecs(fleet.connection))],
+    specs: [
+      ...guardSpecs,
+      ...(kubernetesApi === null ? [] : [kubernetesApi]),
+      ...(fleet === null ? [] : configuredRedisSpecs(fleet.connection)),
+    ],
     redis: fleet?.client ?? null,
-    onUnresolved: (specs) => logger.warn({ endpoints: specs.map((s) => `${s.host}${s.port === null ? '' : `:${s.port}`}`) }, 'guarded endpoint names do not resolve yet; retrying'),
+    onUnresolved: (specs) =>
+      logger.warn(
+        { endpoints: specs.map((s) => `${s.host}${s.port === null ? '' : `:${s.port}`}`) },
+        'guarded endpoint names do not resolve yet; retrying',
+      ),
   });
   const pods = fleet?.pods ?? null;
-  if (pods !== null) pods.onError = (error) => logger.warn({ err: error.message }, 'reading pod addresses from Redis failed; keeping the ones held');
+  if (pods !== null)
+    pods.onError = (error) =>
+      logger.warn({ err: error.message }, 'reading pod addresses from Redis failed; keeping the ones held');
   const server = createProxyServer({
     rules: () => rules.current(),
     limiter,
@@ -254,7 +294,8 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   };
   // A full pool still serves newcomers (the oldest yields), but a balancer should send them to a
   // pod with room: saturated pods report unready until a slot frees.
-  const isReady = (): boolean => !server.draining && rules.current() !== null && server.pools().every((pool) => pool.inUse < pool.capacity);
+  const isReady = (): boolean =>
+    !server.draining && rules.current() !== null && server.pools().every((pool) => pool.inUse < pool.capacity);
   let boundPort = 0;
 
   try {
@@ -262,7 +303,8 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
       // Credentials, a database that does not exist or a name that does not resolve: retrying
       // will not help, and a pod on the wrong database would serve another fleet's rules.
       const first = await redisWatch.firstContact;
-      if (!first.ready && first.problem?.fatal === true) throw new StartupError(`${first.problem.message}; not started`);
+      if (!first.ready && first.problem?.fatal === true)
+        throw new StartupError(`${first.problem.message}; not started`);
     }
     pods?.start();
     await rules.start();
@@ -270,24 +312,45 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     // one is published; only a policy file that cannot be loaded is fatal.
     if (rules.current() === null && fleet === null) {
       const why = (lastRuleError as Error | null)?.message ?? 'no rules loaded';
-      throw new StartupError(`--policy-file ${file}: not started, the file holds no usable rules: ${why}. Fix it (socks4-fleet policy validate ${file} lists every problem)`);
+      throw new StartupError(
+        `--policy-file ${file}: not started, the file holds no usable rules: ${why}. Fix it (socks4-fleet policy validate ${file} lists every problem)`,
+      );
     }
     // A worker's ops endpoints are its supervisor's (src/cli/workers.ts).
     if (worker === null) {
       try {
         opsServer = await startOpsServer({ ...ops, registry: metrics.registry, isReady });
       } catch (error) {
-        throw listenError('ops-listen', values['ops-listen'], argv.every((a) => !a.startsWith('--ops-listen')), error as NodeJS.ErrnoException);
+        throw listenError(
+          'ops-listen',
+          values['ops-listen'],
+          argv.every((a) => !a.startsWith('--ops-listen')),
+          error as NodeJS.ErrnoException,
+        );
       }
     }
     // The guard knows the configured endpoints before the first client is accepted.
     await guard.ready;
-    logger.info({ guarded: guard.endpoints.list().map((e) => ({ guard: e.kind, address: formatIpv4(e.ip), port: e.port, from: e.source })) }, 'fleet endpoints guarded');
+    logger.info(
+      {
+        guarded: guard.endpoints
+          .list()
+          .map((e) => ({ guard: e.kind, address: formatIpv4(e.ip), port: e.port, from: e.source })),
+      },
+      'fleet endpoints guarded',
+    );
     let bound;
     try {
-      bound = await server.listen(listen.host, worker?.port(listen.port) ?? listen.port, { reusePort: worker !== null });
+      bound = await server.listen(listen.host, worker?.port(listen.port) ?? listen.port, {
+        reusePort: worker !== null,
+      });
     } catch (error) {
-      throw listenError('listen', values.listen, argv.every((a) => !a.startsWith('--listen')), error as NodeJS.ErrnoException);
+      throw listenError(
+        'listen',
+        values.listen,
+        argv.every((a) => !a.startsWith('--listen')),
+        error as NodeJS.ErrnoException,
+      );
     }
     // The effective deadlines (flags over defaults), so an operator can see what a pod runs with.
     const timeouts = {
@@ -298,8 +361,14 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
       identMs: config.identTimeoutMs,
       drainGraceMs: config.drainGraceMs,
     };
-    const where = opsServer === null ? { worker: worker?.index } : { ops: `${opsServer.address.address}:${opsServer.address.port}` };
-    logger.info({ listen: `${bound.address}:${bound.port}`, ...where, rules: rulesFrom, timeouts }, opsServer === null ? 'socks4-fleet worker listening' : 'socks4-fleet proxy listening');
+    const where =
+      opsServer === null
+        ? { worker: worker?.index }
+        : { ops: `${opsServer.address.address}:${opsServer.address.port}` };
+    logger.info(
+      { listen: `${bound.address}:${bound.port}`, ...where, rules: rulesFrom, timeouts },
+      opsServer === null ? 'socks4-fleet worker listening' : 'socks4-fleet proxy listening',
+    );
     boundPort = bound.port;
     await redisWatch?.warnWhileNoSnapshot();
   } catch (error) {
@@ -309,12 +378,13 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
   }
 
   await awaitShutdown(logger, {
-    reload: () => (rules instanceof FileRuleSource ? rules.reload() : fleet?.rules.refresh() ?? Promise.resolve()),
+    reload: () => (rules instanceof FileRuleSource ? rules.reload() : (fleet?.rules.refresh() ?? Promise.resolve())),
     drain: () => server.drain(),
     force: () => server.drain(0),
     activeSessions: () => server.activeSessions,
     graceMs: config.drainGraceMs,
-    onDrainRequest: (startDrain) => worker?.attach({ port: boundPort, registry: metrics.registry, isReady, drain: startDrain }),
+    onDrainRequest: (startDrain) =>
+      worker?.attach({ port: boundPort, registry: metrics.registry, isReady, drain: startDrain }),
   });
   await shutdown();
   logger.info({}, 'drained; exiting');

@@ -4,17 +4,33 @@ import type { Logger } from '../telemetry/logging.ts';
 import { StartupError } from './args.ts';
 
 /** A listen failure as one line naming the flag and what to do about it (exit 1, not a stack). */
-export function listenError(flag: string, value: string, isDefault: boolean, error: NodeJS.ErrnoException): StartupError {
+export function listenError(
+  flag: string,
+  value: string,
+  isDefault: boolean,
+  error: NodeJS.ErrnoException,
+): StartupError {
   const given = `--${flag} ${value}${isDefault ? ' (the default)' : ''}`;
-  const other = flag === 'ops-listen'
-    ? `; the proxy and the operator both default to 127.0.0.1:9090, so give one of them --ops-listen HOST:PORT (:0 = any free port)`
-    : `; stop what holds it or pick another with --${flag} HOST:PORT`;
+  const other =
+    flag === 'ops-listen'
+      ? `; the proxy and the operator both default to 127.0.0.1:9090, so give one of them --ops-listen HOST:PORT (:0 = any free port)`
+      : `; stop what holds it or pick another with --${flag} HOST:PORT`;
   switch (error.code) {
-    case 'EADDRINUSE': return new StartupError(`${given}: address already in use${other}`);
-    case 'EACCES': return new StartupError(`${given}: permission denied (ports below 1024 need privileges); pick a port above 1023 with --${flag}`);
-    case 'EADDRNOTAVAIL': return new StartupError(`${given}: no interface of this host has that address; use 0.0.0.0 or one of its addresses`);
-    case 'ENOTFOUND': case 'EAI_AGAIN': return new StartupError(`${given}: the host name does not resolve; give an IP address`);
-    default: return new StartupError(`${given}: cannot listen: ${error.message}`);
+    case 'EADDRINUSE':
+      return new StartupError(`${given}: address already in use${other}`);
+    case 'EACCES':
+      return new StartupError(
+        `${given}: permission denied (ports below 1024 need privileges); pick a port above 1023 with --${flag}`,
+      );
+    case 'EADDRNOTAVAIL':
+      return new StartupError(
+        `${given}: no interface of this host has that address; use 0.0.0.0 or one of its addresses`,
+      );
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new StartupError(`${given}: the host name does not resolve; give an IP address`);
+    default:
+      return new StartupError(`${given}: cannot listen: ${error.message}`);
   }
 }
 
@@ -45,12 +61,18 @@ export function awaitShutdown(logger: Logger, handlers: SignalHandlers): Promise
     };
     const onStop = (signal: NodeJS.Signals): void => {
       if (draining) {
-        logger.warn({ signal, activeSessions: handlers.activeSessions() }, 'second signal while draining: forcing exit, closing every session now');
+        logger.warn(
+          { signal, activeSessions: handlers.activeSessions() },
+          'second signal while draining: forcing exit, closing every session now',
+        );
         void handlers.force();
         return;
       }
       draining = true;
-      logger.info({ signal, activeSessions: handlers.activeSessions(), graceMs: handlers.graceMs }, 'draining (send the signal again to force the exit)');
+      logger.info(
+        { signal, activeSessions: handlers.activeSessions(), graceMs: handlers.graceMs },
+        'draining (send the signal again to force the exit)',
+      );
       void handlers.drain().then(() => {
         process.removeListener('SIGTERM', onStop);
         process.removeListener('SIGINT', onStop);

@@ -12,7 +12,12 @@ import { emptySetProblem } from '../rules/file-source.ts';
 import type { Socks4Policy } from '../policy/types.ts';
 import { formatIssue } from '../policy/validate.ts';
 import { redactRedisUrl, readRedisFlags, redisFlagOptions, redisFlagsHelp } from './redis-flags.ts';
-import { closeRedisClient, createRedisClient, parseRedisUrl, type RedisConnectionOptions } from '../redis/connection.ts';
+import {
+  closeRedisClient,
+  createRedisClient,
+  parseRedisUrl,
+  type RedisConnectionOptions,
+} from '../redis/connection.ts';
 import { findRulePrefixes } from '../rules/rule-prefixes.ts';
 import { waitForRedis } from '../redis/problems.ts';
 import { ruleKeys } from '../rules/redis-keys.ts';
@@ -96,7 +101,12 @@ export async function runPolicyPush(argv: string[], io: CliIO, env: NodeJS.Proce
     const tracer = trace.getTracer(TRACER_NAME);
     return await tracer.startActiveSpan(PUSH_SPAN_NAME, { kind: SpanKind.PRODUCER }, async (span) => {
       try {
-        return await publishPolicies(span, policies, { connection, prefix, timeoutMs, timeoutText: values.timeout }, io);
+        return await publishPolicies(
+          span,
+          policies,
+          { connection, prefix, timeoutMs, timeoutText: values.timeout },
+          io,
+        );
       } finally {
         span.end();
       }
@@ -113,7 +123,12 @@ interface PushTarget {
   readonly timeoutText: string;
 }
 
-async function publishPolicies(span: Span, policies: readonly Socks4Policy[], target: PushTarget, io: CliIO): Promise<number> {
+async function publishPolicies(
+  span: Span,
+  policies: readonly Socks4Policy[],
+  target: PushTarget,
+  io: CliIO,
+): Promise<number> {
   const { connection, prefix, timeoutMs, timeoutText } = target;
   const failed = (message: string): number => {
     span.setStatus({ code: SpanStatusCode.ERROR, message });
@@ -126,15 +141,25 @@ async function publishPolicies(span: Span, policies: readonly Socks4Policy[], ta
   // The connect timeout ends a little before the wait does, so the wait reports the connect's own
   // error (a TLS handshake to a plain server only ever times out) rather than "no answer".
   const connectTimeoutMs = Math.max(50, timeoutMs - Math.min(250, timeoutMs / 4));
-  const client = createRedisClient({ ...connection, commandTimeoutMs: timeoutMs, connectTimeoutMs, connectionName: 'socks4-fleet-push' });
+  const client = createRedisClient({
+    ...connection,
+    commandTimeoutMs: timeoutMs,
+    connectTimeoutMs,
+    connectionName: 'socks4-fleet-push',
+  });
   try {
     const { tls, db } = parseRedisUrl(connection.url);
     const outcome = await waitForRedis(client, timeoutMs, { url: connection.url, tls, db });
     if (!outcome.ready) {
-      return failed(`not pushed: ${outcome.problem?.message ?? `cannot reach Redis at ${redactRedisUrl(connection.url)} within ${timeoutText}`}`);
+      return failed(
+        `not pushed: ${outcome.problem?.message ?? `cannot reach Redis at ${redactRedisUrl(connection.url)} within ${timeoutText}`}`,
+      );
     }
     const traceparent = activeTraceparent();
-    const result = await publishSnapshot(client, prefix, policies, { source: 'policy push', ...(traceparent === undefined ? {} : { traceparent }) });
+    const result = await publishSnapshot(client, prefix, policies, {
+      source: 'policy push',
+      ...(traceparent === undefined ? {} : { traceparent }),
+    });
     span.setAttributes({
       [SocksAttr.SnapshotVersion]: result.version,
       [SocksAttr.SnapshotPolicies]: result.policyCount,
@@ -146,12 +171,16 @@ async function publishPolicies(span: Span, policies: readonly Socks4Policy[], ta
       // The first snapshot under this prefix: if others hold rules, pods likely read one of those.
       const others = (await findRulePrefixes(client)).filter((p) => p !== prefix);
       if (others.length > 0) {
-        io.stderr(`warning: no proxy has read prefix "${prefix}" before (this is its first snapshot), but this Redis holds rules under ${others.map((p) => `"${p}"`).join(', ')}; pods of a Helm release read the release name unless redis.prefix is set: pass --redis-prefix to match\n`);
+        io.stderr(
+          `warning: no proxy has read prefix "${prefix}" before (this is its first snapshot), but this Redis holds rules under ${others.map((p) => `"${p}"`).join(', ')}; pods of a Helm release read the release name unless redis.prefix is set: pass --redis-prefix to match\n`,
+        );
       }
     }
-    io.stdout(result.changed
-      ? `published ${result.version} (${counts}) to ${prefix}; previous ${result.previous === '' ? 'none' : result.previous}\n`
-      : `unchanged ${result.version} (${counts}) is already current in ${prefix}\n`);
+    io.stdout(
+      result.changed
+        ? `published ${result.version} (${counts}) to ${prefix}; previous ${result.previous === '' ? 'none' : result.previous}\n`
+        : `unchanged ${result.version} (${counts}) is already current in ${prefix}\n`,
+    );
     return 0;
   } catch (error) {
     span.recordException(error as Error);

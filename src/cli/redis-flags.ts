@@ -93,11 +93,15 @@ export function readRedisFlags(
       throw new UsageError(`--redis-tls-ca: cannot read ${caFile}: ${(error as Error).message}`);
     }
   }
-  const sentinels = values['redis-sentinels'] === undefined ? undefined : parseAddressList('redis-sentinels', values['redis-sentinels']);
+  const sentinels =
+    values['redis-sentinels'] === undefined
+      ? undefined
+      : parseAddressList('redis-sentinels', values['redis-sentinels']);
   if (sentinels !== undefined && values['redis-sentinel-name'] === undefined) {
     throw new UsageError('--redis-sentinels needs --redis-sentinel-name (the master group name)');
   }
-  if (sentinels !== undefined && values['redis-cluster'] === true) throw new UsageError('choose --redis-sentinels or --redis-cluster, not both');
+  if (sentinels !== undefined && values['redis-cluster'] === true)
+    throw new UsageError('choose --redis-sentinels or --redis-cluster, not both');
   return {
     prefix,
     connection: {

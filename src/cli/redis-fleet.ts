@@ -4,7 +4,12 @@
 import { createRedisLimiter, type FailMode, type RedisLimiter } from '../limits/redis-limiter.ts';
 import { RedisPodDirectory } from '../rules/pod-directory.ts';
 import { RedisRuleSource } from '../rules/redis-source.ts';
-import { closeRedisClient, createRedisClient, type RedisClient, type RedisConnectionOptions } from '../redis/connection.ts';
+import {
+  closeRedisClient,
+  createRedisClient,
+  type RedisClient,
+  type RedisConnectionOptions,
+} from '../redis/connection.ts';
 
 export interface RedisFleetOptions {
   readonly connection: RedisConnectionOptions;
@@ -37,7 +42,9 @@ export function openRedisFleet(options: RedisFleetOptions): RedisFleet {
     prefix: options.prefix,
     ...(options.failMode === undefined ? {} : { failMode: options.failMode }),
     ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
-    ...(options.connection.commandTimeoutMs === undefined ? {} : { callTimeoutMs: options.connection.commandTimeoutMs }),
+    ...(options.connection.commandTimeoutMs === undefined
+      ? {}
+      : { callTimeoutMs: options.connection.commandTimeoutMs }),
   });
   const limiter: RedisLimiter = {
     admit: (req) => inner.admit(req),

@@ -6,7 +6,13 @@ import { parseRedisUrl } from '../redis/connection.ts';
 import { openRedisFleet, type RedisFleet } from './redis-fleet.ts';
 import { ruleKeys } from '../rules/redis-keys.ts';
 import { findRulePrefixes } from '../rules/rule-prefixes.ts';
-import { maskRedisUrl, waitForRedis, watchRedisProblems, type ReadyOutcome, type RedisTarget } from '../redis/problems.ts';
+import {
+  maskRedisUrl,
+  waitForRedis,
+  watchRedisProblems,
+  type ReadyOutcome,
+  type RedisTarget,
+} from '../redis/problems.ts';
 import type { Logger } from '../telemetry/logging.ts';
 import { UsageError } from './args.ts';
 import { durationHelp, durationOption, readDuration } from './durations.ts';
@@ -41,7 +47,8 @@ export interface RedisMode extends RedisFleet {
 export function openRedisMode(values: RedisModeValues, env: NodeJS.ProcessEnv = process.env): RedisMode {
   const { connection, prefix } = readRedisFlags(values, env);
   const failMode = values['limits-fail-mode'] ?? 'open';
-  if (failMode !== 'open' && failMode !== 'closed') throw new UsageError(`--limits-fail-mode: "${failMode}" is not open or closed`);
+  if (failMode !== 'open' && failMode !== 'closed')
+    throw new UsageError(`--limits-fail-mode: "${failMode}" is not open or closed`);
   const refreshIntervalMs = readDuration('rules-refresh', values['rules-refresh']);
   const leaseTtlMs = readDuration('lease-ttl', values['lease-ttl']);
   const { tls, db } = parseRedisUrl(connection.url);
@@ -75,8 +82,12 @@ export function watchRedisMode(mode: RedisMode, logger: Logger, warnEveryMs: num
   let timer: NodeJS.Timeout | undefined;
   const warn = async (): Promise<void> => {
     if (mode.rules.current() !== null) return;
-    const others = mode.client.status === 'ready' ? (await findRulePrefixes(mode.client)).filter((p) => p !== prefix) : [];
-    const hint = others.length === 0 ? '' : `; this Redis holds rules under prefix ${others.map((p) => `"${p}"`).join(', ')}: is --redis-prefix right? (the chart's prefix defaults to the release name)`;
+    const others =
+      mode.client.status === 'ready' ? (await findRulePrefixes(mode.client)).filter((p) => p !== prefix) : [];
+    const hint =
+      others.length === 0
+        ? ''
+        : `; this Redis holds rules under prefix ${others.map((p) => `"${p}"`).join(', ')}: is --redis-prefix right? (the chart's prefix defaults to the release name)`;
     logger.warn(
       { redis, prefix, pointer: ruleKeys(prefix).pointer, otherPrefixes: others },
       `no rules snapshot under prefix "${prefix}": every request is refused and /readyz fails until one is published there (socks4-fleet policy push FILE --redis-prefix ${prefix}, or the operator)${hint}`,

@@ -98,7 +98,10 @@ export async function runSupervisor(options: {
   let started = false; // until every worker listens, one that exits fails the start
   const crashes: number[] = [];
   let allExited: (() => void) | null = null;
-  const pending = new Map<number, { left: number; results: client.MetricObjectWithValues<client.MetricValue<string>>[][]; done: () => void }>();
+  const pending = new Map<
+    number,
+    { left: number; results: client.MetricObjectWithValues<client.MetricValue<string>>[][]; done: () => void }
+  >();
   let nextRequest = 0;
 
   const start = (index: number): Promise<number> => {
@@ -149,17 +152,23 @@ export async function runSupervisor(options: {
     async metrics(): Promise<string> {
       const live = workers.filter((w) => w.child.connected);
       const id = nextRequest++;
-      const results = await new Promise<client.MetricObjectWithValues<client.MetricValue<string>>[][]>((resolve, reject) => {
-        const request = { left: live.length, results: [] as client.MetricObjectWithValues<client.MetricValue<string>>[][], done: () => resolve(request.results) };
-        pending.set(id, request);
-        const timer = setTimeout(() => reject(new Error('a worker did not answer for metrics')), METRICS_TIMEOUT_MS);
-        request.done = () => {
-          clearTimeout(timer);
-          resolve(request.results);
-        };
-        if (live.length === 0) request.done();
-        for (const w of live) w.child.send({ type: 'metrics', id } satisfies ToWorker);
-      }).finally(() => pending.delete(id));
+      const results = await new Promise<client.MetricObjectWithValues<client.MetricValue<string>>[][]>(
+        (resolve, reject) => {
+          const request = {
+            left: live.length,
+            results: [] as client.MetricObjectWithValues<client.MetricValue<string>>[][],
+            done: () => resolve(request.results),
+          };
+          pending.set(id, request);
+          const timer = setTimeout(() => reject(new Error('a worker did not answer for metrics')), METRICS_TIMEOUT_MS);
+          request.done = () => {
+            clearTimeout(timer);
+            resolve(request.results);
+          };
+          if (live.length === 0) request.done();
+          for (const w of live) w.child.send({ type: 'metrics', id } satisfies ToWorker);
+        },
+      ).finally(() => pending.delete(id));
       return client.AggregatorRegistry.aggregate(results).metrics();
     },
   } as unknown as client.Registry;
@@ -170,7 +179,8 @@ export async function runSupervisor(options: {
     for (const w of workers) if (w.child.connected) w.child.send({ type: 'drain' } satisfies ToWorker);
   };
   const everyExited = (): boolean => workers.every((w) => w.child.exitCode !== null || w.child.signalCode !== null);
-  const exited = (): Promise<void> => (everyExited() ? Promise.resolve() : new Promise((resolve) => (allExited = resolve)));
+  const exited = (): Promise<void> =>
+    everyExited() ? Promise.resolve() : new Promise((resolve) => (allExited = resolve));
 
   try {
     port = await start(0); // the port, when --listen asked for any free one (:0)
@@ -188,8 +198,14 @@ export async function runSupervisor(options: {
     registry: metricsRegistry,
     isReady: () => !draining && workers.every((w) => w.ready),
   });
-  logger.info({ listen: `${options.listenHost}:${port}`, ops: `${opsServer.address.address}:${opsServer.address.port}`, workers: count },
-    'socks4-fleet proxy listening');
+  logger.info(
+    {
+      listen: `${options.listenHost}:${port}`,
+      ops: `${opsServer.address.address}:${opsServer.address.port}`,
+      workers: count,
+    },
+    'socks4-fleet proxy listening',
+  );
 
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {

@@ -3,7 +3,9 @@
 // tokens refilled at `perSecond`, but the state is a single timestamp, which is what the Redis
 // limiter's script stores too. Pure: time comes in as an argument.
 
-export type GcraVerdict = { readonly ok: true; readonly tat: number } | { readonly ok: false; readonly retryAfterMs: number };
+export type GcraVerdict =
+  | { readonly ok: true; readonly tat: number }
+  | { readonly ok: false; readonly retryAfterMs: number };
 
 /** Float slack so that waiting exactly the advertised retryAfterMs is always enough. */
 const EPSILON_MS = 1e-6;

@@ -49,7 +49,9 @@ export class LeaseRenewer {
   /** Renews every live lease now (the timer calls this). */
   renewAll(): void {
     for (const [key, members] of this.#byKey) {
-      this.#opts.renew(key, this.#opts.ttlMs, [...members]).catch((error: unknown) => this.#opts.onError(error as Error));
+      this.#opts
+        .renew(key, this.#opts.ttlMs, [...members])
+        .catch((error: unknown) => this.#opts.onError(error as Error));
     }
   }
 

@@ -99,14 +99,20 @@ return #ARGV - 1
 export interface AdmitArgs {
   readonly rate: { readonly key: string; readonly perSecond: number; readonly burst: number } | null;
   readonly sessions: {
-    readonly key: string; readonly max: number; readonly member: string; readonly ttlMs: number;
+    readonly key: string;
+    readonly max: number;
+    readonly member: string;
+    readonly ttlMs: number;
     /** Members of this key the pod released and has not told Redis yet (removed before counting). */
     readonly releases?: readonly string[];
   } | null;
   readonly bandwidth: { readonly key: string; readonly bytesPerSecond: number; readonly want: number } | null;
 }
 
-export type AdmitReply = { readonly code: 0; readonly granted: number } | { readonly code: 1; readonly retryAfterMs: number } | { readonly code: 2 };
+export type AdmitReply =
+  | { readonly code: 0; readonly granted: number }
+  | { readonly code: 1; readonly retryAfterMs: number }
+  | { readonly code: 2 };
 
 export interface LimitScripts {
   admit(args: AdmitArgs): Promise<AdmitReply>;
@@ -134,14 +140,28 @@ export function defineLimitScripts(client: RedisClient): LimitScripts {
     (commands[name] as Script).call(client, ...args);
   return {
     async admit({ rate, sessions, bandwidth }) {
-      const named = [['r', rate], ['s', sessions], ['b', bandwidth]] as const;
+      const named = [
+        ['r', rate],
+        ['s', sessions],
+        ['b', bandwidth],
+      ] as const;
       const present = named.filter(([, limit]) => limit !== null);
       const keys = present.map(([, limit]) => (limit as { key: string }).key);
       const layout = present.map(([letter]) => letter).join('');
-      const reply = (await call('socks4Admit', keys.length, ...keys, layout,
-        rate?.perSecond ?? 0, rate?.burst ?? 0,
-        sessions?.max ?? 0, sessions?.member ?? '', sessions?.ttlMs ?? 0,
-        bandwidth?.bytesPerSecond ?? 0, bandwidth?.want ?? 0, ...(sessions?.releases ?? []))) as [number, number];
+      const reply = (await call(
+        'socks4Admit',
+        keys.length,
+        ...keys,
+        layout,
+        rate?.perSecond ?? 0,
+        rate?.burst ?? 0,
+        sessions?.max ?? 0,
+        sessions?.member ?? '',
+        sessions?.ttlMs ?? 0,
+        bandwidth?.bytesPerSecond ?? 0,
+        bandwidth?.want ?? 0,
+        ...(sessions?.releases ?? []),
+      )) as [number, number];
       const [code, value] = reply;
       if (code === 0) return { code, granted: value };
       if (code === 1) return { code, retryAfterMs: value };

@@ -148,7 +148,15 @@ export function createMemoryLimiter(opts: MemoryLimiterOptions = {}): MemoryLimi
       }
     }
 
-    return { ok: true, lease: new MemoryLease(bucket === null ? null : createBandwidthGate(bucket, clock), concurrencyKey, shared, releaseLease) };
+    return {
+      ok: true,
+      lease: new MemoryLease(
+        bucket === null ? null : createBandwidthGate(bucket, clock),
+        concurrencyKey,
+        shared,
+        releaseLease,
+      ),
+    };
   }
 
   function releaseLease(concurrencyKey: string | null, shared: SharedBucket | null): void {

@@ -99,7 +99,11 @@ export class QuotaPool {
         this.#opts.onError(error as Error);
         const now = this.#opts.clock();
         const local = this.#opts.failOpen ? ((now - bucket.creditedAt) * bucket.bytesPerSecond) / 1000 : 0;
-        this.#credit(key, bucket, Math.min(local, bucket.bytesPerSecond - Math.min(bucket.balance, bucket.bytesPerSecond)));
+        this.#credit(
+          key,
+          bucket,
+          Math.min(local, bucket.bytesPerSecond - Math.min(bucket.balance, bucket.bytesPerSecond)),
+        );
       },
     );
   }
@@ -114,10 +118,13 @@ export class QuotaPool {
     // Still low (other pods share the key, or we are paying off debt): ask again once Redis has
     // had time to refill what we lack, whether or not a relay calls take() meanwhile.
     const wait = ((lowWater - bucket.balance) * 1000) / bucket.bytesPerSecond;
-    bucket.timer = setTimeout(() => {
-      bucket.timer = undefined;
-      this.#maybeRefill(key, bucket);
-    }, Math.min(MAX_REFILL_INTERVAL_MS, Math.max(MIN_REFILL_INTERVAL_MS, wait)));
+    bucket.timer = setTimeout(
+      () => {
+        bucket.timer = undefined;
+        this.#maybeRefill(key, bucket);
+      },
+      Math.min(MAX_REFILL_INTERVAL_MS, Math.max(MIN_REFILL_INTERVAL_MS, wait)),
+    );
     bucket.timer.unref();
   }
 }

@@ -46,7 +46,13 @@ export interface RedisLimiterOptions {
 
 export interface RedisLimiter extends Limiter {
   close(): Promise<void>;
-  stats(): { inFlight: number; leases: number; pendingReleases: number; sharedBandwidthKeys: number; cachedRefusals: number };
+  stats(): {
+    inFlight: number;
+    leases: number;
+    pendingReleases: number;
+    sharedBandwidthKeys: number;
+    cachedRefusals: number;
+  };
 }
 
 export const DEFAULT_LEASE_TTL_MS = 15_000;
@@ -102,14 +108,21 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
     refusals.set(key, until);
   }
 
-  function buildLease(req: AdmitRequest, sessionsKey: string | null, member: string, bandwidthKey: string | null, granted: number): Lease {
+  function buildLease(
+    req: AdmitRequest,
+    sessionsKey: string | null,
+    member: string,
+    bandwidthKey: string | null,
+    granted: number,
+  ): Lease {
     if (sessionsKey !== null) renewer.add(sessionsKey, member);
     const bandwidth = req.limits.bandwidth;
     let gate: BandwidthGate | null = null;
     if (bandwidth !== undefined) {
-      gate = bandwidthKey === null
-        ? createBandwidthGate(createTokenBucket(bandwidth.bytesPerSecond, clock()), clock)
-        : quotas.acquire(bandwidthKey, bandwidth.bytesPerSecond, granted);
+      gate =
+        bandwidthKey === null
+          ? createBandwidthGate(createTokenBucket(bandwidth.bytesPerSecond, clock()), clock)
+          : quotas.acquire(bandwidthKey, bandwidth.bytesPerSecond, granted);
     }
     let released = false;
     return {
@@ -139,7 +152,11 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
     } catch (error) {
       // A slot granted after the deadline would be held by nobody until its lease expired.
       const sessions = args.sessions;
-      if (sessions !== null) call.then((late) => void (late.code === 0 && releases.add(sessions.key, sessions.member)), () => {});
+      if (sessions !== null)
+        call.then(
+          (late) => void (late.code === 0 && releases.add(sessions.key, sessions.member)),
+          () => {},
+        );
       return unavailable(req, error as Error);
     } finally {
       clearTimeout(timer);
@@ -155,7 +172,16 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
       return UNAVAILABLE;
     }
     // If another session of this pod created the key's bucket meanwhile, the grant joins it.
-    return { ok: true, lease: buildLease(req, sessions?.key ?? null, sessions?.member ?? '', bandwidthKey, args.bandwidth === null ? 0 : reply.granted) };
+    return {
+      ok: true,
+      lease: buildLease(
+        req,
+        sessions?.key ?? null,
+        sessions?.member ?? '',
+        bandwidthKey,
+        args.bandwidth === null ? 0 : reply.granted,
+      ),
+    };
   }
 
   function admit(req: AdmitRequest): Admission | Promise<Admission> {
@@ -175,19 +201,29 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
     }
     const member = `${podId}:${req.sessionId}`;
     const sessionsKey = concurrentSessions ? limitKey(prefix, 'sessions', concurrentSessions.key, req) : null;
-    const bandwidthKey = bandwidth && bandwidth.key !== 'Session' ? limitKey(prefix, 'bandwidth', bandwidth.key, req) : null;
+    const bandwidthKey =
+      bandwidth && bandwidth.key !== 'Session' ? limitKey(prefix, 'bandwidth', bandwidth.key, req) : null;
     // A pod already holding a bucket for the key shares it; only a new bucket needs a first grant.
-    const grant: AdmitArgs['bandwidth'] = bandwidth && bandwidthKey !== null && !quotas.has(bandwidthKey)
-      ? { key: bandwidthKey, bytesPerSecond: bandwidth.bytesPerSecond, want: bandwidth.bytesPerSecond }
-      : null;
-    if (rate === null && sessionsKey === null && grant === null) return { ok: true, lease: buildLease(req, null, member, bandwidthKey, 0) };
+    const grant: AdmitArgs['bandwidth'] =
+      bandwidth && bandwidthKey !== null && !quotas.has(bandwidthKey)
+        ? { key: bandwidthKey, bytesPerSecond: bandwidth.bytesPerSecond, want: bandwidth.bytesPerSecond }
+        : null;
+    if (rate === null && sessionsKey === null && grant === null)
+      return { ok: true, lease: buildLease(req, null, member, bandwidthKey, 0) };
     if (client.status !== 'ready') return unavailable(req, new Error(`Redis is ${client.status}`));
     if (inFlight >= maxInFlight) return unavailable(req, new Error(`${inFlight} Redis calls in flight`));
     // Taken only now that the call goes out: they ride in the script instead of a ZREM each.
     const carried = sessionsKey === null ? undefined : releases.take(sessionsKey);
-    const sessions: AdmitArgs['sessions'] = concurrentSessions && sessionsKey !== null
-      ? { key: sessionsKey, max: concurrentSessions.max, member, ttlMs, ...(carried === undefined ? {} : { releases: carried }) }
-      : null;
+    const sessions: AdmitArgs['sessions'] =
+      concurrentSessions && sessionsKey !== null
+        ? {
+            key: sessionsKey,
+            max: concurrentSessions.max,
+            member,
+            ttlMs,
+            ...(carried === undefined ? {} : { releases: carried }),
+          }
+        : null;
     return askRedis(req, { rate, sessions, bandwidth: grant }, bandwidthKey);
   }
 
@@ -205,7 +241,13 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
       await Promise.allSettled([...held, ...released].map(([key, members]) => client.zrem(key, ...members)));
     },
     stats() {
-      return { inFlight, leases: renewer.size, pendingReleases: releases.size, sharedBandwidthKeys: quotas.size, cachedRefusals: refusals.size };
+      return {
+        inFlight,
+        leases: renewer.size,
+        pendingReleases: releases.size,
+        sharedBandwidthKeys: quotas.size,
+        cachedRefusals: refusals.size,
+      };
     },
   };
 }

@@ -29,7 +29,10 @@ export interface AdmitRequest {
 }
 
 /** A limiter's refusals, taken from the error registry so the session refuses with them as they are. */
-export type RefusalReason = typeof Reason.RateLimited | typeof Reason.ConcurrencyLimited | typeof Reason.LimiterUnavailable;
+export type RefusalReason =
+  | typeof Reason.RateLimited
+  | typeof Reason.ConcurrencyLimited
+  | typeof Reason.LimiterUnavailable;
 
 export type Admission =
   | { readonly ok: true; readonly lease: Lease }

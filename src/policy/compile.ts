@@ -19,7 +19,16 @@ import type { ReportView } from './report.ts';
 import { buildRuleIndexInSteps, IndexDimension } from './rule-index.ts';
 import type { RuleIndex } from './rule-index.ts';
 import {
-  CLUSTER_KIND, ClusterTier, DEFAULT_NAMESPACE, DEFAULT_PRIORITY, DecisionReason, IdentMode, PolicyTier, policyId, RuleAction, Tenancy,
+  CLUSTER_KIND,
+  ClusterTier,
+  DEFAULT_NAMESPACE,
+  DEFAULT_PRIORITY,
+  DecisionReason,
+  IdentMode,
+  PolicyTier,
+  policyId,
+  RuleAction,
+  Tenancy,
 } from './types.ts';
 import type { Decision, DenyDecision, PolicyRule, RuleLimits, RuleRef, Socks4Policy } from './types.ts';
 import { formatIssue, validatePolicy } from './validate.ts';
@@ -77,7 +86,12 @@ export interface CompiledPolicySet {
 }
 
 export const NO_RULE_MATCHED: DenyDecision = Object.freeze({
-  action: 'deny', reason: DecisionReason.NoRuleMatched, tier: PolicyTier.Default, rule: null, ident: IdentMode.Off, limits: null,
+  action: 'deny',
+  reason: DecisionReason.NoRuleMatched,
+  tier: PolicyTier.Default,
+  rule: null,
+  ident: IdentMode.Off,
+  limits: null,
 });
 
 /** A validated glob in the form requests are matched in (`*.bücher.example` → `*.xn--bcher-kva.example`). */
@@ -95,7 +109,10 @@ function canonicalRule(r: PolicyRule): PolicyRule {
 
 function normalise(p: Socks4Policy): Socks4Policy {
   if (p.kind === CLUSTER_KIND) {
-    return { ...p, spec: { ...p.spec, priority: p.spec.priority ?? DEFAULT_PRIORITY, tier: p.spec.tier ?? ClusterTier.Admin } };
+    return {
+      ...p,
+      spec: { ...p.spec, priority: p.spec.priority ?? DEFAULT_PRIORITY, tier: p.spec.tier ?? ClusterTier.Admin },
+    };
   }
   return {
     ...p,
@@ -153,9 +170,14 @@ export function* compileInSteps(
     if (seen.has(key)) throw new Error(`duplicate policy ${key}`);
     seen.add(key);
   }
-  const policies = input.map(normalise).sort((a, b) =>
-    TIER_ORDER[tierOf(a)] - TIER_ORDER[tierOf(b)]
-    || (a.spec.priority ?? DEFAULT_PRIORITY) - (b.spec.priority ?? DEFAULT_PRIORITY) || compareKeys(policyId(a), policyId(b)));
+  const policies = input
+    .map(normalise)
+    .sort(
+      (a, b) =>
+        TIER_ORDER[tierOf(a)] - TIER_ORDER[tierOf(b)] ||
+        (a.spec.priority ?? DEFAULT_PRIORITY) - (b.spec.priority ?? DEFAULT_PRIORITY) ||
+        compareKeys(policyId(a), policyId(b)),
+    );
   const rules: CompiledRule[] = [];
   const intern = createRangeSetInterner();
   const namespaceIds = new Map<string, number>();
@@ -199,13 +221,21 @@ export function* compileInSteps(
   }
   const reportKeys = reportPolicyKeys(policies);
   // The report view compiles every policy as if enforced, in steps like the rest.
-  const report = reportKeys.size === 0
-    ? null
-    : { all: yield* compileInSteps(asEnforced(input), { ...options, rulesPerStep }), policies: reportKeys };
+  const report =
+    reportKeys.size === 0
+      ? null
+      : { all: yield* compileInSteps(asEnforced(input), { ...options, rulesPerStep }), policies: reportKeys };
   const ruleCount = policies.reduce((n, p) => n + p.spec.rules.length, 0);
   return {
-    rules, tenancy: options.tenancy ?? Tenancy.Shared, namespaceStart, namespaceIds,
-    policies, policyCount: policies.length, ruleCount, index, report,
+    rules,
+    tenancy: options.tenancy ?? Tenancy.Shared,
+    namespaceStart,
+    namespaceIds,
+    policies,
+    policyCount: policies.length,
+    ruleCount,
+    index,
+    report,
   };
 }
 
@@ -249,19 +279,31 @@ function compileLimits(limits: RuleLimits | undefined): RuleLimits | null {
   return Object.keys(out).length === 0 ? null : Object.freeze(out);
 }
 
-function compileRule(p: Socks4Policy, r: PolicyRule, position: number, intern: Interner, tier: PolicyTier, namespaceId: number): CompiledRule {
+function compileRule(
+  p: Socks4Policy,
+  r: PolicyRule,
+  position: number,
+  intern: Interner,
+  tier: PolicyTier,
+  namespaceId: number,
+): CompiledRule {
   const policy = policyId(p);
   const ref: RuleRef = Object.freeze({ policy, name: r.name, id: `${policy}/${r.name}` });
   const allow = r.action === RuleAction.Allow;
   let commandMask = CommandBit.connect | CommandBit.bind;
-  if (r.commands) commandMask = r.commands.reduce((m, c) => m | (c === 'Connect' ? CommandBit.connect : CommandBit.bind), 0);
+  if (r.commands)
+    commandMask = r.commands.reduce((m, c) => m | (c === 'Connect' ? CommandBit.connect : CommandBit.bind), 0);
   const destCidrs = r.to?.cidrs ? compileCidrs(r.to.cidrs) : null;
   const ports = r.to?.ports
-    ? intern(buildRangeSet(r.to.ports.map((text) => {
-      const parsed = parsePortSpec(text);
-      if (!parsed.ok) throw new Error(parsed.message);
-      return parsed.range;
-    })))
+    ? intern(
+        buildRangeSet(
+          r.to.ports.map((text) => {
+            const parsed = parsePortSpec(text);
+            if (!parsed.ok) throw new Error(parsed.message);
+            return parsed.range;
+          }),
+        ),
+      )
     : null;
   const ident = allow ? (r.ident ?? IdentMode.Off) : IdentMode.Off;
   const limits = allow ? compileLimits(r.limits) : null;
@@ -279,16 +321,30 @@ function compileRule(p: Socks4Policy, r: PolicyRule, position: number, intern: I
     destCidrs,
     destRanges: destCidrs ? toRangeSet(destCidrs, intern) : null,
     // Requests are matched without the root dot (`example.com.` is `example.com`); so are patterns.
-    hosts: r.to?.hosts ? compileGlobs(r.to.hosts.map((h) => (h.length > 1 && h.endsWith('.') ? h.slice(0, -1) : h)), { caseInsensitive: true }) : null,
+    hosts: r.to?.hosts
+      ? compileGlobs(
+          r.to.hosts.map((h) => (h.length > 1 && h.endsWith('.') ? h.slice(0, -1) : h)),
+          { caseInsensitive: true },
+        )
+      : null,
     ports,
     ident,
     limits,
     source: r,
     // A Pass rule never decides (evaluation moves on to the namespace tier); its `decision` is
     // unused and a deny, so a missed Pass check could only refuse.
-    decision: Object.freeze(allow
-      ? { action: 'allow', reason: DecisionReason.RuleAllowed, tier, rule: ref, ident, limits }
-      : { action: 'deny', reason: DecisionReason.RuleDenied, tier, rule: ref, ident: IdentMode.Off, limits: null }),
-    guardedDecision: Object.freeze({ action: 'deny', reason: DecisionReason.GuardedDestination, tier, rule: ref, ident: IdentMode.Off, limits: null }),
+    decision: Object.freeze(
+      allow
+        ? { action: 'allow', reason: DecisionReason.RuleAllowed, tier, rule: ref, ident, limits }
+        : { action: 'deny', reason: DecisionReason.RuleDenied, tier, rule: ref, ident: IdentMode.Off, limits: null },
+    ),
+    guardedDecision: Object.freeze({
+      action: 'deny',
+      reason: DecisionReason.GuardedDestination,
+      tier,
+      rule: ref,
+      ident: IdentMode.Off,
+      limits: null,
+    }),
   };
 }

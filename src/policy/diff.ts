@@ -25,13 +25,13 @@ export interface Reordered {
 export type PolicyChange =
   | { readonly kind: 'added' | 'removed'; readonly key: string; readonly policy: Socks4Policy }
   | {
-    readonly kind: 'changed';
-    readonly key: string;
-    readonly fields: readonly FieldChange[];
-    readonly rules: readonly RuleChange[];
-    /** Rule names in order before and after, when the order of the rules both hold changed. */
-    readonly reordered: Reordered | null;
-  };
+      readonly kind: 'changed';
+      readonly key: string;
+      readonly fields: readonly FieldChange[];
+      readonly rules: readonly RuleChange[];
+      /** Rule names in order before and after, when the order of the rules both hold changed. */
+      readonly reordered: Reordered | null;
+    };
 
 const RULE_FIELDS = ['action', 'commands', 'from', 'to', 'ident', 'limits'] as const;
 
@@ -50,7 +50,10 @@ function fieldChange(field: string, before: unknown, after: unknown): FieldChang
   return a === b ? null : { field, before: b, after: a };
 }
 
-function diffRules(before: readonly PolicyRule[], after: readonly PolicyRule[]): { rules: RuleChange[]; reordered: Reordered | null } {
+function diffRules(
+  before: readonly PolicyRule[],
+  after: readonly PolicyRule[],
+): { rules: RuleChange[]; reordered: Reordered | null } {
   const old = new Map(before.map((r) => [r.name, r]));
   const next = new Map(after.map((r) => [r.name, r]));
   const rules: RuleChange[] = [];
@@ -62,13 +65,15 @@ function diffRules(before: readonly PolicyRule[], after: readonly PolicyRule[]):
     }
     // `ident: Off` is the default: written or omitted, the rule is the same.
     const ident = (x: PolicyRule): unknown => (x.ident === 'Off' ? undefined : x.ident);
-    const fields = RULE_FIELDS.map((f) => (f === 'ident' ? fieldChange(f, ident(was), ident(r)) : fieldChange(f, was[f], r[f])))
-      .filter((c): c is FieldChange => c !== null);
+    const fields = RULE_FIELDS.map((f) =>
+      f === 'ident' ? fieldChange(f, ident(was), ident(r)) : fieldChange(f, was[f], r[f]),
+    ).filter((c): c is FieldChange => c !== null);
     if (fields.length > 0) rules.push({ kind: 'changed', name: r.name, fields });
   }
   for (const r of before) if (!next.has(r.name)) rules.push({ kind: 'removed', name: r.name, action: r.action });
   // First match wins, so order is meaning: compare the order of the rules both versions hold.
-  const kept = (list: readonly PolicyRule[], other: ReadonlyMap<string, PolicyRule>): string[] => list.filter((r) => other.has(r.name)).map((r) => r.name);
+  const kept = (list: readonly PolicyRule[], other: ReadonlyMap<string, PolicyRule>): string[] =>
+    list.filter((r) => other.has(r.name)).map((r) => r.name);
   const b = kept(before, next);
   const a = kept(after, old);
   const reordered = b.join('\0') === a.join('\0') ? null : { before: b, after: a };
@@ -88,10 +93,15 @@ export function diffPolicies(before: readonly Socks4Policy[], after: readonly So
     else if (was !== undefined && now !== undefined) {
       const fields = [
         fieldChange('priority', was.spec.priority ?? DEFAULT_PRIORITY, now.spec.priority ?? DEFAULT_PRIORITY),
-        fieldChange('enforcement', was.spec.enforcement ?? DEFAULT_ENFORCEMENT, now.spec.enforcement ?? DEFAULT_ENFORCEMENT),
+        fieldChange(
+          'enforcement',
+          was.spec.enforcement ?? DEFAULT_ENFORCEMENT,
+          now.spec.enforcement ?? DEFAULT_ENFORCEMENT,
+        ),
       ].filter((c): c is FieldChange => c !== null);
       const { rules, reordered } = diffRules(was.spec.rules, now.spec.rules);
-      if (fields.length > 0 || rules.length > 0 || reordered !== null) changes.push({ kind: 'changed', key, fields, rules, reordered });
+      if (fields.length > 0 || rules.length > 0 || reordered !== null)
+        changes.push({ kind: 'changed', key, fields, rules, reordered });
     }
   }
   return changes;
@@ -108,7 +118,8 @@ export function formatPolicyDiff(changes: readonly PolicyChange[]): string[] {
   for (const c of changes) {
     if (c.kind !== 'changed') {
       lines.push(`${c.kind === 'added' ? '+' : '-'} policy ${c.key} (${describePolicy(c.policy)})`);
-      for (const r of c.policy.spec.rules) lines.push(`    ${c.kind === 'added' ? '+' : '-'} rule ${r.name} (${r.action})`);
+      for (const r of c.policy.spec.rules)
+        lines.push(`    ${c.kind === 'added' ? '+' : '-'} rule ${r.name} (${r.action})`);
       continue;
     }
     lines.push(`~ policy ${c.key}`);
@@ -121,7 +132,8 @@ export function formatPolicyDiff(changes: readonly PolicyChange[]): string[] {
         lines.push(`    ${r.kind === 'added' ? '+' : '-'} rule ${r.name} (${r.action})`);
       }
     }
-    if (c.reordered !== null) lines.push(`    rule order: ${c.reordered.before.join(', ')} -> ${c.reordered.after.join(', ')}`);
+    if (c.reordered !== null)
+      lines.push(`    rule order: ${c.reordered.before.join(', ')} -> ${c.reordered.after.join(', ')}`);
   }
   return lines;
 }

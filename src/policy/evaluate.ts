@@ -73,16 +73,30 @@ function normaliseHost(host: string): string {
  * matches on the indexed dimension by construction (buckets are elementary intervals, or exact
  * names), so the first-match scan skips that check and the cold per-rule data behind it.
  */
-export function findMismatch(rule: CompiledRule, p: PreparedContext, known: IndexDimension = IndexDimension.None): Mismatch | null {
+export function findMismatch(
+  rule: CompiledRule,
+  p: PreparedContext,
+  known: IndexDimension = IndexDimension.None,
+): Mismatch | null {
   // A Socks4Policy governs the pods of its own namespace only (CLUSTER_WIDE rules are < 0).
-  if (rule.namespaceId >= 0 && p.namespaceId !== ANY_NAMESPACE && rule.namespaceId !== p.namespaceId) return 'namespace';
+  if (rule.namespaceId >= 0 && p.namespaceId !== ANY_NAMESPACE && rule.namespaceId !== p.namespaceId)
+    return 'namespace';
   if ((rule.commandMask & p.commandBit) === 0) return 'commands';
   if (rule.ports !== null && known !== IndexDimension.Port && !rangeSetHas(rule.ports, p.port)) return 'to.ports';
-  if (rule.sourceRanges !== null && known !== IndexDimension.Source && !rangeSetHas(rule.sourceRanges, p.src)) return 'from.cidrs';
-  if (rule.destRanges !== null && p.dst !== UNRESOLVED && known !== IndexDimension.Destination && !rangeSetHas(rule.destRanges, p.dst)) return 'to.cidrs';
+  if (rule.sourceRanges !== null && known !== IndexDimension.Source && !rangeSetHas(rule.sourceRanges, p.src))
+    return 'from.cidrs';
+  if (
+    rule.destRanges !== null &&
+    p.dst !== UNRESOLVED &&
+    known !== IndexDimension.Destination &&
+    !rangeSetHas(rule.destRanges, p.dst)
+  )
+    return 'to.cidrs';
   // A host rule speaks about SOCKS4a names only; a plain SOCKS4 request has none to match.
-  if (rule.hosts !== null && known !== IndexDimension.Host && (p.host === null || !matchGlobs(rule.hosts, p.host))) return 'to.hosts';
-  if (rule.userids !== null && known !== IndexDimension.UserId && !matchGlobs(rule.userids, p.user)) return 'from.userids';
+  if (rule.hosts !== null && known !== IndexDimension.Host && (p.host === null || !matchGlobs(rule.hosts, p.host)))
+    return 'to.hosts';
+  if (rule.userids !== null && known !== IndexDimension.UserId && !matchGlobs(rule.userids, p.user))
+    return 'from.userids';
   return null;
 }
 
@@ -104,7 +118,11 @@ function guardedDecision(rule: CompiledRule, guard: GuardedRange): Decision {
  * The decision for a rule that matched, after the SSRF guard for allows. `selfAddresses` is kept
  * for callers of the older signature; the guard reads `p`.
  */
-export function decideWith(rule: CompiledRule, p: PreparedContext, selfAddresses: ReadonlySet<string> = p.selfAddresses): Decision {
+export function decideWith(
+  rule: CompiledRule,
+  p: PreparedContext,
+  selfAddresses: ReadonlySet<string> = p.selfAddresses,
+): Decision {
   if (!rule.allow) return rule.decision;
   const hit = checkGuard(p.dst, p.port, selfAddresses, p.fleet, rule.destCidrs);
   return hit === null ? rule.decision : guardedDecision(rule, hit.range);
@@ -113,12 +131,18 @@ export function decideWith(rule: CompiledRule, p: PreparedContext, selfAddresses
 function bucketFor(set: CompiledPolicySet, p: PreparedContext): number {
   const { index } = set;
   switch (index.dimension) {
-    case IndexDimension.Port: return bucketForNumber(index, p.port);
-    case IndexDimension.Source: return bucketForNumber(index, p.src);
-    case IndexDimension.Destination: return bucketForNumber(index, p.dst);
-    case IndexDimension.UserId: return bucketForName(index, p.user);
-    case IndexDimension.Host: return bucketForName(index, p.host);
-    default: return bucketForNumber(index, NOT_IPV4);
+    case IndexDimension.Port:
+      return bucketForNumber(index, p.port);
+    case IndexDimension.Source:
+      return bucketForNumber(index, p.src);
+    case IndexDimension.Destination:
+      return bucketForNumber(index, p.dst);
+    case IndexDimension.UserId:
+      return bucketForName(index, p.user);
+    case IndexDimension.Host:
+      return bucketForName(index, p.host);
+    default:
+      return bucketForNumber(index, NOT_IPV4);
   }
 }
 

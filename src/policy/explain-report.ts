@@ -41,7 +41,9 @@ export function explainWithReport(set: CompiledPolicySet, ctx: EvalContext): Rep
     }
     if (report === null) {
       report = decideWith(rule, p, ctx.selfAddresses);
-      lines.push(`match ${label}: would ${report.action} (${report.reason}); recorded, not enforced, evaluation goes on`);
+      lines.push(
+        `match ${label}: would ${report.action} (${report.reason}); recorded, not enforced, evaluation goes on`,
+      );
     } else {
       lines.push(`match ${label}: not reached once enforced (an earlier Report rule would decide); passed over`);
     }

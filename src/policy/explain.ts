@@ -47,15 +47,20 @@ export function describeMismatch(field: Mismatch, rule: CompiledRule, p: Prepare
       return p.namespaceId === NO_NAMESPACE && (ctx.namespace === null || ctx.namespace === undefined)
         ? `the policy governs pods of its own namespace, and the client is no pod`
         : `the policy governs pods of its own namespace, and the client is in namespace ${JSON.stringify(ctx.namespace)}`;
-    case 'commands': return `command ${ctx.command} is not in ${list(source.commands)}`;
-    case 'to.ports': return `port ${ctx.destPort} is not in ${list(source.to?.ports)}`;
-    case 'from.cidrs': return `source ${describeAddress(p.src, ctx.sourceIp)} is not in ${list(source.from?.cidrs)}`;
-    case 'to.cidrs': return `destination ${describeAddress(p.dst, ctx.destIp)} is not in ${list(source.to?.cidrs)}`;
+    case 'commands':
+      return `command ${ctx.command} is not in ${list(source.commands)}`;
+    case 'to.ports':
+      return `port ${ctx.destPort} is not in ${list(source.to?.ports)}`;
+    case 'from.cidrs':
+      return `source ${describeAddress(p.src, ctx.sourceIp)} is not in ${list(source.from?.cidrs)}`;
+    case 'to.cidrs':
+      return `destination ${describeAddress(p.dst, ctx.destIp)} is not in ${list(source.to?.cidrs)}`;
     case 'to.hosts':
       return p.host === null
         ? `the request carries no host name (plain SOCKS4), and the rule matches only ${list(source.to?.hosts)}`
         : `host ${JSON.stringify(p.host)} matches none of ${list(source.to?.hosts)}`;
-    case 'from.userids': return `USERID ${JSON.stringify(ctx.userId)} matches none of ${list(source.from?.userids)}`;
+    case 'from.userids':
+      return `USERID ${JSON.stringify(ctx.userId)} matches none of ${list(source.from?.userids)}`;
   }
 }
 
@@ -81,7 +86,8 @@ export function describeGuard(rule: CompiledRule, p: PreparedContext, ctx: EvalC
   const hit = classifyDestination(p.dst, p.selfAddresses, p.fleet, p.port);
   if (hit === null) return null;
   const ip = formatIpv4(p.dst);
-  if (ruleOpensGuard(hit, p.dst, rule.destCidrs)) return `guard: ${describeHit(hit, ip)}; opened because the rule names it in to.cidrs`;
+  if (ruleOpensGuard(hit, p.dst, rule.destCidrs))
+    return `guard: ${describeHit(hit, ip)}; opened because the rule names it in to.cidrs`;
   const how = hit.cidr?.prefix === 32 ? `${ip}/32` : `a block inside ${hit.cidr?.text}`;
   return `guard: ${describeHit(hit, ip)}; refused because the rule's to.cidrs ${list(rule.source.to?.cidrs)} do not name it (add ${how})`;
 }

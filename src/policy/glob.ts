@@ -69,8 +69,17 @@ export function compileGlobs(patterns: readonly string[], options: { caseInsensi
   const smallExact = exact.size <= 2;
   const [exact0 = null, exact1 = null] = smallExact ? exact : [];
   return {
-    any, exact, prefixes, suffixes, general, programs: general.map(compileGlob), caseInsensitive: options.caseInsensitive,
-    smallExact, exact0, exact1, prefix0: prefixes.length === 1 ? (prefixes[0] as string) : null,
+    any,
+    exact,
+    prefixes,
+    suffixes,
+    general,
+    programs: general.map(compileGlob),
+    caseInsensitive: options.caseInsensitive,
+    smallExact,
+    exact0,
+    exact1,
+    prefix0: prefixes.length === 1 ? (prefixes[0] as string) : null,
   };
 }
 
@@ -94,10 +103,14 @@ const segment = (text: string): Segment => ({ text, wild: text.includes('?') });
 export function compileGlob(pattern: string): GlobProgram {
   const p = collapseStars(pattern);
   const parts = p.split('*');
-  if (parts.length === 1) return { starred: false, head: segment(p), middle: [], tail: segment(''), minLength: p.length };
+  if (parts.length === 1)
+    return { starred: false, head: segment(p), middle: [], tail: segment(''), minLength: p.length };
   const head = segment(parts[0] as string);
   const tail = segment(parts[parts.length - 1] as string);
-  const middle = parts.slice(1, -1).filter((t) => t !== '').map(segment);
+  const middle = parts
+    .slice(1, -1)
+    .filter((t) => t !== '')
+    .map(segment);
   const minLength = head.text.length + tail.text.length + middle.reduce((n, m) => n + m.text.length, 0);
   return { starred: true, head, middle, tail, minLength };
 }

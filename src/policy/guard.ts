@@ -41,7 +41,10 @@ export const GuardedRange = {
 export type GuardedRange = (typeof GuardedRange)[keyof typeof GuardedRange];
 
 /** The kinds of fleet endpoint; each is also the guard name a refusal reports. */
-export type FleetEndpointKind = typeof GuardedRange.Redis | typeof GuardedRange.KubernetesApi | typeof GuardedRange.GuardEndpoint;
+export type FleetEndpointKind =
+  | typeof GuardedRange.Redis
+  | typeof GuardedRange.KubernetesApi
+  | typeof GuardedRange.GuardEndpoint;
 
 function block(text: string): Cidr {
   const c = parseCidr(text);
@@ -61,11 +64,19 @@ export interface AddressClass {
  * inside 240.0.0.0/4); the others are disjoint (checked by the table test).
  */
 export const ADDRESS_CLASSES: readonly AddressClass[] = [
-  { range: GuardedRange.ThisNetwork, cidr: block('0.0.0.0/8'), why: 'RFC 1122 "this network"; Linux delivers 0.0.0.0 to the local host' },
+  {
+    range: GuardedRange.ThisNetwork,
+    cidr: block('0.0.0.0/8'),
+    why: 'RFC 1122 "this network"; Linux delivers 0.0.0.0 to the local host',
+  },
   { range: GuardedRange.Private, cidr: block('10.0.0.0/8'), why: 'RFC 1918 private' },
   { range: GuardedRange.Cgnat, cidr: block('100.64.0.0/10'), why: 'RFC 6598 shared address space (carrier-grade NAT)' },
   { range: GuardedRange.Loopback, cidr: block('127.0.0.0/8'), why: 'RFC 1122 loopback' },
-  { range: GuardedRange.LinkLocal, cidr: block('169.254.0.0/16'), why: 'RFC 3927 link-local; cloud metadata at 169.254.169.254' },
+  {
+    range: GuardedRange.LinkLocal,
+    cidr: block('169.254.0.0/16'),
+    why: 'RFC 3927 link-local; cloud metadata at 169.254.169.254',
+  },
   { range: GuardedRange.Private, cidr: block('172.16.0.0/12'), why: 'RFC 1918 private' },
   { range: GuardedRange.IetfProtocol, cidr: block('192.0.0.0/24'), why: 'RFC 6890 IETF protocol assignments' },
   { range: GuardedRange.Private, cidr: block('192.168.0.0/16'), why: 'RFC 1918 private' },
@@ -143,7 +154,12 @@ export function classifyDestination(
 }
 
 function isEndpoint(range: GuardedRange): boolean {
-  return range === GuardedRange.Self || range === GuardedRange.Redis || range === GuardedRange.KubernetesApi || range === GuardedRange.GuardEndpoint;
+  return (
+    range === GuardedRange.Self ||
+    range === GuardedRange.Redis ||
+    range === GuardedRange.KubernetesApi ||
+    range === GuardedRange.GuardEndpoint
+  );
 }
 
 /** True when one of the rule's destination CIDRs names the guarded destination explicitly. */

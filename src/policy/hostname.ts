@@ -95,7 +95,8 @@ function checkName(name: string): CanonicalHost {
   for (const label of name.split('.')) {
     if (label === '') return invalid('has an empty label');
     if (label.length > MAX_LABEL_LENGTH) return invalid(`has a label longer than ${MAX_LABEL_LENGTH} characters`);
-    if (!LABEL_RE.test(label)) return invalid('has a label that is not letters, digits, "-" and "_" (or starts or ends with "-")');
+    if (!LABEL_RE.test(label))
+      return invalid('has a label that is not letters, digits, "-" and "_" (or starts or ends with "-")');
   }
   return { kind: 'name', name };
 }
@@ -107,7 +108,8 @@ export function canonicalizeHost(raw: string): CanonicalHost {
     const ip = parseIpv4(inner);
     return ip === NOT_IPV4 ? invalid('is an IPv6 address other than IPv4-mapped (SOCKS4 is IPv4 only)') : address(ip);
   }
-  if (NOT_HOST_CHAR_RE.test(raw)) return invalid('contains a control character, a space or an ASCII symbol other than "-", "." and "_"');
+  if (NOT_HOST_CHAR_RE.test(raw))
+    return invalid('contains a control character, a space or an ASCII symbol other than "-", "." and "_"');
   // Plain ASCII spellings of addresses go through our parser first, so what an address is does
   // not depend on domainToASCII doing the same (it does, by the same standard).
   if (ASCII_RE.test(raw) && endsInNumber(raw)) {
@@ -130,7 +132,9 @@ export function canonicalizeHost(raw: string): CanonicalHost {
 const SEPARATORS = /[.\u3002\uff0e\uff61]/;
 const ASCII_GLOB_LABEL_RE = /^[a-z0-9*?_-]*$/;
 
-export type CanonicalGlob = { readonly ok: true; readonly glob: string } | { readonly ok: false; readonly message: string };
+export type CanonicalGlob =
+  | { readonly ok: true; readonly glob: string }
+  | { readonly ok: false; readonly message: string };
 
 /**
  * A `to.hosts` glob in the form requests are matched in: lower case, no root dot, each non-ASCII
@@ -148,7 +152,11 @@ export function canonicalizeHostGlob(raw: string): CanonicalGlob {
       continue;
     }
     const quoted = JSON.stringify(label);
-    if (/[*?]/.test(label)) return { ok: false, message: `label ${quoted} mixes wildcards with other characters than letters, digits, '-' and '_'` };
+    if (/[*?]/.test(label))
+      return {
+        ok: false,
+        message: `label ${quoted} mixes wildcards with other characters than letters, digits, '-' and '_'`,
+      };
     const ascii = domainToASCII(label);
     if (ascii === '' || ascii.includes('.') || !LABEL_RE.test(ascii)) {
       return { ok: false, message: `label ${quoted} is not a host name label, even after IDNA (UTS-46) conversion` };

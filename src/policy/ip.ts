@@ -102,8 +102,13 @@ function parseMapped(s: string): number {
 
 function hasMappedPrefix(s: string): boolean {
   // `::ffff:` in any letter case: what Node reports for IPv4 clients of a dual-stack listener.
-  return s.length > 7 && s.charCodeAt(0) === 58 && s.charCodeAt(1) === 58 && s.charCodeAt(6) === 58 &&
-    s.slice(2, 6).toLowerCase() === 'ffff';
+  return (
+    s.length > 7 &&
+    s.charCodeAt(0) === 58 &&
+    s.charCodeAt(1) === 58 &&
+    s.charCodeAt(6) === 58 &&
+    s.slice(2, 6).toLowerCase() === 'ffff'
+  );
 }
 
 /** Parses an IPv4 or IPv4-mapped IPv6 address to uint32; NOT_IPV4 otherwise. Allocation-free on the common forms. */

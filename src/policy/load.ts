@@ -45,11 +45,15 @@ export function loadPolicyText(text: string, sourceName: string): LoadResult {
     const id = policyIdOf(value);
     const prefix = id ?? docLabel;
     const found = validatePolicy(value);
-    for (const issue of found) issues.push({ path: issue.path === '' ? prefix : `${prefix}: ${issue.path}`, message: issue.message });
+    for (const issue of found)
+      issues.push({ path: issue.path === '' ? prefix : `${prefix}: ${issue.path}`, message: issue.message });
     if (id !== null) {
       const first = seen.get(id);
       if (first !== undefined) {
-        issues.push({ path: `${id}: metadata.name`, message: `duplicate policy ${id} (first defined in document ${first})` });
+        issues.push({
+          path: `${id}: metadata.name`,
+          message: `duplicate policy ${id} (first defined in document ${first})`,
+        });
         return;
       }
       seen.set(id, i + 1);
@@ -58,7 +62,10 @@ export function loadPolicyText(text: string, sourceName: string): LoadResult {
   });
   const cost = policies.reduce((n, p) => n + policyMatchCost(p.spec.rules), 0);
   if (cost > MAX_MATCH_COST_PER_SET) {
-    issues.push({ path: sourceName, message: `its policies' globs may cost ${cost} comparisons a decision together, at most ${MAX_MATCH_COST_PER_SET} are allowed (use exact names, prefix* or *suffix, or fewer patterns with a middle '*' or '?')` });
+    issues.push({
+      path: sourceName,
+      message: `its policies' globs may cost ${cost} comparisons a decision together, at most ${MAX_MATCH_COST_PER_SET} are allowed (use exact names, prefix* or *suffix, or fewer patterns with a middle '*' or '?')`,
+    });
   }
   return { policies, issues };
 }
@@ -72,7 +79,8 @@ function policyIdOf(value: unknown): string | null {
 }
 
 function withDefaults(doc: Socks4Policy): Socks4Policy {
-  if (doc.kind === CLUSTER_KIND) return { ...doc, spec: { ...doc.spec, priority: doc.spec.priority ?? DEFAULT_PRIORITY } };
+  if (doc.kind === CLUSTER_KIND)
+    return { ...doc, spec: { ...doc.spec, priority: doc.spec.priority ?? DEFAULT_PRIORITY } };
   return {
     ...doc,
     metadata: { ...doc.metadata, namespace: doc.metadata.namespace ?? DEFAULT_NAMESPACE },

@@ -28,7 +28,12 @@ const PER_PATTERN = 8;
 export function globCost(pattern: string, input = MAX_MATCH_INPUT): number {
   const g = compileGlob(pattern);
   const search = (text: string, wild: boolean): number => (wild ? text.length * (input + 1) : text.length + input + 1);
-  return PER_PATTERN + g.head.text.length + g.tail.text.length + g.middle.reduce((n, seg) => n + search(seg.text, seg.wild), 0);
+  return (
+    PER_PATTERN +
+    g.head.text.length +
+    g.tail.text.length +
+    g.middle.reduce((n, seg) => n + search(seg.text, seg.wild), 0)
+  );
 }
 
 /** Worst-case matching work of a list of globs (a rule's userids or hosts). */

@@ -13,11 +13,19 @@ import type { GlobMatcher } from './glob.ts';
 import type { RangeSet } from './ranges.ts';
 
 export const IndexDimension = {
-  None: 'none', Port: 'port', Source: 'source', Destination: 'destination', UserId: 'userid', Host: 'host',
+  None: 'none',
+  Port: 'port',
+  Source: 'source',
+  Destination: 'destination',
+  UserId: 'userid',
+  Host: 'host',
 } as const;
 export type IndexDimension = (typeof IndexDimension)[keyof typeof IndexDimension];
 
-export type RangeDimension = typeof IndexDimension.Port | typeof IndexDimension.Source | typeof IndexDimension.Destination;
+export type RangeDimension =
+  | typeof IndexDimension.Port
+  | typeof IndexDimension.Source
+  | typeof IndexDimension.Destination;
 export type NameDimension = typeof IndexDimension.UserId | typeof IndexDimension.Host;
 
 /**
@@ -110,7 +118,8 @@ function buildNameIndex(dimension: NameDimension, matchers: readonly (GlobMatche
   const lists = new Map<string, number[]>();
   const general: number[] = [];
   matchers.forEach((m, position) => {
-    const exactOnly = m !== null && !m.any && m.prefixes.length === 0 && m.suffixes.length === 0 && m.general.length === 0;
+    const exactOnly =
+      m !== null && !m.any && m.prefixes.length === 0 && m.suffixes.length === 0 && m.general.length === 0;
     if (!exactOnly || m.exact.size > MAX_KEYS_PER_RULE) {
       general.push(position);
       return;
@@ -123,7 +132,13 @@ function buildNameIndex(dimension: NameDimension, matchers: readonly (GlobMatche
   });
   const names = new Map<string, number>();
   for (const name of lists.keys()) names.set(name, names.size);
-  return { dimension, starts: Float64Array.of(0), names, ...flattenBuckets([...lists.values()]), general: Int32Array.from(general) };
+  return {
+    dimension,
+    starts: Float64Array.of(0),
+    names,
+    ...flattenBuckets([...lists.values()]),
+    general: Int32Array.from(general),
+  };
 }
 
 /** Expected candidates per lookup: the general list plus the mean keyed list. */
@@ -152,8 +167,16 @@ export function* buildRuleIndexInSteps(ruleCount: number, inputs: IndexInputs): 
   if (ruleCount < MIN_RULES_TO_INDEX) return best;
   let bestCost = ruleCount;
   const candidates = [
-    ...[...inputs.ranges].map(([d, sets]) => () => buildRangeIndex(d, sets)),
-    ...[...inputs.names].map(([d, matchers]) => () => buildNameIndex(d, matchers)),
+    ...[...inputs.ranges].map(
+      ([d, sets]) =>
+        () =>
+          buildRangeIndex(d, sets),
+    ),
+    ...[...inputs.names].map(
+      ([d, matchers]) =>
+        () =>
+          buildNameIndex(d, matchers),
+    ),
   ];
   for (const build of candidates) {
     yield;

@@ -10,24 +10,32 @@ type RequiredKeys<S> = S extends { readonly required: readonly (infer R)[] } ? R
 type Flatten<T> = { [K in keyof T]: T[K] };
 
 /** The value a schema field describes, as the code reads it (readonly, like the interfaces). */
-export type SchemaType<S> =
-  S extends { readonly enum: readonly (infer E)[] } ? E
-  : S extends { readonly type: 'string' } ? string
-  : S extends { readonly type: 'integer' | 'number' } ? number
-  : S extends { readonly type: 'boolean' } ? boolean
-  : S extends { readonly type: 'array'; readonly items: infer I } ? readonly SchemaType<I>[]
-  : S extends { readonly type: 'object'; readonly properties: infer P } ? Flatten<
-    & { readonly [K in keyof P & RequiredKeys<S>]: SchemaType<P[K]> }
-    & { readonly [K in Exclude<keyof P, RequiredKeys<S>>]?: SchemaType<P[K]> }
-  >
-  : never;
+export type SchemaType<S> = S extends { readonly enum: readonly (infer E)[] }
+  ? E
+  : S extends { readonly type: 'string' }
+    ? string
+    : S extends { readonly type: 'integer' | 'number' }
+      ? number
+      : S extends { readonly type: 'boolean' }
+        ? boolean
+        : S extends { readonly type: 'array'; readonly items: infer I }
+          ? readonly SchemaType<I>[]
+          : S extends { readonly type: 'object'; readonly properties: infer P }
+            ? Flatten<
+                { readonly [K in keyof P & RequiredKeys<S>]: SchemaType<P[K]> } & {
+                  readonly [K in Exclude<keyof P, RequiredKeys<S>>]?: SchemaType<P[K]>;
+                }
+              >
+            : never;
 
 /** True only when A and B are the same type, optional and readonly modifiers included. */
-type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 /** Deeply, through nested interfaces (which `Same` would compare by name). */
-type Deep<T> = T extends string | number | boolean ? T
-  : T extends readonly (infer E)[] ? readonly Deep<E>[]
-  : { [K in keyof T]: Deep<T[K]> };
+type Deep<T> = T extends string | number | boolean
+  ? T
+  : T extends readonly (infer E)[]
+    ? readonly Deep<E>[]
+    : { [K in keyof T]: Deep<T[K]> };
 type Assert<T extends true> = T;
 
 type Spec = SchemaType<typeof CLUSTER_POLICY_SPEC>;

@@ -11,7 +11,15 @@
 // validator's bound.
 
 import {
-  BandwidthKey, ClusterTier, DEFAULT_ENFORCEMENT, DEFAULT_PRIORITY, Enforcement, IdentMode, LimitKey, RuleAction, RuleCommand,
+  BandwidthKey,
+  ClusterTier,
+  DEFAULT_ENFORCEMENT,
+  DEFAULT_PRIORITY,
+  Enforcement,
+  IdentMode,
+  LimitKey,
+  RuleAction,
+  RuleCommand,
 } from './types.ts';
 
 /** A field of the schema, in OpenAPI v3 terms; `cel` and `listType` become `x-kubernetes-*`. */
@@ -89,7 +97,13 @@ const LIMITS = {
       type: 'object',
       required: ['perSecond', 'burst', 'key'],
       // A bucket smaller than one second of refill can never deliver the configured rate.
-      cel: [{ rule: 'double(self.burst) >= double(self.perSecond)', fieldPath: '.burst', message: 'burst must be at least perSecond' }],
+      cel: [
+        {
+          rule: 'double(self.burst) >= double(self.perSecond)',
+          fieldPath: '.burst',
+          message: 'burst must be at least perSecond',
+        },
+      ],
       properties: {
         perSecond: { type: 'number', minimum: 0, exclusiveMinimum: true, maximum: MAX_COUNT },
         burst: { type: 'integer', minimum: 1, maximum: MAX_COUNT },
@@ -151,7 +165,8 @@ const TO = {
     cidrs: CIDRS,
     hosts: {
       type: 'array',
-      description: 'SOCKS4a host name globs, case-insensitive; internationalised names are stored as punycode (IDNA/UTS-46). Omit to match any destination.',
+      description:
+        'SOCKS4a host name globs, case-insensitive; internationalised names are stored as punycode (IDNA/UTS-46). Omit to match any destination.',
       minItems: 1,
       maxItems: MAX_LIST_ENTRIES,
       // No controls or spaces; the rest (IDNA conversion, labels) is checked in full by validate.ts.
@@ -165,7 +180,12 @@ const TO = {
       items: {
         type: 'string',
         maxLength: 11,
-        cel: [{ rule: "!self.contains('-') || int(self.split('-')[0]) <= int(self.split('-')[1])", message: 'a port range is written low-high, like "8000-8999"' }],
+        cel: [
+          {
+            rule: "!self.contains('-') || int(self.split('-')[0]) <= int(self.split('-')[1])",
+            message: 'a port range is written low-high, like "8000-8999"',
+          },
+        ],
         pattern: `^${PORT}(-${PORT})?$`,
       },
     },
@@ -179,19 +199,24 @@ const IDENT = {
 } as const;
 
 /** One rule; `actions` differ by kind (only a cluster policy may Pass). */
-const rule = <A extends readonly RuleAction[]>(actions: A, actionDescription?: string) => ({
-  type: 'object',
-  required: ['name', 'action'],
-  properties: {
-    name: RULE_NAME,
-    action: { type: 'string', enum: actions, ...(actionDescription === undefined ? {} : { description: actionDescription }) },
-    commands: COMMANDS,
-    from: FROM,
-    to: TO,
-    ident: IDENT,
-    limits: LIMITS,
-  },
-}) as const;
+const rule = <A extends readonly RuleAction[]>(actions: A, actionDescription?: string) =>
+  ({
+    type: 'object',
+    required: ['name', 'action'],
+    properties: {
+      name: RULE_NAME,
+      action: {
+        type: 'string',
+        enum: actions,
+        ...(actionDescription === undefined ? {} : { description: actionDescription }),
+      },
+      commands: COMMANDS,
+      from: FROM,
+      to: TO,
+      ident: IDENT,
+      limits: LIMITS,
+    },
+  }) as const;
 
 const PRIORITY = { type: 'integer', minimum: 0, maximum: MAX_PRIORITY, default: DEFAULT_PRIORITY } as const;
 
@@ -199,16 +224,23 @@ const ENFORCEMENT = {
   type: 'string',
   enum: Object.values(Enforcement),
   default: DEFAULT_ENFORCEMENT,
-  description: 'Enforce decides sessions. Report evaluates the policy in its place and records what it would have decided (log field, span attributes, socks4_report_decisions_total) while sessions go on as if it were absent; its limits are counted but never refuse. Switch to Enforce with this one word.',
+  description:
+    'Enforce decides sessions. Report evaluates the policy in its place and records what it would have decided (log field, span attributes, socks4_report_decisions_total) while sessions go on as if it were absent; its limits are counted but never refuse. Switch to Enforce with this one word.',
 } as const;
 
-const rules = <R>(items: R) => ({
-  type: 'array',
-  maxItems: MAX_RULES_PER_POLICY,
-  description: 'Evaluated in order; the first rule that matches decides; no match denies.',
-  cel: [{ rule: 'self.map(r, r.name).distinct().size() == self.size()', message: 'rule names must be unique within a policy' }],
-  items,
-}) as const;
+const rules = <R>(items: R) =>
+  ({
+    type: 'array',
+    maxItems: MAX_RULES_PER_POLICY,
+    description: 'Evaluated in order; the first rule that matches decides; no match denies.',
+    cel: [
+      {
+        rule: 'self.map(r, r.name).distinct().size() == self.size()',
+        message: 'rule names must be unique within a policy',
+      },
+    ],
+    items,
+  }) as const;
 
 /** `spec` of a Socks4Policy. */
 export const POLICY_SPEC = {
@@ -226,12 +258,17 @@ export const CLUSTER_POLICY_SPEC = {
   type: 'object',
   required: ['rules'],
   // Pass hands a request down to the namespace tier; a Baseline policy is evaluated after it.
-  cel: [{
-    rule: "!has(self.tier) || self.tier != 'Baseline' || self.rules.all(r, r.action != 'Pass')",
-    message: 'Pass hands a request to the namespace tier: a Baseline policy comes after it and cannot pass',
-  }],
+  cel: [
+    {
+      rule: "!has(self.tier) || self.tier != 'Baseline' || self.rules.all(r, r.action != 'Pass')",
+      message: 'Pass hands a request to the namespace tier: a Baseline policy comes after it and cannot pass',
+    },
+  ],
   properties: {
-    priority: { ...PRIORITY, description: 'Cluster policies of one tier are evaluated by priority (lower first), then name.' },
+    priority: {
+      ...PRIORITY,
+      description: 'Cluster policies of one tier are evaluated by priority (lower first), then name.',
+    },
     tier: {
       type: 'string',
       enum: Object.values(ClusterTier),
@@ -239,7 +276,12 @@ export const CLUSTER_POLICY_SPEC = {
       description: "Admin: evaluated before every namespace's policies. Baseline: after them, before the default deny.",
     },
     enforcement: ENFORCEMENT,
-    rules: rules(rule(Object.values(RuleAction), "Pass (tier Admin only): skip the rest of the cluster tier; the client's namespace decides.")),
+    rules: rules(
+      rule(
+        Object.values(RuleAction),
+        "Pass (tier Admin only): skip the rest of the cluster tier; the client's namespace decides.",
+      ),
+    ),
   },
 } as const satisfies FieldSchema;
 
@@ -253,9 +295,14 @@ export const POLICY_STATUS = {
     snapshotVersion: {
       type: 'string',
       maxLength: 64,
-      description: 'The first rules snapshot in Redis that carried this generation of the policy; later snapshots carry it too, until the policy changes. (Naming the newest one would rewrite every policy\'s status whenever any policy changes.)',
+      description:
+        "The first rules snapshot in Redis that carried this generation of the policy; later snapshots carry it too, until the policy changes. (Naming the newest one would rewrite every policy's status whenever any policy changes.)",
     },
-    enforcement: { type: 'string', enum: Object.values(Enforcement), description: 'How the fleet applies the published policy (Report = recorded, not enforced).' },
+    enforcement: {
+      type: 'string',
+      enum: Object.values(Enforcement),
+      description: 'How the fleet applies the published policy (Report = recorded, not enforced).',
+    },
     conditions: {
       type: 'array',
       maxItems: 8,
@@ -286,5 +333,7 @@ export const FROM_FIELDS = Object.keys(FROM.properties) as readonly string[];
 export const TO_FIELDS = Object.keys(TO.properties) as readonly string[];
 export const LIMITS_FIELDS = Object.keys(LIMITS.properties) as readonly string[];
 export const CONNECTION_RATE_FIELDS = Object.keys(LIMITS.properties.connectionRate.properties) as readonly string[];
-export const CONCURRENT_SESSIONS_FIELDS = Object.keys(LIMITS.properties.concurrentSessions.properties) as readonly string[];
+export const CONCURRENT_SESSIONS_FIELDS = Object.keys(
+  LIMITS.properties.concurrentSessions.properties,
+) as readonly string[];
 export const BANDWIDTH_FIELDS = Object.keys(LIMITS.properties.bandwidth.properties) as readonly string[];

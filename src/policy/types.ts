@@ -147,7 +147,10 @@ export function namespacedKey(namespace: string, name: string): string {
  * operator's caches): `namespace/name`, or `name` alone for the cluster kind. Names hold no '/',
  * so ids never collide.
  */
-export function policyId(p: { readonly kind?: unknown; readonly metadata: { readonly name?: unknown; readonly namespace?: unknown } }): string {
+export function policyId(p: {
+  readonly kind?: unknown;
+  readonly metadata: { readonly name?: unknown; readonly namespace?: unknown };
+}): string {
   const name = String(p.metadata.name ?? '');
   if (p.kind === CLUSTER_KIND) return name;
   const ns = p.metadata.namespace;
@@ -158,7 +161,12 @@ export function policyId(p: { readonly kind?: unknown; readonly metadata: { read
  * Which tier decided (README "Tenancy"): cluster policies, then the client's namespace, then
  * baseline cluster policies, then the default deny.
  */
-export const PolicyTier = { Cluster: 'Cluster', Namespace: 'Namespace', Baseline: 'Baseline', Default: 'Default' } as const;
+export const PolicyTier = {
+  Cluster: 'Cluster',
+  Namespace: 'Namespace',
+  Baseline: 'Baseline',
+  Default: 'Default',
+} as const;
 export type PolicyTier = (typeof PolicyTier)[keyof typeof PolicyTier];
 
 /**

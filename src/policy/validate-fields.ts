@@ -42,9 +42,15 @@ export function indexPath(path: string, i: number): string {
 }
 
 /** Refuses fields outside `known`: a typo (`form:` for `from:`) must not silently widen a rule. */
-export function checkKnownFields(issues: Issue[], path: string, obj: Record<string, unknown>, known: readonly string[]): void {
+export function checkKnownFields(
+  issues: Issue[],
+  path: string,
+  obj: Record<string, unknown>,
+  known: readonly string[],
+): void {
   for (const key of Object.keys(obj)) {
-    if (!known.includes(key)) addIssue(issues, joinPath(path, key), `unknown field (known fields: ${known.join(', ')})`);
+    if (!known.includes(key))
+      addIssue(issues, joinPath(path, key), `unknown field (known fields: ${known.join(', ')})`);
   }
 }
 
@@ -64,7 +70,13 @@ export function readString(issues: Issue[], path: string, v: unknown): string | 
  * A non-empty list of at most MAX_LIST_ENTRIES. An empty list is refused rather than read as
  * "matches nothing" or "matches anything": omitting the field is the one way to say "any".
  */
-export function readList(issues: Issue[], path: string, v: unknown, emptyHint: string, max = MAX_LIST_ENTRIES): unknown[] | null {
+export function readList(
+  issues: Issue[],
+  path: string,
+  v: unknown,
+  emptyHint: string,
+  max = MAX_LIST_ENTRIES,
+): unknown[] | null {
   if (!Array.isArray(v)) {
     addIssue(issues, path, `must be a list, got ${describe(v)}`);
     return null;
@@ -91,7 +103,13 @@ export function readEnum<T extends string>(issues: Issue[], path: string, v: unk
   return null;
 }
 
-export function readInteger(issues: Issue[], path: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number | null {
+export function readInteger(
+  issues: Issue[],
+  path: string,
+  v: unknown,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number | null {
   if (typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max) return v;
   const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
   addIssue(issues, path, `must be an integer ${range}, got ${describe(v)}`);

@@ -8,15 +8,37 @@ import { parseCidr } from './ip.ts';
 import { globListCost, MAX_MATCH_COST_PER_POLICY } from './match-cost.ts';
 import { parsePortSpec } from './ranges.ts';
 import {
-  BANDWIDTH_FIELDS, CLUSTER_POLICY_SPEC, CONCURRENT_SESSIONS_FIELDS, CONNECTION_RATE_FIELDS, FROM_FIELDS, LABEL_PATTERN,
-  LIMITS_FIELDS, MAX_GLOB_LENGTH, MAX_LABEL_LENGTH, MAX_PORT_ENTRIES, MAX_PRIORITY, MAX_RULES_PER_POLICY, POLICY_SPEC,
-  RULE_FIELDS, SPEC_FIELDS, TO_FIELDS,
+  BANDWIDTH_FIELDS,
+  CLUSTER_POLICY_SPEC,
+  CONCURRENT_SESSIONS_FIELDS,
+  CONNECTION_RATE_FIELDS,
+  FROM_FIELDS,
+  LABEL_PATTERN,
+  LIMITS_FIELDS,
+  MAX_GLOB_LENGTH,
+  MAX_LABEL_LENGTH,
+  MAX_PORT_ENTRIES,
+  MAX_PRIORITY,
+  MAX_RULES_PER_POLICY,
+  POLICY_SPEC,
+  RULE_FIELDS,
+  SPEC_FIELDS,
+  TO_FIELDS,
 } from './schema.ts';
 import { API_VERSION, CLUSTER_KIND, ClusterTier, IdentMode, KIND, RuleAction } from './types.ts';
 import type { Issue } from './types.ts';
 import {
-  addIssue, checkKnownFields, describe, indexPath, joinPath, readEnum, readInteger, readList,
-  readRecord, readString, requireField,
+  addIssue,
+  checkKnownFields,
+  describe,
+  indexPath,
+  joinPath,
+  readEnum,
+  readInteger,
+  readList,
+  readRecord,
+  readString,
+  requireField,
 } from './validate-fields.ts';
 
 export { formatIssue } from './validate-fields.ts';
@@ -27,9 +49,21 @@ const TOP_FIELDS = ['apiVersion', 'kind', 'metadata', 'spec', 'status'] as const
 // Everything the Kubernetes API server may put in ObjectMeta: objects read from the cluster
 // validate with the same code as files.
 const METADATA_FIELDS = [
-  'name', 'namespace', 'labels', 'annotations', 'uid', 'resourceVersion', 'generation',
-  'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'finalizers',
-  'ownerReferences', 'managedFields', 'generateName', 'selfLink',
+  'name',
+  'namespace',
+  'labels',
+  'annotations',
+  'uid',
+  'resourceVersion',
+  'generation',
+  'creationTimestamp',
+  'deletionTimestamp',
+  'deletionGracePeriodSeconds',
+  'finalizers',
+  'ownerReferences',
+  'managedFields',
+  'generateName',
+  'selfLink',
 ] as const;
 const KINDS = [KIND, CLUSTER_KIND] as const;
 // Enums as the CRDs list them (schema.ts).
@@ -49,7 +83,8 @@ const BANDWIDTH_KEYS = LIMITS.bandwidth.properties.key.enum;
 const SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const LABEL_RE = new RegExp(LABEL_PATTERN);
 const HOST_GLOB_RE = /^[A-Za-z0-9*?._-]+$/;
-const LABEL_RULES = "lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit";
+const LABEL_RULES =
+  "lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit";
 
 /** Validates one parsed document; an empty result means compilePolicies accepts it. */
 export function validatePolicy(doc: unknown): Issue[] {
@@ -62,7 +97,8 @@ export function validatePolicy(doc: unknown): Issue[] {
     addIssue(issues, 'apiVersion', `must be "${API_VERSION}", got ${describe(apiVersion)}`);
   }
   const kind = requireField(issues, '', root, 'kind');
-  if (kind !== undefined && !(KINDS as readonly unknown[]).includes(kind)) addIssue(issues, 'kind', `must be "${KIND}" or "${CLUSTER_KIND}", got ${describe(kind)}`);
+  if (kind !== undefined && !(KINDS as readonly unknown[]).includes(kind))
+    addIssue(issues, 'kind', `must be "${KIND}" or "${CLUSTER_KIND}", got ${describe(kind)}`);
   const cluster = kind === CLUSTER_KIND;
   const metadata = requireField(issues, '', root, 'metadata');
   if (metadata !== undefined) validateMetadata(issues, metadata, cluster);
@@ -85,14 +121,23 @@ function validateMetadata(issues: Issue[], v: unknown, cluster: boolean): void {
   if (name !== undefined && readString(issues, 'metadata.name', name) !== null) {
     const n = name as string;
     if (n.length > 253 || !SUBDOMAIN_RE.test(n)) {
-      addIssue(issues, 'metadata.name', `${describe(n)} is not a valid name (lowercase letters, digits, '-' and '.', at most 253 characters, starting and ending with a letter or digit)`);
+      addIssue(
+        issues,
+        'metadata.name',
+        `${describe(n)} is not a valid name (lowercase letters, digits, '-' and '.', at most 253 characters, starting and ending with a letter or digit)`,
+      );
     }
   }
   if (cluster && meta.namespace !== undefined) {
-    addIssue(issues, 'metadata.namespace', `a ${CLUSTER_KIND} is cluster-scoped and has no namespace; remove metadata.namespace`);
+    addIssue(
+      issues,
+      'metadata.namespace',
+      `a ${CLUSTER_KIND} is cluster-scoped and has no namespace; remove metadata.namespace`,
+    );
   } else if (meta.namespace !== undefined && readString(issues, 'metadata.namespace', meta.namespace) !== null) {
     const ns = meta.namespace as string;
-    if (ns.length > MAX_LABEL_LENGTH || !LABEL_RE.test(ns)) addIssue(issues, 'metadata.namespace', `${describe(ns)} is not a valid namespace (${LABEL_RULES})`);
+    if (ns.length > MAX_LABEL_LENGTH || !LABEL_RE.test(ns))
+      addIssue(issues, 'metadata.namespace', `${describe(ns)} is not a valid namespace (${LABEL_RULES})`);
   }
   for (const key of ['labels', 'annotations'] as const) {
     if (meta[key] === undefined) continue;
@@ -128,8 +173,12 @@ function validateSpec(issues: Issue[], v: unknown, cluster: boolean): void {
   rules.forEach((rule, i) => validateRule(issues, indexPath('spec.rules', i), rule, seen, actions));
   const cost = policyMatchCost(rules);
   if (cost > MAX_MATCH_COST_PER_POLICY) {
-    addIssue(issues, 'spec.rules', `its globs may cost ${cost} comparisons a decision, at most ${MAX_MATCH_COST_PER_POLICY} are allowed ` +
-      `(use exact names, prefix* or *suffix, fewer patterns with a middle '*' or '?', or split the rules across policies)`);
+    addIssue(
+      issues,
+      'spec.rules',
+      `its globs may cost ${cost} comparisons a decision, at most ${MAX_MATCH_COST_PER_POLICY} are allowed ` +
+        `(use exact names, prefix* or *suffix, fewer patterns with a middle '*' or '?', or split the rules across policies)`,
+    );
   }
 }
 
@@ -145,7 +194,13 @@ export function policyMatchCost(rules: readonly unknown[]): number {
   return cost;
 }
 
-function validateRule(issues: Issue[], path: string, v: unknown, seen: Map<string, string>, actions: readonly string[]): void {
+function validateRule(
+  issues: Issue[],
+  path: string,
+  v: unknown,
+  seen: Map<string, string>,
+  actions: readonly string[],
+): void {
   const rule = readRecord(issues, path, v);
   if (rule === null) return;
   checkKnownFields(issues, path, rule, RULE_FIELDS);
@@ -153,8 +208,10 @@ function validateRule(issues: Issue[], path: string, v: unknown, seen: Map<strin
   if (name !== undefined && readString(issues, `${path}.name`, name) !== null) {
     const n = name as string;
     const previous = seen.get(n);
-    if (n.length > MAX_LABEL_LENGTH || !LABEL_RE.test(n)) addIssue(issues, `${path}.name`, `${describe(n)} is not a valid rule name (${LABEL_RULES})`);
-    else if (previous !== undefined) addIssue(issues, `${path}.name`, `duplicate rule name ${describe(n)} (also ${previous})`);
+    if (n.length > MAX_LABEL_LENGTH || !LABEL_RE.test(n))
+      addIssue(issues, `${path}.name`, `${describe(n)} is not a valid rule name (${LABEL_RULES})`);
+    else if (previous !== undefined)
+      addIssue(issues, `${path}.name`, `duplicate rule name ${describe(n)} (also ${previous})`);
     else seen.set(n, path);
   }
   const actionValue = requireField(issues, path, rule, 'action');
@@ -166,19 +223,28 @@ function validateRule(issues: Issue[], path: string, v: unknown, seen: Map<strin
     const ident = readEnum(issues, `${path}.ident`, rule.ident, IDENT_MODES);
     // Ident and limits only act on sessions a rule lets through; on a Deny rule they are a mistake.
     if (action !== null && action !== RuleAction.Allow && ident !== null && ident !== IdentMode.Off) {
-      addIssue(issues, `${path}.ident`, `only Allow rules take ident checks, got ${describe(ident)} on a ${action} rule`);
+      addIssue(
+        issues,
+        `${path}.ident`,
+        `only Allow rules take ident checks, got ${describe(ident)} on a ${action} rule`,
+      );
     }
   }
   if (rule.limits !== undefined) {
     validateLimits(issues, `${path}.limits`, rule.limits);
-    if (action !== null && action !== RuleAction.Allow) addIssue(issues, `${path}.limits`, 'only Allow rules take limits');
+    if (action !== null && action !== RuleAction.Allow)
+      addIssue(issues, `${path}.limits`, 'only Allow rules take limits');
   }
 }
 
 /** An action, with the reason when Pass is written where there is no namespace tier to pass to. */
 function readAction(issues: Issue[], path: string, v: unknown, actions: readonly string[]): string | null {
   if (v === RuleAction.Pass && !actions.includes(RuleAction.Pass)) {
-    addIssue(issues, path, `Pass hands the decision to the client's namespace: only a ${CLUSTER_KIND} of tier Admin takes it; use Allow or Deny`);
+    addIssue(
+      issues,
+      path,
+      `Pass hands the decision to the client's namespace: only a ${CLUSTER_KIND} of tier Admin takes it; use Allow or Deny`,
+    );
     return null;
   }
   return readEnum(issues, path, v, actions);
@@ -209,7 +275,8 @@ function validateFrom(issues: Issue[], path: string, v: unknown): void {
       if (s === null) return;
       // SOCKS4 USERIDs are NUL-terminated and at most 255 bytes on our wire.
       if (s.includes('\0')) addIssue(issues, p, 'must not contain NUL');
-      else if (Buffer.byteLength(s, 'utf8') > MAX_GLOB_LENGTH) addIssue(issues, p, `must be at most ${MAX_GLOB_LENGTH} bytes, got ${Buffer.byteLength(s, 'utf8')}`);
+      else if (Buffer.byteLength(s, 'utf8') > MAX_GLOB_LENGTH)
+        addIssue(issues, p, `must be at most ${MAX_GLOB_LENGTH} bytes, got ${Buffer.byteLength(s, 'utf8')}`);
     });
   }
 }
@@ -227,9 +294,16 @@ function validateTo(issues: Issue[], path: string, v: unknown): void {
       if (s === null) return;
       // Checked in the canonical form requests are matched in (IDNA/UTS-46, see hostname.ts).
       const canonical = canonicalizeHostGlob(s);
-      if (!canonical.ok) addIssue(issues, p, `${describe(s)} is not a host name glob: ${canonical.message} (use letters, digits, '-', '.', '_', '*', '?' or an internationalised name)`);
-      else if (canonical.glob.length > MAX_GLOB_LENGTH) addIssue(issues, p, `must be at most ${MAX_GLOB_LENGTH} characters, got ${canonical.glob.length}`);
-      else if (!HOST_GLOB_RE.test(canonical.glob)) addIssue(issues, p, `${describe(s)} is not a host name glob (letters, digits, '-', '.', '_', '*' and '?')`);
+      if (!canonical.ok)
+        addIssue(
+          issues,
+          p,
+          `${describe(s)} is not a host name glob: ${canonical.message} (use letters, digits, '-', '.', '_', '*', '?' or an internationalised name)`,
+        );
+      else if (canonical.glob.length > MAX_GLOB_LENGTH)
+        addIssue(issues, p, `must be at most ${MAX_GLOB_LENGTH} characters, got ${canonical.glob.length}`);
+      else if (!HOST_GLOB_RE.test(canonical.glob))
+        addIssue(issues, p, `${describe(s)} is not a host name glob (letters, digits, '-', '.', '_', '*' and '?')`);
     });
   }
   if (to.ports !== undefined) {
@@ -269,11 +343,20 @@ function validateLimits(issues: Issue[], path: string, v: unknown): void {
       const perSecondValue = requireField(issues, p, rate, 'perSecond');
       let perSecond: number | null = null;
       if (perSecondValue !== undefined) {
-        if (typeof perSecondValue === 'number' && Number.isFinite(perSecondValue) && perSecondValue > 0 && perSecondValue <= Number.MAX_SAFE_INTEGER) perSecond = perSecondValue;
+        if (
+          typeof perSecondValue === 'number' &&
+          Number.isFinite(perSecondValue) &&
+          perSecondValue > 0 &&
+          perSecondValue <= Number.MAX_SAFE_INTEGER
+        )
+          perSecond = perSecondValue;
         else addIssue(issues, `${p}.perSecond`, `must be a number greater than 0, got ${describe(perSecondValue)}`);
       }
       const burstValue = requireField(issues, p, rate, 'burst');
-      const burst = burstValue === undefined ? null : readInteger(issues, `${p}.burst`, burstValue, LIMITS.connectionRate.properties.burst.minimum);
+      const burst =
+        burstValue === undefined
+          ? null
+          : readInteger(issues, `${p}.burst`, burstValue, LIMITS.connectionRate.properties.burst.minimum);
       // A bucket smaller than one second of refill can never deliver the configured rate.
       if (perSecond !== null && burst !== null && burst < perSecond) {
         addIssue(issues, `${p}.burst`, `must be at least perSecond (${perSecond}), got ${burst}`);
@@ -297,7 +380,8 @@ function validateLimits(issues: Issue[], path: string, v: unknown): void {
     if (bw !== null) {
       checkKnownFields(issues, p, bw, BANDWIDTH_FIELDS);
       const bps = requireField(issues, p, bw, 'bytesPerSecond');
-      if (bps !== undefined) readInteger(issues, `${p}.bytesPerSecond`, bps, LIMITS.bandwidth.properties.bytesPerSecond.minimum);
+      if (bps !== undefined)
+        readInteger(issues, `${p}.bytesPerSecond`, bps, LIMITS.bandwidth.properties.bytesPerSecond.minimum);
       readKey(issues, p, bw, BANDWIDTH_KEYS);
     }
   }
@@ -307,4 +391,3 @@ function readKey(issues: Issue[], path: string, obj: Record<string, unknown>, ke
   const key = requireField(issues, path, obj, 'key');
   if (key !== undefined) readEnum(issues, `${path}.key`, key, keys);
 }
-

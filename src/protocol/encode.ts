@@ -1,8 +1,8 @@
 // SOCKS4 encoders: the 8-byte reply the server sends, and requests (for tests and tools).
 
-import {Command, REPLY_LENGTH, REPLY_VERSION, ReplyCode, SOCKS_VERSION} from './constants.ts';
-import type {Socks4Request} from './parse-request.ts';
-import {NOT_IPV4, parseIpv4} from '../policy/ip.ts';
+import { Command, REPLY_LENGTH, REPLY_VERSION, ReplyCode, SOCKS_VERSION } from './constants.ts';
+import type { Socks4Request } from './parse-request.ts';
+import { NOT_IPV4, parseIpv4 } from '../policy/ip.ts';
 
 /**
  * Encodes a reply: VN(1)=0 CD(1) DSTPORT(2) DSTIP(4). Port and address only mean something on a

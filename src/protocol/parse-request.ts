@@ -11,8 +11,8 @@
 // Each check runs as soon as the bytes it needs have arrived, so a client that is not speaking
 // SOCKS4 (or is sending an endless USERID) is turned away without waiting for more input.
 
-import {Reason} from '../errors.ts';
-import {Command, MAX_HOSTNAME_BYTES, MAX_USERID_BYTES, SOCKS_VERSION} from './constants.ts';
+import { Reason } from '../errors.ts';
+import { Command, MAX_HOSTNAME_BYTES, MAX_USERID_BYTES, SOCKS_VERSION } from './constants.ts';
 
 export type Socks4Command = 'connect' | 'bind';
 
@@ -37,15 +37,15 @@ export type RequestInvalidReason =
   | typeof Reason.EmptyHostname;
 
 export type ParseResult =
-  | {kind: 'incomplete'}
-  | {kind: 'ok'; request: Socks4Request; bytesRead: number}
-  | {kind: 'invalid'; reason: RequestInvalidReason};
+  | { kind: 'incomplete' }
+  | { kind: 'ok'; request: Socks4Request; bytesRead: number }
+  | { kind: 'invalid'; reason: RequestInvalidReason };
 
 // VN(1) CD(1) DSTPORT(2) DSTIP(4): the part before USERID.
 const FIXED_LENGTH = 8;
 
 // Results without per-call data are shared (frozen, so no caller can alter them for the next one).
-const INCOMPLETE: ParseResult = Object.freeze({kind: 'incomplete'});
+const INCOMPLETE: ParseResult = Object.freeze({ kind: 'incomplete' });
 const invalidResults = new Map<RequestInvalidReason, ParseResult>();
 for (const reason of [
   Reason.BadVersion,
@@ -55,7 +55,7 @@ for (const reason of [
   Reason.HostnameTooLong,
   Reason.EmptyHostname,
 ] as const) {
-  invalidResults.set(reason, Object.freeze({kind: 'invalid', reason}));
+  invalidResults.set(reason, Object.freeze({ kind: 'invalid', reason }));
 }
 function invalid(reason: RequestInvalidReason): ParseResult {
   return invalidResults.get(reason)!;
@@ -93,7 +93,7 @@ export function parseRequest(buf: Buffer): ParseResult {
   const userId = userIdEnd === FIXED_LENGTH ? '' : buf.toString('utf8', FIXED_LENGTH, userIdEnd);
 
   if (a !== 0 || b !== 0 || c !== 0 || d === 0) {
-    return {kind: 'ok', request: {command, port, ip, userId, host: null}, bytesRead: userIdEnd + 1};
+    return { kind: 'ok', request: { command, port, ip, userId, host: null }, bytesRead: userIdEnd + 1 };
   }
 
   const hostStart = userIdEnd + 1;
@@ -104,5 +104,5 @@ export function parseRequest(buf: Buffer): ParseResult {
   if (hostEnd === hostStart) return invalid(Reason.EmptyHostname);
   if (hostEnd - hostStart > MAX_HOSTNAME_BYTES) return invalid(Reason.HostnameTooLong);
   const host = buf.toString('utf8', hostStart, hostEnd);
-  return {kind: 'ok', request: {command, port, ip, userId, host}, bytesRead: hostEnd + 1};
+  return { kind: 'ok', request: { command, port, ip, userId, host }, bytesRead: hostEnd + 1 };
 }

@@ -2,22 +2,21 @@
 // that prepends the real client address. Pure, same result shape as the SOCKS4 parser.
 // Spec: https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt
 
-import {isIPv4, isIPv6, SocketAddress} from 'node:net';
-import {Reason} from '../errors.ts';
+import { isIPv4, isIPv6, SocketAddress } from 'node:net';
+import { Reason } from '../errors.ts';
 
 export type ProxyHeader =
   /** Use the connection's own endpoints (v2 LOCAL, v1 UNKNOWN, v2 AF_UNSPEC). */
-  | {local: true}
-  | {local: false; sourceAddress: string; sourcePort: number; destAddress: string; destPort: number};
+  { local: true } | { local: false; sourceAddress: string; sourcePort: number; destAddress: string; destPort: number };
 
 export type ProxyParseResult =
-  | {kind: 'incomplete'}
-  | {kind: 'ok'; bytesRead: number; header: ProxyHeader}
-  | {kind: 'invalid'; reason: typeof Reason.ProxyHeaderInvalid};
+  | { kind: 'incomplete' }
+  | { kind: 'ok'; bytesRead: number; header: ProxyHeader }
+  | { kind: 'invalid'; reason: typeof Reason.ProxyHeaderInvalid };
 
-const INCOMPLETE: ProxyParseResult = Object.freeze({kind: 'incomplete'});
-const INVALID: ProxyParseResult = Object.freeze({kind: 'invalid', reason: Reason.ProxyHeaderInvalid});
-const LOCAL: ProxyHeader = Object.freeze({local: true});
+const INCOMPLETE: ProxyParseResult = Object.freeze({ kind: 'incomplete' });
+const INVALID: ProxyParseResult = Object.freeze({ kind: 'invalid', reason: Reason.ProxyHeaderInvalid });
+const LOCAL: ProxyHeader = Object.freeze({ local: true });
 
 // v1: "PROXY " ... "\r\n". 107 bytes is the worst case line (UNKNOWN with two full IPv6 addresses
 // and two 5-digit ports, CRLF included); the spec tells receivers to give up past it.
@@ -69,7 +68,7 @@ function parseV1(buf: Buffer): ProxyParseResult {
   const bytesRead = lf + 1;
   const proto = fields[0];
   // UNKNOWN: "the receiver must ignore anything presented before the CRLF is found".
-  if (proto === 'UNKNOWN') return {kind: 'ok', bytesRead, header: LOCAL};
+  if (proto === 'UNKNOWN') return { kind: 'ok', bytesRead, header: LOCAL };
   if (fields.length !== 5 || (proto !== 'TCP4' && proto !== 'TCP6')) return INVALID;
   const [, src = '', dst = '', sport = '', dport = ''] = fields;
   const sourcePort = parseDecimalPort(sport);
@@ -88,7 +87,7 @@ function parseV1(buf: Buffer): ProxyParseResult {
     sourceAddress = canonicalIPv6(src);
     destAddress = canonicalIPv6(dst);
   }
-  return {kind: 'ok', bytesRead, header: {local: false, sourceAddress, sourcePort, destAddress, destPort}};
+  return { kind: 'ok', bytesRead, header: { local: false, sourceAddress, sourcePort, destAddress, destPort } };
 }
 
 /** "a decimal integer in the range [0..65535]"; no sign, no leading zeros. Returns -1 if not. */
@@ -121,10 +120,10 @@ function parseV2(buf: Buffer): ProxyParseResult {
 
   // LOCAL: "the receiver must accept this connection as valid and must use the real connection
   // endpoints and discard the protocol block including the family which is ignored."
-  if (command === V2_CMD_LOCAL) return {kind: 'ok', bytesRead, header: LOCAL};
+  if (command === V2_CMD_LOCAL) return { kind: 'ok', bytesRead, header: LOCAL };
   if (!isAcceptedV2Family(family, transport, length)) return INVALID;
   // AF_UNSPEC under PROXY: the receiver may use the real endpoints; we do (as for v1 UNKNOWN).
-  if (family === V2_AF_UNSPEC) return {kind: 'ok', bytesRead, header: LOCAL};
+  if (family === V2_AF_UNSPEC) return { kind: 'ok', bytesRead, header: LOCAL };
 
   const a = V2_HEADER_LENGTH;
   if (family === V2_AF_INET) {
@@ -174,5 +173,5 @@ function formatIPv6(buf: Buffer, offset: number): string {
 
 /** RFC 5952 text (what Node reports for sockets), e.g. `2001:db8::1`, `::ffff:10.0.0.1`. */
 function canonicalIPv6(address: string): string {
-  return new SocketAddress({address, family: 'ipv6'}).address;
+  return new SocketAddress({ address, family: 'ipv6' }).address;
 }

@@ -122,7 +122,8 @@ export function planRedisClient(opts: RedisConnectionOptions): ClientPlan {
     ...(tls === undefined ? {} : { tls }),
   };
   if (opts.sentinels !== undefined && opts.sentinels.length > 0) {
-    if (opts.sentinelName === undefined || opts.sentinelName === '') throw new Error('Sentinel mode needs the master name (--redis-sentinel-name)');
+    if (opts.sentinelName === undefined || opts.sentinelName === '')
+      throw new Error('Sentinel mode needs the master name (--redis-sentinel-name)');
     return {
       kind: 'sentinel',
       options: {

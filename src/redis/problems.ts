@@ -33,23 +33,56 @@ export function describeRedisError(error: Error, target: RedisTarget): RedisProb
   const where = `Redis at ${maskRedisUrl(target.url)}`;
   const { code } = error as NodeJS.ErrnoException;
   const text = error.message;
-  const problem = (kind: RedisProblem['kind'], message: string, fatal: boolean): RedisProblem => ({ kind, message: `${where}: ${message}`, fatal });
+  const problem = (kind: RedisProblem['kind'], message: string, fatal: boolean): RedisProblem => ({
+    kind,
+    message: `${where}: ${message}`,
+    fatal,
+  });
   if (text.startsWith('WRONGPASS')) {
-    return problem('auth', 'authentication failed (WRONGPASS: wrong password, or no such ACL user); check the user and password (--redis-username, REDIS_PASSWORD or the URL)', true);
+    return problem(
+      'auth',
+      'authentication failed (WRONGPASS: wrong password, or no such ACL user); check the user and password (--redis-username, REDIS_PASSWORD or the URL)',
+      true,
+    );
   }
-  if (text.startsWith('NOAUTH')) return problem('auth', 'the server requires a password (NOAUTH) and none was given; set REDIS_PASSWORD or put it in the URL', true);
-  if (text.startsWith('NOPERM')) return problem('auth', `the ACL user may not run a command it needs (NOPERM): ${text.slice(7, 120)}`, true);
+  if (text.startsWith('NOAUTH'))
+    return problem(
+      'auth',
+      'the server requires a password (NOAUTH) and none was given; set REDIS_PASSWORD or put it in the URL',
+      true,
+    );
+  if (text.startsWith('NOPERM'))
+    return problem('auth', `the ACL user may not run a command it needs (NOPERM): ${text.slice(7, 120)}`, true);
   if (/DB index is out of range/.test(text)) {
-    return problem('database', `database ${target.db} does not exist on this server (the URL's /${target.db}); use a database below the server's "databases" setting, or none for 0`, true);
+    return problem(
+      'database',
+      `database ${target.db} does not exist on this server (the URL's /${target.db}); use a database below the server's "databases" setting, or none for 0`,
+      true,
+    );
   }
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return problem('dns', 'host name not found (DNS); check the host in the URL', code === 'ENOTFOUND');
-  if (code === 'ECONNREFUSED') return problem('refused', 'connection refused: nothing listens on that host and port; check the URL, or whether Redis runs', false);
-  const tlsError = /SSL|TLS|certificate|wrong version number|self[- ]signed/i.test(text) || (code ?? '').startsWith('ERR_TLS') || (code ?? '').startsWith('ERR_SSL');
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return problem('dns', 'host name not found (DNS); check the host in the URL', code === 'ENOTFOUND');
+  if (code === 'ECONNREFUSED')
+    return problem(
+      'refused',
+      'connection refused: nothing listens on that host and port; check the URL, or whether Redis runs',
+      false,
+    );
+  const tlsError =
+    /SSL|TLS|certificate|wrong version number|self[- ]signed/i.test(text) ||
+    (code ?? '').startsWith('ERR_TLS') ||
+    (code ?? '').startsWith('ERR_SSL');
   if (target.tls && (tlsError || code === 'ECONNRESET' || code === 'ETIMEDOUT')) {
-    return problem('tls', `TLS failed (${code ?? text.slice(0, 80)}); if the server does not speak TLS use redis:// instead of rediss://, else check --redis-tls-ca`, false);
+    return problem(
+      'tls',
+      `TLS failed (${code ?? text.slice(0, 80)}); if the server does not speak TLS use redis:// instead of rediss://, else check --redis-tls-ca`,
+      false,
+    );
   }
-  if (!target.tls && code === 'ECONNRESET') return problem('tls', 'the server closed the connection; if it speaks only TLS use rediss://', false);
-  if (code === 'ETIMEDOUT') return problem('timeout', 'no answer in time (connect timed out); check the host, port and network policy', false);
+  if (!target.tls && code === 'ECONNRESET')
+    return problem('tls', 'the server closed the connection; if it speaks only TLS use rediss://', false);
+  if (code === 'ETIMEDOUT')
+    return problem('timeout', 'no answer in time (connect timed out); check the host, port and network policy', false);
   return problem('other', text.slice(0, 200), false);
 }
 
@@ -87,7 +120,12 @@ export function waitForRedis(client: RedisClient, timeoutMs: number, target: Red
  * and otherwise at most every `repeatMs` while it lasts (a retrying client fails many times a
  * second). Returns the unsubscribe function.
  */
-export function watchRedisProblems(client: RedisClient, target: RedisTarget, report: (problem: RedisProblem, repeats: number) => void, repeatMs = 60_000): () => void {
+export function watchRedisProblems(
+  client: RedisClient,
+  target: RedisTarget,
+  report: (problem: RedisProblem, repeats: number) => void,
+  repeatMs = 60_000,
+): () => void {
   let lastMessage = '';
   let lastAt = 0;
   let repeats = 0;

@@ -25,7 +25,11 @@ export function emptySetProblem(sourceName: string, flag = '--allow-empty'): str
  * set is refused unless `allowEmpty`: an emptied file (a truncated write, a wrong ConfigMap key)
  * would otherwise turn the proxy into one that refuses everyone.
  */
-export function snapshotFromText(text: string, sourceName: string, options: { allowEmpty?: boolean } = { allowEmpty: true }): RuleSnapshot {
+export function snapshotFromText(
+  text: string,
+  sourceName: string,
+  options: { allowEmpty?: boolean } = { allowEmpty: true },
+): RuleSnapshot {
   const { policies, issues } = loadPolicyText(text, sourceName);
   if (issues.length > 0) {
     throw new PolicyFileError(`${sourceName}: ${issues.map(formatIssue).join('; ')}`);
@@ -113,13 +117,20 @@ export class FileRuleSource extends EventEmitter implements RuleSource {
     }
     this.#snapshot = next;
     if (channels.snapshotLoaded.hasSubscribers) {
-      channels.snapshotLoaded.publish({ source: this.name, version: next.version, ruleCount: next.ruleCount, policyCount: next.policyCount, loadedAt: next.loadedAt });
+      channels.snapshotLoaded.publish({
+        source: this.name,
+        version: next.version,
+        ruleCount: next.ruleCount,
+        policyCount: next.policyCount,
+        loadedAt: next.loadedAt,
+      });
     }
     this.emit('snapshot', next);
   }
 
   #refuse(error: Error): void {
-    if (channels.snapshotError.hasSubscribers) channels.snapshotError.publish({ source: this.name, error, keeping: this.#snapshot?.version ?? null });
+    if (channels.snapshotError.hasSubscribers)
+      channels.snapshotError.publish({ source: this.name, error, keeping: this.#snapshot?.version ?? null });
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
 }

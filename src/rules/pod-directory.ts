@@ -55,7 +55,10 @@ export class RedisPodDirectory implements PodDirectory {
     subscriber.on('message', this.#onMessage);
     // Subscribe first, then read: nothing published in between is missed.
     subscriber.on('ready', () => {
-      subscriber.subscribe(this.#keys.channel).then(() => this.reload(), (error: unknown) => this.#fail(error));
+      subscriber.subscribe(this.#keys.channel).then(
+        () => this.reload(),
+        (error: unknown) => this.#fail(error),
+      );
     });
     client.on('ready', this.#onClientReady);
     this.#timer = setInterval(() => void this.reload(), this.#refreshMs);
@@ -91,11 +94,14 @@ export class RedisPodDirectory implements PodDirectory {
       return;
     }
     const address = canonical(message);
-    this.#client.hget(this.#keys.addresses, address).then((ns) => {
-      if (this.#stopped) return;
-      if (ns === null) this.#map.delete(address);
-      else this.#map.set(address, ns);
-    }, (error: unknown) => this.#fail(error));
+    this.#client.hget(this.#keys.addresses, address).then(
+      (ns) => {
+        if (this.#stopped) return;
+        if (ns === null) this.#map.delete(address);
+        else this.#map.set(address, ns);
+      },
+      (error: unknown) => this.#fail(error),
+    );
   };
 
   #fail(error: unknown): void {

@@ -20,7 +20,9 @@ export class PolicyFileError extends Error {
 /** Why `file` may not be read as a policy (over the cap), or null; the file is not opened. */
 export async function policyFileSizeProblem(file: string, maxBytes = MAX_POLICY_FILE_BYTES): Promise<string | null> {
   const { size } = await stat(file);
-  return size > maxBytes ? `${size} bytes, larger than the ${maxBytes}-byte limit for a policy file (split it into several)` : null;
+  return size > maxBytes
+    ? `${size} bytes, larger than the ${maxBytes}-byte limit for a policy file (split it into several)`
+    : null;
 }
 
 /** Throws PolicyFileError naming the file when it is over the cap. */

@@ -16,7 +16,12 @@ async function answer({ id, file, maxBytes }: { id: number; file: string; maxByt
   try {
     const bytes = await readFile(file);
     // Checked again on what was read: the file may have grown since the main thread's stat.
-    if (bytes.length > maxBytes) return { id, ok: false, message: `${file}: ${bytes.length} bytes, larger than the ${maxBytes}-byte limit for a policy file` };
+    if (bytes.length > maxBytes)
+      return {
+        id,
+        ok: false,
+        message: `${file}: ${bytes.length} bytes, larger than the ${maxBytes}-byte limit for a policy file`,
+      };
     const text = bytes.toString('utf8');
     const { policies, issues } = loadPolicyText(text, file);
     if (issues.length > 0) return { id, ok: false, message: `${file}: ${issues.map(formatIssue).join('; ')}` };

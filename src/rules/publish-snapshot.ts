@@ -99,11 +99,27 @@ export async function publishSnapshot(
     const known = VERSION_PATTERN.test(expected);
     const previousKey = keys.snapshot(known ? expected : document.version);
     const previousManifest = keys.manifest(known ? expected : document.version);
-    const stale = known ? (await previousChunks(client, previousManifest, expected)).filter((id) => !chunks.has(id)) : [];
+    const stale = known
+      ? (await previousChunks(client, previousManifest, expected)).filter((id) => !chunks.has(id))
+      : [];
     const chunkKeys = [...chunks.keys(), ...stale].map((id) => keys.chunk(id));
-    const [outcome, found] = await run(5 + chunkKeys.length, keys.pointer, keys.snapshot(document.version), previousKey,
-      keys.manifest(document.version), previousManifest, ...chunkKeys,
-      expected, document.version, json, ttl, keys.channel, manifestJson, chunks.size, ...chunks.values());
+    const [outcome, found] = await run(
+      5 + chunkKeys.length,
+      keys.pointer,
+      keys.snapshot(document.version),
+      previousKey,
+      keys.manifest(document.version),
+      previousManifest,
+      ...chunkKeys,
+      expected,
+      document.version,
+      json,
+      ttl,
+      keys.channel,
+      manifestJson,
+      chunks.size,
+      ...chunks.values(),
+    );
     if (outcome !== 0) {
       return {
         version: document.version,
@@ -114,7 +130,10 @@ export async function publishSnapshot(
         snapshotKey: keys.snapshot(document.version),
       };
     }
-    if (attempt >= MAX_ATTEMPTS) throw new Error(`the rules pointer kept moving while publishing ${document.version}; another publisher is active`);
+    if (attempt >= MAX_ATTEMPTS)
+      throw new Error(
+        `the rules pointer kept moving while publishing ${document.version}; another publisher is active`,
+      );
     expected = found;
   }
 }

@@ -11,7 +11,12 @@ import { EventEmitter } from 'node:events';
 import { closeRedisClient, waitForReady, type RedisClient } from '../redis/connection.ts';
 import { ruleKeys, VERSION_PATTERN, type RuleKeys } from './redis-keys.ts';
 import { assemblePolicies, parseChunk, parseManifest, type SnapshotManifest } from './snapshot-chunks.ts';
-import { compileSnapshot, parseSnapshotDocument, SnapshotInvalidError, type ParsedSnapshot } from './snapshot-document.ts';
+import {
+  compileSnapshot,
+  parseSnapshotDocument,
+  SnapshotInvalidError,
+  type ParsedSnapshot,
+} from './snapshot-document.ts';
 import type { Socks4Policy } from '../policy/types.ts';
 import { channels } from '../telemetry/events.ts';
 import type { RuleSnapshot, RuleSource } from './types.ts';
@@ -147,7 +152,8 @@ export class RedisRuleSource extends EventEmitter implements RuleSource {
       version = await this.#client.get(this.#keys.pointer);
       this.#checkedAt = Date.now();
       if (version === null || version === this.#snapshot?.version) return;
-      if (!VERSION_PATTERN.test(version)) throw new Error(`${this.#keys.pointer} holds "${version.slice(0, 80)}", not a snapshot version`);
+      if (!VERSION_PATTERN.test(version))
+        throw new Error(`${this.#keys.pointer} holds "${version.slice(0, 80)}", not a snapshot version`);
       // The manifest when the publisher wrote one (only changed chunks to fetch), else the document.
       manifest = await this.#client.get(this.#keys.manifest(version));
       if (manifest === null) {
@@ -165,7 +171,11 @@ export class RedisRuleSource extends EventEmitter implements RuleSource {
         this.#chunks = new Map();
       } else next = await this.#fromChunks(parseManifest(manifest as string, version));
     } catch (error) {
-      this.#refuse(error instanceof SnapshotInvalidError ? error : new Error(`reading rules from Redis: ${(error as Error).message}`, { cause: error }));
+      this.#refuse(
+        error instanceof SnapshotInvalidError
+          ? error
+          : new Error(`reading rules from Redis: ${(error as Error).message}`, { cause: error }),
+      );
       return;
     }
     if (this.#stopped) return;
@@ -198,7 +208,8 @@ export class RedisRuleSource extends EventEmitter implements RuleSource {
     }
     missing.forEach((id, i) => {
       const text = texts[i];
-      if (text === null || text === undefined) throw new SnapshotInvalidError(`chunk ${id} of snapshot ${manifest.version} is missing`);
+      if (text === null || text === undefined)
+        throw new SnapshotInvalidError(`chunk ${id} of snapshot ${manifest.version} is missing`);
       held.set(id, parseChunk(id, text));
     });
     const parsed = compileSnapshot(manifest, assemblePolicies(manifest, held));
@@ -209,7 +220,8 @@ export class RedisRuleSource extends EventEmitter implements RuleSource {
 
   #refuse(error: Error): void {
     if (this.#stopped) return;
-    if (channels.snapshotError.hasSubscribers) channels.snapshotError.publish({ source: this.name, error, keeping: this.#snapshot?.version ?? null });
+    if (channels.snapshotError.hasSubscribers)
+      channels.snapshotError.publish({ source: this.name, error, keeping: this.#snapshot?.version ?? null });
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
 }

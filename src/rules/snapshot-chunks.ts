@@ -13,7 +13,13 @@
 import { createHash } from 'node:crypto';
 import { policyId, Tenancy, type Socks4Policy } from '../policy/types.ts';
 import { CHUNK_DIGEST_PATTERN } from './redis-keys.ts';
-import { MAX_SNAPSHOT_BYTES, SnapshotInvalidError, stringifyCanonical, validatePolicies, type SnapshotDocument } from './snapshot-document.ts';
+import {
+  MAX_SNAPSHOT_BYTES,
+  SnapshotInvalidError,
+  stringifyCanonical,
+  validatePolicies,
+  type SnapshotDocument,
+} from './snapshot-document.ts';
 
 /** Bumped when the manifest's shape changes incompatibly; pods then fall back to the document. */
 export const MANIFEST_SCHEMA = 1;
@@ -54,7 +60,11 @@ function bucketOf(id: string, buckets: number): number {
 }
 
 /** The manifest and chunks (digest → JSON) of a built document; policies keep their sorted order. */
-export function buildSnapshotChunks(document: SnapshotDocument): { manifest: SnapshotManifest; manifestJson: string; chunks: Map<string, string> } {
+export function buildSnapshotChunks(document: SnapshotDocument): {
+  manifest: SnapshotManifest;
+  manifestJson: string;
+  chunks: Map<string, string>;
+} {
   const count = bucketCount(document.policies.length);
   const buckets: Socks4Policy[][] = Array.from({ length: count }, () => []);
   for (const p of document.policies) buckets[bucketOf(policyId(p), count)]!.push(p);
@@ -81,7 +91,8 @@ export function buildSnapshotChunks(document: SnapshotDocument): { manifest: Sna
 
 /** Parses a stored manifest; throws SnapshotInvalidError on any doubt. */
 export function parseManifest(json: string, expectedVersion: string): SnapshotManifest {
-  if (json.length > MAX_MANIFEST_BYTES) throw new SnapshotInvalidError(`manifest ${expectedVersion} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  if (json.length > MAX_MANIFEST_BYTES)
+    throw new SnapshotInvalidError(`manifest ${expectedVersion} is larger than ${MAX_MANIFEST_BYTES} bytes`);
   let raw: unknown;
   try {
     raw = JSON.parse(json);
@@ -89,14 +100,21 @@ export function parseManifest(json: string, expectedVersion: string): SnapshotMa
     throw new SnapshotInvalidError(`manifest ${expectedVersion} is not JSON (${(error as Error).message})`);
   }
   const m = raw as Record<string, unknown> | null;
-  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new SnapshotInvalidError(`manifest ${expectedVersion} is not an object`);
-  if (m.manifestSchema !== MANIFEST_SCHEMA) throw new SnapshotInvalidError(`manifest ${expectedVersion} has schema ${JSON.stringify(m.manifestSchema)}; this pod reads ${MANIFEST_SCHEMA}`);
-  if (m.version !== expectedVersion) throw new SnapshotInvalidError(`manifest key ${expectedVersion} holds version ${JSON.stringify(m.version)}`);
+  if (typeof m !== 'object' || m === null || Array.isArray(m))
+    throw new SnapshotInvalidError(`manifest ${expectedVersion} is not an object`);
+  if (m.manifestSchema !== MANIFEST_SCHEMA)
+    throw new SnapshotInvalidError(
+      `manifest ${expectedVersion} has schema ${JSON.stringify(m.manifestSchema)}; this pod reads ${MANIFEST_SCHEMA}`,
+    );
+  if (m.version !== expectedVersion)
+    throw new SnapshotInvalidError(`manifest key ${expectedVersion} holds version ${JSON.stringify(m.version)}`);
   if (!Array.isArray(m.chunks) || !m.chunks.every((c) => typeof c === 'string' && CHUNK_DIGEST_PATTERN.test(c))) {
     throw new SnapshotInvalidError(`manifest ${expectedVersion} has no valid chunk list`);
   }
   if (m.tenancy !== undefined && m.tenancy !== Tenancy.Namespaced && m.tenancy !== Tenancy.Shared) {
-    throw new SnapshotInvalidError(`manifest ${expectedVersion} has tenancy ${JSON.stringify(m.tenancy)}; this pod knows Shared and Namespaced`);
+    throw new SnapshotInvalidError(
+      `manifest ${expectedVersion} has tenancy ${JSON.stringify(m.tenancy)}; this pod knows Shared and Namespaced`,
+    );
   }
   return {
     manifestSchema: MANIFEST_SCHEMA,
@@ -111,7 +129,8 @@ export function parseManifest(json: string, expectedVersion: string): SnapshotMa
 
 /** Checks a fetched chunk against its digest and validates its policies (each chunk once per pod). */
 export function parseChunk(id: string, json: string): readonly Socks4Policy[] {
-  if (json.length > MAX_SNAPSHOT_BYTES) throw new SnapshotInvalidError(`chunk ${id} is larger than ${MAX_SNAPSHOT_BYTES} bytes`);
+  if (json.length > MAX_SNAPSHOT_BYTES)
+    throw new SnapshotInvalidError(`chunk ${id} is larger than ${MAX_SNAPSHOT_BYTES} bytes`);
   if (digest(json) !== id) throw new SnapshotInvalidError(`chunk ${id} does not match its digest`);
   let raw: unknown;
   try {
@@ -125,7 +144,10 @@ export function parseChunk(id: string, json: string): readonly Socks4Policy[] {
 }
 
 /** The manifest's policies in the document's order (sorted by id), from chunks already parsed. */
-export function assemblePolicies(manifest: SnapshotManifest, chunks: ReadonlyMap<string, readonly Socks4Policy[]>): Socks4Policy[] {
+export function assemblePolicies(
+  manifest: SnapshotManifest,
+  chunks: ReadonlyMap<string, readonly Socks4Policy[]>,
+): Socks4Policy[] {
   const all: { id: string; p: Socks4Policy }[] = [];
   const seen = new Set<string>();
   for (const id of manifest.chunks) {

@@ -4,7 +4,16 @@
 // is one the pods accept, and a corrupt or foreign one is refused rather than half-applied.
 import { createHash } from 'node:crypto';
 import { compilePolicies } from '../policy/compile.ts';
-import { CLUSTER_KIND, DEFAULT_NAMESPACE, DEFAULT_PRIORITY, Enforcement, policyId, Tenancy, type Issue, type Socks4Policy } from '../policy/types.ts';
+import {
+  CLUSTER_KIND,
+  DEFAULT_NAMESPACE,
+  DEFAULT_PRIORITY,
+  Enforcement,
+  policyId,
+  Tenancy,
+  type Issue,
+  type Socks4Policy,
+} from '../policy/types.ts';
 import { formatIssue, validatePolicy } from '../policy/validate.ts';
 import type { RuleSnapshot } from './types.ts';
 
@@ -57,8 +66,15 @@ function normalizePolicy(p: Socks4Policy): Socks4Policy {
   return {
     apiVersion: p.apiVersion,
     kind: p.kind,
-    metadata: p.kind === CLUSTER_KIND ? { name: p.metadata.name } : { name: p.metadata.name, namespace: p.metadata.namespace ?? DEFAULT_NAMESPACE },
-    spec: { ...spec, priority: p.spec.priority ?? DEFAULT_PRIORITY, ...(enforcement === Enforcement.Report ? { enforcement } : {}) },
+    metadata:
+      p.kind === CLUSTER_KIND
+        ? { name: p.metadata.name }
+        : { name: p.metadata.name, namespace: p.metadata.namespace ?? DEFAULT_NAMESPACE },
+    spec: {
+      ...spec,
+      priority: p.spec.priority ?? DEFAULT_PRIORITY,
+      ...(enforcement === Enforcement.Report ? { enforcement } : {}),
+    },
   };
 }
 
@@ -79,7 +95,8 @@ function collectIssues(policies: readonly unknown[]): Issue[] {
   policies.forEach((p, i) => {
     const found = validatePolicy(p);
     const id = found.length === 0 ? idOf(p as Socks4Policy) : `policies[${i}]`;
-    for (const issue of found) issues.push({ path: issue.path === '' ? id : `${id}: ${issue.path}`, message: issue.message });
+    for (const issue of found)
+      issues.push({ path: issue.path === '' ? id : `${id}: ${issue.path}`, message: issue.message });
     if (found.length === 0) {
       if (seen.has(id)) issues.push({ path: `${id}: metadata.name`, message: `duplicate policy ${id}` });
       seen.add(id);
@@ -95,7 +112,10 @@ export function validatePolicies(policies: readonly unknown[], what: string): vo
 }
 
 /** Builds the document to publish; throws SnapshotInvalidError rather than publish bad rules. */
-export function buildSnapshotDocument(policies: readonly Socks4Policy[], meta: SnapshotMeta = {}): { document: SnapshotDocument; json: string } {
+export function buildSnapshotDocument(
+  policies: readonly Socks4Policy[],
+  meta: SnapshotMeta = {},
+): { document: SnapshotDocument; json: string } {
   const issues = collectIssues(policies);
   if (issues.length > 0) throw new SnapshotInvalidError('refusing to publish invalid policies', issues);
   const normalized = policies.map(normalizePolicy).sort((a, b) => (idOf(a) < idOf(b) ? -1 : idOf(a) > idOf(b) ? 1 : 0));
@@ -123,35 +143,50 @@ export interface ParsedSnapshot {
 
 /** Parses, validates and compiles a stored document; throws SnapshotInvalidError on any doubt. */
 export function parseSnapshotDocument(json: string, expectedVersion: string, now = Date.now()): ParsedSnapshot {
-  if (json.length > MAX_SNAPSHOT_BYTES) throw new SnapshotInvalidError(`snapshot ${expectedVersion} is larger than ${MAX_SNAPSHOT_BYTES} bytes`);
+  if (json.length > MAX_SNAPSHOT_BYTES)
+    throw new SnapshotInvalidError(`snapshot ${expectedVersion} is larger than ${MAX_SNAPSHOT_BYTES} bytes`);
   let raw: unknown;
   try {
     raw = JSON.parse(json);
   } catch (error) {
     throw new SnapshotInvalidError(`snapshot ${expectedVersion} is not JSON (${(error as Error).message})`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SnapshotInvalidError(`snapshot ${expectedVersion} is not an object`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new SnapshotInvalidError(`snapshot ${expectedVersion} is not an object`);
   const doc = raw as Record<string, unknown>;
   if (doc.schema !== SNAPSHOT_SCHEMA) {
-    throw new SnapshotInvalidError(`snapshot ${expectedVersion} has schema ${JSON.stringify(doc.schema)}; this pod reads schema ${SNAPSHOT_SCHEMA}`);
+    throw new SnapshotInvalidError(
+      `snapshot ${expectedVersion} has schema ${JSON.stringify(doc.schema)}; this pod reads schema ${SNAPSHOT_SCHEMA}`,
+    );
   }
-  if (doc.version !== expectedVersion) throw new SnapshotInvalidError(`snapshot key ${expectedVersion} holds version ${JSON.stringify(doc.version)}`);
+  if (doc.version !== expectedVersion)
+    throw new SnapshotInvalidError(`snapshot key ${expectedVersion} holds version ${JSON.stringify(doc.version)}`);
   if (!Array.isArray(doc.policies)) throw new SnapshotInvalidError(`snapshot ${expectedVersion} has no policies list`);
   validatePolicies(doc.policies, `snapshot ${expectedVersion}`);
   if (doc.tenancy !== undefined && doc.tenancy !== Tenancy.Namespaced && doc.tenancy !== Tenancy.Shared) {
-    throw new SnapshotInvalidError(`snapshot ${expectedVersion} has tenancy ${JSON.stringify(doc.tenancy)}; this pod knows Shared and Namespaced`);
+    throw new SnapshotInvalidError(
+      `snapshot ${expectedVersion} has tenancy ${JSON.stringify(doc.tenancy)}; this pod knows Shared and Namespaced`,
+    );
   }
-  return compileSnapshot({
-    version: expectedVersion,
-    createdAt: typeof doc.createdAt === 'string' ? doc.createdAt : '',
-    ...(typeof doc.source === 'string' ? { source: doc.source } : {}),
-    ...(typeof doc.traceparent === 'string' ? { traceparent: doc.traceparent } : {}),
-    ...(doc.tenancy === Tenancy.Namespaced ? { tenancy: Tenancy.Namespaced } : {}),
-  }, doc.policies as Socks4Policy[], now);
+  return compileSnapshot(
+    {
+      version: expectedVersion,
+      createdAt: typeof doc.createdAt === 'string' ? doc.createdAt : '',
+      ...(typeof doc.source === 'string' ? { source: doc.source } : {}),
+      ...(typeof doc.traceparent === 'string' ? { traceparent: doc.traceparent } : {}),
+      ...(doc.tenancy === Tenancy.Namespaced ? { tenancy: Tenancy.Namespaced } : {}),
+    },
+    doc.policies as Socks4Policy[],
+    now,
+  );
 }
 
 /** Compiles validated policies into the snapshot a pod enforces (from the document or from chunks). */
-export function compileSnapshot(meta: Omit<SnapshotDocument, 'schema' | 'policies'>, policies: readonly Socks4Policy[], now = Date.now()): ParsedSnapshot {
+export function compileSnapshot(
+  meta: Omit<SnapshotDocument, 'schema' | 'policies'>,
+  policies: readonly Socks4Policy[],
+  now = Date.now(),
+): ParsedSnapshot {
   const tenancy = meta.tenancy === Tenancy.Namespaced ? Tenancy.Namespaced : Tenancy.Shared;
   const compiled = compilePolicies(policies, { tenancy });
   return {

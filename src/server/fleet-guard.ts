@@ -49,7 +49,12 @@ export function kubernetesApiSpec(env: NodeJS.ProcessEnv): EndpointSpec | null {
   const host = env.KUBERNETES_SERVICE_HOST;
   if (host === undefined || host === '') return null;
   const port = Number(env.KUBERNETES_SERVICE_PORT ?? '443');
-  return { kind: GuardedRange.KubernetesApi, host, port: Number.isInteger(port) && port > 0 ? port : 443, source: 'KUBERNETES_SERVICE_HOST' };
+  return {
+    kind: GuardedRange.KubernetesApi,
+    host,
+    port: Number.isInteger(port) && port > 0 ? port : 443,
+    source: 'KUBERNETES_SERVICE_HOST',
+  };
 }
 
 /**
@@ -58,39 +63,49 @@ export function kubernetesApiSpec(env: NodeJS.ProcessEnv): EndpointSpec | null {
  */
 export function configuredRedisSpecs(connection: RedisConnectionOptions): EndpointSpec[] {
   const specs: EndpointSpec[] = [];
-  const add = (host: string, port: number, source: string): void => void specs.push({ kind: GuardedRange.Redis, host, port, source });
+  const add = (host: string, port: number, source: string): void =>
+    void specs.push({ kind: GuardedRange.Redis, host, port, source });
   const url = parseRedisUrl(connection.url);
   const sentinels = connection.sentinels ?? [];
   if (sentinels.length > 0) {
     for (const s of sentinels) add(s.host, s.port, `--redis-sentinels ${s.host}:${s.port}`);
     return specs;
   }
-  const seeds = [{ host: url.host, port: url.port }, ...(connection.cluster === true ? connection.clusterNodes ?? [] : [])];
+  const seeds = [
+    { host: url.host, port: url.port },
+    ...(connection.cluster === true ? (connection.clusterNodes ?? []) : []),
+  ];
   for (const n of seeds) {
     add(n.host, n.port, `${url.tls ? 'rediss' : 'redis'}://${n.host}:${n.port}`);
-    if (connection.cluster === true && n.port + CLUSTER_BUS_OFFSET <= 65535) add(n.host, n.port + CLUSTER_BUS_OFFSET, 'redis cluster bus');
+    if (connection.cluster === true && n.port + CLUSTER_BUS_OFFSET <= 65535)
+      add(n.host, n.port + CLUSTER_BUS_OFFSET, 'redis cluster bus');
   }
   return specs;
 }
 
 /** Resolves specs to endpoints; names that fail to resolve are returned in `failed`. */
-export async function resolveSpecs(specs: readonly EndpointSpec[], lookup: LookupAll): Promise<{ endpoints: FleetEndpoint[]; failed: EndpointSpec[] }> {
+export async function resolveSpecs(
+  specs: readonly EndpointSpec[],
+  lookup: LookupAll,
+): Promise<{ endpoints: FleetEndpoint[]; failed: EndpointSpec[] }> {
   const endpoints: FleetEndpoint[] = [];
   const failed: EndpointSpec[] = [];
-  await Promise.all(specs.map(async (spec) => {
-    const literal = parseIpv4(spec.host);
-    let addresses: number[];
-    if (literal !== NOT_IPV4) addresses = [literal];
-    else {
-      try {
-        addresses = (await lookup(spec.host)).map(parseIpv4).filter((ip) => ip !== NOT_IPV4);
-      } catch {
-        addresses = [];
+  await Promise.all(
+    specs.map(async (spec) => {
+      const literal = parseIpv4(spec.host);
+      let addresses: number[];
+      if (literal !== NOT_IPV4) addresses = [literal];
+      else {
+        try {
+          addresses = (await lookup(spec.host)).map(parseIpv4).filter((ip) => ip !== NOT_IPV4);
+        } catch {
+          addresses = [];
+        }
+        if (addresses.length === 0) failed.push(spec);
       }
-      if (addresses.length === 0) failed.push(spec);
-    }
-    for (const ip of addresses) endpoints.push({ kind: spec.kind, ip, port: spec.port, source: spec.source });
-  }));
+      for (const ip of addresses) endpoints.push({ kind: spec.kind, ip, port: spec.port, source: spec.source });
+    }),
+  );
   return { endpoints, failed };
 }
 
@@ -109,21 +124,25 @@ function isCluster(client: RedisClient): client is Cluster {
 export function connectedRedisSpecs(client: RedisClient): EndpointSpec[] {
   const specs: EndpointSpec[] = [];
   const add = (host: string | undefined, port: number | undefined, source: string): void => {
-    if (host !== undefined && host !== '' && port !== undefined && port > 0) specs.push({ kind: GuardedRange.Redis, host, port, source });
+    if (host !== undefined && host !== '' && port !== undefined && port > 0)
+      specs.push({ kind: GuardedRange.Redis, host, port, source });
   };
   if (isCluster(client)) {
     for (const node of client.nodes('all')) {
       const { host, port } = node.options;
       add(host, port, 'redis cluster node');
-      if (port !== undefined && port + CLUSTER_BUS_OFFSET <= 65535) add(host, port + CLUSTER_BUS_OFFSET, 'redis cluster bus');
+      if (port !== undefined && port + CLUSTER_BUS_OFFSET <= 65535)
+        add(host, port + CLUSTER_BUS_OFFSET, 'redis cluster bus');
       add(node.stream?.remoteAddress, node.stream?.remotePort, 'redis cluster node');
     }
     return specs;
   }
   add(client.stream?.remoteAddress, client.stream?.remotePort, 'redis connection');
-  const learned = (client as unknown as { connector?: { sentinelIterator?: { sentinels?: unknown } } }).connector?.sentinelIterator?.sentinels;
+  const learned = (client as unknown as { connector?: { sentinelIterator?: { sentinels?: unknown } } }).connector
+    ?.sentinelIterator?.sentinels;
   if (Array.isArray(learned)) {
-    for (const s of learned as { host?: string; port?: number }[]) add(s.host ?? '127.0.0.1', s.port ?? 26379, 'redis sentinel');
+    for (const s of learned as { host?: string; port?: number }[])
+      add(s.host ?? '127.0.0.1', s.port ?? 26379, 'redis sentinel');
   }
   return specs;
 }

@@ -125,7 +125,9 @@ export function queryIdent(q: IdentQuery): Promise<IdentResult> {
       else if (received >= MAX_IDENT_REPLY_BYTES) settle(unreachable('reply too long'));
     });
     // Lenient: a reply cut short of its CR LF by the server closing still counts.
-    socket.on('end', () => (received > 0 ? settleWithLine(Buffer.concat(chunks)) : settle(unreachable('closed without reply'))));
+    socket.on('end', () =>
+      received > 0 ? settleWithLine(Buffer.concat(chunks)) : settle(unreachable('closed without reply')),
+    );
     socket.on('error', (err: NodeJS.ErrnoException) => settle(unreachable(err.code ?? err.message)));
     socket.on('close', () => settle(unreachable('closed without reply')));
   });

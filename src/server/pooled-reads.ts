@@ -69,9 +69,11 @@ interface HandleCarrier {
 export function adoptForPooledReads(socket: Socket, onRead: (view: Buffer) => void): Socket | null {
   const carrier = socket as unknown as HandleCarrier;
   const handle = carrier._handle;
-  if (handle == null || typeof handle.useUserBuffer !== 'function' || typeof handle.readStop !== 'function') return null;
+  if (handle == null || typeof handle.useUserBuffer !== 'function' || typeof handle.readStop !== 'function')
+    return null;
   if (socket.destroyed || socket.connecting || socket.pending) return null;
-  if (socket.writableLength > 0 || socket.readableLength > 0 || socket.readableEnded || socket.writableEnded) return null;
+  if (socket.writableLength > 0 || socket.readableLength > 0 || socket.readableEnded || socket.writableEnded)
+    return null;
   if (carrier._readableState?.ended !== false) return null;
   const options = {
     handle,

@@ -47,7 +47,11 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
   // Behind a PROXY-protocol balancer every connection comes from the balancer until its header is
   // read, so the reading pool's share would lock everyone out: it applies once the pending pool
   // knows the real client.
-  const reading = new SlotPool<Session>('handshake', config.maxHandshakes, config.proxyProtocol ? 1 : config.sourceShare);
+  const reading = new SlotPool<Session>(
+    'handshake',
+    config.maxHandshakes,
+    config.proxyProtocol ? 1 : config.sourceShare,
+  );
   const pending = new SlotPool<Session>('pending', config.maxPending, config.sourceShare);
   // The event-loop turn that accepted each reader (see evictable below).
   const acceptedIn = new WeakMap<Session, number>();
@@ -95,7 +99,10 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
    * accepts a whole backlog at once, and the next turn may run accepts before it reads the
    * sockets it accepted).
    */
-  const evictable = (now: number) => (session: Session): boolean => (acceptedIn.get(session) ?? now) < now - 1;
+  const evictable =
+    (now: number) =>
+    (session: Session): boolean =>
+      (acceptedIn.get(session) ?? now) < now - 1;
 
   /** Makes room for a newcomer from `source`; returns why it must be refused, or null. */
   const admit = (source: string, now: number): Reason | null => {
@@ -120,7 +127,8 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
     const refusal = admit(source, currentTurn());
     if (refusal !== null) {
       // Over capacity: the client learns why at once instead of waiting for a timeout.
-      if (channels.connectionRefused.hasSubscribers) channels.connectionRefused.publish({ reason: refusal } satisfies ConnectionRefusedEvent);
+      if (channels.connectionRefused.hasSubscribers)
+        channels.connectionRefused.publish({ reason: refusal } satisfies ConnectionRefusedEvent);
       socket.on('error', () => {});
       socket.end(encodeRefusal(refusal));
       socket.destroySoon();

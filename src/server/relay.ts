@@ -48,7 +48,14 @@ class Pump {
   #awaitingDrain = false;
   #pooled = false;
 
-  constructor(from: Socket, to: Socket, gate: BandwidthGate | null, counters: RelayCounters, upload: boolean, onBulk: (pump: Pump) => void) {
+  constructor(
+    from: Socket,
+    to: Socket,
+    gate: BandwidthGate | null,
+    counters: RelayCounters,
+    upload: boolean,
+    onBulk: (pump: Pump) => void,
+  ) {
     this.from = from;
     this.to = to;
     this.#gate = gate;

@@ -31,7 +31,10 @@ export function reportLimits(limits: RuleLimits | null): RuleLimits | null {
   if (limits === null) return null;
   const { connectionRate, concurrentSessions } = limits;
   if (connectionRate === undefined && concurrentSessions === undefined) return null;
-  return { ...(connectionRate === undefined ? {} : { connectionRate }), ...(concurrentSessions === undefined ? {} : { concurrentSessions }) };
+  return {
+    ...(connectionRate === undefined ? {} : { connectionRate }),
+    ...(concurrentSessions === undefined ? {} : { concurrentSessions }),
+  };
 }
 
 /** A limiter that throws has admitted no one; for a Report rule that is recorded, not obeyed. */

@@ -121,7 +121,9 @@ export function createResolver(options: ResolverOptions): AsyncResolver {
       },
       (error: NodeJS.ErrnoException) => {
         if (NEGATIVE_CODES.has(error.code ?? '')) remember(name, null, negativeTtlMs);
-        throw new SocksError(Reason.DnsFailed, `cannot resolve host (${error.code ?? error.message})`, { cause: error });
+        throw new SocksError(Reason.DnsFailed, `cannot resolve host (${error.code ?? error.message})`, {
+          cause: error,
+        });
       },
     );
     const answer = Promise.race([lookup, deadline]).finally(() => {
@@ -150,10 +152,12 @@ export function createResolver(options: ResolverOptions): AsyncResolver {
     if (cached !== undefined) cache.delete(name);
 
     const held = perSource.get(source) ?? 0;
-    if (held >= options.maxPerSource) throw new SocksError(Reason.DnsOverloaded, 'this client has too many DNS queries in flight');
+    if (held >= options.maxPerSource)
+      throw new SocksError(Reason.DnsOverloaded, 'this client has too many DNS queries in flight');
     let query = queries.get(name);
     if (query === undefined) {
-      if (queries.size >= options.maxInFlight) throw new SocksError(Reason.DnsOverloaded, 'too many DNS queries in flight');
+      if (queries.size >= options.maxInFlight)
+        throw new SocksError(Reason.DnsOverloaded, 'too many DNS queries in flight');
       query = ask(name);
     }
     const joined = query;

@@ -14,7 +14,13 @@ import { evaluateReport, evaluateReportBeforeResolve } from '../policy/report.ts
 import type { GuardedRange } from '../policy/guard.ts';
 import { canonicalizeHost } from '../policy/hostname.ts';
 import type { Admission, Lease, RuleLimits } from '../limits/types.ts';
-import { channels, type PhaseEvent, type ReportRecord, type SessionInfo, type SessionState } from '../telemetry/events.ts';
+import {
+  channels,
+  type PhaseEvent,
+  type ReportRecord,
+  type SessionInfo,
+  type SessionState,
+} from '../telemetry/events.ts';
 import { reportLimits, reportRecordFor, reportRefusedByLimit, UNAVAILABLE } from './report.ts';
 import { openBindListener } from './bind.ts';
 import { identOutcome, queryIdent } from './ident.ts';
@@ -135,7 +141,10 @@ export class Session implements SessionInfo {
   }
 
   #local(): { readonly address: string; readonly port: number } {
-    return (this.#localEnd ??= { address: unmapIpv4(this.#client.localAddress ?? ''), port: this.#client.localPort ?? 0 });
+    return (this.#localEnd ??= {
+      address: unmapIpv4(this.#client.localAddress ?? ''),
+      port: this.#client.localPort ?? 0,
+    });
   }
 
   /** A getter, not a field read: TypeScript would otherwise keep its narrowing across awaits. */
@@ -246,13 +255,20 @@ export class Session implements SessionInfo {
   /** A known failure keeps its reason; anything else is ours (InternalError), kept for the log. */
   #failUnexpected(error: unknown): void {
     const reason = toReason(error, Reason.InternalError);
-    if (reason === Reason.InternalError && !this.closed) this.error = error instanceof Error ? error : new Error(String(error));
+    if (reason === Reason.InternalError && !this.closed)
+      this.error = error instanceof Error ? error : new Error(String(error));
     this.fail(reason);
   }
 
   #phase(phase: PhaseEvent['phase'], startedAt: number, error: Reason | null): void {
     if (channels.sessionPhase.hasSubscribers) {
-      channels.sessionPhase.publish({ session: this, phase, startedAt, endedAt: performance.now(), error } satisfies PhaseEvent);
+      channels.sessionPhase.publish({
+        session: this,
+        phase,
+        startedAt,
+        endedAt: performance.now(),
+        error,
+      } satisfies PhaseEvent);
     }
   }
 
@@ -355,7 +371,12 @@ export class Session implements SessionInfo {
     if (!(answer instanceof Promise)) return this.#admitted(answer, started);
     // A limiter slower than its deadline has not admitted anyone; a lease it grants later is
     // handed straight back.
-    return within(answer, this.#env.config.limitsTimeoutMs, Reason.LimiterUnavailable, (late) => void (late.ok && late.lease.release())).then(
+    return within(
+      answer,
+      this.#env.config.limitsTimeoutMs,
+      Reason.LimiterUnavailable,
+      (late) => void (late.ok && late.lease.release()),
+    ).then(
       (admission) => this.#admitted(admission, started),
       () => this.#admitted(LIMITER_FAILED, started),
     );
@@ -388,7 +409,13 @@ export class Session implements SessionInfo {
   async #admitReport(ruleId: string, limits: RuleLimits): Promise<void> {
     let admission: Admission;
     try {
-      admission = await this.#env.limiter.admit({ ruleId, limits, sourceIp: this.clientAddress, userId: this.userId ?? '', sessionId: this.id });
+      admission = await this.#env.limiter.admit({
+        ruleId,
+        limits,
+        sourceIp: this.clientAddress,
+        userId: this.userId ?? '',
+        sessionId: this.id,
+      });
     } catch {
       admission = UNAVAILABLE;
     }

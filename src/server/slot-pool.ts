@@ -85,6 +85,12 @@ export class SlotPool<T> {
   }
 
   stats(): PoolStats {
-    return { name: this.name, inUse: this.size, capacity: this.capacity, perSource: this.perSource, evictions: this.evictions };
+    return {
+      name: this.name,
+      inUse: this.size,
+      capacity: this.capacity,
+      perSource: this.perSource,
+      evictions: this.evictions,
+    };
   }
 }

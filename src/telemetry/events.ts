@@ -5,13 +5,7 @@ import diagnostics from 'node:diagnostics_channel';
 import type { Reason } from '../errors.ts';
 import type { ReplyCode } from '../protocol/constants.ts';
 
-export type SessionState =
-  | 'handshake'
-  | 'deciding'
-  | 'connecting'
-  | 'binding'
-  | 'relaying'
-  | 'closed';
+export type SessionState = 'handshake' | 'deciding' | 'connecting' | 'binding' | 'relaying' | 'closed';
 
 /**
  * What a Report policy (`spec.enforcement: Report`) would have decided for a session that it did

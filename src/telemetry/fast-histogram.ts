@@ -49,12 +49,19 @@ export class FastHistogram<L extends string> {
   /** By label values joined with NUL (label values never hold one: they are bounded names). */
   readonly #children = new Map<string, HistogramChild>();
 
-  constructor(config: { name: string; help: string; labelNames: readonly L[]; buckets: readonly number[]; registers: Registry[] }) {
+  constructor(config: {
+    name: string;
+    help: string;
+    labelNames: readonly L[];
+    buckets: readonly number[];
+    registers: Registry[];
+  }) {
     this.name = config.name;
     this.help = config.help;
     this.labelNames = config.labelNames;
     this.#bounds = [...config.buckets].sort((a, b) => a - b);
-    for (const registry of config.registers) registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0]);
+    for (const registry of config.registers)
+      registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0]);
   }
 
   /** The child for these label values, in labelNames order; bind it once and keep it. */
@@ -84,8 +91,18 @@ export class FastHistogram<L extends string> {
         values.push({ labels: { le, ...child.labels }, value: cumulative, metricName: bucket, exemplar: null });
       });
       values.push({ labels: { le: '+Inf', ...child.labels }, value: child.count, metricName: bucket, exemplar: null });
-      values.push({ labels: { ...child.labels }, value: child.sum, metricName: `${this.name}_sum`, exemplar: undefined });
-      values.push({ labels: { ...child.labels }, value: child.count, metricName: `${this.name}_count`, exemplar: undefined });
+      values.push({
+        labels: { ...child.labels },
+        value: child.sum,
+        metricName: `${this.name}_sum`,
+        exemplar: undefined,
+      });
+      values.push({
+        labels: { ...child.labels },
+        value: child.count,
+        metricName: `${this.name}_count`,
+        exemplar: undefined,
+      });
     }
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }

@@ -29,7 +29,10 @@ export interface LogDestination {
 }
 
 /** shared: other processes (workers) write to the same destination, so writes must stay atomic. */
-export function bufferedDestination(dest: number | string, options: { sync?: boolean; shared?: boolean } = {}): LogDestination {
+export function bufferedDestination(
+  dest: number | string,
+  options: { sync?: boolean; shared?: boolean } = {},
+): LogDestination {
   const sync = options.sync ?? false;
   const shared = options.shared ?? true;
   const maxWrite = shared ? MAX_WRITE : MAX_WRITE_ALONE;

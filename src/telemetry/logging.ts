@@ -3,7 +3,14 @@
 // logging never blocks the relay.
 import pino, { type Logger } from 'pino';
 import { bufferedDestination } from './log-destination.ts';
-import { channels, type ConnectionRefusedEvent, type PhaseEvent, type SessionInfo, type SnapshotEvent, type SourceErrorEvent } from './events.ts';
+import {
+  channels,
+  type ConnectionRefusedEvent,
+  type PhaseEvent,
+  type SessionInfo,
+  type SnapshotEvent,
+  type SourceErrorEvent,
+} from './events.ts';
 
 export type { Logger } from 'pino';
 
@@ -34,8 +41,13 @@ export function isoTime(): string {
 }
 
 /** shared: other processes (--workers) write to the same destination (default: assume they may). */
-export function createLogger(options: { level?: string; destination?: number | string; sync?: boolean; shared?: boolean } = {}): Logger {
-  const { stream: destination, noteWrite } = bufferedDestination(options.destination ?? 1, { sync: options.sync ?? false, shared: options.shared ?? true });
+export function createLogger(
+  options: { level?: string; destination?: number | string; sync?: boolean; shared?: boolean } = {},
+): Logger {
+  const { stream: destination, noteWrite } = bufferedDestination(options.destination ?? 1, {
+    sync: options.sync ?? false,
+    shared: options.shared ?? true,
+  });
   const logger = pino(
     {
       level: options.level ?? 'info',
@@ -99,7 +111,15 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
   };
   const onPhase = (e: PhaseEvent): void => {
     if (!logger.isLevelEnabled('debug')) return;
-    logger.debug({ session: e.session.id, phase: e.phase, ms: Math.round((e.endedAt - e.startedAt) * 1000) / 1000, error: e.error }, 'session phase');
+    logger.debug(
+      {
+        session: e.session.id,
+        phase: e.phase,
+        ms: Math.round((e.endedAt - e.startedAt) * 1000) / 1000,
+        error: e.error,
+      },
+      'session phase',
+    );
   };
   // Connections refused at accept (over --max-sessions or --max-handshakes, or draining) never
   // become sessions: the first is logged at once, then one line per interval with the counts.
@@ -124,7 +144,13 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
   const onSnapshot = (e: SnapshotEvent): void => {
     const previous = ruleCounts.get(e.source);
     ruleCounts.set(e.source, e.ruleCount);
-    const fields = { source: e.source, version: e.version, policies: e.policyCount, rules: e.ruleCount, previousRules: previous ?? null };
+    const fields = {
+      source: e.source,
+      version: e.version,
+      policies: e.policyCount,
+      rules: e.ruleCount,
+      previousRules: previous ?? null,
+    };
     if (previous !== undefined && e.ruleCount * 2 < previous) {
       logger.warn(fields, `rules snapshot loaded; it drops ${previous - e.ruleCount} of ${previous} rules`);
     } else if (e.ruleCount === 0) {
@@ -137,7 +163,9 @@ export function logEvents(logger: Logger, options: { redactUserIds?: boolean } =
     const keeping = e.keeping ?? null;
     logger.error(
       { source: e.source, err: e.error, keeping },
-      keeping === null ? 'rules snapshot refused; no rules are in force' : 'rules snapshot refused; keeping the previous one',
+      keeping === null
+        ? 'rules snapshot refused; no rules are in force'
+        : 'rules snapshot refused; keeping the previous one',
     );
   };
   // While Redis is down every admission fails: one line per interval, with the count, not a flood.

@@ -1,7 +1,14 @@
 // Prometheus metrics, fed only by diagnostics_channel events. Labels are bounded sets (command,
 // reply code, reason, phase): never client addresses or USERIDs.
 import client from 'prom-client';
-import { channels, type ConnectionRefusedEvent, type PhaseEvent, type SessionInfo, type SnapshotEvent, type SourceErrorEvent } from './events.ts';
+import {
+  channels,
+  type ConnectionRefusedEvent,
+  type PhaseEvent,
+  type SessionInfo,
+  type SnapshotEvent,
+  type SourceErrorEvent,
+} from './events.ts';
 import { FastHistogram, type HistogramChild } from './fast-histogram.ts';
 
 /** Distinct namespace label values per process; later namespaces share OTHER_NAMESPACES. */
@@ -213,7 +220,8 @@ export function createProxyMetrics(options: {
     const reason = s.replyCode === 90 ? '' : (s.reason ?? '');
     const sessionKey = `${command}|${reply}|${reason}`;
     let counted = sessionChildren.get(sessionKey);
-    if (counted === undefined) sessionChildren.set(sessionKey, (counted = new CountOnRead(sessions.labels(command, reply, reason))));
+    if (counted === undefined)
+      sessionChildren.set(sessionKey, (counted = new CountOnRead(sessions.labels(command, reply, reason))));
     counted.inc();
     if (s.handshakeMs !== null) {
       const handshakeKey = `${command}|${reply}`;
@@ -235,7 +243,10 @@ export function createProxyMetrics(options: {
       const tenantKey = `${ns}|${s.tier}|${s.reason === 'RuleDenied' || s.reason === 'NoRuleMatched' || s.reason === 'GuardedDestination' ? 'deny' : 'allow'}`;
       let counted = tenantChildren.get(tenantKey);
       if (counted === undefined) {
-        tenantChildren.set(tenantKey, (counted = new CountOnRead(tenantSessions.labels(...(tenantKey.split('|') as [string, string, string])))));
+        tenantChildren.set(
+          tenantKey,
+          (counted = new CountOnRead(tenantSessions.labels(...(tenantKey.split('|') as [string, string, string])))),
+        );
       }
       counted.inc();
     }

@@ -37,13 +37,18 @@ function unitOf(name: string): string {
 
 function attributesOf(labels: Record<string, string | number | undefined>, skip?: string): Attributes {
   const attributes: Attributes = {};
-  for (const [key, value] of Object.entries(labels)) if (key !== skip && value !== undefined) attributes[key] = String(value);
+  for (const [key, value] of Object.entries(labels))
+    if (key !== skip && value !== undefined) attributes[key] = String(value);
   return attributes;
 }
 
 /** Labels as a map key; `le` is left out so all buckets of one series land together. */
 const seriesKey = (labels: Record<string, string | number | undefined>): string =>
-  JSON.stringify(Object.entries(labels).filter(([k]) => k !== 'le').sort(([a], [b]) => (a < b ? -1 : 1)));
+  JSON.stringify(
+    Object.entries(labels)
+      .filter(([k]) => k !== 'le')
+      .sort(([a], [b]) => (a < b ? -1 : 1)),
+  );
 
 function histogramPoints(metric: PromMetric, startTime: HrTime, endTime: HrTime): DataPoint<Histogram>[] {
   const series = new Map<string, { labels: Attributes; le: [number, number][]; sum: number; count: number }>();
@@ -83,15 +88,36 @@ function histogramPoints(metric: PromMetric, startTime: HrTime, endTime: HrTime)
 export function convertPromMetrics(metrics: readonly PromMetric[], startTime: HrTime, endTime: HrTime): MetricData[] {
   const out: MetricData[] = [];
   for (const metric of metrics) {
-    const descriptor = { name: metric.name, description: metric.help, unit: unitOf(metric.name), valueType: ValueType.DOUBLE };
+    const descriptor = {
+      name: metric.name,
+      description: metric.help,
+      unit: unitOf(metric.name),
+      valueType: ValueType.DOUBLE,
+    };
     const points = (): DataPoint<number>[] =>
       metric.values.map((v) => ({ startTime, endTime, attributes: attributesOf(v.labels), value: v.value }));
     if (metric.type === 'counter') {
-      out.push({ descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.SUM, isMonotonic: true, dataPoints: points() });
+      out.push({
+        descriptor,
+        aggregationTemporality: AggregationTemporality.CUMULATIVE,
+        dataPointType: DataPointType.SUM,
+        isMonotonic: true,
+        dataPoints: points(),
+      });
     } else if (metric.type === 'gauge') {
-      out.push({ descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.GAUGE, dataPoints: points() });
+      out.push({
+        descriptor,
+        aggregationTemporality: AggregationTemporality.CUMULATIVE,
+        dataPointType: DataPointType.GAUGE,
+        dataPoints: points(),
+      });
     } else if (metric.type === 'histogram') {
-      out.push({ descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.HISTOGRAM, dataPoints: histogramPoints(metric, startTime, endTime) });
+      out.push({
+        descriptor,
+        aggregationTemporality: AggregationTemporality.CUMULATIVE,
+        dataPointType: DataPointType.HISTOGRAM,
+        dataPoints: histogramPoints(metric, startTime, endTime),
+      });
     }
   }
   return out;
@@ -104,7 +130,10 @@ export function createPromMetricProducer(registry: Registry, startedAt = Date.no
       const metrics = (await registry.getMetricsAsJSON()) as unknown as PromMetric[];
       return {
         // The reader replaces the resource with the SDK's; only the scope metrics are used.
-        resourceMetrics: { resource: emptyResource(), scopeMetrics: [{ scope: SCOPE, metrics: convertPromMetrics(metrics, startTime, hrTime()) }] },
+        resourceMetrics: {
+          resource: emptyResource(),
+          scopeMetrics: [{ scope: SCOPE, metrics: convertPromMetrics(metrics, startTime, hrTime()) }],
+        },
         errors: [],
       };
     },
@@ -113,14 +142,21 @@ export function createPromMetricProducer(registry: Registry, startedAt = Date.no
 
 /** The OTLP metric exporter the standard variables ask for (protocol, endpoint, headers). */
 async function createOtlpMetricExporter(): Promise<PushMetricExporter> {
-  const protocol = (getStringFromEnv('OTEL_EXPORTER_OTLP_METRICS_PROTOCOL') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL'))?.trim() || 'http/protobuf';
+  const protocol =
+    (
+      getStringFromEnv('OTEL_EXPORTER_OTLP_METRICS_PROTOCOL') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL')
+    )?.trim() || 'http/protobuf';
   if (protocol === 'grpc') return new (await import('@opentelemetry/exporter-metrics-otlp-grpc')).OTLPMetricExporter();
-  if (protocol === 'http/json') return new (await import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter();
+  if (protocol === 'http/json')
+    return new (await import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter();
   return new (await import('@opentelemetry/exporter-metrics-otlp-proto')).OTLPMetricExporter();
 }
 
 /** A periodic reader (OTEL_METRIC_EXPORT_INTERVAL / _TIMEOUT) pushing the registry over OTLP. */
-export async function createOtlpMetricReader(registry: Registry, exporter?: PushMetricExporter): Promise<PeriodicExportingMetricReader> {
+export async function createOtlpMetricReader(
+  registry: Registry,
+  exporter?: PushMetricExporter,
+): Promise<PeriodicExportingMetricReader> {
   const exportIntervalMillis = getNumberFromEnv('OTEL_METRIC_EXPORT_INTERVAL') ?? 60_000;
   const exportTimeoutMillis = Math.min(getNumberFromEnv('OTEL_METRIC_EXPORT_TIMEOUT') ?? 30_000, exportIntervalMillis);
   return new PeriodicExportingMetricReader({

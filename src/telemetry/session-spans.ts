@@ -128,7 +128,9 @@ export function subscribeSessionSpans(tracer: Tracer, options: SessionSpanOption
     if (!traced.established) ended.set(s, traced);
     const span = traced.span;
     noteReply(traced, s);
-    span.updateName(s.command === 'connect' ? SpanName.Connect : s.command === 'bind' ? SpanName.Bind : SpanName.Session);
+    span.updateName(
+      s.command === 'connect' ? SpanName.Connect : s.command === 'bind' ? SpanName.Bind : SpanName.Session,
+    );
     span.setAttributes(sessionAttributes(s, redact));
     if (s.report != null) span.setAttributes(reportAttributes(s.report));
     if (s.reason !== null) {
@@ -159,7 +161,11 @@ export function subscribeSessionSpans(tracer: Tracer, options: SessionSpanOption
     if (traced.endedAt === null) noteReply(traced, e.session);
     const { name, kind } = phaseSpans[e.phase];
     const parent = (traced.parent ??= trace.setSpan(ROOT_CONTEXT, traced.span));
-    const child = tracer.startSpan(name, { kind, startTime: at(traced, e.startedAt), attributes: phaseAttributes(e) }, parent);
+    const child = tracer.startSpan(
+      name,
+      { kind, startTime: at(traced, e.startedAt), attributes: phaseAttributes(e) },
+      parent,
+    );
     let endedAt = e.endedAt;
     let error = e.error;
     if (traced.endedAt !== null) {

@@ -14,7 +14,10 @@ export const TRACER_NAME = 'socks4-fleet';
 type Env = Readonly<Record<string, string | undefined>>;
 
 const listOf = (value: string | undefined): string[] =>
-  (value ?? '').split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== '');
+  (value ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s !== '');
 
 const disabled = (env: Env): boolean => env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true';
 
@@ -68,7 +71,8 @@ function forwardDiagnostics({ diag, DiagLogLevel }: Api, sink: DiagSink): void {
     if (message.startsWith('{')) {
       try {
         const parsed = JSON.parse(message) as { message?: unknown };
-        if (typeof parsed.message === 'string') return [{ component: 'opentelemetry', err: parsed, details }, parsed.message];
+        if (typeof parsed.message === 'string')
+          return [{ component: 'opentelemetry', err: parsed, details }, parsed.message];
       } catch {}
     }
     return [{ component: 'opentelemetry', details }, message];
@@ -101,13 +105,18 @@ export async function startTracing(options: StartTracingOptions): Promise<Tracin
   const metricsEnabled = options.metricsRegistry !== undefined && otlpMetricsConfigured(env);
   if (!tracesEnabled && !metricsEnabled) return OFF;
 
-  const [api, { defaultResource, resourceFromAttributes }, { subscribeSessionSpans }, { NodeSDK }, metricReaders] = await Promise.all([
-    import('@opentelemetry/api'),
-    import('@opentelemetry/resources'),
-    import('./session-spans.ts'),
-    import('@opentelemetry/sdk-node'),
-    metricsEnabled ? import('./otlp-metrics.ts').then(async (m) => [await m.createOtlpMetricReader(options.metricsRegistry as Registry)]) : [],
-  ]);
+  const [api, { defaultResource, resourceFromAttributes }, { subscribeSessionSpans }, { NodeSDK }, metricReaders] =
+    await Promise.all([
+      import('@opentelemetry/api'),
+      import('@opentelemetry/resources'),
+      import('./session-spans.ts'),
+      import('@opentelemetry/sdk-node'),
+      metricsEnabled
+        ? import('./otlp-metrics.ts').then(async (m) => [
+            await m.createOtlpMetricReader(options.metricsRegistry as Registry),
+          ])
+        : [],
+    ]);
   const { context, diag, metrics, propagation, trace } = api;
   if (options.logger !== undefined && !env.OTEL_LOG_LEVEL) forwardDiagnostics(api, options.logger);
   const sdk = new NodeSDK({
@@ -121,11 +130,17 @@ export async function startTracing(options: StartTracingOptions): Promise<Tracin
     instrumentations: [],
     metricReaders,
     logRecordProcessors: [], // logs stay pino JSON on stdout
-    ...(tracesEnabled ? (options.spanProcessors === undefined ? {} : { spanProcessors: options.spanProcessors }) : { spanProcessors: [] }),
+    ...(tracesEnabled
+      ? options.spanProcessors === undefined
+        ? {}
+        : { spanProcessors: options.spanProcessors }
+      : { spanProcessors: [] }),
   });
   sdk.start();
   const unsubscribe = tracesEnabled
-    ? subscribeSessionSpans(trace.getTracer(TRACER_NAME, options.serviceVersion), { redactUserIds: options.redactUserIds === true })
+    ? subscribeSessionSpans(trace.getTracer(TRACER_NAME, options.serviceVersion), {
+        redactUserIds: options.redactUserIds === true,
+      })
     : () => {};
 
   const timeoutMs = options.shutdownTimeoutMs ?? 5000;

@@ -8,21 +8,45 @@ import { buildReport, renderMarkdown, type TargetInfo } from '../../bench/lib/re
 import { formatSummary, median, ratiosPerRun, summarize } from '../../bench/lib/stats.ts';
 import { renderChart } from '../../bench/lib/chart.ts';
 
-const cpu = { proxyCpuSeconds: 1, auxCpuSeconds: 0, loadgenCores: 0.5, proxyCores: 1, foreignCores: 0, stealPercent: 0 };
+const cpu = {
+  proxyCpuSeconds: 1,
+  auxCpuSeconds: 0,
+  loadgenCores: 0.5,
+  proxyCores: 1,
+  foreignCores: 0,
+  stealPercent: 0,
+};
 
 function handshake(cyclesPerSecond: number, cpuUs: number): HandshakeResult {
   return {
-    cycles: cyclesPerSecond * 3, errors: 0, windowSeconds: 3, cyclesPerSecond,
-    handshakeP50Us: 1000, handshakeP99Us: 2000, cycleP50Us: 1500, cycleP99Us: 3000, proxyCpuUsPerSession: cpuUs, cpu,
+    cycles: cyclesPerSecond * 3,
+    errors: 0,
+    windowSeconds: 3,
+    cyclesPerSecond,
+    handshakeP50Us: 1000,
+    handshakeP99Us: 2000,
+    cycleP50Us: 1500,
+    cycleP99Us: 3000,
+    proxyCpuUsPerSession: cpuUs,
+    cpu,
   };
 }
 
 function idle(bytesPerSession: number): IdleResult {
   const sample = { rssKiB: 0, pssKiB: 0, processes: 1 };
   return {
-    sessions: 100, opened: 100, errors: 0, openSeconds: 1, before: sample, halfHeld: sample, held: sample, afterClose: sample,
-    rssBytesPerSession: bytesPerSession, pssBytesPerSession: bytesPerSession * 2,
-    marginalRssBytesPerSession: bytesPerSession, marginalPssBytesPerSession: bytesPerSession,
+    sessions: 100,
+    opened: 100,
+    errors: 0,
+    openSeconds: 1,
+    before: sample,
+    halfHeld: sample,
+    held: sample,
+    afterClose: sample,
+    rssBytesPerSession: bytesPerSession,
+    pssBytesPerSession: bytesPerSession * 2,
+    marginalRssBytesPerSession: bytesPerSession,
+    marginalPssBytesPerSession: bytesPerSession,
   };
 }
 
@@ -39,7 +63,18 @@ function run(n: number, directRate: number, danteRate: number, fleetRate: number
       dante: { handshake: handshake(danteRate, 400), idle: idle(300 * 1024) },
       'fleet-embedded': { handshake: handshake(fleetRate, 100), idle: idle(4 * 1024) },
     },
-    policyEngine: [{ shape: 'tenants', rules: 10_000, policies: 101, compileMs: 100, decisionsPerSecond: 5e5, decisionsPerCpuSecond: 2e6, allowedFraction: 0.7, index: 'source' }],
+    policyEngine: [
+      {
+        shape: 'tenants',
+        rules: 10_000,
+        policies: 101,
+        compileMs: 100,
+        decisionsPerSecond: 5e5,
+        decisionsPerCpuSecond: 2e6,
+        allowedFraction: 0.7,
+        index: 'source',
+      },
+    ],
     failures: [],
   };
 }
@@ -88,7 +123,8 @@ describe('bench report', () => {
   });
 
   it('judges targets on medians and leaves unbuilt modes n/a', () => {
-    const verdict = (fragment: string): boolean | null | undefined => report.goals.find((g) => g.text.includes(fragment))?.met;
+    const verdict = (fragment: string): boolean | null | undefined =>
+      report.goals.find((g) => g.text.includes(fragment))?.met;
     assert.equal(verdict('handshake cycles/s, embedded ÷ direct'), false);
     assert.equal(verdict('proxy CPU per session, embedded ÷ Dante'), false); // 100/400 = 0.25 > 0.2
     assert.equal(verdict('RSS per idle session, embedded'), true);
@@ -99,8 +135,14 @@ describe('bench report', () => {
 
   it('renders the table and a well-formed chart', () => {
     const markdown = renderMarkdown(report, runs);
-    assert.match(markdown, /\| handshake cycles\/s \(50 clients\) \| 1 000 \(1 000\.\.2 000\) \| 500 \(400\.\.500\) \| 500 \(400\.\.1 000\) \| n\/a \(not built yet\) \|/);
-    assert.match(markdown, /\| handshake cycles\/s, embedded ÷ direct \| ≥ 0\.8 \| 0\.50 \(0\.40\.\.0\.50\) \| missed \|/);
+    assert.match(
+      markdown,
+      /\| handshake cycles\/s \(50 clients\) \| 1 000 \(1 000\.\.2 000\) \| 500 \(400\.\.500\) \| 500 \(400\.\.1 000\) \| n\/a \(not built yet\) \|/,
+    );
+    assert.match(
+      markdown,
+      /\| handshake cycles\/s, embedded ÷ direct \| ≥ 0\.8 \| 0\.50 \(0\.40\.\.0\.50\) \| missed \|/,
+    );
     const svg = renderChart(report, 'test');
     assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
     // The background, three legend swatches, then one bar per ratio of a fleet mode.

@@ -26,7 +26,12 @@ const readYaml = (file: string): unknown => parseDocument(readFileSync(path.join
 describe('helm lint --strict', () => {
   for (const values of [null, 'e2e.values.yaml', 'all-features.values.yaml']) {
     test(values === null ? 'default values' : values, async () => {
-      const result = await helm('lint', '--strict', chartDir, ...(values === null ? [] : ['-f', path.join(fixtures, values)]));
+      const result = await helm(
+        'lint',
+        '--strict',
+        chartDir,
+        ...(values === null ? [] : ['-f', path.join(fixtures, values)]),
+      );
       const output = result.stdout + result.stderr;
       assert.equal(result.code, 0, output);
       assert.match(output, /1 chart\(s\) linted, 0 chart\(s\) failed/);
@@ -62,16 +67,25 @@ describe('values.yaml and values.schema.json', () => {
   // The checker itself, on small cases, so a green drift test means something.
   test('the drift check notices a missing, an extra and an undocumented key, and an open object', () => {
     const tiny: JsonSchema = {
-      type: 'object', additionalProperties: false,
+      type: 'object',
+      additionalProperties: false,
       properties: {
-        a: { type: 'object', additionalProperties: false, properties: { b: { type: 'integer' }, c: { type: 'string' } } },
+        a: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { b: { type: 'integer' }, c: { type: 'string' } },
+        },
         open: { type: 'object' },
         labels: { type: 'object', additionalProperties: { type: 'string' } },
         affinity: { type: 'object', $comment: 'Kubernetes Affinity, passed through unchanged' },
       },
     };
-    assert.deepEqual(findOpenObjects(tiny), ['(root).open: open object (set additionalProperties: false, a typed map, or a "Kubernetes <Type>" $comment)']);
-    const doc = parseDocument('# A.\na:\n  # -- B.\n  b: 1\n  d: 2\n# -- Open.\nopen: {}\nlabels: {}\n# no dashes\naffinity: {}\n');
+    assert.deepEqual(findOpenObjects(tiny), [
+      '(root).open: open object (set additionalProperties: false, a typed map, or a "Kubernetes <Type>" $comment)',
+    ]);
+    const doc = parseDocument(
+      '# A.\na:\n  # -- B.\n  b: 1\n  d: 2\n# -- Open.\nopen: {}\nlabels: {}\n# no dashes\naffinity: {}\n',
+    );
     assert.deepEqual(findValuesDrift(doc, tiny), [
       'a.d: in values.yaml but not in values.schema.json',
       'a.c: in values.schema.json but not declared in values.yaml',
@@ -95,10 +109,16 @@ test('helm refuses a timeout of "0" or a bare number where the proxy would, and 
   assert.match(idle.stdout, /- --handshake-timeout\n\s+- "1500ms"\n/);
 });
 
-describe('the operator\'s own RBAC rules and CRD, as rendered', () => {
+describe("the operator's own RBAC rules and CRD, as rendered", () => {
   const render = async (template: string, ...set: string[]) => {
-    const text = await mustRun('helm', ['template', 'r1', chartDir, '-n', 'ns1', '--show-only', template, ...set.flatMap((s) => ['--set', s])], { env: helmEnv(home) });
-    return parseAllDocuments(text).map((doc) => doc.toJS() as { kind: string; rules?: unknown; spec?: unknown; metadata: { name: string } });
+    const text = await mustRun(
+      'helm',
+      ['template', 'r1', chartDir, '-n', 'ns1', '--show-only', template, ...set.flatMap((s) => ['--set', s])],
+      { env: helmEnv(home) },
+    );
+    return parseAllDocuments(text).map(
+      (doc) => doc.toJS() as { kind: string; rules?: unknown; spec?: unknown; metadata: { name: string } },
+    );
   };
 
   test('the ClusterRole carries exactly deploy/rbac/operator-clusterrole.yaml', async () => {
@@ -107,9 +127,13 @@ describe('the operator\'s own RBAC rules and CRD, as rendered', () => {
     assert.deepEqual(docs.find((doc) => doc.kind === 'ClusterRole')?.rules, expected.rules);
   });
 
-  test('the Lease Role carries deploy/rbac/operator-leader-election-role.yaml, for this release\'s Lease', async () => {
-    const expected = readYaml('deploy/rbac/operator-leader-election-role.yaml') as { rules: { resourceNames?: string[] }[] };
-    const renamed = expected.rules.map((rule) => (rule.resourceNames ? { ...rule, resourceNames: ['r1-socks4-fleet-operator'] } : rule));
+  test("the Lease Role carries deploy/rbac/operator-leader-election-role.yaml, for this release's Lease", async () => {
+    const expected = readYaml('deploy/rbac/operator-leader-election-role.yaml') as {
+      rules: { resourceNames?: string[] }[];
+    };
+    const renamed = expected.rules.map((rule) =>
+      rule.resourceNames ? { ...rule, resourceNames: ['r1-socks4-fleet-operator'] } : rule,
+    );
     const docs = await render('templates/operator/rbac.yaml', 'operator.replicas=2');
     assert.deepEqual(docs.find((doc) => doc.kind === 'Role')?.rules, renamed);
   });
@@ -117,7 +141,10 @@ describe('the operator\'s own RBAC rules and CRD, as rendered', () => {
   test('the cluster policies ClusterRole carries exactly deploy/rbac/operator-cluster-policies-role.yaml', async () => {
     const expected = readYaml('deploy/rbac/operator-cluster-policies-role.yaml') as { rules: unknown };
     const docs = await render('templates/operator/rbac.yaml', 'operator.watchNamespaces={team-a}');
-    assert.deepEqual(docs.find((doc) => doc.kind === 'ClusterRole' && doc.metadata.name.endsWith('-cluster-policies'))?.rules, expected.rules);
+    assert.deepEqual(
+      docs.find((doc) => doc.kind === 'ClusterRole' && doc.metadata.name.endsWith('-cluster-policies'))?.rules,
+      expected.rules,
+    );
   });
 
   test('the cluster CRD is deploy/crd/clustersocks4policies.yaml, spec unchanged', async () => {

@@ -35,7 +35,8 @@ export function containerEnv(container: Container, inputs: LocalPodInputs): Reco
     if (entry.value !== undefined) env[entry.name] = expandKubeVars(entry.value, env);
     else if (entry.valueFrom?.fieldRef !== undefined) {
       const value = inputs.fields[entry.valueFrom.fieldRef.fieldPath];
-      if (value === undefined) throw new Error(`${entry.name}: no value for field ${entry.valueFrom.fieldRef.fieldPath}`);
+      if (value === undefined)
+        throw new Error(`${entry.name}: no value for field ${entry.valueFrom.fieldRef.fieldPath}`);
       env[entry.name] = value;
     } else if (entry.valueFrom?.secretKeyRef !== undefined) {
       const ref = `${entry.valueFrom.secretKeyRef.name}/${entry.valueFrom.secretKeyRef.key}`;
@@ -50,11 +51,16 @@ export function containerEnv(container: Container, inputs: LocalPodInputs): Reco
 }
 
 /** The container's args, expanded, with the value after each flag in `replace` swapped. */
-export function containerArgs(container: Container, env: Record<string, string>, replace: Record<string, string> = {}): string[] {
+export function containerArgs(
+  container: Container,
+  env: Record<string, string>,
+  replace: Record<string, string> = {},
+): string[] {
   const args = (container.args ?? []).map((arg) => expandKubeVars(arg, env));
   for (const [flag, value] of Object.entries(replace)) {
     const at = args.indexOf(flag);
-    if (at < 0 || at + 1 >= args.length) throw new Error(`${container.name}: the chart passes no ${flag} (args: ${args.join(' ')})`);
+    if (at < 0 || at + 1 >= args.length)
+      throw new Error(`${container.name}: the chart passes no ${flag} (args: ${args.join(' ')})`);
     args[at + 1] = value;
   }
   return args;

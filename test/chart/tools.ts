@@ -59,7 +59,9 @@ export function runTool(name: string, args: readonly string[], options: ToolOpti
 export async function mustRun(name: string, args: readonly string[], options: ToolOptions = {}): Promise<string> {
   const result = await runTool(name, args, options);
   if (result.code !== 0) {
-    throw new Error(`${name} ${args.join(' ')} exited ${result.code}:\n${result.stderr}\n${result.stdout}`.slice(0, 8_000));
+    throw new Error(
+      `${name} ${args.join(' ')} exited ${result.code}:\n${result.stderr}\n${result.stdout}`.slice(0, 8_000),
+    );
   }
   return result.stdout;
 }

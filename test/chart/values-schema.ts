@@ -40,7 +40,9 @@ function resolveRef(schema: JsonSchema, root: JsonSchema): JsonSchema {
 }
 
 const isObjectSchema = (schema: JsonSchema): boolean =>
-  schema.properties !== undefined || schema.type === 'object' || (Array.isArray(schema.type) && schema.type.includes('object'));
+  schema.properties !== undefined ||
+  schema.type === 'object' ||
+  (Array.isArray(schema.type) && schema.type.includes('object'));
 
 /** Object schemas that are not strict, anywhere in the schema (definitions included). */
 export function findOpenObjects(root: JsonSchema): string[] {
@@ -54,7 +56,9 @@ export function findOpenObjects(root: JsonSchema): string[] {
       } else if (typeof extra === 'object') {
         visit(extra, `${path}.*`);
       } else if (!PASSTHROUGH.test(schema.$comment ?? '')) {
-        problems.push(`${path}: open object (set additionalProperties: false, a typed map, or a "Kubernetes <Type>" $comment)`);
+        problems.push(
+          `${path}: open object (set additionalProperties: false, a typed map, or a "Kubernetes <Type>" $comment)`,
+        );
       }
     }
     for (const [key, child] of Object.entries(schema.properties ?? {})) visit(child, `${path}.${key}`);
@@ -95,11 +99,13 @@ export function findValuesDrift(document: Document, root: JsonSchema): string[] 
       const structured = resolved.properties !== undefined && !kubernetesShaped && isMap(pair.value);
       const comment = commentOf(pair, map).trim();
       if (comment === '') problems.push(`${at}: no comment above it in values.yaml`);
-      else if (!structured && !/(^|\n)\s*--\s/.test(comment)) problems.push(`${at}: its comment does not start with "# --"`);
+      else if (!structured && !/(^|\n)\s*--\s/.test(comment))
+        problems.push(`${at}: its comment does not start with "# --"`);
       if (structured) visit(pair.value as YAMLMap, resolved, at);
     }
     for (const key of Object.keys(properties)) {
-      if (!seen.has(key)) problems.push(`${path === '' ? key : `${path}.${key}`}: in values.schema.json but not declared in values.yaml`);
+      if (!seen.has(key))
+        problems.push(`${path === '' ? key : `${path}.${key}`}: in values.schema.json but not declared in values.yaml`);
     }
   };
   if (!isMap(document.contents)) return ['values.yaml: the document is not a map'];

@@ -13,9 +13,14 @@ import { defaultServerConfig, type ServerConfig } from '../../src/server/session
 
 test('every duration flag left out means exactly the library default', () => {
   const server: Array<[DurationFlag, keyof ServerConfig]> = [
-    ['handshake-timeout', 'handshakeTimeoutMs'], ['dns-timeout', 'dnsTimeoutMs'], ['limits-timeout', 'limitsTimeoutMs'],
-    ['connect-timeout', 'connectTimeoutMs'], ['bind-timeout', 'bindAcceptTimeoutMs'], ['idle-timeout', 'idleTimeoutMs'],
-    ['ident-timeout', 'identTimeoutMs'], ['drain-grace', 'drainGraceMs'],
+    ['handshake-timeout', 'handshakeTimeoutMs'],
+    ['dns-timeout', 'dnsTimeoutMs'],
+    ['limits-timeout', 'limitsTimeoutMs'],
+    ['connect-timeout', 'connectTimeoutMs'],
+    ['bind-timeout', 'bindAcceptTimeoutMs'],
+    ['idle-timeout', 'idleTimeoutMs'],
+    ['ident-timeout', 'identTimeoutMs'],
+    ['drain-grace', 'drainGraceMs'],
   ];
   for (const [flag, key] of server) assert.equal(readDuration(flag, undefined), defaultServerConfig[key], flag);
   assert.equal(readDuration('rules-refresh', undefined), DEFAULT_REFRESH_INTERVAL_MS);
@@ -26,7 +31,9 @@ test('every duration flag left out means exactly the library default', () => {
 
 test('proxy --help states the server defaults the proxy runs with', () => {
   const states = (flag: string, value: unknown): void => {
-    const line = new RegExp(`--${flag} [^\\n]*(?:\\n {28}[^\\n]*)*?\\(default ${String(value).replace('.', '\\.')}[;)]`);
+    const line = new RegExp(
+      `--${flag} [^\\n]*(?:\\n {28}[^\\n]*)*?\\(default ${String(value).replace('.', '\\.')}[;)]`,
+    );
     assert.match(proxyHelp, line, `--${flag} default ${String(value)}`);
   };
   states('max-sessions', defaultServerConfig.maxSessions);

@@ -17,24 +17,33 @@ const flags = Object.keys(DURATIONS) as DurationFlag[];
 
 test('a bare number is a usage error that suggests units, for every duration flag', () => {
   for (const flag of flags) {
-    assert.throws(() => readDuration(flag, '10'), (error: Error) => {
-      assert.equal(error.name, 'UsageError');
-      assert.match(error.message, new RegExp(`^--${flag}: "10" has no unit; write 10s or 10ms`));
-      return true;
-    });
+    assert.throws(
+      () => readDuration(flag, '10'),
+      (error: Error) => {
+        assert.equal(error.name, 'UsageError');
+        assert.match(error.message, new RegExp(`^--${flag}: "10" has no unit; write 10s or 10ms`));
+        return true;
+      },
+    );
   }
 });
 
 test('0 is off exactly where the table allows off, and refused elsewhere', () => {
   for (const flag of flags) {
     if (DURATIONS[flag].off === null) {
-      for (const zero of ['0', '0s', '0ms']) assert.throws(() => readDuration(flag, zero), /0 is refused/, `${flag} ${zero}`);
+      for (const zero of ['0', '0s', '0ms'])
+        assert.throws(() => readDuration(flag, zero), /0 is refused/, `${flag} ${zero}`);
     } else {
       assert.equal(readDuration(flag, '0'), 0, flag);
       assert.equal(readDuration(flag, '0s'), 0, flag);
     }
   }
-  assert.deepEqual(flags.filter((f) => DURATIONS[f].off !== null).sort(), ['drain-grace', 'idle-timeout', 'resync', 'snapshot-warn-interval']);
+  assert.deepEqual(flags.filter((f) => DURATIONS[f].off !== null).sort(), [
+    'drain-grace',
+    'idle-timeout',
+    'resync',
+    'snapshot-warn-interval',
+  ]);
 });
 
 test('units are read as written, and every default parses under its own rules', () => {
@@ -52,16 +61,34 @@ test('the proxy refuses `--handshake-timeout 10` and `--connect-timeout 0` befor
     ['--handshake-timeout', '10', /--handshake-timeout: "10" has no unit; write 10s or 10ms/],
     ['--connect-timeout', '0', /--connect-timeout: 0 is refused/],
   ] as const) {
-    const { code, err } = await runMain('proxy', '--policy-file', 'examples/policy.yaml', '--listen', '127.0.0.1:0', flag, value);
+    const { code, err } = await runMain(
+      'proxy',
+      '--policy-file',
+      'examples/policy.yaml',
+      '--listen',
+      '127.0.0.1:0',
+      flag,
+      value,
+    );
     assert.equal(code, 2, err);
     assert.match(err, message);
     assert.doesNotMatch(err, /\n\s+at /, 'no stack trace');
   }
 });
 
-test('--help shows each flag with the table\'s default and says where 0 is off', async () => {
+test("--help shows each flag with the table's default and says where 0 is off", async () => {
   const proxy = (await runMain('proxy', '--help')).out.replace(/\n {20,}/g, ' ');
-  for (const flag of ['handshake-timeout', 'connect-timeout', 'bind-timeout', 'idle-timeout', 'ident-timeout', 'drain-grace', 'rules-refresh', 'lease-ttl', 'snapshot-warn-interval'] as const) {
+  for (const flag of [
+    'handshake-timeout',
+    'connect-timeout',
+    'bind-timeout',
+    'idle-timeout',
+    'ident-timeout',
+    'drain-grace',
+    'rules-refresh',
+    'lease-ttl',
+    'snapshot-warn-interval',
+  ] as const) {
     const line = proxy.split('\n').find((l) => l.startsWith(`  --${flag} D`));
     assert.ok(line !== undefined, `${flag} missing from proxy --help`);
     assert.ok(line.includes(`default ${DURATIONS[flag].default}`), line);
@@ -73,7 +100,7 @@ test('--help shows each flag with the table\'s default and says where 0 is off',
   assert.match(push, /--timeout D\s+policy push: give up on Redis after this \(default 10s; 0 is refused\)/);
 });
 
-test('the chart\'s timeouts: comments and defaults come from the table; the schema refuses 0 where off is not allowed', () => {
+test("the chart's timeouts: comments and defaults come from the table; the schema refuses 0 where off is not allowed", () => {
   const chart = path.join(repoRoot, 'charts/socks4-fleet');
   const text = readFileSync(path.join(chart, 'values.yaml'), 'utf8');
   const values = parseDocument(text).toJS() as Record<string, Record<string, Record<string, string>>>;

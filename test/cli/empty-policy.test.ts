@@ -43,7 +43,10 @@ after(async () => {
 test('policy validate: an empty file is a problem (exit 1) unless --allow-empty', async () => {
   const refused = await runMain('policy', 'validate', empty);
   assert.equal(refused.code, 1);
-  assert.match(refused.err, /empty\.yaml: no rules \(no Socks4Policy objects\), which would refuse every request; pass --allow-empty if that is what you want/);
+  assert.match(
+    refused.err,
+    /empty\.yaml: no rules \(no Socks4Policy objects\), which would refuse every request; pass --allow-empty if that is what you want/,
+  );
   const allowed = await runMain('policy', 'validate', '--allow-empty', empty);
   assert.equal(allowed.code, 0, allowed.err);
   assert.equal(allowed.out, 'ok: 0 policies, 0 rules\n');
@@ -51,21 +54,49 @@ test('policy validate: an empty file is a problem (exit 1) unless --allow-empty'
 
 test('policy push: an empty file is not pushed, and Redis is never contacted', async () => {
   // Port 1 has no Redis: a push that tried would fail on the connection, not on the file.
-  const { code, err } = await runMain('policy', 'push', empty, '--redis-url', 'redis://127.0.0.1:1', '--timeout', '200ms');
+  const { code, err } = await runMain(
+    'policy',
+    'push',
+    empty,
+    '--redis-url',
+    'redis://127.0.0.1:1',
+    '--timeout',
+    '200ms',
+  );
   assert.equal(code, 1);
   assert.match(err, /^not pushed: .*empty\.yaml: no rules .*pass --allow-empty/);
 });
 
 test('proxy: an empty file at start is refused in one line; with --allow-empty it starts and refuses every request', async () => {
-  const { code, output } = await runCli(['proxy', '--policy-file', empty, '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0']);
+  const { code, output } = await runCli([
+    'proxy',
+    '--policy-file',
+    empty,
+    '--listen',
+    '127.0.0.1:0',
+    '--ops-listen',
+    '127.0.0.1:0',
+  ]);
   assert.equal(code, 1, output);
   assert.match(output, /socks4-fleet proxy: --policy-file .*empty\.yaml: not started, .*no rules .*pass --allow-empty/);
 
   const socksPort = await freePort();
-  const proxy = startCli(['proxy', '--policy-file', empty, '--allow-empty', '--listen', `127.0.0.1:${socksPort}`, '--ops-listen', '127.0.0.1:0']);
+  const proxy = startCli([
+    'proxy',
+    '--policy-file',
+    empty,
+    '--allow-empty',
+    '--listen',
+    `127.0.0.1:${socksPort}`,
+    '--ops-listen',
+    '127.0.0.1:0',
+  ]);
   try {
     await proxy.waitForOutput(/proxy listening/);
-    assert.match(proxy.output(), /"level":"warn".*"msg":"rules snapshot loaded; it holds no rules, so every request is refused"/);
+    assert.match(
+      proxy.output(),
+      /"level":"warn".*"msg":"rules snapshot loaded; it holds no rules, so every request is refused"/,
+    );
     const { reply, raw } = await exchange(socksPort, socks4Request(1, echo.port, '127.0.0.1', 'cli'));
     raw.socket.destroy();
     assert.equal(reply[1], 91);
@@ -78,19 +109,31 @@ test('proxy reload: an emptied file is refused and the rules stay; dropping over
   const file = path.join(dir, 'reload.yaml');
   await writeFile(file, policy(echo.port, 3)); // 4 rules
   const socksPort = await freePort();
-  const proxy = startCli(['proxy', '--policy-file', file, '--listen', `127.0.0.1:${socksPort}`, '--ops-listen', '127.0.0.1:0']);
+  const proxy = startCli([
+    'proxy',
+    '--policy-file',
+    file,
+    '--listen',
+    `127.0.0.1:${socksPort}`,
+    '--ops-listen',
+    '127.0.0.1:0',
+  ]);
   try {
     await proxy.waitForOutput(/proxy listening/);
     await writeFile(file, EMPTY);
     proxy.child.kill('SIGHUP'); // the watcher would see it too; SIGHUP makes the re-read certain
-    await proxy.waitForOutput(/"level":"error".*"keeping":"[0-9a-f]+".*"msg":"rules snapshot refused; keeping the previous one"/);
+    await proxy.waitForOutput(
+      /"level":"error".*"keeping":"[0-9a-f]+".*"msg":"rules snapshot refused; keeping the previous one"/,
+    );
     const { reply, raw } = await exchange(socksPort, socks4Request(1, echo.port, '127.0.0.1', 'cli'));
     raw.socket.destroy();
     assert.equal(reply[1], 90, 'the previous rules are still in force');
 
     await writeFile(file, policy(echo.port, 0)); // 4 rules → 1
     proxy.child.kill('SIGHUP');
-    await proxy.waitForOutput(/"level":"warn".*"rules":1,"previousRules":4.*"msg":"rules snapshot loaded; it drops 3 of 4 rules"/);
+    await proxy.waitForOutput(
+      /"level":"warn".*"rules":1,"previousRules":4.*"msg":"rules snapshot loaded; it drops 3 of 4 rules"/,
+    );
   } finally {
     await proxy.stop('SIGKILL');
   }

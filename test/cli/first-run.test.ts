@@ -15,7 +15,8 @@ test('make clean, make -n and make help never resolve or fetch Node', () => {
   // was read, ensure-node.sh would install into the copy's .tools/ (or fail without npm).
   const dir = mkdtempSync(path.join(tmpdir(), 'first-run-'));
   try {
-    for (const file of ['Makefile', 'package.json', 'package-lock.json']) cpSync(path.join(repoRoot, file), path.join(dir, file));
+    for (const file of ['Makefile', 'package.json', 'package-lock.json'])
+      cpSync(path.join(repoRoot, file), path.join(dir, file));
     cpSync(path.join(repoRoot, 'scripts'), path.join(dir, 'scripts'), { recursive: true });
     // A PATH whose `node` and `npm` fail loudly, so any call to them is seen.
     const fakeBin = path.join(dir, 'fake-bin');
@@ -67,7 +68,10 @@ test('one Node rule: ensure-node refuses a machine node older than the pinned ma
       encoding: 'utf8',
     }).trim();
     assert.notEqual(chosen, dir);
-    const version = execFileSync(path.join(chosen, 'node'), ['-p', 'process.versions.node'], { env: cleanEnv(), encoding: 'utf8' });
+    const version = execFileSync(path.join(chosen, 'node'), ['-p', 'process.versions.node'], {
+      env: cleanEnv(),
+      encoding: 'utf8',
+    });
     assert.ok(Number(version.split('.')[0]) >= Number(pinned), `chose Node ${version}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

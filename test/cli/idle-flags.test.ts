@@ -16,7 +16,10 @@ const FILE = 'examples/policy.yaml';
 test('fleet-mode flags beside --policy-file are refused, naming each one', async () => {
   const one = await runMain('proxy', '--policy-file', FILE, '--redis-prefix', 'fleet');
   assert.equal(one.code, 2);
-  assert.match(one.err, /--redis-prefix only applies in fleet mode \(--redis-url\); with --policy-file no Redis is used: remove it/);
+  assert.match(
+    one.err,
+    /--redis-prefix only applies in fleet mode \(--redis-url\); with --policy-file no Redis is used: remove it/,
+  );
   const two = await runMain('proxy', '--policy-file', FILE, '--limits-fail-mode', 'closed', '--rules-refresh', '5s');
   assert.equal(two.code, 2);
   assert.match(two.err, /--limits-fail-mode, --rules-refresh only apply in fleet mode/);
@@ -42,11 +45,19 @@ test('the operator with no kubeconfig and no service account says so and exits 1
   const home = mkdtempSync(path.join(tmpdir(), 'no-kube-'));
   try {
     const started = Date.now();
-    const { code, output } = await runCli(['operator', '--redis-url', 'redis://127.0.0.1:1', '--ops-listen', '127.0.0.1:0'], {
-      HOME: home, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '',
-    });
+    const { code, output } = await runCli(
+      ['operator', '--redis-url', 'redis://127.0.0.1:1', '--ops-listen', '127.0.0.1:0'],
+      {
+        HOME: home,
+        KUBECONFIG: '',
+        KUBERNETES_SERVICE_HOST: '',
+      },
+    );
     assert.equal(code, 1, output);
-    assert.match(output, /socks4-fleet operator: no Kubernetes credentials found: no --kubeconfig, no \$KUBECONFIG, no .*\.kube\/config and no in-cluster service account .*pass --kubeconfig FILE, or run it in a pod/);
+    assert.match(
+      output,
+      /socks4-fleet operator: no Kubernetes credentials found: no --kubeconfig, no \$KUBECONFIG, no .*\.kube\/config and no in-cluster service account .*pass --kubeconfig FILE, or run it in a pod/,
+    );
     assert.ok(Date.now() - started < 20_000);
   } finally {
     rmSync(home, { recursive: true, force: true });

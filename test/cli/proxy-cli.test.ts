@@ -59,7 +59,17 @@ before(async () => {
   await writeFile(policyFile, allowEcho(echo.port));
   socksPort = await freePort();
   opsPort = await freePort();
-  proxy = startCli(['proxy', '--listen', `127.0.0.1:${socksPort}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--policy-file', policyFile, '--drain-grace', '5s']);
+  proxy = startCli([
+    'proxy',
+    '--listen',
+    `127.0.0.1:${socksPort}`,
+    '--ops-listen',
+    `127.0.0.1:${opsPort}`,
+    '--policy-file',
+    policyFile,
+    '--drain-grace',
+    '5s',
+  ]);
   await proxy.waitForOutput(/proxy listening/);
 });
 

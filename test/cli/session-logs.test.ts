@@ -16,14 +16,17 @@ before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'socks4-logs-'));
   echo = await startEchoServer();
   policyFile = path.join(dir, 'policy.yaml');
-  await writeFile(policyFile, `
+  await writeFile(
+    policyFile,
+    `
 apiVersion: socks4-fleet.io/v1alpha1
 kind: Socks4Policy
 metadata: {name: logs}
 spec:
   rules:
     - {name: echo, action: Allow, to: {cidrs: ["127.0.0.1/32"], ports: ["${echo.port}"]}}
-`);
+`,
+  );
 });
 
 after(async () => {
@@ -33,7 +36,16 @@ after(async () => {
 
 async function startProxy(...extra: string[]): Promise<{ proxy: CliProcess; port: number }> {
   const port = await freePort();
-  const proxy = startCli(['proxy', '--policy-file', policyFile, '--listen', `127.0.0.1:${port}`, '--ops-listen', '127.0.0.1:0', ...extra]);
+  const proxy = startCli([
+    'proxy',
+    '--policy-file',
+    policyFile,
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--ops-listen',
+    '127.0.0.1:0',
+    ...extra,
+  ]);
   await proxy.waitForOutput(/proxy listening/);
   return { proxy, port };
 }
@@ -47,7 +59,9 @@ test('refusals at accept: the first logged at once, the rest as counts, not a li
     assert.equal(held.reply[1], 90);
     const first = await connect(port);
     assert.equal(first.reply[1], 91);
-    await proxy.waitForOutput(/"level":"warn".*"refused":\{"TooManySessions":1\}.*"msg":"connections refused at accept \(reply 91\)"/);
+    await proxy.waitForOutput(
+      /"level":"warn".*"refused":\{"TooManySessions":1\}.*"msg":"connections refused at accept \(reply 91\)"/,
+    );
     for (let i = 0; i < 5; i++) {
       const { reply, raw } = await connect(port);
       assert.equal(reply[1], 91);
@@ -55,7 +69,10 @@ test('refusals at accept: the first logged at once, the rest as counts, not a li
     }
     // Counted, not one line each: bounded wait until the lines account for all six refusals.
     const counted = (): { lines: number; total: number } => {
-      const lines = proxy.output().split('\n').filter((l) => l.includes('connections refused at accept'));
+      const lines = proxy
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('connections refused at accept'));
       const total = lines.reduce((n, l) => n + Number(/"TooManySessions":(\d+)/.exec(l)?.[1] ?? 0), 0);
       return { lines: lines.length, total };
     };
@@ -86,7 +103,10 @@ test('session lines carry durationMs and closeCause; a drain-cut session says so
     await proxy.waitForOutput(/"level":"debug".*"msg":"session accepted"/);
     await proxy.waitForOutput(/"reply":90,.*"durationMs":[0-9.]+,"closeCause":"closed".*"msg":"session closed"/);
 
-    const refused = await exchange(port, socks4Request(1, echo.port + 1 === 65536 ? 1 : echo.port + 1, '127.0.0.1', 'logs'));
+    const refused = await exchange(
+      port,
+      socks4Request(1, echo.port + 1 === 65536 ? 1 : echo.port + 1, '127.0.0.1', 'logs'),
+    );
     assert.equal(refused.reply[1], 91);
     await proxy.waitForOutput(/"reason":"NoRuleMatched".*"closeCause":"NoRuleMatched".*"msg":"session refused"/);
 

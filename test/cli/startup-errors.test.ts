@@ -54,9 +54,22 @@ function assertOneLine(output: string, pattern: RegExp): void {
 test('the SOCKS port in use: one line naming --listen and the fix, exit 1', async () => {
   const held = await occupyPort();
   try {
-    const { code, output } = await runCli(['proxy', '--policy-file', policyFile, '--listen', `127.0.0.1:${held.port}`, '--ops-listen', '127.0.0.1:0']);
+    const { code, output } = await runCli([
+      'proxy',
+      '--policy-file',
+      policyFile,
+      '--listen',
+      `127.0.0.1:${held.port}`,
+      '--ops-listen',
+      '127.0.0.1:0',
+    ]);
     assert.equal(code, 1, output);
-    assertOneLine(output, new RegExp(`^socks4-fleet proxy: --listen 127\\.0\\.0\\.1:${held.port}: address already in use; stop what holds it or pick another with --listen HOST:PORT$`));
+    assertOneLine(
+      output,
+      new RegExp(
+        `^socks4-fleet proxy: --listen 127\\.0\\.0\\.1:${held.port}: address already in use; stop what holds it or pick another with --listen HOST:PORT$`,
+      ),
+    );
   } finally {
     await held.close();
   }
@@ -65,29 +78,60 @@ test('the SOCKS port in use: one line naming --listen and the fix, exit 1', asyn
 test('the ops port in use: names --ops-listen, says the operator shares the default, exit 1', async () => {
   const held = await occupyPort();
   try {
-    const { code, output } = await runCli(['proxy', '--policy-file', policyFile, '--listen', '127.0.0.1:0', '--ops-listen', `127.0.0.1:${held.port}`]);
+    const { code, output } = await runCli([
+      'proxy',
+      '--policy-file',
+      policyFile,
+      '--listen',
+      '127.0.0.1:0',
+      '--ops-listen',
+      `127.0.0.1:${held.port}`,
+    ]);
     assert.equal(code, 1, output);
-    assertOneLine(output, /--ops-listen 127\.0\.0\.1:\d+: address already in use; the proxy and the operator both default to 127\.0\.0\.1:9090, so give one of them --ops-listen HOST:PORT \(:0 = any free port\)$/);
+    assertOneLine(
+      output,
+      /--ops-listen 127\.0\.0\.1:\d+: address already in use; the proxy and the operator both default to 127\.0\.0\.1:9090, so give one of them --ops-listen HOST:PORT \(:0 = any free port\)$/,
+    );
   } finally {
     await held.close();
   }
   // A flag the user never typed is called the default, so they know where it came from.
   const error = Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE' });
-  assert.match(listenError('ops-listen', '127.0.0.1:9090', true, error).message, /^--ops-listen 127\.0\.0\.1:9090 \(the default\): address already in use/);
+  assert.match(
+    listenError('ops-listen', '127.0.0.1:9090', true, error).message,
+    /^--ops-listen 127\.0\.0\.1:9090 \(the default\): address already in use/,
+  );
 });
 
 test('an invalid policy at start: one line naming the file and how to see every problem, exit 1', async () => {
   const bad = path.join(dir, 'bad.yaml');
-  await writeFile(bad, 'apiVersion: socks4-fleet.io/v1alpha1\nkind: Socks4Policy\nmetadata: {name: x}\nspec: {rules: [{name: r, action: Maybe}]}\n');
-  const { code, output } = await runCli(['proxy', '--policy-file', bad, '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0']);
+  await writeFile(
+    bad,
+    'apiVersion: socks4-fleet.io/v1alpha1\nkind: Socks4Policy\nmetadata: {name: x}\nspec: {rules: [{name: r, action: Maybe}]}\n',
+  );
+  const { code, output } = await runCli([
+    'proxy',
+    '--policy-file',
+    bad,
+    '--listen',
+    '127.0.0.1:0',
+    '--ops-listen',
+    '127.0.0.1:0',
+  ]);
   assert.equal(code, 1, output);
-  assertOneLine(output, /^socks4-fleet proxy: --policy-file .*bad\.yaml: not started, the file holds no usable rules: .*action.*Fix it \(socks4-fleet policy validate .*bad\.yaml lists every problem\)$/);
+  assertOneLine(
+    output,
+    /^socks4-fleet proxy: --policy-file .*bad\.yaml: not started, the file holds no usable rules: .*action.*Fix it \(socks4-fleet policy validate .*bad\.yaml lists every problem\)$/,
+  );
   assert.doesNotMatch(output, /keeping the previous one/, 'there is no previous one');
   assert.match(output, /"msg":"rules snapshot refused; no rules are in force"/);
 });
 
 test('--log-level verbose: a usage error listing the levels, exit 2', async () => {
-  for (const command of [['proxy', '--policy-file', policyFile], ['operator', '--redis-url', 'redis://127.0.0.1:1']]) {
+  for (const command of [
+    ['proxy', '--policy-file', policyFile],
+    ['operator', '--redis-url', 'redis://127.0.0.1:1'],
+  ]) {
     const { code, output } = await runCli([...command, '--log-level', 'verbose']);
     assert.equal(code, 2, output);
     assert.match(output, /--log-level: "verbose" is not a level; use one of trace, debug, info, warn, error, silent/);
@@ -97,11 +141,26 @@ test('--log-level verbose: a usage error listing the levels, exit 2', async () =
 
 test('SIGHUP reloads the rules and keeps serving; a second SIGTERM during the drain forces the exit', async () => {
   const socksPort = await freePort();
-  const proxy = startCli(['proxy', '--policy-file', policyFile, '--listen', `127.0.0.1:${socksPort}`, '--ops-listen', '127.0.0.1:0', '--drain-grace', '2m']);
+  const proxy = startCli([
+    'proxy',
+    '--policy-file',
+    policyFile,
+    '--listen',
+    `127.0.0.1:${socksPort}`,
+    '--ops-listen',
+    '127.0.0.1:0',
+    '--drain-grace',
+    '2m',
+  ]);
   try {
     await proxy.waitForOutput(/proxy listening/);
     // The start-up line says where the rules come from.
-    assert.match(proxy.output(), new RegExp(`"rules":"file ${policyFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}".*"msg":"socks4-fleet proxy listening"`));
+    assert.match(
+      proxy.output(),
+      new RegExp(
+        `"rules":"file ${policyFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}".*"msg":"socks4-fleet proxy listening"`,
+      ),
+    );
     proxy.child.kill('SIGHUP');
     await proxy.waitForOutput(/"signal":"SIGHUP".*"msg":"reloading rules"/);
     // Still alive and serving after the SIGHUP (it used to kill the process with no log).
@@ -111,7 +170,9 @@ test('SIGHUP reloads the rules and keeps serving; a second SIGTERM during the dr
     await proxy.waitForOutput(/"msg":"draining \(send the signal again to force the exit\)"/);
     const forcedAt = Date.now();
     proxy.child.kill('SIGINT');
-    await proxy.waitForOutput(/"signal":"SIGINT".*"msg":"second signal while draining: forcing exit, closing every session now"/);
+    await proxy.waitForOutput(
+      /"signal":"SIGINT".*"msg":"second signal while draining: forcing exit, closing every session now"/,
+    );
     assert.equal(await proxy.exited, 0);
     // Far inside the 2-minute grace: the open session was cut, not waited for.
     assert.ok(Date.now() - forcedAt < 30_000, `exit took ${Date.now() - forcedAt} ms`);

@@ -20,7 +20,10 @@ before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'socks4-workers-'));
   await writeFile(path.join(dir, 'policy.yaml'), allowLoopbackPolicy);
   echo = await startEchoServer();
-  proxy = await startProxyProcess(['--policy-file', path.join(dir, 'policy.yaml'), '--workers', '2', '--drain-grace', '60s'], 60_000);
+  proxy = await startProxyProcess(
+    ['--policy-file', path.join(dir, 'policy.yaml'), '--workers', '2', '--drain-grace', '60s'],
+    60_000,
+  );
 });
 after(async () => {
   await proxy.kill('SIGKILL');
@@ -28,11 +31,24 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface LogLine { pid: number; msg: string; worker?: number }
+interface LogLine {
+  pid: number;
+  msg: string;
+  worker?: number;
+}
 const lines = (): LogLine[] =>
-  proxy.log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
+  proxy
+    .log()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogLine);
 // A message or its longer form ("draining (send the signal again to force the exit)").
-const pidsWith = (msg: string): Set<number> => new Set(lines().filter((l) => l.msg === msg || String(l.msg).startsWith(`${msg} (`)).map((l) => l.pid));
+const pidsWith = (msg: string): Set<number> =>
+  new Set(
+    lines()
+      .filter((l) => l.msg === msg || String(l.msg).startsWith(`${msg} (`))
+      .map((l) => l.pid),
+  );
 
 /** Polls (bounded) until `check` holds. */
 async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -60,11 +76,15 @@ test('two workers serve the one port, and /metrics counts the sessions of both',
   assert.equal(workerPids.size, 2, 'two worker processes listen');
   // The kernel spreads connections by hash; within a few hundred both must have served.
   let served = 0;
-  await eventually('sessions on both workers', async () => {
-    assert.ok(await session());
-    served++;
-    return pidsWith('session closed').size === 2 || served >= 400;
-  }, 60_000);
+  await eventually(
+    'sessions on both workers',
+    async () => {
+      assert.ok(await session());
+      served++;
+      return pidsWith('session closed').size === 2 || served >= 400;
+    },
+    60_000,
+  );
   assert.deepEqual(pidsWith('session closed'), workerPids);
   await eventually('metrics summed over both workers', async () => {
     const { status, body } = await getOps(proxy.opsPort, '/metrics');
@@ -84,14 +104,16 @@ test('a worker that dies is replaced, and the port keeps serving', async () => {
 });
 
 test('SIGTERM drains every worker: open sessions keep relaying, new ones are refused, exit 0', async () => {
-  const workerPids = new Set([...pidsWith('socks4-fleet worker listening')].filter((pid) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  }));
+  const workerPids = new Set(
+    [...pidsWith('socks4-fleet worker listening')].filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    }),
+  );
   assert.equal(workerPids.size, 2);
   // Sessions held open across the drain (spread over the workers by the kernel).
   const held = await Promise.all(Array.from({ length: 12 }, () => socksConnect(proxy.port, echo.port)));
@@ -101,14 +123,18 @@ test('SIGTERM drains every worker: open sessions keep relaying, new ones are ref
   await eventually('every worker draining', () => [...workerPids].every((pid) => pidsWith('draining').has(pid)));
   // Not ready, and the SOCKS port closed on every worker: a new connection is refused.
   await eventually('not ready', async () => (await getOps(proxy.opsPort, '/readyz')).status === 503);
-  await eventually('SOCKS port closed', () => new Promise<boolean>((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port: proxy.port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('error', () => resolve(true));
-  }));
+  await eventually(
+    'SOCKS port closed',
+    () =>
+      new Promise<boolean>((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port: proxy.port });
+        s.once('connect', () => {
+          s.destroy();
+          resolve(false);
+        });
+        s.once('error', () => resolve(true));
+      }),
+  );
   // The held sessions still relay.
   for (const { socket } of held) {
     socket.write('still here');
@@ -120,5 +146,9 @@ test('SIGTERM drains every worker: open sessions keep relaying, new ones are ref
   const [code] = (await exited) as [number | null];
   clearTimeout(timeout);
   assert.equal(code, 0);
-  assert.deepEqual([...workerPids].filter((pid) => !pidsWith('drained; exiting').has(pid)), [], 'every worker drained');
+  assert.deepEqual(
+    [...workerPids].filter((pid) => !pidsWith('drained; exiting').has(pid)),
+    [],
+    'every worker drained',
+  );
 });

@@ -14,7 +14,8 @@ test('the generated reference covers every reason, duration flag, policy field, 
   const generated = await renderReference();
   for (const reason of Object.values(Reason)) assert.ok(generated.includes(`| \`${reason}\` |`), reason);
   for (const flag of Object.keys(DURATIONS)) assert.ok(generated.includes(`| \`--${flag}\` |`), flag);
-  for (const field of ['spec.priority', 'spec.rules[].to.ports', 'spec.rules[].limits.bandwidth.key']) assert.ok(generated.includes(`| \`${field}\` |`), field);
+  for (const field of ['spec.priority', 'spec.rules[].to.ports', 'spec.rules[].limits.bandwidth.key'])
+    assert.ok(generated.includes(`| \`${field}\` |`), field);
   assert.match(generated, /\| `socks4_sessions_total` \| proxy \| counter \| command, reply, reason \|/);
   assert.match(generated, /\| info \| session refused \| .*`reason`.*`durationMs`, `closeCause`/);
 });

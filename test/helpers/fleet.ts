@@ -32,11 +32,15 @@ export interface ProxyProcess {
 
 /** Starts `socks4-fleet proxy` with `args` on loopback ports of the kernel's choosing. */
 export async function startProxyProcess(args: readonly string[], timeoutMs = 30_000): Promise<ProxyProcess> {
-  const child = spawn(process.execPath, [MAIN, 'proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', ...args], {
-    cwd: ROOT,
-    env: childEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [MAIN, 'proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', ...args],
+    {
+      cwd: ROOT,
+      env: childEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   alive.add(child);
   child.once('exit', () => alive.delete(child));
   // A bounded tail of the output: a benchmark logs a line per session.
@@ -95,7 +99,11 @@ export async function startProxyProcesses(argLists: readonly (readonly string[])
 
 /** Runs the CLI to completion. */
 export async function runCli(args: readonly string[]): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    cwd: ROOT,
+    env: childEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -153,10 +161,11 @@ export async function startSink(): Promise<{ port: number; close(): Promise<void
   await once(server, 'listening');
   return {
     port: (server.address() as net.AddressInfo).port,
-    close: () => new Promise((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 

@@ -57,7 +57,12 @@ export interface JaegerBackend {
   stop(): Promise<void>;
 }
 
-export function jaegerConfig(ports: { otlpHttp: number; otlpGrpc: number; queryHttp: number; queryGrpc: number }): string {
+export function jaegerConfig(ports: {
+  otlpHttp: number;
+  otlpGrpc: number;
+  queryHttp: number;
+  queryGrpc: number;
+}): string {
   // No batch processor: a span is queryable as soon as the receiver answered the export. Internal
   // metrics off, so Jaeger opens no port beyond these four.
   return `
@@ -102,13 +107,24 @@ exporters:
 `;
 }
 
-async function spawnJaeger(dir: string): Promise<{ child: ChildProcess; ports: Parameters<typeof jaegerConfig>[0]; log: () => string }> {
-  const ports = { otlpHttp: await freePort(), otlpGrpc: await freePort(), queryHttp: await freePort(), queryGrpc: await freePort() };
+async function spawnJaeger(
+  dir: string,
+): Promise<{ child: ChildProcess; ports: Parameters<typeof jaegerConfig>[0]; log: () => string }> {
+  const ports = {
+    otlpHttp: await freePort(),
+    otlpGrpc: await freePort(),
+    queryHttp: await freePort(),
+    queryGrpc: await freePort(),
+  };
   const configFile = path.join(dir, 'jaeger.yaml');
   writeFileSync(configFile, jaegerConfig(ports));
   // The test runner's own OTEL_* variables (if any) are not Jaeger's to act on.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')));
-  const child = spawn(JAEGER_BIN, ['--config', `file:${configFile}`], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(JAEGER_BIN, ['--config', `file:${configFile}`], {
+    cwd: dir,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   running.add(child);
   child.once('exit', () => running.delete(child));
   let log = '';
@@ -117,7 +133,8 @@ async function spawnJaeger(dir: string): Promise<{ child: ChildProcess; ports: P
   child.stderr?.on('data', onData);
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (!log.includes(READY_LINE)) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`jaeger exited (${child.exitCode ?? child.signalCode}):\n${log}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`jaeger exited (${child.exitCode ?? child.signalCode}):\n${log}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`jaeger not ready within ${START_TIMEOUT_MS} ms:\n${log}`);
@@ -199,7 +216,9 @@ export async function startJaeger(): Promise<JaegerBackend> {
         spans = await findSpans(query);
         if (done(spans)) return spans;
         if (Date.now() > deadline) {
-          throw new Error(`Jaeger did not return the expected spans for ${JSON.stringify(query)} within ${timeoutMs} ms; got: ${spans.map((s) => s.name).join(', ') || 'none'}`);
+          throw new Error(
+            `Jaeger did not return the expected spans for ${JSON.stringify(query)} within ${timeoutMs} ms; got: ${spans.map((s) => s.name).join(', ') || 'none'}`,
+          );
         }
         await sleep(POLL_MS * 2);
       }

@@ -49,14 +49,17 @@ export async function startKubeControlPlane(options: KubeControlPlaneOptions = {
   const dir = mkdtempSync(join(tmpdir(), 'kube-harness-'));
   const children: ChildProcess[] = [];
   // If the test process dies without stop(), don't leave servers behind.
-  const killOnExit = () => { for (const child of children) child.kill('SIGKILL'); };
+  const killOnExit = () => {
+    for (const child of children) child.kill('SIGKILL');
+  };
   process.once('exit', killOnExit);
   let stopping: Promise<void> | undefined;
-  const stop = () => stopping ??= (async () => {
-    process.removeListener('exit', killOnExit);
-    for (const child of children.reverse()) await stopChild(child); // apiserver before etcd
-    rmSync(dir, { recursive: true, force: true });
-  })();
+  const stop = () =>
+    (stopping ??= (async () => {
+      process.removeListener('exit', killOnExit);
+      for (const child of children.reverse()) await stopChild(child); // apiserver before etcd
+      rmSync(dir, { recursive: true, force: true });
+    })());
   try {
     const etcdUrl = await startEtcd(binDir, dir, deadline, children);
     const adminToken = randomBytes(24).toString('hex');
@@ -74,14 +77,22 @@ async function startEtcd(binDir: string, dir: string, deadline: number, children
     const clientUrl = `http://127.0.0.1:${clientPort}`;
     const peerUrl = `http://127.0.0.1:${peerPort}`;
     const dataDir = join(dir, `etcd-${attempt}`);
-    const child = spawnLogged(join(binDir, 'etcd'), [
-      '--name=harness', `--data-dir=${dataDir}`,
-      `--listen-client-urls=${clientUrl}`, `--advertise-client-urls=${clientUrl}`,
-      `--listen-peer-urls=${peerUrl}`, `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=harness=${peerUrl}`, '--initial-cluster-state=new',
-      '--unsafe-no-fsync', // test data is thrown away: durability only costs time
-      '--log-level=warn',
-    ], join(dir, `etcd-${attempt}.log`));
+    const child = spawnLogged(
+      join(binDir, 'etcd'),
+      [
+        '--name=harness',
+        `--data-dir=${dataDir}`,
+        `--listen-client-urls=${clientUrl}`,
+        `--advertise-client-urls=${clientUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=harness=${peerUrl}`,
+        '--initial-cluster-state=new',
+        '--unsafe-no-fsync', // test data is thrown away: durability only costs time
+        '--log-level=warn',
+      ],
+      join(dir, `etcd-${attempt}.log`),
+    );
     children.push(child);
     const up = await waitUntil(child, deadline, async () => (await getStatus(`${clientUrl}/health`)) === 200);
     if (up) return clientUrl;
@@ -94,10 +105,18 @@ async function startEtcd(binDir: string, dir: string, deadline: number, children
 }
 
 async function startApiServer(
-  binDir: string, dir: string, deadline: number, children: ChildProcess[],
-  etcdUrl: string, adminToken: string, options: KubeControlPlaneOptions,
+  binDir: string,
+  dir: string,
+  deadline: number,
+  children: ChildProcess[],
+  etcdUrl: string,
+  adminToken: string,
+  options: KubeControlPlaneOptions,
 ): Promise<Omit<KubeControlPlane, 'adminToken' | 'stop'>> {
-  const tokens: StaticToken[] = [{ token: adminToken, user: 'harness-admin', groups: ['system:masters'] }, ...(options.extraTokens ?? [])];
+  const tokens: StaticToken[] = [
+    { token: adminToken, user: 'harness-admin', groups: ['system:masters'] },
+    ...(options.extraTokens ?? []),
+  ];
   const tokenFile = join(dir, 'tokens.csv');
   writeFileSync(tokenFile, tokens.map(formatTokenLine).join('\n') + '\n', { mode: 0o600 });
   // EC keys: instant to generate, and the apiserver signs service-account tokens with ES256.
@@ -114,18 +133,24 @@ async function startApiServer(
     const logPath = join(dir, `kube-apiserver-${attempt}.log`);
     const args = [
       `--etcd-servers=${etcdUrl}`,
-      `--secure-port=${port}`, '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1',
+      `--secure-port=${port}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
       // No --tls-cert-file: the apiserver writes a self-signed CA + serving cert here.
       `--cert-dir=${certDir}`,
-      `--token-auth-file=${tokenFile}`, '--authorization-mode=RBAC', '--anonymous-auth=false',
+      `--token-auth-file=${tokenFile}`,
+      '--authorization-mode=RBAC',
+      '--anonymous-auth=false',
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-      `--service-account-key-file=${saPublic}`, `--service-account-signing-key-file=${saPrivate}`,
+      `--service-account-key-file=${saPublic}`,
+      `--service-account-signing-key-file=${saPrivate}`,
       // Only configuration: nothing ever routes to this range.
       '--service-cluster-ip-range=10.96.0.0/24',
       // The endpoint reconciler refuses a loopback advertise address; nothing routes
       // to the `kubernetes` service here anyway.
       '--endpoint-reconciler-type=none',
-      '--profiling=false', '--v=0',
+      '--profiling=false',
+      '--v=0',
       ...(options.extraApiServerArgs ?? []),
     ];
     const child = spawnLogged(join(binDir, 'kube-apiserver'), args, logPath);
@@ -154,7 +179,13 @@ async function startApiServer(
           throw new Error(`kube-apiserver did not come back:\n${tailLog(logPath)}`);
         }
       };
-      return { server, caPath, kubeconfigPath: writeKubeconfig(adminToken, 'admin'), writeKubeconfig, restartApiServer };
+      return {
+        server,
+        caPath,
+        kubeconfigPath: writeKubeconfig(adminToken, 'admin'),
+        writeKubeconfig,
+        restartApiServer,
+      };
     }
     children.pop();
     if (attempt >= PORT_ATTEMPTS || !logMentionsBusyPort(dir, `kube-apiserver-${attempt}.log`)) {
@@ -171,7 +202,9 @@ function formatTokenLine({ token, user, groups }: StaticToken): string {
 function writeKubeconfigFile(path: string, server: string, ca: Buffer, token: string, name: string): string {
   // JSON is YAML, so kubectl and @kubernetes/client-node both read it.
   const config = {
-    apiVersion: 'v1', kind: 'Config', preferences: {},
+    apiVersion: 'v1',
+    kind: 'Config',
+    preferences: {},
     clusters: [{ name: 'harness', cluster: { server, 'certificate-authority-data': ca.toString('base64') } }],
     users: [{ name, user: { token } }],
     contexts: [{ name, context: { cluster: 'harness', user: name, namespace: 'default' } }],
@@ -194,7 +227,9 @@ function spawnLogged(command: string, args: string[], logPath: string): ChildPro
 // Polls `probe` until it holds, the child exits, or the deadline passes.
 async function waitUntil(child: ChildProcess, deadline: number, probe: () => Promise<boolean>): Promise<boolean> {
   let exited = child.exitCode !== null || child.signalCode !== null;
-  const onExit = () => { exited = true; };
+  const onExit = () => {
+    exited = true;
+  };
   child.once('exit', onExit);
   try {
     while (!exited && Date.now() < deadline) {
@@ -223,11 +258,17 @@ function getStatus(url: string, token?: string, ca?: Buffer): Promise<number> {
 }
 
 async function pickFreePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => done(server));
-  })));
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((done, fail) => {
+          const server = createServer();
+          server.once('error', fail);
+          server.listen(0, '127.0.0.1', () => done(server));
+        }),
+    ),
+  );
   const ports = servers.map((server) => {
     const address = server.address();
     if (address === null || typeof address === 'string') throw new Error('no TCP address');

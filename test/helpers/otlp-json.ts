@@ -36,7 +36,9 @@ type OtlpSpan = {
   links?: { traceId: string; spanId: string }[];
   status?: { code?: string | number; message?: string };
 };
-type OtlpTraces = { result?: { resourceSpans?: { resource?: { attributes?: OtlpKeyValue[] }; scopeSpans?: { spans?: OtlpSpan[] }[] }[] } };
+type OtlpTraces = {
+  result?: { resourceSpans?: { resource?: { attributes?: OtlpKeyValue[] }; scopeSpans?: { spans?: OtlpSpan[] }[] }[] };
+};
 
 /** An OTLP JSON AnyValue as a plain value (ints arrive as strings in OTLP JSON). */
 function plainValue(value: Record<string, unknown> | undefined): AttributeValue {
@@ -65,7 +67,8 @@ const enumName = (names: readonly string[], value: string | number | undefined):
   return value.replace(/^(SPAN_KIND|STATUS_CODE)_/, '').toLowerCase(); // enum names, from other encoders
 };
 
-const nanosToMs = (nanos: string | undefined): number => (nanos === undefined ? 0 : Number(BigInt(nanos) / 1000n) / 1000);
+const nanosToMs = (nanos: string | undefined): number =>
+  nanos === undefined ? 0 : Number(BigInt(nanos) / 1000n) / 1000;
 
 /** Every span of an API v3 answer (null = none found). */
 export function flattenOtlp(body: unknown): StoredSpan[] {
@@ -73,21 +76,23 @@ export function flattenOtlp(body: unknown): StoredSpan[] {
   return resourceSpans.flatMap((rs) => {
     const resource = toRecord(rs.resource?.attributes);
     return (rs.scopeSpans ?? []).flatMap((ss) =>
-      (ss.spans ?? []).map((span): StoredSpan => ({
-        traceId: span.traceId,
-        spanId: span.spanId,
-        parentSpanId: span.parentSpanId ?? '',
-        name: span.name,
-        kind: enumName(KINDS, span.kind),
-        startMs: nanosToMs(span.startTimeUnixNano),
-        endMs: nanosToMs(span.endTimeUnixNano),
-        attributes: toRecord(span.attributes),
-        resource,
-        events: (span.events ?? []).map((e) => ({ name: e.name, attributes: toRecord(e.attributes) })),
-        links: (span.links ?? []).map((l) => ({ traceId: l.traceId, spanId: l.spanId })),
-        status: enumName(STATUS_CODES, span.status?.code),
-        statusMessage: span.status?.message ?? '',
-      })),
+      (ss.spans ?? []).map(
+        (span): StoredSpan => ({
+          traceId: span.traceId,
+          spanId: span.spanId,
+          parentSpanId: span.parentSpanId ?? '',
+          name: span.name,
+          kind: enumName(KINDS, span.kind),
+          startMs: nanosToMs(span.startTimeUnixNano),
+          endMs: nanosToMs(span.endTimeUnixNano),
+          attributes: toRecord(span.attributes),
+          resource,
+          events: (span.events ?? []).map((e) => ({ name: e.name, attributes: toRecord(e.attributes) })),
+          links: (span.links ?? []).map((l) => ({ traceId: l.traceId, spanId: l.spanId })),
+          status: enumName(STATUS_CODES, span.status?.code),
+          statusMessage: span.status?.message ?? '',
+        }),
+      ),
     );
   });
 }

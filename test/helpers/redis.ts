@@ -36,7 +36,21 @@ export interface RedisServer {
 export const findFreePort = freePort;
 
 function spawnServer(port: number, dir: string, extra: readonly string[]): Promise<ChildProcess> {
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'notice', ...extra];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--loglevel',
+    'notice',
+    ...extra,
+  ];
   return spawnUntil(args, READY_LINE, port);
 }
 
@@ -46,7 +60,10 @@ async function spawnUntil(args: readonly string[], readyLine: string, port: numb
   child.once('exit', () => running.delete(child));
   let output = '';
   const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis-server on ${port} not ready:\n${output}`)), START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`redis-server on ${port} not ready:\n${output}`)),
+      START_TIMEOUT_MS,
+    );
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
       if (output.includes(readyLine)) {
@@ -130,21 +147,37 @@ export async function startRedisCluster(size = 3): Promise<RedisClusterHandle> {
     for (let i = 0; i < size; i++) {
       const busPort = await findFreePort();
       busPorts.push(busPort);
-      servers.push(await startRedis(['--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-node-timeout', '2000',
-        // A lone master never learns its own address from a peer and would announce an empty one.
-        '--cluster-announce-ip', '127.0.0.1', '--cluster-config-file', `nodes-${busPort}.conf`]));
+      servers.push(
+        await startRedis([
+          '--cluster-enabled',
+          'yes',
+          '--cluster-port',
+          String(busPort),
+          '--cluster-node-timeout',
+          '2000',
+          // A lone master never learns its own address from a peer and would announce an empty one.
+          '--cluster-announce-ip',
+          '127.0.0.1',
+          '--cluster-config-file',
+          `nodes-${busPort}.conf`,
+        ]),
+      );
     }
     const slotsPer = Math.ceil(16384 / size);
     for (const [i, server] of servers.entries()) {
       const lo = i * slotsPer;
       const hi = Math.min(16383, lo + slotsPer - 1);
       await sendCommands(server.port, [['CLUSTER', 'ADDSLOTSRANGE', String(lo), String(hi)]]);
-      if (i > 0) await sendCommands(servers[0]!.port, [['CLUSTER', 'MEET', '127.0.0.1', String(server.port), String(busPorts[i])]]);
+      if (i > 0)
+        await sendCommands(servers[0]!.port, [
+          ['CLUSTER', 'MEET', '127.0.0.1', String(server.port), String(busPorts[i])],
+        ]);
     }
     // Gossip converges in a few hundred ms; poll every node until all agree (bounded).
     for (let attempt = 0; attempt < 200; attempt++) {
       const infos = await Promise.all(servers.map((s) => sendCommands(s.port, [['CLUSTER', 'INFO']])));
-      if (infos.every((info) => info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${size}`))) break;
+      if (infos.every((info) => info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${size}`)))
+        break;
       if (attempt === 199) throw new Error(`cluster did not converge: ${infos.join('\n')}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -176,7 +209,10 @@ export async function sendCommands(port: number, commands: readonly (readonly st
 }
 
 /** A Sentinel watching the master on `masterPort` under `name` (quorum 1). */
-export async function startRedisSentinel(masterPort: number, name: string): Promise<{ port: number; stop(): Promise<void> }> {
+export async function startRedisSentinel(
+  masterPort: number,
+  name: string,
+): Promise<{ port: number; stop(): Promise<void> }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'socks4-sentinel-'));
   const port = await findFreePort();
   const conf = path.join(dir, 'sentinel.conf');

@@ -6,7 +6,14 @@ import { main } from '../../src/cli/main.ts';
 export async function runMain(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const io: CliIO = { stdout: (t) => { out += t; }, stderr: (t) => { err += t; } };
+  const io: CliIO = {
+    stdout: (t) => {
+      out += t;
+    },
+    stderr: (t) => {
+      err += t;
+    },
+  };
   const code = await main(argv, io);
   return { code, out, err };
 }

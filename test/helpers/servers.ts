@@ -34,10 +34,11 @@ export async function startHttpServer(body = 'hello from upstream\n', host = '12
   await once(server, 'listening');
   return {
     port: (server.address() as net.AddressInfo).port,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -53,10 +54,11 @@ export async function startEchoServer(host = '127.0.0.1'): Promise<Closable & { 
   return {
     port: (server.address() as net.AddressInfo).port,
     connections,
-    close: () => new Promise((resolve) => {
-      for (const socket of connections) socket.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of connections) socket.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -113,13 +115,7 @@ export function loopbackOnlyDial(escaped: string[]): NonNullable<SessionEnv['dia
 }
 
 /** SOCKS4 request bytes, built by hand so tests do not depend on the codec they test. */
-export function socks4Request(
-  command: 1 | 2,
-  port: number,
-  ip: string,
-  userId = '',
-  host?: string,
-): Buffer {
+export function socks4Request(command: 1 | 2, port: number, ip: string, userId = '', host?: string): Buffer {
   const head = Buffer.alloc(8);
   head[0] = 4;
   head[1] = command;
@@ -150,11 +146,13 @@ export async function connectRaw(port: number, localAddress?: string): Promise<R
     received = Buffer.concat([received, chunk]);
     waiter?.();
   });
-  const closed = new Promise<void>((resolve) => socket.once('close', () => {
-    ended = true;
-    waiter?.();
-    resolve();
-  }));
+  const closed = new Promise<void>((resolve) =>
+    socket.once('close', () => {
+      ended = true;
+      waiter?.();
+      resolve();
+    }),
+  );
   return {
     socket,
     closed,

@@ -33,7 +33,11 @@ export interface CliProcess {
 }
 
 export function startCli(args: string[], extraEnv: Record<string, string> = {}): CliProcess {
-  const child = spawn(process.execPath, [cliPath, ...args], { cwd: repoRoot, env: cleanEnv(extraEnv), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cliPath, ...args], {
+    cwd: repoRoot,
+    env: cleanEnv(extraEnv),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   const listeners = new Set<() => void>();
   const onChunk = (chunk: Buffer): void => {
@@ -80,7 +84,10 @@ export function startCli(args: string[], extraEnv: Record<string, string> = {}):
 }
 
 /** Runs the CLI to completion. */
-export async function runCli(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
+export async function runCli(
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): Promise<{ code: number | null; output: string }> {
   const cli = startCli(args, extraEnv);
   const code = await cli.exited;
   return { code, output: cli.output() };

@@ -48,9 +48,12 @@ try {
   const idle = await legitClient(proxy.port, echo.port);
 
   // Hold: more attackers than the pool; the proxy's answer settles once the last request is in.
-  const spread = (i: number): string => `127.0.${10 + Math.floor(i / 250) % 200}.${1 + (i % Math.min(250, sources))}`;
+  const spread = (i: number): string => `127.0.${10 + (Math.floor(i / 250) % 200)}.${1 + (i % Math.min(250, sources))}`;
   const held = attack(attackers, (i) => spread(i % sources));
-  const holdSettledMs = await waitFor(() => repliedCount(held) >= attackers - 1000 && held.every((a) => a.socket.bytesWritten > 0), 30_000);
+  const holdSettledMs = await waitFor(
+    () => repliedCount(held) >= attackers - 1000 && held.every((a) => a.socket.bytesWritten > 0),
+    30_000,
+  );
   const duringHold = {
     settledMs: holdSettledMs,
     attackersRefused: repliedCount(held),
@@ -62,7 +65,10 @@ try {
 
   // Hang-up: half send FIN, half reset; every pending connect must end with its client.
   held.forEach((a, i) => (i % 2 === 0 ? a.socket.end() : a.socket.resetAndDestroy()));
-  const drainMs = await waitFor(async () => synSent() === 0 && (await metric(proxy.opsPort, 'socks4_slots_in_use{pool="pending"}')) === 0, 10_000);
+  const drainMs = await waitFor(
+    async () => synSent() === 0 && (await metric(proxy.opsPort, 'socks4_slots_in_use{pool="pending"}')) === 0,
+    10_000,
+  );
   const afterHangup = {
     drainMs,
     synSent: synSent(),
@@ -72,7 +78,10 @@ try {
 
   // One source: it may hold its share of the pool and no more; the rest stays free for others.
   const single = attack(600, () => '127.0.5.5');
-  const singleSettledMs = await waitFor(() => single.every((a) => a.socket.bytesWritten > 0) && repliedCount(single) >= 600 - 250, 20_000);
+  const singleSettledMs = await waitFor(
+    () => single.every((a) => a.socket.bytesWritten > 0) && repliedCount(single) >= 600 - 250,
+    20_000,
+  );
   const oneSource = {
     settledMs: singleSettledMs,
     attackersRefused: repliedCount(single),

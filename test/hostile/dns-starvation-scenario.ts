@@ -22,13 +22,19 @@ spec:
 const proxy = await startProxyCli(policy);
 const inFlight = (): Promise<number | null> => metric(proxy.opsPort, 'socks4_dns_queries_in_flight');
 
-function attack(count: number, sourceOf: (i: number) => string, prefix: string): Array<{ socket: net.Socket; reply: number | null }> {
+function attack(
+  count: number,
+  sourceOf: (i: number) => string,
+  prefix: string,
+): Array<{ socket: net.Socket; reply: number | null }> {
   return Array.from({ length: count }, (_, i) => {
     const socket = net.connect({ host: '127.0.0.1', port: proxy.port, localAddress: sourceOf(i) });
     const attacker = { socket, reply: null as number | null };
     socket.on('error', () => {});
     socket.on('data', (chunk: Buffer) => void (attacker.reply ??= chunk[1] ?? null));
-    socket.on('connect', () => socket.write(socks4Request(1, echo.port, '0.0.0.1', 'attacker', `silent-${prefix}${i}.hostile.test`)));
+    socket.on('connect', () =>
+      socket.write(socks4Request(1, echo.port, '0.0.0.1', 'attacker', `silent-${prefix}${i}.hostile.test`)),
+    );
     return attacker;
   });
 }
@@ -41,7 +47,10 @@ try {
 
   // Many sources, many silent names; eight reaching the DNS server already pinned getaddrinfo's pool.
   const spread = attack(names, (i) => `127.0.20.${1 + (i % sources)}`, 'a');
-  const askedMs = await waitFor(() => [...dns.received.keys()].filter((n) => n.startsWith('silent-a')).length >= Math.min(names, 8), 20_000);
+  const askedMs = await waitFor(
+    () => [...dns.received.keys()].filter((n) => n.startsWith('silent-a')).length >= Math.min(names, 8),
+    20_000,
+  );
   // Then every one of them in flight at once (the metric is absent where there is no such resolver).
   await waitFor(async () => (await inFlight()) === names, 5000);
   const during = {

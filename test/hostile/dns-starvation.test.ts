@@ -31,16 +31,23 @@ before(async () => {
 after(() => rm(dir, { recursive: true, force: true }));
 
 test('names whose DNS never answers starve nobody: /etc/hosts and DNS names are served during the attack', async (t) => {
-  const { result } = await runInNamespace<Result>(scenario, { names: 64, sources: 32 }, {
-    mounts: { '/etc/resolv.conf': path.join(dir, 'resolv.conf'), '/etc/hosts': path.join(dir, 'hosts') },
-    timeoutMs: 150_000,
-  });
+  const { result } = await runInNamespace<Result>(
+    scenario,
+    { names: 64, sources: 32 },
+    {
+      mounts: { '/etc/resolv.conf': path.join(dir, 'resolv.conf'), '/etc/hosts': path.join(dir, 'hosts') },
+      timeoutMs: 150_000,
+    },
+  );
   t.diagnostic(JSON.stringify(result));
   assert.equal(result.idle.hosts.reply, 90);
   assert.equal(result.idle.dns.reply, 90);
 
   const { during } = result;
-  for (const [name, legit] of [['/etc/hosts', during.hosts], ['DNS', during.dns]] as const) {
+  for (const [name, legit] of [
+    ['/etc/hosts', during.hosts],
+    ['DNS', during.dns],
+  ] as const) {
     assert.equal(legit.reply, 90, `a ${name} name was refused during the attack`);
     assert.ok(legit.ms < LEGIT_BOUND_MS, `a ${name} name took ${legit.ms} ms during the attack`);
   }

@@ -31,7 +31,9 @@ spec:
       legitClient(proxy.port, echo.port, { userId: 'req', timeoutMs: 30_000 }),
       legitClient(proxy.port, echo.port, { userId: 'opt', timeoutMs: 30_000 }),
       // The legitimate client whose rule needs no ident, asked while the other two wait on it.
-      new Promise((resolve) => setTimeout(resolve, 200)).then(() => legitClient(proxy.port, echo.port, { userId: 'plain' })),
+      new Promise((resolve) => setTimeout(resolve, 200)).then(() =>
+        legitClient(proxy.port, echo.port, { userId: 'plain' }),
+      ),
     ]);
     t.diagnostic(JSON.stringify({ required, optional, plain, identQueries: identd.queries.length }));
     assert.ok(identd.queries.length >= 2, 'the identd was asked');

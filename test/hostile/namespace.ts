@@ -31,7 +31,21 @@ export async function runInNamespace<T>(
     ...mounts.map(([target, source]) => `mount --bind '${source}' '${target}'`),
     'exec "$@"',
   ].join('\n');
-  const args = ['-n', '-p', '-f', '--kill-child', ...(mounts.length > 0 ? ['-m'] : []), '--', 'sh', '-c', setup, 'sh', process.execPath, script, JSON.stringify(input)];
+  const args = [
+    '-n',
+    '-p',
+    '-f',
+    '--kill-child',
+    ...(mounts.length > 0 ? ['-m'] : []),
+    '--',
+    'sh',
+    '-c',
+    setup,
+    'sh',
+    process.execPath,
+    script,
+    JSON.stringify(input),
+  ];
   const child = spawn('unshare', args, { cwd: repoRoot, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -40,6 +54,7 @@ export async function runInNamespace<T>(
   const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
   clearTimeout(timer);
   const line = output.split('\n').find((l) => l.startsWith('RESULT '));
-  if (line === undefined) throw new Error(`scenario ${script} exited ${code} without a result:\n${output.slice(-4000)}`);
+  if (line === undefined)
+    throw new Error(`scenario ${script} exited ${code} without a result:\n${output.slice(-4000)}`);
   return { result: JSON.parse(line.slice('RESULT '.length)) as T, output };
 }

@@ -21,7 +21,7 @@ const ATTACK_MS = 3000;
 const doc = (name: string, priority: number, rules: unknown[]): string =>
   `---\n${JSON.stringify({ apiVersion: 'socks4-fleet.io/v1alpha1', kind: 'Socks4Policy', metadata: { name, namespace: 'hostile' }, spec: { priority, rules } })}\n`;
 
-test('the issue\'s policy (1000 globs *aaaa…b*) is refused with the budget named', async () => {
+test("the issue's policy (1000 globs *aaaa…b*) is refused with the budget named", async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'socks4-cost-'));
   try {
     const file = path.join(dir, 'costly.yaml');
@@ -29,7 +29,10 @@ test('the issue\'s policy (1000 globs *aaaa…b*) is refused with the budget nam
     await writeFile(file, doc('costly', 100, [{ name: 'costly', action: 'Allow', from: { userids: globs } }]));
     const { code, output } = await runCli(['policy', 'validate', file]);
     assert.notEqual(code, 0, output);
-    assert.match(output, /hostile\/costly: spec\.rules: its globs may cost 515000 comparisons a decision, at most 250000 are allowed/);
+    assert.match(
+      output,
+      /hostile\/costly: spec\.rules: its globs may cost 515000 comparisons a decision, at most 250000 are allowed/,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -42,8 +45,24 @@ test('the most expensive policy set validation accepts, attacked with 255-byte U
   const perPolicy = Math.floor(MAX_MATCH_COST_PER_POLICY / globCost(glob));
   const policies = Math.floor(MAX_MATCH_COST_PER_SET / MAX_MATCH_COST_PER_POLICY);
   const text = [
-    doc('legit', 1, [{ name: 'legit', action: 'Allow', from: { userids: ['legit'] }, to: { cidrs: ['127.0.0.1/32'], ports: [String(echo.port)] } }]),
-    ...Array.from({ length: policies }, (_, i) => doc(`costly-${i}`, 100 + i, [{ name: 'costly', action: 'Allow', from: { userids: Array.from({ length: perPolicy }, () => glob) }, to: { cidrs: ['127.0.0.1/32'] } }])),
+    doc('legit', 1, [
+      {
+        name: 'legit',
+        action: 'Allow',
+        from: { userids: ['legit'] },
+        to: { cidrs: ['127.0.0.1/32'], ports: [String(echo.port)] },
+      },
+    ]),
+    ...Array.from({ length: policies }, (_, i) =>
+      doc(`costly-${i}`, 100 + i, [
+        {
+          name: 'costly',
+          action: 'Allow',
+          from: { userids: Array.from({ length: perPolicy }, () => glob) },
+          to: { cidrs: ['127.0.0.1/32'] },
+        },
+      ]),
+    ),
   ].join('');
   const proxy = await startProxyCli(text);
   try {
@@ -68,7 +87,16 @@ test('the most expensive policy set validation accepts, attacked with 255-byte U
     stop = true;
     await Promise.all(attack);
     const worst = Math.max(...during.map((r) => r.ms));
-    t.diagnostic(JSON.stringify({ globsPerPolicy: perPolicy, policies, idleMs: idle.ms, legitTries: during.length, legitWorstMs: worst, attackDecisions: decided }));
+    t.diagnostic(
+      JSON.stringify({
+        globsPerPolicy: perPolicy,
+        policies,
+        idleMs: idle.ms,
+        legitTries: during.length,
+        legitWorstMs: worst,
+        attackDecisions: decided,
+      }),
+    );
     assert.ok(decided > ATTACKERS * 5, `only ${decided} attacking decisions: the attack tested nothing`);
     for (const r of during) assert.equal(r.reply, 90);
     assert.ok(worst < LEGIT_BOUND_MS, `a legitimate client took ${worst} ms during the attack`);

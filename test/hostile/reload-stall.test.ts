@@ -30,14 +30,15 @@ function bigPolicy(echoPort: number): string {
   return text;
 }
 
-test('reloading a 10 000-rule policy file adds little to a legitimate client\'s latency', async (t) => {
+test("reloading a 10 000-rule policy file adds little to a legitimate client's latency", async (t) => {
   const echo = await startEchoServer();
   const proxy = await startProxyCli(bigPolicy(echo.port));
   const file = `${proxy.dir}/policy.yaml`;
   try {
     const probe = async (until: () => boolean, limit: number): Promise<LegitResult[]> => {
       const results: LegitResult[] = [];
-      while (!until() && results.length < limit) results.push(await legitClient(proxy.port, echo.port, { timeoutMs: 20_000 }));
+      while (!until() && results.length < limit)
+        results.push(await legitClient(proxy.port, echo.port, { timeoutMs: 20_000 }));
       return results;
     };
     await probe(() => false, 20); // warm
@@ -52,11 +53,24 @@ test('reloading a 10 000-rule policy file adds little to a legitimate client\'s 
     const idleP50 = sorted(idle)[Math.floor(idle.length / 2)]!;
     const duringMax = Math.max(...during.map((r) => r.ms));
     const duringP99 = sorted(during)[Math.floor(during.length * 0.99)]!;
-    t.diagnostic(JSON.stringify({ reloadMs, idleP50Ms: idleP50, idleMaxMs: Math.max(...idle.map((r) => r.ms)), exchangesDuringReload: during.length, duringP99Ms: duringP99, duringMaxMs: duringMax, addedMs: Math.round(duringMax - idleP50) }));
+    t.diagnostic(
+      JSON.stringify({
+        reloadMs,
+        idleP50Ms: idleP50,
+        idleMaxMs: Math.max(...idle.map((r) => r.ms)),
+        exchangesDuringReload: during.length,
+        duringP99Ms: duringP99,
+        duringMaxMs: duringMax,
+        addedMs: Math.round(duringMax - idleP50),
+      }),
+    );
     assert.ok(loads() > before, 'the reload never happened');
     assert.ok(during.length >= 5, `only ${during.length} exchanges during the reload: the loop was stalled`);
     for (const r of during) assert.equal(r.reply, 90);
-    assert.ok(duringP99 - idleP50 < P99_ADDED_BOUND_MS, `a reload added ${Math.round(duringP99 - idleP50)} ms to 1% of exchanges`);
+    assert.ok(
+      duringP99 - idleP50 < P99_ADDED_BOUND_MS,
+      `a reload added ${Math.round(duringP99 - idleP50)} ms to 1% of exchanges`,
+    );
     assert.ok(duringMax < MAX_BOUND_MS, `an exchange took ${duringMax} ms during the reload`);
   } finally {
     await proxy.cli.stop('SIGKILL');
@@ -67,7 +81,11 @@ test('reloading a 10 000-rule policy file adds little to a legitimate client\'s 
 
 test('a policy file over the size cap is refused unread, with the limit named', async () => {
   const echo = await startEchoServer();
-  const proxy = await startProxyCli(bigPolicy(echo.port).slice(0, 2000).replace(/---\napiVersion[\s\S]*$/, ''));
+  const proxy = await startProxyCli(
+    bigPolicy(echo.port)
+      .slice(0, 2000)
+      .replace(/---\napiVersion[\s\S]*$/, ''),
+  );
   const file = `${proxy.dir}/policy.yaml`;
   try {
     // A reload to an oversized file keeps the rules in force and says why.
@@ -76,7 +94,15 @@ test('a policy file over the size cap is refused unread, with the limit named', 
     const legit = await legitClient(proxy.port, echo.port);
     assert.equal(legit.reply, 90, 'the previous rules stay in force');
     // At start: one line naming the file and the limit, exit 1.
-    const { code, output } = await runCli(['proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--policy-file', file]);
+    const { code, output } = await runCli([
+      'proxy',
+      '--listen',
+      '127.0.0.1:0',
+      '--ops-listen',
+      '127.0.0.1:0',
+      '--policy-file',
+      file,
+    ]);
     assert.equal(code, 1);
     assert.match(output, /larger than the 8388608-byte limit for a policy file/);
     assert.doesNotMatch(output, /\n\s+at /, 'no stack trace');

@@ -21,7 +21,16 @@ export async function startProxyCli(policy: string, flags: string[] = []): Promi
   writeFileSync(file, policy);
   const port = await freePort();
   const opsPort = await freePort();
-  const cli = startCli(['proxy', '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${opsPort}`, '--policy-file', file, ...flags]);
+  const cli = startCli([
+    'proxy',
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--ops-listen',
+    `127.0.0.1:${opsPort}`,
+    '--policy-file',
+    file,
+    ...flags,
+  ]);
   await cli.waitForOutput(/proxy listening/, 60_000);
   return { cli, port, opsPort, dir };
 }
@@ -35,7 +44,11 @@ export interface LegitResult {
  * One legitimate client: a SOCKS4(a) CONNECT from 127.0.0.1, timed until its reply and, when
  * granted, until "ping" came back through the relay.
  */
-export async function legitClient(proxyPort: number, destPort: number, options: { host?: string; userId?: string; timeoutMs?: number; ip?: string } = {}): Promise<LegitResult> {
+export async function legitClient(
+  proxyPort: number,
+  destPort: number,
+  options: { host?: string; userId?: string; timeoutMs?: number; ip?: string } = {},
+): Promise<LegitResult> {
   const started = performance.now();
   const raw = await connectRaw(proxyPort);
   raw.socket.write(socks4Request(1, destPort, options.ip ?? '127.0.0.1', options.userId ?? 'legit', options.host));
@@ -64,7 +77,9 @@ export async function metric(opsPort: number, series: string): Promise<number | 
 
 /** TCP sockets in this namespace in SYN-SENT: upstream connects still waiting for an answer. */
 export function synSent(): number {
-  return execFileSync('ss', ['-Htn', 'state', 'syn-sent'], { encoding: 'utf8' }).split('\n').filter((l) => l.trim() !== '').length;
+  return execFileSync('ss', ['-Htn', 'state', 'syn-sent'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.trim() !== '').length;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -27,7 +27,11 @@ spec:
       raw.socket.write(socks4Request(2, 4000, '0.0.0.1', 'binder', name));
       const first = await raw.read(8);
       assert.equal(first[1], 90, `first reply for ${name}`);
-      const peer = net.connect({ host: first.subarray(4, 8).join('.'), port: first.readUInt16BE(2), localAddress: '127.0.0.1' });
+      const peer = net.connect({
+        host: first.subarray(4, 8).join('.'),
+        port: first.readUInt16BE(2),
+        localAddress: '127.0.0.1',
+      });
       peer.on('error', () => {});
       await once(peer, 'connect');
       const second = await raw.read(8);
@@ -45,11 +49,26 @@ spec:
 });
 
 test('policy explain into a reader that already left: no EPIPE crash, its own exit code', async () => {
-  const child = spawn(process.execPath, [cliPath, 'policy', 'explain', 'examples/policy.yaml', '--src', '10.0.0.1', '--dst', 'example.com:443', '--resolved', '203.0.113.7'], {
-    cwd: repoRoot,
-    env: cleanEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      cliPath,
+      'policy',
+      'explain',
+      'examples/policy.yaml',
+      '--src',
+      '10.0.0.1',
+      '--dst',
+      'example.com:443',
+      '--resolved',
+      '203.0.113.7',
+    ],
+    {
+      cwd: repoRoot,
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   // Like `| head -0`: the read end is closed before the first line is written.
   child.stdout.destroy();
   let stderr = '';

@@ -23,7 +23,8 @@ after(async () => {
 /** The README's command lines that apply an example file, comments dropped. */
 function readmeApplyLines(): string[][] {
   const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
-  return readme.split('\n')
+  return readme
+    .split('\n')
     .map((line) => line.replace(/\s+#.*$/, '').trim())
     .filter((line) => /^kubectl apply .*-f examples\//.test(line))
     .map((line) => line.split(/\s+/));
@@ -46,7 +47,9 @@ test('kubectl apply -n <namespace> -f examples/policy.yaml, as the README shows 
     await cluster.kubectl('create', 'namespace', namespace).catch(() => {}); // the README's helm install creates it
     const output = await cluster.kubectl(...args);
     assert.match(output, /socks4policy\.socks4-fleet\.io\/local-dev created/);
-    const listed = JSON.parse(await cluster.kubectl('get', 'socks4policies', '-n', namespace, '-o', 'json')) as { items: { metadata: { name: string } }[] };
+    const listed = JSON.parse(await cluster.kubectl('get', 'socks4policies', '-n', namespace, '-o', 'json')) as {
+      items: { metadata: { name: string } }[];
+    };
     assert.deepEqual(listed.items.map((i) => i.metadata.name).sort(), ['local-dev', 'office-egress']);
   }
 });

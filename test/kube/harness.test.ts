@@ -15,15 +15,19 @@ const BIN_DIR = join(REPO_ROOT, 'bin');
 const VIEWER = { token: 'viewer-token-for-harness-test', user: 'viewer', groups: ['harness:viewers'] } as const;
 
 // The pin lives in the wrapper module; the built binaries must report it.
-const PINNED_KUBE_VERSION = /^\s*k8s\.io\/kubernetes (v\S+)/m
-  .exec(readFileSync(join(REPO_ROOT, 'tools/kubernetes/go.mod'), 'utf8'))?.[1];
+const PINNED_KUBE_VERSION = /^\s*k8s\.io\/kubernetes (v\S+)/m.exec(
+  readFileSync(join(REPO_ROOT, 'tools/kubernetes/go.mod'), 'utf8'),
+)?.[1];
 
 let plane: KubeControlPlane;
 
 async function kubectl(kubeconfig: string, ...args: string[]): Promise<string> {
   const env = cleanEnv();
   delete env.KUBECONFIG;
-  const { stdout } = await promisify(execFile)(join(BIN_DIR, 'kubectl'), ['--kubeconfig', kubeconfig, ...args], { env, timeout: 30_000 });
+  const { stdout } = await promisify(execFile)(join(BIN_DIR, 'kubectl'), ['--kubeconfig', kubeconfig, ...args], {
+    env,
+    timeout: 30_000,
+  });
   return stdout;
 }
 
@@ -53,7 +57,9 @@ test('/version reports the pinned Kubernetes release', async () => {
 
 test('the admin creates a namespace that then reads back Active', async () => {
   await kubectl(plane.kubeconfigPath, 'create', 'namespace', 'harness-created');
-  const namespace = JSON.parse(await kubectl(plane.kubeconfigPath, 'get', 'namespace', 'harness-created', '-o', 'json'));
+  const namespace = JSON.parse(
+    await kubectl(plane.kubeconfigPath, 'get', 'namespace', 'harness-created', '-o', 'json'),
+  );
   assert.equal(namespace.status.phase, 'Active');
 });
 
@@ -80,20 +86,32 @@ test('stop ends both servers and removes the temporary files', async () => {
   const port = Number(new URL(plane.server).port);
   await plane.stop();
   assert.equal(existsSync(plane.kubeconfigPath), false);
-  await assert.rejects(new Promise((done, fail) => {
-    const socket = connect(port, '127.0.0.1', () => { socket.destroy(); done(undefined); });
-    socket.once('error', fail);
-  }), /ECONNREFUSED/);
+  await assert.rejects(
+    new Promise((done, fail) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        done(undefined);
+      });
+      socket.once('error', fail);
+    }),
+    /ECONNREFUSED/,
+  );
 });
 
 function fetchWithCa(url: string, token: string): Promise<string> {
   return new Promise((done, fail) => {
-    const req = request(url, { ca: readFileSync(plane.caPath), headers: { authorization: `Bearer ${token}` } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { body += chunk; });
-      res.on('end', () => res.statusCode === 200 ? done(body) : fail(new Error(`${res.statusCode}: ${body}`)));
-    });
+    const req = request(
+      url,
+      { ca: readFileSync(plane.caPath), headers: { authorization: `Bearer ${token}` } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          body += chunk;
+        });
+        res.on('end', () => (res.statusCode === 200 ? done(body) : fail(new Error(`${res.statusCode}: ${body}`))));
+      },
+    );
     req.on('error', fail);
     req.end();
   });

@@ -33,17 +33,26 @@ function lineAt(text: string, index: number): number {
 
 function bindingNames(clause: string): readonly string[] | '*' {
   const braces = /\{([^}]*)\}/.exec(clause);
-  const outside = clause.replace(/\{[^}]*\}/, '').replace(/,/g, ' ').trim();
+  const outside = clause
+    .replace(/\{[^}]*\}/, '')
+    .replace(/,/g, ' ')
+    .trim();
   if (braces === null || outside !== '') return '*'; // a default or namespace binding takes it all
   return braces[1]!
     .split(',')
-    .map((part) => part.replace(/^\s*type\s+/, '').replace(/\s+as\s+.*$/s, '').trim())
+    .map((part) =>
+      part
+        .replace(/^\s*type\s+/, '')
+        .replace(/\s+as\s+.*$/s, '')
+        .trim(),
+    )
     .filter((name) => name !== '');
 }
 
 function readImports(text: string): Import[] {
   const found: Import[] = [];
-  for (const m of text.matchAll(STATIC)) found.push({ specifier: m[3]!, names: bindingNames(m[1]!), line: lineAt(text, m.index) });
+  for (const m of text.matchAll(STATIC))
+    found.push({ specifier: m[3]!, names: bindingNames(m[1]!), line: lineAt(text, m.index) });
   for (const m of text.matchAll(SIDE_EFFECT)) found.push({ specifier: m[2]!, names: '*', line: lineAt(text, m.index) });
   for (const m of text.matchAll(DYNAMIC)) {
     const start = text.lastIndexOf('\n', m.index) + 1;
@@ -59,16 +68,40 @@ function readImports(text: string): Import[] {
  */
 const MAY_IMPORT: Record<string, { readonly may: readonly string[]; readonly why: string }> = {
   core: { may: ['core'], why: 'the reason registry is the bottom layer' },
-  protocol: { may: ['core', 'policy'], why: 'the codec is pure: bytes in, typed values out (IPv4 text through the one parser, policy/ip.ts)' },
+  protocol: {
+    may: ['core', 'policy'],
+    why: 'the codec is pure: bytes in, typed values out (IPv4 text through the one parser, policy/ip.ts)',
+  },
   policy: { may: ['core'], why: 'the policy engine is pure: compile and evaluate take everything as arguments' },
-  telemetry: { may: ['core', 'protocol', 'policy'], why: 'telemetry listens to events; it never reaches into what announces them' },
-  redis: { may: ['core'], why: 'src/redis/ is the connection alone; the code that uses Redis lives with its owner (limits/, rules/, cli/)' },
+  telemetry: {
+    may: ['core', 'protocol', 'policy'],
+    why: 'telemetry listens to events; it never reaches into what announces them',
+  },
+  redis: {
+    may: ['core'],
+    why: 'src/redis/ is the connection alone; the code that uses Redis lives with its owner (limits/, rules/, cli/)',
+  },
   ops: { may: ['core', 'telemetry'], why: 'the ops server only serves health and metrics' },
-  limits: { may: ['core', 'policy', 'telemetry', 'redis'], why: 'limiters sit beside the rule sources, below the server' },
-  rules: { may: ['core', 'policy', 'telemetry', 'redis'], why: 'rule sources sit beside the limiters, below the server' },
-  server: { may: ['core', 'protocol', 'policy', 'telemetry', 'redis', 'limits', 'rules'], why: 'the server is composed by the CLI, never the other way' },
-  cli: { may: ['core', 'protocol', 'policy', 'telemetry', 'redis', 'ops', 'limits', 'rules', 'server', 'operator'], why: 'the CLI composes everything' },
-  operator: { may: ['core', 'protocol', 'policy', 'telemetry', 'redis', 'ops', 'limits', 'rules', 'server', 'cli'], why: 'the operator command composes like the CLI' },
+  limits: {
+    may: ['core', 'policy', 'telemetry', 'redis'],
+    why: 'limiters sit beside the rule sources, below the server',
+  },
+  rules: {
+    may: ['core', 'policy', 'telemetry', 'redis'],
+    why: 'rule sources sit beside the limiters, below the server',
+  },
+  server: {
+    may: ['core', 'protocol', 'policy', 'telemetry', 'redis', 'limits', 'rules'],
+    why: 'the server is composed by the CLI, never the other way',
+  },
+  cli: {
+    may: ['core', 'protocol', 'policy', 'telemetry', 'redis', 'ops', 'limits', 'rules', 'server', 'operator'],
+    why: 'the CLI composes everything',
+  },
+  operator: {
+    may: ['core', 'protocol', 'policy', 'telemetry', 'redis', 'ops', 'limits', 'rules', 'server', 'cli'],
+    why: 'the operator command composes like the CLI',
+  },
 };
 
 /** The modules with no I/O: the registry, the codec and the policy engine. */
@@ -113,8 +146,15 @@ function scan(): Edge[] {
     for (const imp of readImports(readFileSync(path.join(root, file), 'utf8'))) {
       const relative = imp.specifier.startsWith('.');
       const target = relative ? path.posix.normalize(path.posix.join(path.posix.dirname(file), imp.specifier)) : null;
-      edges.push({ from: file, fromModule: moduleOf(file), line: imp.line, specifier: imp.specifier, names: imp.names, target,
-        toModule: target === null ? `pkg:${imp.specifier}` : moduleOf(target) });
+      edges.push({
+        from: file,
+        fromModule: moduleOf(file),
+        line: imp.line,
+        specifier: imp.specifier,
+        names: imp.names,
+        target,
+        toModule: target === null ? `pkg:${imp.specifier}` : moduleOf(target),
+      });
     }
   }
   return edges;
@@ -140,19 +180,22 @@ describe('the import reader', () => {
       "import './side.ts';",
       "const m = await import('./lazy.ts');",
       "// a comment naming import('./not-an-import.ts') and: import { z } from './nor-this.ts';",
-      "const s = 'data from \"./nothing.ts\"';",
+      'const s = \'data from "./nothing.ts"\';',
     ].join('\n');
-    assert.deepEqual(readImports(text).map((i) => [i.line, i.specifier, i.names]), [
-      [1, './x.ts', ['a', 'B', 'c']],
-      [2, '../y.ts', ['E']],
-      [3, 'pkg', ['f', 'g']],
-      [7, 'node:net', '*'],
-      [8, './ns.ts', '*'],
-      [9, './h.ts', ['h']],
-      [10, './all.ts', '*'],
-      [11, './side.ts', '*'],
-      [12, './lazy.ts', '*'],
-    ]);
+    assert.deepEqual(
+      readImports(text).map((i) => [i.line, i.specifier, i.names]),
+      [
+        [1, './x.ts', ['a', 'B', 'c']],
+        [2, '../y.ts', ['E']],
+        [3, 'pkg', ['f', 'g']],
+        [7, 'node:net', '*'],
+        [8, './ns.ts', '*'],
+        [9, './h.ts', ['h']],
+        [10, './all.ts', '*'],
+        [11, './side.ts', '*'],
+        [12, './lazy.ts', '*'],
+      ],
+    );
   });
 
   test('finds the imports of the whole tree (so the rules below cannot pass on an empty scan)', () => {
@@ -167,11 +210,16 @@ describe('the import reader', () => {
 describe('layering', () => {
   test('every module of src/ and operator/ has a place in the layers', () => {
     const unplaced = [...new Set(edges.map((e) => e.fromModule))].filter((m) => MAY_IMPORT[m] === undefined);
-    if (unplaced.length > 0) assert.fail(`modules with no entry in MAY_IMPORT (test/layout/imports.test.ts): ${unplaced.join(', ')}; add each with what it may import`);
+    if (unplaced.length > 0)
+      assert.fail(
+        `modules with no entry in MAY_IMPORT (test/layout/imports.test.ts): ${unplaced.join(', ')}; add each with what it may import`,
+      );
   });
 
   test('src/redis/ is the connection alone: it imports nothing from the modules that use it', () => {
-    const upward = edges.filter((e) => e.fromModule === 'redis' && e.target !== null && e.toModule !== 'redis' && e.toModule !== 'core');
+    const upward = edges.filter(
+      (e) => e.fromModule === 'redis' && e.target !== null && e.toModule !== 'redis' && e.toModule !== 'core',
+    );
     if (upward.length > 0) assert.fail(`${MAY_IMPORT.redis!.why}:\n${upward.map(where).join('\n')}`);
   });
 
@@ -180,12 +228,23 @@ describe('layering', () => {
     for (const e of edges.filter((x) => x.fromModule === 'protocol' || x.fromModule === 'policy')) {
       if (e.target === null) {
         const allowed = PURE_PACKAGES[e.specifier];
-        const extra = allowed === undefined ? e.names : allowed === '*' ? [] : e.names === '*' ? '*' : e.names.filter((n) => !allowed.includes(n));
+        const extra =
+          allowed === undefined
+            ? e.names
+            : allowed === '*'
+              ? []
+              : e.names === '*'
+                ? '*'
+                : e.names.filter((n) => !allowed.includes(n));
         if (extra === '*' || extra.length > 0) {
-          problems.push(`${where(e)}${extra === '*' ? '' : ` (${extra.join(', ')})`}: ${e.fromModule} is pure; I/O belongs at the edges (server/, rules/, limits/, cli/)`);
+          problems.push(
+            `${where(e)}${extra === '*' ? '' : ` (${extra.join(', ')})`}: ${e.fromModule} is pure; I/O belongs at the edges (server/, rules/, limits/, cli/)`,
+          );
         }
       } else if (!PURE_MODULES.has(e.toModule)) {
-        problems.push(`${where(e)}: ${e.fromModule} is pure and may import only src/errors.ts and the pure modules (${[...PURE_MODULES].join(', ')})`);
+        problems.push(
+          `${where(e)}: ${e.fromModule} is pure and may import only src/errors.ts and the pure modules (${[...PURE_MODULES].join(', ')})`,
+        );
       }
     }
     if (problems.length > 0) assert.fail(problems.join('\n'));
@@ -193,7 +252,8 @@ describe('layering', () => {
 
   test('only the CLI and the operator import src/cli/', () => {
     const intoCli = edges.filter((e) => e.toModule === 'cli' && e.fromModule !== 'cli' && e.fromModule !== 'operator');
-    if (intoCli.length > 0) assert.fail(`src/cli/ is the top of the stack; move what these need below it:\n${intoCli.map(where).join('\n')}`);
+    if (intoCli.length > 0)
+      assert.fail(`src/cli/ is the top of the stack; move what these need below it:\n${intoCli.map(where).join('\n')}`);
   });
 
   test('every import in src/ and operator/ points down the layers', () => {
@@ -201,7 +261,10 @@ describe('layering', () => {
     for (const e of edges) {
       const rule = MAY_IMPORT[e.fromModule];
       if (rule === undefined || e.target === null || e.toModule === e.fromModule) continue;
-      if (!rule.may.includes(e.toModule)) problems.push(`${where(e)} (${e.toModule}/): ${e.fromModule}/ may import only ${rule.may.join(', ')} — ${rule.why}`);
+      if (!rule.may.includes(e.toModule))
+        problems.push(
+          `${where(e)} (${e.toModule}/): ${e.fromModule}/ may import only ${rule.may.join(', ')} — ${rule.why}`,
+        );
     }
     if (problems.length > 0) assert.fail(problems.join('\n'));
   });

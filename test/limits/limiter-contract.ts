@@ -114,8 +114,28 @@ export function runLimiterContract(name: string, makeLimiter: (clock: ManualCloc
       // on a loaded machine (with the whole list between them, 22 round trips could outlast it).
       const limits: RuleLimits = { connectionRate: { perSecond: 1, burst: 1, key: 'UserID' } };
       const userIds = [
-        'alice', 'bob', '', '*', '?', '{', '}', '{alice}', ':', 'a:b', '|', 'alice|x', '%', '%7B',
-        '\n', 'a\r\nb', ' ', '192.0.2.1', 'é', 'x'.repeat(255), `${'x'.repeat(254)}y`, `${'é'.repeat(127)}x`,
+        'alice',
+        'bob',
+        '',
+        '*',
+        '?',
+        '{',
+        '}',
+        '{alice}',
+        ':',
+        'a:b',
+        '|',
+        'alice|x',
+        '%',
+        '%7B',
+        '\n',
+        'a\r\nb',
+        ' ',
+        '192.0.2.1',
+        'é',
+        'x'.repeat(255),
+        `${'x'.repeat(254)}y`,
+        `${'é'.repeat(127)}x`,
       ];
       assert.equal(new Set(userIds).size, userIds.length);
       // The source IP is the same for all: only the USERID separates the budgets.

@@ -285,7 +285,13 @@ describe('memory limiter: edges', () => {
 
   it('forgets every key when closed', () => {
     const limiter = createMemoryLimiter();
-    const held = limiter.admit(request({ connectionRate: { perSecond: 1, burst: 5, key: 'Rule' }, concurrentSessions: { max: 5, key: 'Rule' }, bandwidth: { bytesPerSecond: 10, key: 'Rule' } }));
+    const held = limiter.admit(
+      request({
+        connectionRate: { perSecond: 1, burst: 5, key: 'Rule' },
+        concurrentSessions: { max: 5, key: 'Rule' },
+        bandwidth: { bytesPerSecond: 10, key: 'Rule' },
+      }),
+    );
     assert.ok(held.ok);
     assert.deepEqual(limiter.countKeys(), { rate: 1, concurrency: 1, bandwidth: 1 });
     limiter.close();

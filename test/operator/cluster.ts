@@ -22,7 +22,11 @@ export const CLUSTER_ROLE_PATH = join(repoRoot, 'deploy/rbac/operator-clusterrol
 export const LEASE_ROLE_PATH = join(repoRoot, 'deploy/rbac/operator-leader-election-role.yaml');
 /** Where the operator's Lease lives, as the chart's release namespace would. */
 export const OPERATOR_NAMESPACE = 'socks4-fleet';
-export const OPERATOR_USER = { token: 'operator-token-for-tests-0123456789', user: 'socks4-fleet-operator', groups: ['socks4-fleet:operators'] } as const;
+export const OPERATOR_USER = {
+  token: 'operator-token-for-tests-0123456789',
+  user: 'socks4-fleet-operator',
+  groups: ['socks4-fleet:operators'],
+} as const;
 
 export interface TestCluster {
   readonly plane: KubeControlPlane;
@@ -41,35 +45,82 @@ export interface TestCluster {
  * grant is cluster-wide (ClusterRoleBinding). `leaseRole: false` grants no Lease rights at all,
  * as the chart does with leader election off.
  */
-export async function startTestCluster(options: { watchNamespaces?: readonly string[]; leaseRole?: boolean } = {}): Promise<TestCluster> {
+export async function startTestCluster(
+  options: { watchNamespaces?: readonly string[]; leaseRole?: boolean } = {},
+): Promise<TestCluster> {
   const plane = await startKubeControlPlane({ extraTokens: [OPERATOR_USER] });
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
   delete env.KUBECONFIG;
   const kubectlAs = async (kubeconfig: string, ...args: string[]): Promise<string> => {
-    const { stdout } = await promisify(execFile)(join(repoRoot, 'bin/kubectl'), ['--kubeconfig', kubeconfig, ...args], { env, timeout: 60_000 });
+    const { stdout } = await promisify(execFile)(join(repoRoot, 'bin/kubectl'), ['--kubeconfig', kubeconfig, ...args], {
+      env,
+      timeout: 60_000,
+    });
     return stdout;
   };
   const kubectl = (...args: string[]) => kubectlAs(plane.kubeconfigPath, ...args);
   try {
-    await kubectl('apply', '-f', CRD_PATH, '-f', CLUSTER_CRD_PATH, '-f', CLUSTER_ROLE_PATH, '-f', CLUSTER_POLICIES_ROLE_PATH);
+    await kubectl(
+      'apply',
+      '-f',
+      CRD_PATH,
+      '-f',
+      CLUSTER_CRD_PATH,
+      '-f',
+      CLUSTER_ROLE_PATH,
+      '-f',
+      CLUSTER_POLICIES_ROLE_PATH,
+    );
     // Cluster-scoped kind: bound cluster-wide whichever way the rest is granted, as the chart does.
-    await kubectl('create', 'clusterrolebinding', 'socks4-fleet-operator-cluster-policies',
-      '--clusterrole=socks4-fleet-operator-cluster-policies', `--user=${OPERATOR_USER.user}`);
+    await kubectl(
+      'create',
+      'clusterrolebinding',
+      'socks4-fleet-operator-cluster-policies',
+      '--clusterrole=socks4-fleet-operator-cluster-policies',
+      `--user=${OPERATOR_USER.user}`,
+    );
     await kubectl('create', 'namespace', OPERATOR_NAMESPACE);
     if (options.leaseRole !== false) {
       await kubectl('apply', '-n', OPERATOR_NAMESPACE, '-f', LEASE_ROLE_PATH);
-      await kubectl('create', 'rolebinding', 'socks4-fleet-operator-leader-election', '-n', OPERATOR_NAMESPACE,
-        '--role=socks4-fleet-operator-leader-election', `--user=${OPERATOR_USER.user}`);
+      await kubectl(
+        'create',
+        'rolebinding',
+        'socks4-fleet-operator-leader-election',
+        '-n',
+        OPERATOR_NAMESPACE,
+        '--role=socks4-fleet-operator-leader-election',
+        `--user=${OPERATOR_USER.user}`,
+      );
     }
     if (options.watchNamespaces === undefined) {
-      await kubectl('create', 'clusterrolebinding', 'socks4-fleet-operator', '--clusterrole=socks4-fleet-operator', `--user=${OPERATOR_USER.user}`);
+      await kubectl(
+        'create',
+        'clusterrolebinding',
+        'socks4-fleet-operator',
+        '--clusterrole=socks4-fleet-operator',
+        `--user=${OPERATOR_USER.user}`,
+      );
     }
     for (const ns of options.watchNamespaces ?? []) {
       await kubectl('create', 'namespace', ns);
-      await kubectl('create', 'rolebinding', 'socks4-fleet-operator', '-n', ns, '--clusterrole=socks4-fleet-operator', `--user=${OPERATOR_USER.user}`);
+      await kubectl(
+        'create',
+        'rolebinding',
+        'socks4-fleet-operator',
+        '-n',
+        ns,
+        '--clusterrole=socks4-fleet-operator',
+        `--user=${OPERATOR_USER.user}`,
+      );
     }
-    await kubectl('wait', '--for=condition=Established', '--timeout=30s', 'crd/socks4policies.socks4-fleet.io', 'crd/clustersocks4policies.socks4-fleet.io');
+    await kubectl(
+      'wait',
+      '--for=condition=Established',
+      '--timeout=30s',
+      'crd/socks4policies.socks4-fleet.io',
+      'crd/clustersocks4policies.socks4-fleet.io',
+    );
   } catch (error) {
     await plane.stop();
     throw error;
@@ -83,7 +134,7 @@ export async function startTestCluster(options: { watchNamespaces?: readonly str
     admin: adminConfig.makeApiClient(CustomObjectsApi),
     kubectl,
     kubectlAs,
-    createNamespace: async (name) => void await kubectl('create', 'namespace', name),
+    createNamespace: async (name) => void (await kubectl('create', 'namespace', name)),
     stop: async () => {
       await adminConnections.close();
       await plane.stop();
@@ -103,13 +154,32 @@ export function policyManifest(namespace: string, name: string, spec: unknown): 
 
 const target = { group: GROUP, version: VERSION, plural: PLURAL };
 
-export async function createPolicy(api: CustomObjectsApi, namespace: string, name: string, spec: unknown): Promise<ObservedPolicy> {
-  return await api.createNamespacedCustomObject({ ...target, namespace, body: policyManifest(namespace, name, spec) }) as ObservedPolicy;
+export async function createPolicy(
+  api: CustomObjectsApi,
+  namespace: string,
+  name: string,
+  spec: unknown,
+): Promise<ObservedPolicy> {
+  return (await api.createNamespacedCustomObject({
+    ...target,
+    namespace,
+    body: policyManifest(namespace, name, spec),
+  })) as ObservedPolicy;
 }
 
 /** Replaces the spec (JSON patch), bumping the generation. */
-export async function updatePolicySpec(api: CustomObjectsApi, namespace: string, name: string, spec: unknown): Promise<ObservedPolicy> {
-  return await api.patchNamespacedCustomObject({ ...target, namespace, name, body: [{ op: 'replace', path: '/spec', value: spec }] }) as ObservedPolicy;
+export async function updatePolicySpec(
+  api: CustomObjectsApi,
+  namespace: string,
+  name: string,
+  spec: unknown,
+): Promise<ObservedPolicy> {
+  return (await api.patchNamespacedCustomObject({
+    ...target,
+    namespace,
+    name,
+    body: [{ op: 'replace', path: '/spec', value: spec }],
+  })) as ObservedPolicy;
 }
 
 export async function deletePolicy(api: CustomObjectsApi, namespace: string, name: string): Promise<void> {
@@ -117,9 +187,13 @@ export async function deletePolicy(api: CustomObjectsApi, namespace: string, nam
 }
 
 /** The policy, or null once it is gone from the API server. */
-export async function getPolicy(api: CustomObjectsApi, namespace: string, name: string): Promise<ObservedPolicy | null> {
+export async function getPolicy(
+  api: CustomObjectsApi,
+  namespace: string,
+  name: string,
+): Promise<ObservedPolicy | null> {
   try {
-    return await api.getNamespacedCustomObject({ ...target, namespace, name }) as ObservedPolicy;
+    return (await api.getNamespacedCustomObject({ ...target, namespace, name })) as ObservedPolicy;
   } catch (error) {
     if ((error as { code?: number }).code === 404) return null;
     throw error;
@@ -153,12 +227,19 @@ export async function readPublished(redis: RedisClient, prefix: string): Promise
   const json = await redis.get(keys.snapshot(version));
   if (json === null) throw new Error(`pointer names ${version} but its snapshot is missing`);
   const document = JSON.parse(json) as SnapshotDocument;
-  const specs = new Map(document.policies.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p.spec as unknown]));
+  const specs = new Map(
+    document.policies.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p.spec as unknown]),
+  );
   return { version, document, specs };
 }
 
 /** Polls `probe` every `intervalMs` until it returns a value (not undefined); bounded by `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, intervalMs = 25): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 20_000,
+  intervalMs = 25,
+): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -169,26 +250,46 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
       lastError = error;
     }
     if (performance.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError === undefined ? '' : `: ${(lastError as Error).message}`}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError === undefined ? '' : `: ${(lastError as Error).message}`}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 
 /** The Ready condition of a policy as the API server holds it. */
-export function readyOf(obj: ObservedPolicy | null): { status: string; reason: string; message: string; lastTransitionTime: string; observedGeneration?: number } | undefined {
+export function readyOf(
+  obj: ObservedPolicy | null,
+):
+  | { status: string; reason: string; message: string; lastTransitionTime: string; observedGeneration?: number }
+  | undefined {
   const conditions = (obj?.status as { conditions?: { type: string }[] } | undefined)?.conditions;
   return conditions?.find((c) => c.type === 'Ready') as never;
 }
 
 /** Waits until the policy's Ready condition has `status` ('True' by default); returns the policy. */
-export async function waitForPolicyReady(api: CustomObjectsApi, namespace: string, name: string, status: 'True' | 'False' = 'True', timeoutMs?: number): Promise<ObservedPolicy> {
-  return await waitFor(`${namespace}/${name} Ready=${status}`, async () => {
-    const obj = await getPolicy(api, namespace, name);
-    return obj !== null && readyOf(obj)?.status === status ? obj : undefined;
-  }, timeoutMs);
+export async function waitForPolicyReady(
+  api: CustomObjectsApi,
+  namespace: string,
+  name: string,
+  status: 'True' | 'False' = 'True',
+  timeoutMs?: number,
+): Promise<ObservedPolicy> {
+  return await waitFor(
+    `${namespace}/${name} Ready=${status}`,
+    async () => {
+      const obj = await getPolicy(api, namespace, name);
+      return obj !== null && readyOf(obj)?.status === status ? obj : undefined;
+    },
+    timeoutMs,
+  );
 }
 
-export function statusOf(obj: ObservedPolicy | null): { observedGeneration?: number; ruleCount?: number; snapshotVersion?: string } {
+export function statusOf(obj: ObservedPolicy | null): {
+  observedGeneration?: number;
+  ruleCount?: number;
+  snapshotVersion?: string;
+} {
   return (obj?.status ?? {}) as never;
 }

@@ -20,7 +20,19 @@ test('the top-level help lists the operator command', async () => {
 test('operator --help documents every flag group and exits 0', async () => {
   const { code, out } = await runMain('operator', '--help');
   assert.equal(code, 0);
-  for (const flag of ['--kubeconfig', '--namespaces', '--no-leader-elect', '--lease-duration', '--renew-deadline', '--retry-period', '--ops-listen', '--resync', '--workers', '--redis-url', '--redis-prefix']) {
+  for (const flag of [
+    '--kubeconfig',
+    '--namespaces',
+    '--no-leader-elect',
+    '--lease-duration',
+    '--renew-deadline',
+    '--retry-period',
+    '--ops-listen',
+    '--resync',
+    '--workers',
+    '--redis-url',
+    '--redis-prefix',
+  ]) {
     assert.ok(out.includes(flag), flag);
   }
   assert.match(out, /^Usage: socks4-fleet operator \(--redis-url URL \| env REDIS_URL\)/);
@@ -29,11 +41,27 @@ test('operator --help documents every flag group and exits 0', async () => {
 const usageErrors: [string, string[], RegExp][] = [
   ['no Redis', [], /--redis-url URL \(or env REDIS_URL\) is required/],
   ['an unknown flag', ['--redis-url', 'redis://127.0.0.1:1', '--leader'], /Unknown option '--leader'/],
-  ['a bad namespace', ['--redis-url', 'redis://127.0.0.1:1', '--namespaces', 'ok,Not_OK'], /--namespaces: "Not_OK" is not a namespace name/],
-  ['a lease that is not whole seconds', ['--redis-url', 'redis://127.0.0.1:1', '--lease-duration', '1500ms'], /whole seconds/],
-  ['a renew deadline not below the lease', ['--redis-url', 'redis://127.0.0.1:1', '--renew-deadline', '15s'], /--retry-period < --renew-deadline < --lease-duration/],
+  [
+    'a bad namespace',
+    ['--redis-url', 'redis://127.0.0.1:1', '--namespaces', 'ok,Not_OK'],
+    /--namespaces: "Not_OK" is not a namespace name/,
+  ],
+  [
+    'a lease that is not whole seconds',
+    ['--redis-url', 'redis://127.0.0.1:1', '--lease-duration', '1500ms'],
+    /whole seconds/,
+  ],
+  [
+    'a renew deadline not below the lease',
+    ['--redis-url', 'redis://127.0.0.1:1', '--renew-deadline', '15s'],
+    /--retry-period < --renew-deadline < --lease-duration/,
+  ],
   // Refused, never read as "on": the off form is --no-leader-elect.
-  ['a value on --leader-elect', ['--redis-url', 'redis://127.0.0.1:1', '--leader-elect=false'], /Option '--leader-elect' does not take an argument/],
+  [
+    'a value on --leader-elect',
+    ['--redis-url', 'redis://127.0.0.1:1', '--leader-elect=false'],
+    /Option '--leader-elect' does not take an argument/,
+  ],
   ['a bad duration', ['--redis-url', 'redis://127.0.0.1:1', '--resync', 'soon'], /--resync: "soon" is not a duration/],
   ['zero workers', ['--redis-url', 'redis://127.0.0.1:1', '--workers', '0'], /--workers/],
 ];
@@ -48,14 +76,22 @@ for (const [what, argv, message] of usageErrors) {
 }
 
 test('operator with a kubeconfig that cannot be read exits 1 and names the file', async () => {
-  const { code, err } = await runMain('operator', '--redis-url', 'redis://127.0.0.1:1', '--kubeconfig', '/nonexistent/kubeconfig');
+  const { code, err } = await runMain(
+    'operator',
+    '--redis-url',
+    'redis://127.0.0.1:1',
+    '--kubeconfig',
+    '/nonexistent/kubeconfig',
+  );
   assert.equal(code, 1);
   assert.match(err, /cannot load Kubernetes credentials from \/nonexistent\/kubeconfig/);
 });
 
 // The chart passes an external Redis URL this way, so its credentials stay out of the process list.
 test('operator takes the Redis URL from env REDIS_URL when --redis-url is absent', async () => {
-  const { code, output } = await runCli(['operator', '--kubeconfig', '/nonexistent/kubeconfig'], { REDIS_URL: 'redis://u:pw@127.0.0.1:1' });
+  const { code, output } = await runCli(['operator', '--kubeconfig', '/nonexistent/kubeconfig'], {
+    REDIS_URL: 'redis://u:pw@127.0.0.1:1',
+  });
   assert.equal(code, 1, output);
   assert.match(output, /cannot load Kubernetes credentials from \/nonexistent\/kubeconfig/, 'past the Redis flags');
 });
@@ -70,7 +106,14 @@ test('operator refuses a bad REDIS_URL with exit code 2, naming the variable and
 
 test('--no-leader-elect and --leader-elect parse: the operator goes on to load its credentials', async () => {
   for (const flag of ['--no-leader-elect', '--leader-elect']) {
-    const { code, err } = await runMain('operator', '--redis-url', 'redis://127.0.0.1:1', flag, '--kubeconfig', '/nonexistent/kubeconfig');
+    const { code, err } = await runMain(
+      'operator',
+      '--redis-url',
+      'redis://127.0.0.1:1',
+      flag,
+      '--kubeconfig',
+      '/nonexistent/kubeconfig',
+    );
     assert.equal(code, 1, `${flag}: ${err}`);
     assert.match(err, /cannot load Kubernetes credentials/);
   }
@@ -83,19 +126,40 @@ test('an operator that cannot open its ops port exits 1 and leaves nothing runni
   try {
     const kubeconfig = join(dir, 'kubeconfig');
     // Nothing listens on port 1: the operator starts watching (and retrying) in the background.
-    writeFileSync(kubeconfig, JSON.stringify({
-      apiVersion: 'v1', kind: 'Config', 'current-context': 'c',
-      clusters: [{ name: 'k', cluster: { server: 'https://127.0.0.1:1', 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'u', user: { token: 't' } }],
-      contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
-    }));
+    writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        'current-context': 'c',
+        clusters: [{ name: 'k', cluster: { server: 'https://127.0.0.1:1', 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'u', user: { token: 't' } }],
+        contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
+      }),
+    );
     const port = (busy.address() as AddressInfo).port;
-    const cli = startCli(['operator', '--redis-url', 'redis://127.0.0.1:1', '--kubeconfig', kubeconfig, '--ops-listen', `127.0.0.1:${port}`]);
-    const code = await Promise.race([cli.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
+    const cli = startCli([
+      'operator',
+      '--redis-url',
+      'redis://127.0.0.1:1',
+      '--kubeconfig',
+      kubeconfig,
+      '--ops-listen',
+      `127.0.0.1:${port}`,
+    ]);
+    const code = await Promise.race([
+      cli.exited,
+      new Promise((resolve) => setTimeout(() => resolve('still running'), 20_000)),
+    ]);
     if (code === 'still running') await cli.stop('SIGKILL');
     assert.equal(code, 1, cli.output());
     // One line naming the flag and the fix (the proxy shares the default ops port).
-    assert.match(cli.output(), new RegExp(`socks4-fleet operator: --ops-listen 127\\.0\\.0\\.1:${port}: address already in use; the proxy and the operator both default to 127\\.0\\.0\\.1:9090`));
+    assert.match(
+      cli.output(),
+      new RegExp(
+        `socks4-fleet operator: --ops-listen 127\\.0\\.0\\.1:${port}: address already in use; the proxy and the operator both default to 127\\.0\\.0\\.1:9090`,
+      ),
+    );
   } finally {
     busy.close();
     rmSync(dir, { recursive: true, force: true });

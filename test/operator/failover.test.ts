@@ -9,8 +9,21 @@ import { stringifyCanonical } from '../../src/rules/snapshot-document.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { startCli, type CliProcess } from '../helpers/spawn.ts';
 import {
-  closeRedisClient, connectRedis, createPolicy, deletePolicy, listPolicies, OPERATOR_NAMESPACE,
-  readPublished, readyOf, startTestCluster, statusOf, updatePolicySpec, waitFor, waitForPolicyReady, type TestCluster } from './cluster.ts';
+  closeRedisClient,
+  connectRedis,
+  createPolicy,
+  deletePolicy,
+  listPolicies,
+  OPERATOR_NAMESPACE,
+  readPublished,
+  readyOf,
+  startTestCluster,
+  statusOf,
+  updatePolicySpec,
+  waitFor,
+  waitForPolicyReady,
+  type TestCluster,
+} from './cluster.ts';
 
 let cluster: TestCluster;
 let redisServer: RedisServer;
@@ -30,9 +43,25 @@ after(async () => {
 
 function startReplica(identity: string, prefix: string, extra: string[] = []): CliProcess {
   const cli = startCli([
-    'operator', '--redis-url', redisServer.url, '--redis-prefix', prefix,
-    '--kubeconfig', cluster.operatorKubeconfig, '--lease-namespace', OPERATOR_NAMESPACE, '--identity', identity,
-    '--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '250ms', '--ops-listen', '127.0.0.1:0',
+    'operator',
+    '--redis-url',
+    redisServer.url,
+    '--redis-prefix',
+    prefix,
+    '--kubeconfig',
+    cluster.operatorKubeconfig,
+    '--lease-namespace',
+    OPERATOR_NAMESPACE,
+    '--identity',
+    identity,
+    '--lease-duration',
+    '2s',
+    '--renew-deadline',
+    '1500ms',
+    '--retry-period',
+    '250ms',
+    '--ops-listen',
+    '127.0.0.1:0',
     ...extra,
   ]);
   processes.push(cli);
@@ -40,7 +69,17 @@ function startReplica(identity: string, prefix: string, extra: string[] = []): C
 }
 
 async function leaseHolder(): Promise<string> {
-  return (await cluster.kubectl('get', 'lease', 'socks4-fleet-operator', '-n', OPERATOR_NAMESPACE, '-o', 'jsonpath={.spec.holderIdentity}')).trim();
+  return (
+    await cluster.kubectl(
+      'get',
+      'lease',
+      'socks4-fleet-operator',
+      '-n',
+      OPERATOR_NAMESPACE,
+      '-o',
+      'jsonpath={.spec.holderIdentity}',
+    )
+  ).trim();
 }
 
 async function opsPort(cli: CliProcess): Promise<number> {
@@ -53,7 +92,10 @@ test('two replicas: only the leader publishes; when it dies the standby takes ov
   await cluster.createNamespace('ha');
   const replicas = { a: startReplica('a', prefix), b: startReplica('b', prefix) };
   const ports = { a: await opsPort(replicas.a), b: await opsPort(replicas.b) };
-  const leader = await waitFor('a Lease holder', async () => ((await leaseHolder()) || undefined) as 'a' | 'b' | undefined);
+  const leader = await waitFor(
+    'a Lease holder',
+    async () => ((await leaseHolder()) || undefined) as 'a' | 'b' | undefined,
+  );
   const standby = leader === 'a' ? 'b' : 'a';
 
   // Every version announced on the notice channel, and who wrote its document.
@@ -62,7 +104,10 @@ test('two replicas: only the leader publishes; when it dies the standby takes ov
   listener.on('message', (_channel: string, version: string) => announced.push(version));
   await listener.subscribe(ruleKeys(prefix).channel);
   try {
-    for (let i = 0; i < 5; i++) await createPolicy(cluster.admin, 'ha', `p${i}`, { rules: [{ name: 'r', action: 'Allow', to: { ports: [String(1000 + i)] } }] });
+    for (let i = 0; i < 5; i++)
+      await createPolicy(cluster.admin, 'ha', `p${i}`, {
+        rules: [{ name: 'r', action: 'Allow', to: { ports: [String(1000 + i)] } }],
+      });
     await waitFor('five policies Ready', async () => {
       const all = (await listPolicies(cluster.admin)).filter((p) => p.metadata.namespace === 'ha');
       return all.length === 5 && all.every((p) => readyOf(p)?.status === 'True') ? true : undefined;
@@ -83,17 +128,28 @@ test('two replicas: only the leader publishes; when it dies the standby takes ov
     // Nor did it write to the API server: it never ran a single reconcile.
     assert.doesNotMatch(standbyMetrics, /^socks4_operator_reconciles_total\{/m);
     assert.match(standbyMetrics, /^socks4_operator_watched_policies 5$/m, 'its cache is warm for a quick takeover');
-    assert.match(await (await fetch(`http://127.0.0.1:${ports[leader]}/metrics`)).text(), /^socks4_operator_leader 1$/m);
-    assert.equal((await fetch(`http://127.0.0.1:${ports[standby]}/readyz`)).status, 200, 'a standby is ready (its cache is warm)');
+    assert.match(
+      await (await fetch(`http://127.0.0.1:${ports[leader]}/metrics`)).text(),
+      /^socks4_operator_leader 1$/m,
+    );
+    assert.equal(
+      (await fetch(`http://127.0.0.1:${ports[standby]}/readyz`)).status,
+      200,
+      'a standby is ready (its cache is warm)',
+    );
 
     // The leader dies without releasing the Lease: the standby waits it out, then leads.
     const killedAt = performance.now();
     await replicas[leader].stop('SIGKILL');
     await createPolicy(cluster.admin, 'ha', 'after-failover', { rules: [{ name: 'r', action: 'Deny' }] });
-    const taken = await waitFor('the standby to publish', async () => {
-      const v = await readPublished(redis, prefix);
-      return v?.specs.has('ha/after-failover') === true ? v : undefined;
-    }, 20_000);
+    const taken = await waitFor(
+      'the standby to publish',
+      async () => {
+        const v = await readPublished(redis, prefix);
+        return v?.specs.has('ha/after-failover') === true ? v : undefined;
+      },
+      20_000,
+    );
     const takeoverMs = performance.now() - killedAt;
     assert.equal(taken.document.source, `operator ${standby}`);
     assert.equal(taken.specs.size, 6);
@@ -128,7 +184,9 @@ test(`an operator killed in the middle of ${CHANGES} changes is replaced, and th
   const namespaces = ['stream-a', 'stream-b'];
   for (const ns of namespaces) await cluster.createNamespace(ns);
   const first = startReplica('first', prefix, ['--namespaces', namespaces.join(',')]);
-  await waitFor('the first replica to publish', async () => ((await readPublished(redis, prefix)) === null ? undefined : true));
+  await waitFor('the first replica to publish', async () =>
+    (await readPublished(redis, prefix)) === null ? undefined : true,
+  );
 
   // The model: what the cluster should hold after the stream. Each name is created once, updated
   // some times, and maybe deleted; never re-created (a deleting object still holds its name).
@@ -145,11 +203,15 @@ test(`an operator killed in the middle of ${CHANGES} changes is replaced, and th
     const live = names.filter((n) => desired.has(n));
     const unborn = names.filter((n) => !desired.has(n) && !deleted.has(n));
     const roll = rand();
-    const key = unborn.length > 0 && (roll < 0.25 || live.length === 0)
-      ? unborn[Math.floor(rand() * unborn.length)] as string
-      : live[Math.floor(rand() * live.length)] as string;
+    const key =
+      unborn.length > 0 && (roll < 0.25 || live.length === 0)
+        ? (unborn[Math.floor(rand() * unborn.length)] as string)
+        : (live[Math.floor(rand() * live.length)] as string);
     const [ns, name] = key.split('/') as [string, string];
-    const spec = { priority: Math.floor(rand() * 100), rules: [{ name: 'r', action: rand() < 0.5 ? 'Allow' : 'Deny', to: { ports: [String(1 + change)] } }] };
+    const spec = {
+      priority: Math.floor(rand() * 100),
+      rules: [{ name: 'r', action: rand() < 0.5 ? 'Allow' : 'Deny', to: { ports: [String(1 + change)] } }],
+    };
     if (!desired.has(key)) {
       await createPolicy(cluster.admin, ns, name, spec);
       desired.set(key, spec);
@@ -166,17 +228,30 @@ test(`an operator killed in the middle of ${CHANGES} changes is replaced, and th
   assert.ok(second !== null);
   assert.ok(deleted.size > 0 && desired.size > 10, `${deleted.size} deleted, ${desired.size} live`);
 
-  const converged = await waitFor('the exact desired snapshot', async () => {
-    const view = await readPublished(redis, prefix);
-    if (view === null || view.specs.size !== desired.size) return undefined;
-    for (const [key, spec] of desired) if (stringifyCanonical(view.specs.get(key)) !== stringifyCanonical(spec)) return undefined;
-    return view;
-  }, 30_000, 100);
+  const converged = await waitFor(
+    'the exact desired snapshot',
+    async () => {
+      const view = await readPublished(redis, prefix);
+      if (view === null || view.specs.size !== desired.size) return undefined;
+      for (const [key, spec] of desired)
+        if (stringifyCanonical(view.specs.get(key)) !== stringifyCanonical(spec)) return undefined;
+      return view;
+    },
+    30_000,
+    100,
+  );
   assert.equal(converged.document.source, 'operator second');
-  await waitFor('every policy Ready at its generation, every deleted one gone', async () => {
-    const all = (await listPolicies(cluster.admin)).filter((p) => namespaces.includes(p.metadata.namespace ?? ''));
-    if (all.length !== desired.size) return undefined;
-    return all.every((p) => readyOf(p)?.status === 'True' && statusOf(p).observedGeneration === p.metadata.generation) ? true : undefined;
-  }, 30_000, 100);
+  await waitFor(
+    'every policy Ready at its generation, every deleted one gone',
+    async () => {
+      const all = (await listPolicies(cluster.admin)).filter((p) => namespaces.includes(p.metadata.namespace ?? ''));
+      if (all.length !== desired.size) return undefined;
+      return all.every((p) => readyOf(p)?.status === 'True' && statusOf(p).observedGeneration === p.metadata.generation)
+        ? true
+        : undefined;
+    },
+    30_000,
+    100,
+  );
   await second.stop('SIGTERM');
 });

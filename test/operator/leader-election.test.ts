@@ -3,18 +3,32 @@
 // The real Lease on a real API server is exercised in failover.test.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decideLease, LeaderElector, type LeaseClient, type LeaseView, type LeaseWrite } from '../../operator/leader-election.ts';
+import {
+  decideLease,
+  LeaderElector,
+  type LeaseClient,
+  type LeaseView,
+  type LeaseWrite,
+} from '../../operator/leader-election.ts';
 import type { Scheduler } from '../../operator/queue.ts';
 
-const lease = (holder: string | null, rv = '1', seconds = 15): LeaseView =>
-  ({ resourceVersion: rv, holderIdentity: holder, leaseDurationSeconds: seconds, leaseTransitions: 0 });
+const lease = (holder: string | null, rv = '1', seconds = 15): LeaseView => ({
+  resourceVersion: rv,
+  holderIdentity: holder,
+  leaseDurationSeconds: seconds,
+  leaseTransitions: 0,
+});
 
 test('decideLease: create, renew, take when released or expired, otherwise wait', () => {
   assert.deepEqual(decideLease(null, 'me', 0, 0), { kind: 'create' });
   assert.deepEqual(decideLease(lease('me'), 'me', 0, 99_999), { kind: 'renew' });
   assert.deepEqual(decideLease(lease(null), 'me', 0, 0), { kind: 'take' });
   assert.deepEqual(decideLease(lease(''), 'me', 0, 0), { kind: 'take' });
-  assert.deepEqual(decideLease(lease('other'), 'me', 1000, 5000), { kind: 'wait', holder: 'other', remainingMs: 11_000 });
+  assert.deepEqual(decideLease(lease('other'), 'me', 1000, 5000), {
+    kind: 'wait',
+    holder: 'other',
+    remainingMs: 11_000,
+  });
   assert.deepEqual(decideLease(lease('other'), 'me', 1000, 16_000), { kind: 'take' });
 });
 
@@ -51,7 +65,13 @@ function leaseStore() {
   let version = 0;
   let failing = false;
   const write = (w: LeaseWrite): LeaseView => {
-    record = { resourceVersion: String(++version), holderIdentity: w.holderIdentity, leaseDurationSeconds: w.leaseDurationSeconds, leaseTransitions: w.leaseTransitions, writes: (record?.writes ?? 0) + 1 };
+    record = {
+      resourceVersion: String(++version),
+      holderIdentity: w.holderIdentity,
+      leaseDurationSeconds: w.leaseDurationSeconds,
+      leaseTransitions: w.leaseTransitions,
+      writes: (record?.writes ?? 0) + 1,
+    };
     return record;
   };
   const client: LeaseClient = {
@@ -70,13 +90,24 @@ function leaseStore() {
       return write(w);
     },
   };
-  return { client, holder: () => record?.holderIdentity ?? null, transitions: () => record?.leaseTransitions, setFailing: (f: boolean) => { failing = f; } };
+  return {
+    client,
+    holder: () => record?.holderIdentity ?? null,
+    transitions: () => record?.leaseTransitions,
+    setFailing: (f: boolean) => {
+      failing = f;
+    },
+  };
 }
 
 function elector(name: string, client: LeaseClient, scheduler: Scheduler, log: string[]): LeaderElector {
   return new LeaderElector({
-    client, identity: name, scheduler,
-    leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000,
+    client,
+    identity: name,
+    scheduler,
+    leaseDurationMs: 15_000,
+    renewDeadlineMs: 10_000,
+    retryPeriodMs: 2_000,
     onStartedLeading: () => log.push(`${name} leads`),
     onStoppedLeading: () => log.push(`${name} stops`),
   });
@@ -105,7 +136,7 @@ test('of two candidates one leads; the other takes over only after the leader st
   await a.stop({ release: false });
   assert.equal(store.holder(), 'a');
   await clock.advance(14_000);
-  assert.equal(b.isLeader(), false, 'not before the lease duration has passed on b\'s clock');
+  assert.equal(b.isLeader(), false, "not before the lease duration has passed on b's clock");
   // b saw a's last renewal (at 60 s) at its next try, up to one jittered retry period (2.4 s)
   // later, and takes the Lease at its first try a lease duration after that: by 79.8 s at most.
   await clock.advance(6_000);
@@ -161,7 +192,16 @@ test('stop() releases the lease so a standby takes it at its next try instead of
 
 test('the elector refuses timings that would let two leaders overlap', () => {
   const base = { client: leaseStore().client, identity: 'x', onStartedLeading() {}, onStoppedLeading() {} };
-  assert.throws(() => new LeaderElector({ ...base, leaseDurationMs: 10_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 }), /renew deadline/);
-  assert.throws(() => new LeaderElector({ ...base, leaseDurationMs: 15_000, renewDeadlineMs: 2_000, retryPeriodMs: 2_000 }), /retry period/);
-  assert.throws(() => new LeaderElector({ ...base, leaseDurationMs: 1_500, renewDeadlineMs: 1_000, retryPeriodMs: 500 }), /whole seconds/);
+  assert.throws(
+    () => new LeaderElector({ ...base, leaseDurationMs: 10_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 }),
+    /renew deadline/,
+  );
+  assert.throws(
+    () => new LeaderElector({ ...base, leaseDurationMs: 15_000, renewDeadlineMs: 2_000, retryPeriodMs: 2_000 }),
+    /retry period/,
+  );
+  assert.throws(
+    () => new LeaderElector({ ...base, leaseDurationMs: 1_500, renewDeadlineMs: 1_000, retryPeriodMs: 500 }),
+    /whole seconds/,
+  );
 });

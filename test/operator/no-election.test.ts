@@ -10,7 +10,17 @@ import type { RedisClient } from '../../src/redis/connection.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { startCli, type CliProcess } from '../helpers/spawn.ts';
 import {
-  closeRedisClient, connectRedis, createPolicy, OPERATOR_NAMESPACE, readPublished, readyOf, startTestCluster, waitFor, waitForPolicyReady, type TestCluster } from './cluster.ts';
+  closeRedisClient,
+  connectRedis,
+  createPolicy,
+  OPERATOR_NAMESPACE,
+  readPublished,
+  readyOf,
+  startTestCluster,
+  waitFor,
+  waitForPolicyReady,
+  type TestCluster,
+} from './cluster.ts';
 
 const allowWeb = { rules: [{ name: 'web', action: 'Allow', to: { hosts: ['*.example.com'], ports: ['443'] } }] };
 
@@ -35,9 +45,27 @@ after(async () => {
 // Debug level: the elector logs every failed Lease request ("lease update failed").
 function startOperator(identity: string, extra: string[]): CliProcess {
   const cli = startCli([
-    'operator', '--redis-url', redisServer.url, '--redis-prefix', identity,
-    '--kubeconfig', cluster.operatorKubeconfig, '--lease-namespace', OPERATOR_NAMESPACE, '--identity', identity,
-    '--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '250ms', '--ops-listen', '127.0.0.1:0', '--log-level', 'debug',
+    'operator',
+    '--redis-url',
+    redisServer.url,
+    '--redis-prefix',
+    identity,
+    '--kubeconfig',
+    cluster.operatorKubeconfig,
+    '--lease-namespace',
+    OPERATOR_NAMESPACE,
+    '--identity',
+    identity,
+    '--lease-duration',
+    '2s',
+    '--renew-deadline',
+    '1500ms',
+    '--retry-period',
+    '250ms',
+    '--ops-listen',
+    '127.0.0.1:0',
+    '--log-level',
+    'debug',
     ...extra,
   ]);
   processes.push(cli);
@@ -50,14 +78,27 @@ async function opsUrl(cli: CliProcess): Promise<string> {
 }
 
 async function leasesOutsideKubeSystem(): Promise<string[]> {
-  const all = (await cluster.kubectl('get', 'leases', '-A', '-o', 'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{"\\n"}{end}')).trim();
+  const all = (
+    await cluster.kubectl(
+      'get',
+      'leases',
+      '-A',
+      '-o',
+      'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{"\\n"}{end}',
+    )
+  ).trim();
   return all.split('\n').filter((lease) => lease !== '' && !lease.startsWith('kube-system/'));
 }
 
-test('the operator\'s user has no Lease rights', async () => {
+test("the operator's user has no Lease rights", async () => {
   const can = async (...args: string[]): Promise<boolean> =>
-    (await cluster.kubectlAs(cluster.operatorKubeconfig, 'auth', 'can-i', ...args).catch((e: { stdout?: string }) => e.stdout ?? '')).trim() === 'yes';
-  for (const verb of ['get', 'create', 'update']) assert.equal(await can(verb, 'leases.coordination.k8s.io', '-n', OPERATOR_NAMESPACE), false, verb);
+    (
+      await cluster
+        .kubectlAs(cluster.operatorKubeconfig, 'auth', 'can-i', ...args)
+        .catch((e: { stdout?: string }) => e.stdout ?? '')
+    ).trim() === 'yes';
+  for (const verb of ['get', 'create', 'update'])
+    assert.equal(await can(verb, 'leases.coordination.k8s.io', '-n', OPERATOR_NAMESPACE), false, verb);
   assert.equal(await can('list', 'socks4policies.socks4-fleet.io', '-A'), true);
 });
 
@@ -86,7 +127,9 @@ test('the same grant with election on: the Lease is refused, so the operator nev
   const cli = startOperator('elector', []);
   const ops = await opsUrl(cli);
   await cli.waitForOutput(/HTTP 403[^\n]*"msg":"lease update failed"/);
-  await waitFor('the elector\'s cache synced', async () => ((await fetch(`${ops}/readyz`)).status === 200 ? true : undefined));
+  await waitFor("the elector's cache synced", async () =>
+    (await fetch(`${ops}/readyz`)).status === 200 ? true : undefined,
+  );
   assert.match(await (await fetch(`${ops}/metrics`)).text(), /^socks4_operator_leader 0$/m);
   assert.equal(await readPublished(redis, 'elector'), null);
   assert.deepEqual(await leasesOutsideKubeSystem(), []);

@@ -11,14 +11,32 @@ import { ruleKeys } from '../../src/rules/redis-keys.ts';
 import { createLogger } from '../../src/telemetry/logging.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import {
-  closeRedisClient, connectRedis, createPolicy, deletePolicy, getPolicy, LEASE_ROLE_PATH, listPolicies, loadKubeConfig, OPERATOR_NAMESPACE, OPERATOR_USER,
-  readPublished, readyOf, startTestCluster, statusOf, updatePolicySpec, waitFor, waitForPolicyReady, type TestCluster,
+  closeRedisClient,
+  connectRedis,
+  createPolicy,
+  deletePolicy,
+  getPolicy,
+  LEASE_ROLE_PATH,
+  listPolicies,
+  loadKubeConfig,
+  OPERATOR_NAMESPACE,
+  OPERATOR_USER,
+  readPublished,
+  readyOf,
+  startTestCluster,
+  statusOf,
+  updatePolicySpec,
+  waitFor,
+  waitForPolicyReady,
+  type TestCluster,
 } from './cluster.ts';
 
 const PREFIX = 'operator-test';
 const WATCHED = ['lifecycle', 'mixed', 'quiet', 'bulk'] as const;
 const allowWeb = { rules: [{ name: 'web', action: 'Allow', to: { hosts: ['*.example.com'], ports: ['443'] } }] };
-const denyWithLimits = { rules: [{ name: 'capped', action: 'Deny', limits: { concurrentSessions: { max: 5, key: 'Rule' } } }] };
+const denyWithLimits = {
+  rules: [{ name: 'capped', action: 'Deny', limits: { concurrentSessions: { max: 5, key: 'Rule' } } }],
+};
 
 let cluster: TestCluster;
 let redisServer: RedisServer;
@@ -35,13 +53,21 @@ before(async () => {
     prefix: PREFIX,
     namespaces: WATCHED,
     identity: 'operator-under-test',
-    lease: { namespace: OPERATOR_NAMESPACE, name: 'socks4-fleet-operator', leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 500 },
+    lease: {
+      namespace: OPERATOR_NAMESPACE,
+      name: 'socks4-fleet-operator',
+      leaseDurationMs: 3_000,
+      renewDeadlineMs: 2_000,
+      retryPeriodMs: 500,
+    },
     workers: 2,
     resyncMs: 1_000,
     ops: { host: '127.0.0.1', port: 0 },
     logger: createLogger({ level: 'warn', destination: 2 }),
   });
-  await waitFor('the operator to lead and publish', async () => ((await readPublished(redis, PREFIX)) === null ? undefined : true));
+  await waitFor('the operator to lead and publish', async () =>
+    (await readPublished(redis, PREFIX)) === null ? undefined : true,
+  );
 });
 
 after(async () => {
@@ -74,7 +100,9 @@ test('update → a new snapshot carries the new generation, and the status follo
   assert.equal(updated.metadata.generation, 2);
   const next = await waitFor('the new rules in the snapshot', async () => {
     const view = await readPublished(redis, PREFIX);
-    return view !== null && (view.specs.get('lifecycle/web') as { rules?: unknown[] } | undefined)?.rules?.length === 2 ? view : undefined;
+    return view !== null && (view.specs.get('lifecycle/web') as { rules?: unknown[] } | undefined)?.rules?.length === 2
+      ? view
+      : undefined;
   });
   assert.notEqual(next.version, before?.version);
   assert.deepEqual(next.specs.get('lifecycle/web'), spec);
@@ -92,9 +120,15 @@ test('a Report policy is published as Report and its status says so; the one-wor
   const obj = await waitForPolicyReady(cluster.admin, 'lifecycle', 'trial');
   const status = obj.status as { enforcement?: string; snapshotVersion?: string };
   assert.equal(status.enforcement, 'Report');
-  assert.match(readyOf(obj)?.message ?? '', /in Report mode: the fleet records what it would decide and enforces nothing of it$/);
+  assert.match(
+    readyOf(obj)?.message ?? '',
+    /in Report mode: the fleet records what it would decide and enforces nothing of it$/,
+  );
   const published = await readPublished(redis, PREFIX);
-  assert.equal((published?.specs.get('lifecycle/trial') as { enforcement?: string } | undefined)?.enforcement, 'Report');
+  assert.equal(
+    (published?.specs.get('lifecycle/trial') as { enforcement?: string } | undefined)?.enforcement,
+    'Report',
+  );
   await updatePolicySpec(cluster.admin, 'lifecycle', 'trial', { enforcement: 'Enforce', rules });
   const switched = await waitFor('status of the switched policy', async () => {
     const o = await getPolicy(cluster.admin, 'lifecycle', 'trial');
@@ -109,10 +143,17 @@ test('a Report policy is published as Report and its status says so; the one-wor
 
 test('delete → the policy leaves the snapshot before the object disappears; the finalizer is removed', async () => {
   await createPolicy(cluster.admin, 'lifecycle', 'doomed', allowWeb);
-  await waitFor('doomed published', async () => ((await readPublished(redis, PREFIX))?.specs.has('lifecycle/doomed') === true ? true : undefined));
+  await waitFor('doomed published', async () =>
+    (await readPublished(redis, PREFIX))?.specs.has('lifecycle/doomed') === true ? true : undefined,
+  );
   await deletePolicy(cluster.admin, 'lifecycle', 'doomed');
   // The moment the API server no longer has it, the fleet must not have it either.
-  await waitFor('doomed gone from the API server', async () => ((await getPolicy(cluster.admin, 'lifecycle', 'doomed')) === null ? true : undefined), 20_000, 5);
+  await waitFor(
+    'doomed gone from the API server',
+    async () => ((await getPolicy(cluster.admin, 'lifecycle', 'doomed')) === null ? true : undefined),
+    20_000,
+    5,
+  );
   const view = await readPublished(redis, PREFIX);
   assert.equal(view?.specs.has('lifecycle/doomed'), false);
   assert.equal(view?.specs.has('lifecycle/web'), true);
@@ -130,7 +171,9 @@ test('a semantically invalid policy is Ready=False with a reason and an Event, a
   assert.equal(view?.specs.has('mixed/good'), true);
   assert.equal(view?.specs.has('mixed/bad'), false);
   assert.equal(view?.specs.has('lifecycle/web'), true);
-  const events = JSON.parse(await cluster.kubectl('get', 'events', '-n', 'mixed', '--field-selector', 'involvedObject.name=bad', '-o', 'json'));
+  const events = JSON.parse(
+    await cluster.kubectl('get', 'events', '-n', 'mixed', '--field-selector', 'involvedObject.name=bad', '-o', 'json'),
+  );
   assert.equal(events.items.length, 1);
   assert.equal(events.items[0].type, 'Warning');
   assert.equal(events.items[0].reason, 'InvalidSpec');
@@ -169,10 +212,20 @@ test('a snapshot lost from Redis (keys deleted, or a restart without persistence
   assert.ok(before !== null);
   const keys = ruleKeys(PREFIX);
   await redis.del(keys.pointer, keys.snapshot(before.version));
-  const resynced = await waitFor('the periodic resync to republish', async () => (await readPublished(redis, PREFIX)) ?? undefined, 20_000, 50);
+  const resynced = await waitFor(
+    'the periodic resync to republish',
+    async () => (await readPublished(redis, PREFIX)) ?? undefined,
+    20_000,
+    50,
+  );
   assert.equal(resynced.version, before.version, 'same policies, same content-addressed version');
   await redisServer.restart();
-  const healed = await waitFor('the snapshot back after the restart', async () => (await readPublished(redis, PREFIX).catch(() => null)) ?? undefined, 20_000, 50);
+  const healed = await waitFor(
+    'the snapshot back after the restart',
+    async () => (await readPublished(redis, PREFIX).catch(() => null)) ?? undefined,
+    20_000,
+    50,
+  );
   assert.equal(healed.version, before.version);
 });
 
@@ -180,7 +233,15 @@ test('a watch refused by the API server is retried with a fresh list, and nothin
   // A second fleet whose operator may watch `late` only once a RoleBinding grants it.
   await cluster.createNamespace('late');
   await cluster.kubectl('apply', '-n', 'late', '-f', LEASE_ROLE_PATH);
-  await cluster.kubectl('create', 'rolebinding', 'lease', '-n', 'late', '--role=socks4-fleet-operator-leader-election', `--user=${OPERATOR_USER.user}`);
+  await cluster.kubectl(
+    'create',
+    'rolebinding',
+    'lease',
+    '-n',
+    'late',
+    '--role=socks4-fleet-operator-leader-election',
+    `--user=${OPERATOR_USER.user}`,
+  );
   await createPolicy(cluster.admin, 'late', 'p', allowWeb);
   const late = await startOperator({
     kubeConfig: loadKubeConfig(cluster.operatorKubeconfig),
@@ -188,20 +249,45 @@ test('a watch refused by the API server is retried with a fresh list, and nothin
     prefix: 'late',
     namespaces: ['late'],
     identity: 'late',
-    lease: { namespace: 'late', name: 'socks4-fleet-operator', leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 500 },
+    lease: {
+      namespace: 'late',
+      name: 'socks4-fleet-operator',
+      leaseDurationMs: 3_000,
+      renewDeadlineMs: 2_000,
+      retryPeriodMs: 500,
+    },
     informerRestartBaseMs: 100,
     logger: createLogger({ level: 'silent' }),
   });
   try {
     await waitFor('the late operator to lead', () => (late.isLeader() ? true : undefined));
-    await waitFor('a refused watch', async () => ((await late.metrics.informerRestarts.get()).values[0]?.value ?? 0) >= 2 ? true : undefined);
+    await waitFor('a refused watch', async () =>
+      ((await late.metrics.informerRestarts.get()).values[0]?.value ?? 0) >= 2 ? true : undefined,
+    );
     assert.equal(late.isReady(), false);
-    assert.equal(await readPublished(redis, 'late'), null, 'an operator that cannot see the policies must not publish an empty snapshot');
-    await cluster.kubectl('create', 'rolebinding', 'socks4-fleet-operator', '-n', 'late', '--clusterrole=socks4-fleet-operator', `--user=${OPERATOR_USER.user}`);
-    const view = await waitFor('late/p published', async () => {
-      const v = await readPublished(redis, 'late');
-      return v?.specs.has('late/p') === true ? v : undefined;
-    }, 30_000, 50);
+    assert.equal(
+      await readPublished(redis, 'late'),
+      null,
+      'an operator that cannot see the policies must not publish an empty snapshot',
+    );
+    await cluster.kubectl(
+      'create',
+      'rolebinding',
+      'socks4-fleet-operator',
+      '-n',
+      'late',
+      '--clusterrole=socks4-fleet-operator',
+      `--user=${OPERATOR_USER.user}`,
+    );
+    const view = await waitFor(
+      'late/p published',
+      async () => {
+        const v = await readPublished(redis, 'late');
+        return v?.specs.has('late/p') === true ? v : undefined;
+      },
+      30_000,
+      50,
+    );
     assert.equal(view.specs.size, 1);
     assert.equal(late.isReady(), true);
   } finally {
@@ -211,15 +297,26 @@ test('a watch refused by the API server is retried with a fresh list, and nothin
 
 test('a burst of 150 policies converges, and each status names a snapshot that really carries it', async () => {
   const count = 150;
-  const publishedBefore = (await operator.metrics.publishes.get()).values.find((v) => v.labels.result === 'published')?.value ?? 0;
+  const publishedBefore =
+    (await operator.metrics.publishes.get()).values.find((v) => v.labels.result === 'published')?.value ?? 0;
   let next = 0;
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    for (let i = next++; i < count; i = next++) await createPolicy(cluster.admin, 'bulk', `p${i}`, { rules: [{ name: 'r', action: 'Allow', to: { ports: [String(1 + i)] } }] });
-  }));
-  const all = await waitFor('all Ready', async () => {
-    const list = (await listPolicies(cluster.admin)).filter((p) => p.metadata.namespace === 'bulk');
-    return list.length === count && list.every((p) => readyOf(p)?.status === 'True') ? list : undefined;
-  }, 60_000, 100);
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      for (let i = next++; i < count; i = next++)
+        await createPolicy(cluster.admin, 'bulk', `p${i}`, {
+          rules: [{ name: 'r', action: 'Allow', to: { ports: [String(1 + i)] } }],
+        });
+    }),
+  );
+  const all = await waitFor(
+    'all Ready',
+    async () => {
+      const list = (await listPolicies(cluster.admin)).filter((p) => p.metadata.namespace === 'bulk');
+      return list.length === count && list.every((p) => readyOf(p)?.status === 'True') ? list : undefined;
+    },
+    60_000,
+    100,
+  );
   const view = await readPublished(redis, PREFIX);
   assert.equal([...(view?.specs.keys() ?? [])].filter((k) => k.startsWith('bulk/')).length, count);
   const documents = new Map<string, Map<string, unknown>>();
@@ -236,8 +333,13 @@ test('a burst of 150 policies converges, and each status names a snapshot that r
     assert.equal(enforcement, 'Enforce');
     assert.deepEqual(documents.get(version)?.get(`bulk/${p.metadata.name}`), spec, `${p.metadata.name} in ${version}`);
   }
-  const publishes = ((await operator.metrics.publishes.get()).values.find((v) => v.labels.result === 'published')?.value ?? 0) - publishedBefore;
-  assert.ok(publishes >= 1 && publishes < count, `${publishes} publishes for ${count} new policies: bursts are coalesced`);
+  const publishes =
+    ((await operator.metrics.publishes.get()).values.find((v) => v.labels.result === 'published')?.value ?? 0) -
+    publishedBefore;
+  assert.ok(
+    publishes >= 1 && publishes < count,
+    `${publishes} publishes for ${count} new policies: bursts are coalesced`,
+  );
 });
 
 test('/healthz, /readyz and /metrics answer on the ops port', async () => {
@@ -251,11 +353,20 @@ test('/healthz, /readyz and /metrics answer on the ops port', async () => {
   assert.match(metrics, /^socks4_operator_reconciles_total\{kind="policy",result="ok"\} [1-9]/m);
 });
 
-test('the operator\'s user holds exactly the rules in deploy/rbac/, nothing more', async () => {
+test("the operator's user holds exactly the rules in deploy/rbac/, nothing more", async () => {
   const can = async (...args: string[]): Promise<boolean> =>
-    (await cluster.kubectlAs(cluster.operatorKubeconfig, 'auth', 'can-i', ...args).catch((e: { stdout?: string }) => e.stdout ?? '')).trim() === 'yes';
-  for (const verb of ['list', 'watch', 'patch']) assert.equal(await can(verb, 'socks4policies.socks4-fleet.io', '-n', 'mixed'), true, verb);
-  assert.equal(await can('list', 'socks4policies.socks4-fleet.io', '-A'), false, 'granted in the watched namespaces only');
+    (
+      await cluster
+        .kubectlAs(cluster.operatorKubeconfig, 'auth', 'can-i', ...args)
+        .catch((e: { stdout?: string }) => e.stdout ?? '')
+    ).trim() === 'yes';
+  for (const verb of ['list', 'watch', 'patch'])
+    assert.equal(await can(verb, 'socks4policies.socks4-fleet.io', '-n', 'mixed'), true, verb);
+  assert.equal(
+    await can('list', 'socks4policies.socks4-fleet.io', '-A'),
+    false,
+    'granted in the watched namespaces only',
+  );
   assert.equal(await can('list', 'socks4policies.socks4-fleet.io', '-n', 'unwatched'), false);
   assert.equal(await can('patch', 'socks4policies.socks4-fleet.io', '--subresource=status', '-n', 'mixed'), true);
   assert.equal(await can('create', 'events', '-n', 'mixed'), true);

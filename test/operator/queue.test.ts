@@ -50,7 +50,9 @@ test('a key being processed is not handed out again; an add meanwhile brings it 
   queue.add('ns/p');
   assert.equal(queue.length, 0, 'not queued while a worker holds it');
   let second: string | null = null;
-  const waiting = queue.get().then((key) => { second = key; });
+  const waiting = queue.get().then((key) => {
+    second = key;
+  });
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(second, null, 'a second worker must not get the key that is in progress');
   queue.done('ns/p');
@@ -84,7 +86,8 @@ test('with many workers and repeated adds, no key is ever processed by two worke
     await new Promise((resolve) => setImmediate(resolve));
   }
   // Drain: bounded wait until nothing is queued or in progress.
-  for (let i = 0; i < 1000 && (queue.length > 0 || queue.processing > 0); i++) await new Promise((resolve) => setImmediate(resolve));
+  for (let i = 0; i < 1000 && (queue.length > 0 || queue.processing > 0); i++)
+    await new Promise((resolve) => setImmediate(resolve));
   queue.shutDown();
   await Promise.all(workers);
   assert.equal(overlaps, 0);
@@ -94,7 +97,10 @@ test('with many workers and repeated adds, no key is ever processed by two worke
 test('failures back off exponentially per key, capped, and forget() resets the count', async () => {
   const scheduler = manualScheduler();
   const queue = new WorkQueue({ baseDelayMs: 10, maxDelayMs: 100, scheduler });
-  assert.deepEqual([1, 2, 3, 4, 5, 6].map(() => queue.addRateLimited('ns/bad')), [10, 20, 40, 80, 100, 100]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6].map(() => queue.addRateLimited('ns/bad')),
+    [10, 20, 40, 80, 100, 100],
+  );
   assert.equal(queue.failures('ns/bad'), 6);
   assert.equal(queue.addRateLimited('ns/other'), 10, 'another key has its own count');
   queue.forget('ns/bad');

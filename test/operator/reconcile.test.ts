@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setCondition, type Condition } from '../../operator/conditions.ts';
 import {
-  FINALIZER, planPolicy, planSnapshot, recordPublished, REPORT_NOTE, type ObservedPolicy, type PolicyStatus, type PublishedSnapshot,
+  FINALIZER,
+  planPolicy,
+  planSnapshot,
+  recordPublished,
+  REPORT_NOTE,
+  type ObservedPolicy,
+  type PolicyStatus,
+  type PublishedSnapshot,
 } from '../../operator/reconcile.ts';
 import { buildSnapshotDocument } from '../../src/rules/snapshot-document.ts';
 
@@ -11,13 +18,29 @@ const NOW = new Date('2030-01-02T03:04:05.678Z');
 const LATER = new Date('2030-01-02T04:00:00.000Z');
 
 const allowWeb = { rules: [{ name: 'web', action: 'Allow', to: { ports: ['443'] } }], priority: 100 };
-const twoRules = { rules: [{ name: 'web', action: 'Allow', to: { ports: ['443'] } }, { name: 'rest', action: 'Deny' }] };
+const twoRules = {
+  rules: [
+    { name: 'web', action: 'Allow', to: { ports: ['443'] } },
+    { name: 'rest', action: 'Deny' },
+  ],
+};
 // Passes the CRD schema, fails the proxy's validation: limits only make sense on Allow rules.
-const denyWithLimits = { rules: [{ name: 'capped', action: 'Deny', limits: { concurrentSessions: { max: 5, key: 'Rule' } } }] };
+const denyWithLimits = {
+  rules: [{ name: 'capped', action: 'Deny', limits: { concurrentSessions: { max: 5, key: 'Rule' } } }],
+};
 
-function observed(name: string, spec: unknown, extra: {
-  namespace?: string; generation?: number; uid?: string; finalizer?: boolean; deleting?: boolean; status?: unknown;
-} = {}): ObservedPolicy {
+function observed(
+  name: string,
+  spec: unknown,
+  extra: {
+    namespace?: string;
+    generation?: number;
+    uid?: string;
+    finalizer?: boolean;
+    deleting?: boolean;
+    status?: unknown;
+  } = {},
+): ObservedPolicy {
   return {
     apiVersion: 'socks4-fleet.io/v1alpha1',
     kind: 'Socks4Policy',
@@ -35,7 +58,11 @@ function observed(name: string, spec: unknown, extra: {
   };
 }
 
-function publish(objs: readonly ObservedPolicy[], previous: PublishedSnapshot | null, version: string): PublishedSnapshot {
+function publish(
+  objs: readonly ObservedPolicy[],
+  previous: PublishedSnapshot | null,
+  version: string,
+): PublishedSnapshot {
   const desired = planSnapshot(objs, previous);
   return recordPublished(desired, version, new Map(objs.map((o) => [`${o.metadata.namespace}/${o.metadata.name}`, o])));
 }
@@ -53,7 +80,11 @@ test('a new policy gets the finalizer before anything else', () => {
 
 test('nothing is claimed about a policy before this operator published a snapshot', () => {
   assert.deepEqual(planPolicy(observed('p', allowWeb), null, NOW), { action: 'none', status: null, event: null });
-  assert.deepEqual(planPolicy(observed('bad', denyWithLimits), null, NOW), { action: 'none', status: null, event: null });
+  assert.deepEqual(planPolicy(observed('bad', denyWithLimits), null, NOW), {
+    action: 'none',
+    status: null,
+    event: null,
+  });
 });
 
 test('a published policy becomes Ready=True with observedGeneration, its rule count and the snapshot that carries it', () => {
@@ -67,13 +98,23 @@ test('a published policy becomes Ready=True with observedGeneration, its rule co
     ruleCount: 2,
     snapshotVersion: 'aaaaaaaaaaaa',
     enforcement: 'Enforce',
-    conditions: [{
-      type: 'Ready', status: 'True', reason: 'Published', message: 'published in rules snapshot aaaaaaaaaaaa',
-      observedGeneration: 3, lastTransitionTime: '2030-01-02T03:04:05Z',
-    }],
+    conditions: [
+      {
+        type: 'Ready',
+        status: 'True',
+        reason: 'Published',
+        message: 'published in rules snapshot aaaaaaaaaaaa',
+        observedGeneration: 3,
+        lastTransitionTime: '2030-01-02T03:04:05Z',
+      },
+    ],
   });
   // Once the status reads back, there is nothing left to do.
-  assert.deepEqual(planPolicy(withStatus(obj, plan.status), published, LATER), { action: 'none', status: null, event: null });
+  assert.deepEqual(planPolicy(withStatus(obj, plan.status), published, LATER), {
+    action: 'none',
+    status: null,
+    event: null,
+  });
 });
 
 test('a generation not yet in the published snapshot gets no status until it is', () => {
@@ -116,13 +157,24 @@ test('a semantically invalid policy is Ready=False with a reason, a field-named 
   assert.equal(plan.status?.snapshotVersion, undefined);
   assert.deepEqual(plan.event, { type: 'Warning', reason: 'InvalidSpec', message: ready?.message });
   // Reported once: the same refusal read back produces neither a write nor another event.
-  assert.deepEqual(planPolicy(withStatus(bad, plan.status), published, LATER), { action: 'none', status: null, event: null });
+  assert.deepEqual(planPolicy(withStatus(bad, plan.status), published, LATER), {
+    action: 'none',
+    status: null,
+    event: null,
+  });
 });
 
 test('one bad policy never blocks the others: the rest form a snapshot the publisher accepts', () => {
-  const objs = [observed('a', allowWeb), observed('bad', denyWithLimits), observed('c', twoRules, { namespace: 'other' })];
+  const objs = [
+    observed('a', allowWeb),
+    observed('bad', denyWithLimits),
+    observed('c', twoRules, { namespace: 'other' }),
+  ];
   const desired = planSnapshot(objs, null);
-  assert.deepEqual(desired.policies.map((p) => `${p.metadata.namespace}/${p.metadata.name}`), ['other/c', 'team/a']);
+  assert.deepEqual(
+    desired.policies.map((p) => `${p.metadata.namespace}/${p.metadata.name}`),
+    ['other/c', 'team/a'],
+  );
   const { document } = buildSnapshotDocument(desired.policies);
   assert.equal(document.policies.length, 2);
 });
@@ -136,7 +188,10 @@ test('an update that breaks a published policy keeps the last good generation in
   assert.deepEqual(desired.policies[0]?.spec, twoRules);
   const second = recordPublished(desired, 'aaaaaaaaaaaa', new Map());
   const plan = planPolicy(broken, second, NOW);
-  assert.match(plan.status?.conditions[0]?.message ?? '', /only Allow rules take limits \(the fleet keeps generation 1\)$/);
+  assert.match(
+    plan.status?.conditions[0]?.message ?? '',
+    /only Allow rules take limits \(the fleet keeps generation 1\)$/,
+  );
   assert.equal(plan.status?.ruleCount, 2);
   assert.equal(plan.status?.snapshotVersion, 'aaaaaaaaaaaa');
   // A policy deleted and created again under the same name is a different object: nothing kept.
@@ -166,14 +221,21 @@ test('policies without the finalizer are not published, unless the fleet already
 test('lastTransitionTime moves only when the status flips', () => {
   const base: Condition[] = [];
   const refused = setCondition(base, { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: 'one' }, NOW);
-  const reworded = setCondition(refused, { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: 'two' }, LATER);
+  const reworded = setCondition(
+    refused,
+    { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: 'two' },
+    LATER,
+  );
   assert.equal(reworded[0]?.lastTransitionTime, '2030-01-02T03:04:05Z');
   assert.equal(reworded[0]?.message, 'two');
   const ready = setCondition(reworded, { type: 'Ready', status: 'True', reason: 'Published', message: 'ok' }, LATER);
   assert.equal(ready[0]?.lastTransitionTime, '2030-01-02T04:00:00Z');
   assert.equal(ready.length, 1);
   const other = setCondition(ready, { type: 'Other', status: 'Unknown', reason: 'Why', message: '' }, NOW);
-  assert.deepEqual(other.map((c) => c.type), ['Ready', 'Other']);
+  assert.deepEqual(
+    other.map((c) => c.type),
+    ['Ready', 'Other'],
+  );
 });
 
 test('a very long refusal is truncated to fit the status', () => {
@@ -191,7 +253,11 @@ test('a Report policy is Ready with enforcement Report in its status and says so
   const plan = planPolicy(report, published, NOW);
   assert.equal(plan.status?.enforcement, 'Report');
   assert.equal(plan.status?.conditions[0]?.message, `published in rules snapshot aaaaaaaaaaaa${REPORT_NOTE}`);
-  assert.deepEqual(planPolicy(withStatus(report, plan.status), published, LATER), { action: 'none', status: null, event: null });
+  assert.deepEqual(planPolicy(withStatus(report, plan.status), published, LATER), {
+    action: 'none',
+    status: null,
+    event: null,
+  });
   const enforced = observed('trial', { ...allowWeb, enforcement: 'Enforce' }, { generation: 2, status: plan.status });
   const next = planPolicy(enforced, publish([enforced], published, 'bbbbbbbbbbbb'), LATER);
   assert.equal(next.status?.enforcement, 'Enforce');

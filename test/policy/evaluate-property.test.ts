@@ -32,7 +32,10 @@ const inCidr = (ip: number, cidr: string): boolean => {
 };
 
 function globRe(glob: string, flags: string): RegExp {
-  const body = glob.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\-]/g, '\\$&'))).join('');
+  const body = glob
+    .split('')
+    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\-]/g, '\\$&')))
+    .join('');
   return new RegExp(`^${body}$`, `s${flags}`);
 }
 
@@ -42,12 +45,26 @@ function portIn(port: number, spec: string): boolean {
 }
 
 // The guarded address classes, written out independently of src/policy/guard.ts; nested first.
-const GUARDED = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.0.0.0/24',
-  '192.168.0.0/16', '198.18.0.0/15', '224.0.0.0/4', '255.255.255.255/32', '240.0.0.0/4'];
+const GUARDED = [
+  '0.0.0.0/8',
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.0.0.0/24',
+  '192.168.0.0/16',
+  '198.18.0.0/15',
+  '224.0.0.0/4',
+  '255.255.255.255/32',
+  '240.0.0.0/4',
+];
 
 function referenceEvaluate(policies: Socks4Policy[], ctx: EvalContext): string {
   const key = (p: Socks4Policy) => `${p.metadata.namespace ?? 'default'}/${p.metadata.name}`;
-  const sorted = [...policies].sort((a, b) => (a.spec.priority ?? 1000) - (b.spec.priority ?? 1000) || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  const sorted = [...policies].sort(
+    (a, b) => (a.spec.priority ?? 1000) - (b.spec.priority ?? 1000) || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0),
+  );
   const src = toInt(ctx.sourceIp);
   const dst = toInt(ctx.destIp);
   const host = ctx.host?.replace(/\.$/, '') ?? null;
@@ -63,7 +80,8 @@ function referenceEvaluate(policies: Socks4Policy[], ctx: EvalContext): string {
       const id = `${key(p)}/${r.name}`;
       if (r.action === 'Deny') return `deny RuleDenied ${id}`;
       // Self addresses are guarded inside opened classes (by their /32), except on loopback.
-      const isSelf = dst !== null && !inCidr(dst, '127.0.0.0/8') && [...ctx.selfAddresses].some((s) => toInt(s) === dst);
+      const isSelf =
+        dst !== null && !inCidr(dst, '127.0.0.0/8') && [...ctx.selfAddresses].some((s) => toInt(s) === dst);
       const block = dst === null || isSelf ? undefined : GUARDED.find((g) => inCidr(dst, g));
       const named = (c: string) => {
         if (dst === null || !inCidr(dst, c)) return false;
@@ -79,14 +97,40 @@ function referenceEvaluate(policies: Socks4Policy[], ctx: EvalContext): string {
 
 // ---- generators ----------------------------------------------------------------------------
 
-const CIDRS = ['10.0.0.0/8', '10.1.0.0/16', '10.1.2.0/24', '192.168.0.0/16', '127.0.0.0/8', '127.0.0.1/32', '0.0.0.0/0', '169.254.0.0/16', '0.0.0.0/8', '93.184.216.0/24', '10.0.0.5/32', '10.0.0.0/24',
-  '100.64.0.0/10', '172.16.0.0/12', '240.0.0.0/4', '255.255.255.255/32', '224.0.0.0/3', '128.0.0.0/1'];
-const SMALL_CIDR = fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 7 })).map(([a, b]) => `10.${a}.${b}.0/24`);
+const CIDRS = [
+  '10.0.0.0/8',
+  '10.1.0.0/16',
+  '10.1.2.0/24',
+  '192.168.0.0/16',
+  '127.0.0.0/8',
+  '127.0.0.1/32',
+  '0.0.0.0/0',
+  '169.254.0.0/16',
+  '0.0.0.0/8',
+  '93.184.216.0/24',
+  '10.0.0.5/32',
+  '10.0.0.0/24',
+  '100.64.0.0/10',
+  '172.16.0.0/12',
+  '240.0.0.0/4',
+  '255.255.255.255/32',
+  '224.0.0.0/3',
+  '128.0.0.0/1',
+];
+const SMALL_CIDR = fc
+  .tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 7 }))
+  .map(([a, b]) => `10.${a}.${b}.0/24`);
 const cidrList = fc.array(fc.oneof(fc.constantFrom(...CIDRS), SMALL_CIDR), { minLength: 1, maxLength: 3 });
 const PORT_SPECS = ['22', '80', '443', '8000-8999', '1-1024'];
-const portList = fc.array(fc.oneof(fc.constantFrom(...PORT_SPECS), fc.integer({ min: 1, max: 200 }).map(String)), { minLength: 1, maxLength: 3 });
+const portList = fc.array(fc.oneof(fc.constantFrom(...PORT_SPECS), fc.integer({ min: 1, max: 200 }).map(String)), {
+  minLength: 1,
+  maxLength: 3,
+});
 const userList = fc.array(fc.constantFrom('alice', 'svc-*', 'b?b', '*', ''), { minLength: 1, maxLength: 2 });
-const hostList = fc.array(fc.constantFrom('*.example.com', 'example.com', 'db-?.int', 'WWW.*', '*'), { minLength: 1, maxLength: 2 });
+const hostList = fc.array(fc.constantFrom('*.example.com', 'example.com', 'db-?.int', 'WWW.*', '*'), {
+  minLength: 1,
+  maxLength: 2,
+});
 
 const ruleArb: fc.Arbitrary<RuleShape> = fc.record({
   action: fc.constantFrom('Allow', 'Deny'),
@@ -110,7 +154,11 @@ interface RuleShape {
 
 function toRule(shape: RuleShape, i: number): PolicyRule {
   const from = { ...(shape.fromCidrs && { cidrs: shape.fromCidrs }), ...(shape.userids && { userids: shape.userids }) };
-  const to = { ...(shape.toCidrs && { cidrs: shape.toCidrs }), ...(shape.hosts && { hosts: shape.hosts }), ...(shape.ports && { ports: shape.ports }) };
+  const to = {
+    ...(shape.toCidrs && { cidrs: shape.toCidrs }),
+    ...(shape.hosts && { hosts: shape.hosts }),
+    ...(shape.ports && { ports: shape.ports }),
+  };
   return {
     name: `r${i}`,
     action: shape.action as 'Allow' | 'Deny',
@@ -121,39 +169,93 @@ function toRule(shape: RuleShape, i: number): PolicyRule {
 }
 
 function policiesArb(rule: fc.Arbitrary<RuleShape>, minRules: number): fc.Arbitrary<Socks4Policy[]> {
-  return fc.array(
-    fc.record({ priority: fc.constantFrom(0, 100, 1000), namespace: fc.constantFrom('a', 'b'), rules: fc.array(rule, { minLength: minRules, maxLength: minRules + 80 }) }),
-    { minLength: 1, maxLength: 3 },
-  ).map((ps) => ps.map((p, i) => makePolicy(`p${i}`, p.rules.map(toRule), { priority: p.priority, namespace: p.namespace })));
+  return fc
+    .array(
+      fc.record({
+        priority: fc.constantFrom(0, 100, 1000),
+        namespace: fc.constantFrom('a', 'b'),
+        rules: fc.array(rule, { minLength: minRules, maxLength: minRules + 80 }),
+      }),
+      { minLength: 1, maxLength: 3 },
+    )
+    .map((ps) =>
+      ps.map((p, i) => makePolicy(`p${i}`, p.rules.map(toRule), { priority: p.priority, namespace: p.namespace })),
+    );
 }
 
 /** Mostly single ports or small client networks: large sets of these switch the index on. */
 const USER_NAME = fc.integer({ min: 0, max: 40 }).map((n) => `u${n}`);
 const HOST_NAME = fc.integer({ min: 0, max: 40 }).map((n) => `h${n}.example.com`);
-const indexableRuleArb = (focus: string): fc.Arbitrary<RuleShape> => fc.record({
-  action: fc.constantFrom('Allow', 'Deny'),
-  commands: fc.option(fc.constantFrom(['Connect'], ['Bind']), { nil: undefined, freq: 2 }),
-  fromCidrs: fc.option(fc.array(SMALL_CIDR, { minLength: 1, maxLength: 2 }), { nil: undefined, freq: focus === 'fromCidrs' ? 10 : 1 }),
-  userids: fc.option(fc.array(fc.oneof({ arbitrary: USER_NAME, weight: 9 }, { arbitrary: fc.constantFrom('u1*', 'alice'), weight: 1 }), { minLength: 1, maxLength: 2 }), { nil: undefined, freq: focus === 'userids' ? 10 : 1 }),
-  toCidrs: fc.option(cidrList, { nil: undefined, freq: 2 }),
-  hosts: fc.option(fc.array(fc.oneof({ arbitrary: HOST_NAME, weight: 9 }, { arbitrary: fc.constantFrom('*.example.com', 'H1.EXAMPLE.com'), weight: 1 }), { minLength: 1, maxLength: 2 }), { nil: undefined, freq: focus === 'hosts' ? 10 : 1 }),
-  ports: fc.option(fc.array(fc.integer({ min: 1, max: 200 }).map(String), { minLength: 1, maxLength: 2 }), { nil: undefined, freq: focus === 'ports' ? 10 : 1 }),
-});
-const indexablePoliciesArb = fc.constantFrom('ports', 'fromCidrs', 'userids', 'hosts').chain((focus) => policiesArb(indexableRuleArb(focus), 64));
+const indexableRuleArb = (focus: string): fc.Arbitrary<RuleShape> =>
+  fc.record({
+    action: fc.constantFrom('Allow', 'Deny'),
+    commands: fc.option(fc.constantFrom(['Connect'], ['Bind']), { nil: undefined, freq: 2 }),
+    fromCidrs: fc.option(fc.array(SMALL_CIDR, { minLength: 1, maxLength: 2 }), {
+      nil: undefined,
+      freq: focus === 'fromCidrs' ? 10 : 1,
+    }),
+    userids: fc.option(
+      fc.array(
+        fc.oneof({ arbitrary: USER_NAME, weight: 9 }, { arbitrary: fc.constantFrom('u1*', 'alice'), weight: 1 }),
+        { minLength: 1, maxLength: 2 },
+      ),
+      { nil: undefined, freq: focus === 'userids' ? 10 : 1 },
+    ),
+    toCidrs: fc.option(cidrList, { nil: undefined, freq: 2 }),
+    hosts: fc.option(
+      fc.array(
+        fc.oneof(
+          { arbitrary: HOST_NAME, weight: 9 },
+          { arbitrary: fc.constantFrom('*.example.com', 'H1.EXAMPLE.com'), weight: 1 },
+        ),
+        { minLength: 1, maxLength: 2 },
+      ),
+      { nil: undefined, freq: focus === 'hosts' ? 10 : 1 },
+    ),
+    ports: fc.option(fc.array(fc.integer({ min: 1, max: 200 }).map(String), { minLength: 1, maxLength: 2 }), {
+      nil: undefined,
+      freq: focus === 'ports' ? 10 : 1,
+    }),
+  });
+const indexablePoliciesArb = fc
+  .constantFrom('ports', 'fromCidrs', 'userids', 'hosts')
+  .chain((focus) => policiesArb(indexableRuleArb(focus), 64));
 
 const contextArb = fc.record({
   command: fc.constantFrom('connect' as const, 'bind' as const),
-  sourceIp: fc.oneof(fc.constantFrom('10.0.0.1', '10.1.2.3', '192.168.1.1', '127.0.0.1', '::ffff:10.1.2.3', '8.8.8.8', '2001:db8::1'),
-    fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 7 })).map(([a, b]) => `10.${a}.${b}.9`)),
+  sourceIp: fc.oneof(
+    fc.constantFrom('10.0.0.1', '10.1.2.3', '192.168.1.1', '127.0.0.1', '::ffff:10.1.2.3', '8.8.8.8', '2001:db8::1'),
+    fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 7 })).map(([a, b]) => `10.${a}.${b}.9`),
+  ),
   userId: fc.oneof(fc.constantFrom('alice', 'svc-x', 'bob', 'bab', '', 'eve', 'u12'), USER_NAME),
-  host: fc.oneof(fc.constantFrom(null, 'www.example.com', 'Example.COM.', 'db-1.int', 'evil.org', 'h1.example.com.'), HOST_NAME),
-  destIp: fc.constantFrom('10.0.0.5', '127.0.0.1', '169.254.169.254', '0.0.0.0', '93.184.216.34', '8.8.8.8', '10.1.2.3', '10.2.3.4',
-    '100.64.0.1', '172.20.0.1', '192.168.1.1', '192.0.0.8', '198.19.0.1', '224.0.0.1', '240.0.0.1', '255.255.255.255'),
+  host: fc.oneof(
+    fc.constantFrom(null, 'www.example.com', 'Example.COM.', 'db-1.int', 'evil.org', 'h1.example.com.'),
+    HOST_NAME,
+  ),
+  destIp: fc.constantFrom(
+    '10.0.0.5',
+    '127.0.0.1',
+    '169.254.169.254',
+    '0.0.0.0',
+    '93.184.216.34',
+    '8.8.8.8',
+    '10.1.2.3',
+    '10.2.3.4',
+    '100.64.0.1',
+    '172.20.0.1',
+    '192.168.1.1',
+    '192.0.0.8',
+    '198.19.0.1',
+    '224.0.0.1',
+    '240.0.0.1',
+    '255.255.255.255',
+  ),
   destPort: fc.oneof(fc.constantFrom(22, 80, 443, 8080, 8500, 9000, 65535), fc.integer({ min: 1, max: 200 })),
   selfAddresses: fc.constantFrom(new Set<string>(), new Set(['10.0.0.5'])),
 });
 
-const summary = (d: { action: string; reason: string; rule: { id: string } | null }) => `${d.action} ${d.reason} ${d.rule?.id ?? '-'}`;
+const summary = (d: { action: string; reason: string; rule: { id: string } | null }) =>
+  `${d.action} ${d.reason} ${d.rule?.id ?? '-'}`;
 
 describe('evaluate matches the reference evaluator', () => {
   const check = (policies: Socks4Policy[], contexts: EvalContext[]): void => {
@@ -184,14 +286,28 @@ describe('evaluate matches the reference evaluator', () => {
       { numRuns: 80 },
     );
     // The property only tests the index if the generated sets actually use it.
-    for (const dimension of ['port', 'source', 'userid', 'host']) assert.ok(used.has(dimension), `no generated rule set used the ${dimension} index`);
+    for (const dimension of ['port', 'source', 'userid', 'host'])
+      assert.ok(used.has(dimension), `no generated rule set used the ${dimension} index`);
   });
 });
 
 describe('rule index', () => {
-  const many = (n: number, rule: (i: number) => Omit<PolicyRule, 'name'>): Socks4Policy[] =>
-    [makePolicy('big', Array.from({ length: n }, (_, i) => ({ name: `r${i}`, ...rule(i) }) as PolicyRule))];
-  const ctx = (o: Partial<EvalContext>): EvalContext => ({ command: 'connect', sourceIp: '10.0.0.1', userId: '', host: null, destIp: '8.8.8.8', destPort: 443, selfAddresses: new Set(), ...o });
+  const many = (n: number, rule: (i: number) => Omit<PolicyRule, 'name'>): Socks4Policy[] => [
+    makePolicy(
+      'big',
+      Array.from({ length: n }, (_, i) => ({ name: `r${i}`, ...rule(i) }) as PolicyRule),
+    ),
+  ];
+  const ctx = (o: Partial<EvalContext>): EvalContext => ({
+    command: 'connect',
+    sourceIp: '10.0.0.1',
+    userId: '',
+    host: null,
+    destIp: '8.8.8.8',
+    destPort: 443,
+    selfAddresses: new Set(),
+    ...o,
+  });
 
   it('indexes by port when rules name distinct ports', () => {
     const set = compilePolicies(many(1000, (i) => ({ action: 'Allow', to: { ports: [String(i + 1)] } })));
@@ -201,14 +317,18 @@ describe('rule index', () => {
   });
 
   it('indexes by source when rules name distinct client networks', () => {
-    const set = compilePolicies(many(1000, (i) => ({ action: 'Allow', from: { cidrs: [`10.${i >> 8}.${i & 255}.0/24`] } })));
+    const set = compilePolicies(
+      many(1000, (i) => ({ action: 'Allow', from: { cidrs: [`10.${i >> 8}.${i & 255}.0/24`] } })),
+    );
     assert.equal(set.index.dimension, 'source');
     assert.equal(evaluate(set, ctx({ sourceIp: '10.3.231.7' })).rule?.name, 'r999');
     assert.equal(evaluate(set, ctx({ sourceIp: '2001:db8::1' })).reason, 'NoRuleMatched');
   });
 
   it('indexes by destination when rules name distinct destinations', () => {
-    const set = compilePolicies(many(1000, (i) => ({ action: 'Deny', to: { cidrs: [`11.${i >> 8}.${i & 255}.1/32`] } })));
+    const set = compilePolicies(
+      many(1000, (i) => ({ action: 'Deny', to: { cidrs: [`11.${i >> 8}.${i & 255}.1/32`] } })),
+    );
     assert.equal(set.index.dimension, 'destination');
     assert.equal(evaluate(set, ctx({ destIp: '11.0.7.1' })).rule?.name, 'r7');
   });
@@ -228,7 +348,9 @@ describe('rule index', () => {
   });
 
   it('keeps rules that constrain nothing in every candidate list, in order', () => {
-    const policies = many(1000, (i) => (i === 500 ? { action: 'Deny' } : { action: 'Allow', to: { ports: [String(i + 1)] } }));
+    const policies = many(1000, (i) =>
+      i === 500 ? { action: 'Deny' } : { action: 'Allow', to: { ports: [String(i + 1)] } },
+    );
     const set = compilePolicies(policies);
     assert.equal(set.index.dimension, 'port');
     assert.equal(evaluate(set, ctx({ destPort: 10 })).rule?.name, 'r9');

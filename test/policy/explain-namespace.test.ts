@@ -56,33 +56,42 @@ async function explain(...args: string[]): Promise<string> {
 }
 
 describe('policy explain --namespace', () => {
-  it('a pod of team-a is passed to its namespace and allowed; team-b\'s Deny-all is skipped', async () => {
-    assert.equal(await explain('--dst', '93.184.216.34:443', '--namespace', 'team-a'), [
-      'request:  connect from 10.1.0.5 (a pod of namespace team-a) user "" to 93.184.216.34:443 (SOCKS4)',
-      'decision: ALLOW',
-      'reason:   RuleAllowed',
-      'rule:     team-a/web rule https',
-      'ident:    Off',
-      'limits:   none',
-      'tier:     Namespace',
-      'trace:',
-      '  skip  cluster guard rule no-smtp (Deny): port 443 is not in [25]',
-      "  pass  cluster guard rule web-to-namespaces (Pass): the rest of the cluster tier is skipped; the client's namespace decides",
-      '  skip  team-b/lockdown rule all (Deny): the policy governs pods of its own namespace, and the client is in namespace "team-a"',
-      '  match team-a/web rule https (Allow)',
-      '',
-    ].join('\n'));
+  it("a pod of team-a is passed to its namespace and allowed; team-b's Deny-all is skipped", async () => {
+    assert.equal(
+      await explain('--dst', '93.184.216.34:443', '--namespace', 'team-a'),
+      [
+        'request:  connect from 10.1.0.5 (a pod of namespace team-a) user "" to 93.184.216.34:443 (SOCKS4)',
+        'decision: ALLOW',
+        'reason:   RuleAllowed',
+        'rule:     team-a/web rule https',
+        'ident:    Off',
+        'limits:   none',
+        'tier:     Namespace',
+        'trace:',
+        '  skip  cluster guard rule no-smtp (Deny): port 443 is not in [25]',
+        "  pass  cluster guard rule web-to-namespaces (Pass): the rest of the cluster tier is skipped; the client's namespace decides",
+        '  skip  team-b/lockdown rule all (Deny): the policy governs pods of its own namespace, and the client is in namespace "team-a"',
+        '  match team-a/web rule https (Allow)',
+        '',
+      ].join('\n'),
+    );
   });
 
-  it('the cluster Deny decides before team-a\'s Allow', async () => {
+  it("the cluster Deny decides before team-a's Allow", async () => {
     const out = await explain('--dst', '93.184.216.34:25', '--namespace', 'team-a');
-    assert.match(out, /^decision: DENY\nreason:   RuleDenied\nrule:     cluster guard rule no-smtp\n(.*\n){2}tier:     Cluster$/m);
+    assert.match(
+      out,
+      /^decision: DENY\nreason:   RuleDenied\nrule:     cluster guard rule no-smtp\n(.*\n){2}tier:     Cluster$/m,
+    );
   });
 
   it("a client that is no pod is governed by cluster policies alone (--namespace '')", async () => {
     const out = await explain('--dst', '93.184.216.34:443', '--namespace', '');
     assert.match(out, /^decision: DENY\nreason:   NoRuleMatched\n(.*\n){3}tier:     Default$/m);
-    assert.match(out, /team-a\/web rule https \(Allow\): the policy governs pods of its own namespace, and the client is no pod/);
+    assert.match(
+      out,
+      /team-a\/web rule https \(Allow\): the policy governs pods of its own namespace, and the client is no pod/,
+    );
   });
 
   it('without --namespace every policy applies to every client, as with --policy-file', async () => {
@@ -93,7 +102,10 @@ describe('policy explain --namespace', () => {
   it('refuses a namespace that is no namespace name, in one line', async () => {
     await assert.rejects(explain('--dst', '93.184.216.34:443', '--namespace', 'Team_A'), (error: Error) => {
       assert.ok(error instanceof UsageError);
-      assert.equal(error.message, `--namespace: "Team_A" is not a namespace name (lowercase letters, digits and '-', at most 63); use --namespace '' for a client that is no pod`);
+      assert.equal(
+        error.message,
+        `--namespace: "Team_A" is not a namespace name (lowercase letters, digits and '-', at most 63); use --namespace '' for a client that is no pod`,
+      );
       return true;
     });
   });

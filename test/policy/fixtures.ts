@@ -1,7 +1,11 @@
 // Builders shared by the policy tests.
 import type { EvalContext, PolicyRule, Socks4Policy } from '../../src/policy/types.ts';
 
-export function makePolicy(name: string, rules: PolicyRule[], options: { priority?: number; namespace?: string } = {}): Socks4Policy {
+export function makePolicy(
+  name: string,
+  rules: PolicyRule[],
+  options: { priority?: number; namespace?: string } = {},
+): Socks4Policy {
   return {
     apiVersion: 'socks4-fleet.io/v1alpha1',
     kind: 'Socks4Policy',

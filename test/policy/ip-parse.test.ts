@@ -116,7 +116,13 @@ describe('parsePortSpec and range sets', () => {
   }
 
   it('merges overlapping and adjacent ranges and finds their edges', () => {
-    const set = buildRangeSet([{ lo: 20, hi: 30 }, { lo: 5, hi: 9 }, { lo: 10, hi: 12 }, { lo: 25, hi: 40 }, { lo: 50, hi: 50 }]);
+    const set = buildRangeSet([
+      { lo: 20, hi: 30 },
+      { lo: 5, hi: 9 },
+      { lo: 10, hi: 12 },
+      { lo: 25, hi: 40 },
+      { lo: 50, hi: 50 },
+    ]);
     assert.deepEqual([...set.lo], [5, 20, 50]);
     assert.deepEqual([...set.hi], [12, 40, 50]);
     const members = [4, 5, 12, 13, 19, 20, 40, 41, 49, 50, 51].filter((x) => rangeSetHas(set, x));

@@ -32,7 +32,15 @@ spec:
     - {name: allow, action: Allow, to: {cidrs: ["127.0.0.1/32"]}}
 `;
 
-const ctx = { command: 'connect' as const, sourceIp: '10.0.0.1', userId: '', host: null, destIp: '127.0.0.1', destPort: 80, selfAddresses: new Set<string>() };
+const ctx = {
+  command: 'connect' as const,
+  sourceIp: '10.0.0.1',
+  userId: '',
+  host: null,
+  destIp: '127.0.0.1',
+  destPort: 80,
+  selfAddresses: new Set<string>(),
+};
 
 test('a Report ClusterSocks4Policy records what it would have decided', () => {
   const set = compilePolicies(load(reportCluster));
@@ -54,5 +62,8 @@ metadata: {name: web, namespace: default}
 spec: {rules: [{name: r, action: Deny}]}
 `);
   const changes = diffPolicies([namespaced!], [cluster!, namespaced!]);
-  assert.deepEqual(changes.map((c) => `${c.kind} ${c.key}`), ['added web']);
+  assert.deepEqual(
+    changes.map((c) => `${c.kind} ${c.key}`),
+    ['added web'],
+  );
 });

@@ -16,14 +16,22 @@ function reportPolicy(name: string, rules: PolicyRule[], priority: number): Sock
   return { ...p, spec: { ...p.spec, enforcement: 'Report' } };
 }
 
-const base = makePolicy('base', [
-  { name: 'deny-smtp', action: 'Deny', to: { ports: ['25'] } },
-  { name: 'web', action: 'Allow', to: { ports: ['443'] } },
-], { priority: 100 });
-const trial = reportPolicy('trial', [
-  { name: 'no-alice', action: 'Deny', from: { userids: ['alice'] } },
-  { name: 'metadata', action: 'Allow', to: { cidrs: ['0.0.0.0/0'], ports: ['80'] } },
-], 50);
+const base = makePolicy(
+  'base',
+  [
+    { name: 'deny-smtp', action: 'Deny', to: { ports: ['25'] } },
+    { name: 'web', action: 'Allow', to: { ports: ['443'] } },
+  ],
+  { priority: 100 },
+);
+const trial = reportPolicy(
+  'trial',
+  [
+    { name: 'no-alice', action: 'Deny', from: { userids: ['alice'] } },
+    { name: 'metadata', action: 'Allow', to: { cidrs: ['0.0.0.0/0'], ports: ['80'] } },
+  ],
+  50,
+);
 
 describe('report mode: evaluation', () => {
   it('a matching Report Deny is recorded while the enforced rules decide', () => {
@@ -38,14 +46,21 @@ describe('report mode: evaluation', () => {
   it('records nothing when an enforced rule ahead of the Report policy decides', () => {
     const set = compilePolicies([base, reportPolicy('late', [{ name: 'all', action: 'Deny' }], 500)]);
     assert.equal(evaluateReport(set, makeContext({ destPort: 443 })), null, 'base/web decides first');
-    assert.equal(evaluateReport(set, makeContext({ destPort: 8080 }))?.rule?.id, 'default/late/all', 'nothing enforced matched');
+    assert.equal(
+      evaluateReport(set, makeContext({ destPort: 8080 }))?.rule?.id,
+      'default/late/all',
+      'nothing enforced matched',
+    );
     assert.equal(evaluate(set, makeContext({ destPort: 8080 })).reason, 'NoRuleMatched');
   });
 
   it('a Report Allow to a guarded address records the guard, not an allow', () => {
     const set = compilePolicies([base, trial]);
     const would = evaluateReport(set, makeContext({ userId: 'bob', destIp: '169.254.169.254', destPort: 80 }));
-    assert.deepEqual([would?.action, would?.reason, would?.rule?.id], ['deny', 'GuardedDestination', 'default/trial/metadata']);
+    assert.deepEqual(
+      [would?.action, would?.reason, would?.rule?.id],
+      ['deny', 'GuardedDestination', 'default/trial/metadata'],
+    );
   });
 
   it('without Report policies there is no report view and nothing is recorded', () => {
@@ -63,13 +78,28 @@ describe('report mode: evaluation', () => {
 
   it('before resolution: records a Report Deny that needs no address, nothing when one would be needed', () => {
     const set = compilePolicies([base, trial]);
-    const unresolved = { command: 'connect' as const, sourceIp: '10.0.0.1', userId: 'alice', host: 'example.com', destPort: 25, selfAddresses: new Set<string>() };
+    const unresolved = {
+      command: 'connect' as const,
+      sourceIp: '10.0.0.1',
+      userId: 'alice',
+      host: 'example.com',
+      destPort: 25,
+      selfAddresses: new Set<string>(),
+    };
     assert.equal(evaluateReportBeforeResolve(set, unresolved)?.rule?.id, 'default/trial/no-alice');
-    assert.equal(evaluateReportBeforeResolve(set, { ...unresolved, userId: 'bob', destPort: 80 }), null, 'trial/metadata needs the address');
+    assert.equal(
+      evaluateReportBeforeResolve(set, { ...unresolved, userId: 'bob', destPort: 80 }),
+      null,
+      'trial/metadata needs the address',
+    );
   });
 
   it('the law: switching every Report policy to Enforce decides what report mode recorded', () => {
-    const policies = [base, trial, reportPolicy('later', [{ name: 'no-8080', action: 'Deny', to: { ports: ['8080'] } }], 200)];
+    const policies = [
+      base,
+      trial,
+      reportPolicy('later', [{ name: 'no-8080', action: 'Deny', to: { ports: ['8080'] } }], 200),
+    ];
     const set = compilePolicies(policies);
     const switched = compilePolicies(asEnforced(policies));
     let recorded = 0;
@@ -79,7 +109,11 @@ describe('report mode: evaluation', () => {
           const ctx = makeContext({ userId, destPort, destIp });
           const report = evaluateReport(set, ctx);
           if (report !== null) recorded++;
-          assert.deepEqual(evaluate(switched, ctx), report ?? evaluate(set, ctx), JSON.stringify({ userId, destPort, destIp }));
+          assert.deepEqual(
+            evaluate(switched, ctx),
+            report ?? evaluate(set, ctx),
+            JSON.stringify({ userId, destPort, destIp }),
+          );
         }
       }
     }
@@ -89,7 +123,8 @@ describe('report mode: evaluation', () => {
 
 describe('report mode: schema and snapshots', () => {
   it('accepts Enforce and Report and names the field for anything else', () => {
-    for (const enforcement of ['Enforce', 'Report']) assert.deepEqual(validatePolicy({ ...base, spec: { ...base.spec, enforcement } }), []);
+    for (const enforcement of ['Enforce', 'Report'])
+      assert.deepEqual(validatePolicy({ ...base, spec: { ...base.spec, enforcement } }), []);
     const issues = validatePolicy({ ...base, spec: { ...base.spec, enforcement: 'report' } });
     assert.deepEqual(issues.map(formatIssue), ['spec.enforcement: must be one of Enforce, Report, got "report"']);
   });

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import {describe, it} from 'node:test';
-import {ReplyCode, REPLY_LENGTH} from '../../src/protocol/constants.ts';
-import {encodeReply, encodeRequest} from '../../src/protocol/encode.ts';
-import type {Socks4Request} from '../../src/protocol/parse-request.ts';
+import { describe, it } from 'node:test';
+import { ReplyCode, REPLY_LENGTH } from '../../src/protocol/constants.ts';
+import { encodeReply, encodeRequest } from '../../src/protocol/encode.ts';
+import type { Socks4Request } from '../../src/protocol/parse-request.ts';
 
 function hex(text: string): string {
   return text.replace(/\s+/g, '');
@@ -40,7 +40,22 @@ describe('encodeReply', () => {
   });
 
   it('throws on what cannot be encoded', () => {
-    for (const ip of ['', '1.2.3', '1.2.3.4.5', '256.0.0.1', '01.2.3.4', '1.2.3.4 ', ' 1.2.3.4', '1..2.3', 'a.b.c.d', '::1', '::ffff:', 'example.com', '1.2.3.-4', '1111.2.3.4']) {
+    for (const ip of [
+      '',
+      '1.2.3',
+      '1.2.3.4.5',
+      '256.0.0.1',
+      '01.2.3.4',
+      '1.2.3.4 ',
+      ' 1.2.3.4',
+      '1..2.3',
+      'a.b.c.d',
+      '::1',
+      '::ffff:',
+      'example.com',
+      '1.2.3.-4',
+      '1111.2.3.4',
+    ]) {
       assert.throws(() => encodeReply(ReplyCode.Granted, 80, ip), RangeError, JSON.stringify(ip));
     }
     for (const port of [-1, 65536, 1.5, Number.NaN]) {
@@ -53,17 +68,29 @@ describe('encodeReply', () => {
 });
 
 describe('encodeRequest', () => {
-  const base: Socks4Request = {command: 'connect', port: 80, ip: '1.2.3.4', userId: '', host: null};
+  const base: Socks4Request = { command: 'connect', port: 80, ip: '1.2.3.4', userId: '', host: null };
   // [name, request, hex out]
   const cases: Array<[string, Socks4Request, string]> = [
     ['connect, empty USERID', base, '04 01 0050 01020304 00'],
-    ['bind with UTF-8 USERID', {...base, command: 'bind', port: 21, userId: 'zoë'}, '04 02 0015 01020304 7a6fc3ab 00'],
-    ['0.0.0.0 stays plain', {...base, ip: '0.0.0.0'}, '04 01 0050 00000000 00'],
-    ['4a writes 0.0.0.1 when ip is a real address', {...base, host: 'example.com'}, `04 01 0050 00000001 00 ${ascii('example.com')} 00`],
-    ['4a keeps a 0.0.0.x marker', {...base, ip: '0.0.0.255', userId: 'bob', host: 'a.b'}, `04 01 0050 000000ff ${ascii('bob')} 00 ${ascii('a.b')} 00`],
+    [
+      'bind with UTF-8 USERID',
+      { ...base, command: 'bind', port: 21, userId: 'zoë' },
+      '04 02 0015 01020304 7a6fc3ab 00',
+    ],
+    ['0.0.0.0 stays plain', { ...base, ip: '0.0.0.0' }, '04 01 0050 00000000 00'],
+    [
+      '4a writes 0.0.0.1 when ip is a real address',
+      { ...base, host: 'example.com' },
+      `04 01 0050 00000001 00 ${ascii('example.com')} 00`,
+    ],
+    [
+      '4a keeps a 0.0.0.x marker',
+      { ...base, ip: '0.0.0.255', userId: 'bob', host: 'a.b' },
+      `04 01 0050 000000ff ${ascii('bob')} 00 ${ascii('a.b')} 00`,
+    ],
     // Limits are the parser's job; tools and tests must be able to build refused requests.
-    ['port 0 is encodable', {...base, port: 0}, '04 01 0000 01020304 00'],
-    ['empty 4a name is encodable', {...base, host: ''}, '04 01 0050 00000001 00 00'],
+    ['port 0 is encodable', { ...base, port: 0 }, '04 01 0000 01020304 00'],
+    ['empty 4a name is encodable', { ...base, host: '' }, '04 01 0050 00000001 00 00'],
   ];
   for (const [name, request, out] of cases) {
     it(name, () => {
@@ -75,16 +102,19 @@ describe('encodeRequest', () => {
     assert.throws(() => encodeReply(ReplyCode.Granted, 80, '1-2-3-4'), /^RangeError: not an IPv4 address: "1-2-3-4"$/);
     assert.throws(() => encodeReply(ReplyCode.Granted, 70000), /^RangeError: not a port: 70000$/);
     assert.throws(() => encodeReply(89 as ReplyCode), /^RangeError: not a SOCKS4 reply code: 89$/);
-    assert.throws(() => encodeRequest({...base, userId: 'a\0b'}), /^RangeError: userId contains a NUL/);
-    assert.throws(() => encodeRequest({...base, host: 'a\0b'}), /^RangeError: host contains a NUL/);
-    assert.throws(() => encodeRequest({...base, ip: '0.0.0.9'}), /^RangeError: DSTIP 0\.0\.0\.9 marks a SOCKS4a request but host is null$/);
+    assert.throws(() => encodeRequest({ ...base, userId: 'a\0b' }), /^RangeError: userId contains a NUL/);
+    assert.throws(() => encodeRequest({ ...base, host: 'a\0b' }), /^RangeError: host contains a NUL/);
+    assert.throws(
+      () => encodeRequest({ ...base, ip: '0.0.0.9' }),
+      /^RangeError: DSTIP 0\.0\.0\.9 marks a SOCKS4a request but host is null$/,
+    );
   });
 
   it('throws on what the wire cannot carry', () => {
-    assert.throws(() => encodeRequest({...base, userId: 'a\0b'}), RangeError);
-    assert.throws(() => encodeRequest({...base, host: 'a\0b'}), RangeError);
-    assert.throws(() => encodeRequest({...base, ip: '0.0.0.9'}), RangeError); // 4a marker without a name
-    assert.throws(() => encodeRequest({...base, ip: '1.2.3'}), RangeError);
-    assert.throws(() => encodeRequest({...base, port: 70000}), RangeError);
+    assert.throws(() => encodeRequest({ ...base, userId: 'a\0b' }), RangeError);
+    assert.throws(() => encodeRequest({ ...base, host: 'a\0b' }), RangeError);
+    assert.throws(() => encodeRequest({ ...base, ip: '0.0.0.9' }), RangeError); // 4a marker without a name
+    assert.throws(() => encodeRequest({ ...base, ip: '1.2.3' }), RangeError);
+    assert.throws(() => encodeRequest({ ...base, port: 70000 }), RangeError);
   });
 });

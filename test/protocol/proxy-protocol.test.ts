@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import {describe, it} from 'node:test';
+import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import {parseProxyHeader} from '../../src/protocol/proxy-protocol.ts';
-import type {ProxyHeader, ProxyParseResult} from '../../src/protocol/proxy-protocol.ts';
+import { parseProxyHeader } from '../../src/protocol/proxy-protocol.ts';
+import type { ProxyHeader, ProxyParseResult } from '../../src/protocol/proxy-protocol.ts';
 
 function hex(text: string): Buffer {
   return Buffer.from(text.replace(/\s+/g, ''), 'hex');
@@ -10,14 +10,14 @@ function hex(text: string): Buffer {
 function ascii(text: string): Buffer {
   return Buffer.from(text, 'latin1');
 }
-const INCOMPLETE: ProxyParseResult = {kind: 'incomplete'};
-const INVALID: ProxyParseResult = {kind: 'invalid', reason: 'ProxyHeaderInvalid'};
-const LOCAL: ProxyHeader = {local: true};
+const INCOMPLETE: ProxyParseResult = { kind: 'incomplete' };
+const INVALID: ProxyParseResult = { kind: 'invalid', reason: 'ProxyHeaderInvalid' };
+const LOCAL: ProxyHeader = { local: true };
 function ok(bytesRead: number, header: ProxyHeader): ProxyParseResult {
-  return {kind: 'ok', bytesRead, header};
+  return { kind: 'ok', bytesRead, header };
 }
 function peers(sourceAddress: string, sourcePort: number, destAddress: string, destPort: number): ProxyHeader {
-  return {local: false, sourceAddress, sourcePort, destAddress, destPort};
+  return { local: false, sourceAddress, sourcePort, destAddress, destPort };
 }
 
 const SIG = '0d0a0d0a000d0a515549540a';
@@ -27,10 +27,26 @@ const MAX_V1 = `PROXY UNKNOWN ${FULL_V6} ${FULL_V6} 65535 65535\r\n`; // exactly
 describe('parseProxyHeader v1', () => {
   // [name, text in, expected]
   const cases: Array<[string, string, ProxyParseResult]> = [
-    ['TCP4', 'PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n', ok(47, peers('192.168.0.1', 56324, '192.168.0.11', 443))],
-    ['TCP4, ports 0 and 65535', 'PROXY TCP4 1.2.3.4 5.6.7.8 0 65535\r\n', ok(36, peers('1.2.3.4', 0, '5.6.7.8', 65535))],
-    ['TCP4, ports with every digit', 'PROXY TCP4 1.2.3.4 5.6.7.8 12345 60789\r\n', ok(40, peers('1.2.3.4', 12345, '5.6.7.8', 60789))],
-    ['TCP6, canonicalised', 'PROXY TCP6 2001:DB8:0:0::1 2001:db8::2 1 1080\r\n', ok(47, peers('2001:db8::1', 1, '2001:db8::2', 1080))],
+    [
+      'TCP4',
+      'PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n',
+      ok(47, peers('192.168.0.1', 56324, '192.168.0.11', 443)),
+    ],
+    [
+      'TCP4, ports 0 and 65535',
+      'PROXY TCP4 1.2.3.4 5.6.7.8 0 65535\r\n',
+      ok(36, peers('1.2.3.4', 0, '5.6.7.8', 65535)),
+    ],
+    [
+      'TCP4, ports with every digit',
+      'PROXY TCP4 1.2.3.4 5.6.7.8 12345 60789\r\n',
+      ok(40, peers('1.2.3.4', 12345, '5.6.7.8', 60789)),
+    ],
+    [
+      'TCP6, canonicalised',
+      'PROXY TCP6 2001:DB8:0:0::1 2001:db8::2 1 1080\r\n',
+      ok(47, peers('2001:db8::1', 1, '2001:db8::2', 1080)),
+    ],
     ['TCP6 IPv4-mapped', 'PROXY TCP6 ::ffff:10.0.0.1 ::1 5 6\r\n', ok(36, peers('::ffff:10.0.0.1', 5, '::1', 6))],
     ['UNKNOWN', 'PROXY UNKNOWN\r\n', ok(15, LOCAL)],
     ['UNKNOWN ignores the rest of the line', 'PROXY UNKNOWN whatever is here\r\n', ok(32, LOCAL)],
@@ -97,15 +113,26 @@ describe('parseProxyHeader v1', () => {
 
 describe('parseProxyHeader v2', () => {
   const TCP4_BODY = 'c0a80001 c0a8000b dc04 01bb'; // 192.168.0.1:56324 → 192.168.0.11:443
-  const TCP6_BODY =
-    '20010db8000000000000000000000001 00000000000000000000ffff0a000001 0050 0438'; // 2001:db8::1:80 → ::ffff:10.0.0.1:1080
+  const TCP6_BODY = '20010db8000000000000000000000001 00000000000000000000ffff0a000001 0050 0438'; // 2001:db8::1:80 → ::ffff:10.0.0.1:1080
   // [name, hex in, expected]
   const cases: Array<[string, string, ProxyParseResult]> = [
     ['PROXY TCP4', `${SIG} 21 11 000c ${TCP4_BODY}`, ok(28, peers('192.168.0.1', 56324, '192.168.0.11', 443))],
-    ['PROXY TCP4, every octet distinct', `${SIG} 21 11 000c 0a010203 04050607 0001 0002`, ok(28, peers('10.1.2.3', 1, '4.5.6.7', 2))],
+    [
+      'PROXY TCP4, every octet distinct',
+      `${SIG} 21 11 000c 0a010203 04050607 0001 0002`,
+      ok(28, peers('10.1.2.3', 1, '4.5.6.7', 2)),
+    ],
     ['PROXY TCP6', `${SIG} 21 21 0024 ${TCP6_BODY}`, ok(52, peers('2001:db8::1', 80, '::ffff:10.0.0.1', 1080))],
-    ['PROXY TCP4 with TLVs skipped', `${SIG} 21 11 0012 ${TCP4_BODY} 04 0003 000000`, ok(34, peers('192.168.0.1', 56324, '192.168.0.11', 443))],
-    ['PROXY TCP6 with TLVs skipped', `${SIG} 21 21 0028 ${TCP6_BODY} 01 0001 68`, ok(56, peers('2001:db8::1', 80, '::ffff:10.0.0.1', 1080))],
+    [
+      'PROXY TCP4 with TLVs skipped',
+      `${SIG} 21 11 0012 ${TCP4_BODY} 04 0003 000000`,
+      ok(34, peers('192.168.0.1', 56324, '192.168.0.11', 443)),
+    ],
+    [
+      'PROXY TCP6 with TLVs skipped',
+      `${SIG} 21 21 0028 ${TCP6_BODY} 01 0001 68`,
+      ok(56, peers('2001:db8::1', 80, '::ffff:10.0.0.1', 1080)),
+    ],
     ['LOCAL, empty', `${SIG} 20 00 0000`, ok(16, LOCAL)],
     ['LOCAL ignores addresses', `${SIG} 20 11 000c ${TCP4_BODY}`, ok(28, LOCAL)],
     ['LOCAL ignores the family', `${SIG} 20 ff 0002 abcd`, ok(18, LOCAL)],
@@ -155,14 +182,20 @@ describe('parseProxyHeader v2', () => {
 
 describe('parseProxyHeader properties', () => {
   const anyBytes = fc.oneof(
-    fc.uint8Array({maxLength: 300}),
+    fc.uint8Array({ maxLength: 300 }),
     // Random tails behind each version's opening, so the fuzzer gets past the first byte.
-    fc.tuple(fc.constantFrom(hex(SIG), hex(`${SIG} 21`), ascii('PROXY '), ascii('PROXY TCP4 ')), fc.uint8Array({maxLength: 300}))
+    fc
+      .tuple(
+        fc.constantFrom(hex(SIG), hex(`${SIG} 21`), ascii('PROXY '), ascii('PROXY TCP4 ')),
+        fc.uint8Array({ maxLength: 300 }),
+      )
       .map(([head, tail]) => new Uint8Array(Buffer.concat([head, tail]))),
     fc
       .tuple(
         fc.constantFrom('TCP4', 'TCP6', 'UNKNOWN'),
-        fc.array(fc.constantFrom('1.2.3.4', '::1', '0', '65535', '65536', '', 'x', '2001:db8::1', '::ffff:1.2.3.4'), {maxLength: 5}),
+        fc.array(fc.constantFrom('1.2.3.4', '::1', '0', '65535', '65536', '', 'x', '2001:db8::1', '::ffff:1.2.3.4'), {
+          maxLength: 5,
+        }),
         fc.constantFrom('\r\n', '\n', '', '\r\n\x04'),
       )
       .map(([proto, fields, end]) => new Uint8Array(ascii(['PROXY', proto, ...fields].join(' ') + end))),
@@ -176,7 +209,7 @@ describe('parseProxyHeader properties', () => {
         assert.ok(['incomplete', 'ok', 'invalid'].includes(result.kind));
         if (result.kind === 'ok') assert.ok(result.bytesRead > 0 && result.bytesRead <= buf.length);
       }),
-      {numRuns: 1000},
+      { numRuns: 1000 },
     );
   });
 
@@ -187,7 +220,7 @@ describe('parseProxyHeader properties', () => {
         const early = parseProxyHeader(buf.subarray(0, Math.min(cut, buf.length)));
         if (early.kind !== 'incomplete') assert.deepEqual(parseProxyHeader(buf), early);
       }),
-      {numRuns: 1000},
+      { numRuns: 1000 },
     );
   });
 });

@@ -60,14 +60,38 @@ describe('socks4-fleet policy explain --redis-url', () => {
   it('explains against the live snapshot: version and age, Report policies marked and recorded', async () => {
     const prefix = `explain-${randomUUID().slice(0, 8)}`;
     const version = await push(prefix, `${trial('Report')}---${office('"443"')}`);
-    const { code, out, err } = await runMain('policy', 'explain', '--redis-url', redis.url, '--redis-prefix', prefix, '--src', '10.0.0.1', '--dst', '93.184.216.34:25');
+    const { code, out, err } = await runMain(
+      'policy',
+      'explain',
+      '--redis-url',
+      redis.url,
+      '--redis-prefix',
+      prefix,
+      '--src',
+      '10.0.0.1',
+      '--dst',
+      '93.184.216.34:25',
+    );
     assert.equal(code, 0, err);
     const lines = out.trimEnd().split('\n');
-    assert.match(lines[0] as string, new RegExp(`^snapshot: ${version} under prefix "${prefix}" \\(published \\S+Z, \\d+s ago by policy push\\); 2 policies, 3 rules, 1 in Report mode$`));
+    assert.match(
+      lines[0] as string,
+      new RegExp(
+        `^snapshot: ${version} under prefix "${prefix}" \\(published \\S+Z, \\d+s ago by policy push\\); 2 policies, 3 rules, 1 in Report mode$`,
+      ),
+    );
     assert.ok(lines.includes('decision: ALLOW'), out);
     assert.ok(lines.includes('rule:     proxies/office rule mail'), out);
-    assert.ok(lines.includes('report:   DENY (RuleDenied) by proxies/trial rule no-smtp [Report]: recorded, not enforced'), out);
-    assert.ok(lines.includes('  match proxies/trial rule no-smtp (Deny) [Report]: would deny (RuleDenied); recorded, not enforced, evaluation goes on'), out);
+    assert.ok(
+      lines.includes('report:   DENY (RuleDenied) by proxies/trial rule no-smtp [Report]: recorded, not enforced'),
+      out,
+    );
+    assert.ok(
+      lines.includes(
+        '  match proxies/trial rule no-smtp (Deny) [Report]: would deny (RuleDenied); recorded, not enforced, evaluation goes on',
+      ),
+      out,
+    );
     assert.ok(lines.includes('  skip  proxies/office rule web (Allow): port 25 is not in [443]'), out);
     assert.ok(lines.includes('  match proxies/office rule mail (Allow)'), out);
   });
@@ -75,7 +99,18 @@ describe('socks4-fleet policy explain --redis-url', () => {
   it('after the switch to Enforce the live rules refuse, and no Report line is printed', async () => {
     const prefix = `explain-${randomUUID().slice(0, 8)}`;
     await push(prefix, `${trial('Enforce')}---${office('"443"')}`);
-    const { code, out } = await runMain('policy', 'explain', '--redis-url', redis.url, '--redis-prefix', prefix, '--src', '10.0.0.1', '--dst', '93.184.216.34:25');
+    const { code, out } = await runMain(
+      'policy',
+      'explain',
+      '--redis-url',
+      redis.url,
+      '--redis-prefix',
+      prefix,
+      '--src',
+      '10.0.0.1',
+      '--dst',
+      '93.184.216.34:25',
+    );
     assert.equal(code, 0);
     assert.match(out, /^decision: DENY$/m);
     assert.match(out, /^rule: {5}proxies\/trial rule no-smtp$/m);
@@ -83,14 +118,38 @@ describe('socks4-fleet policy explain --redis-url', () => {
   });
 
   it('says which prefix holds nothing, in one line, exit 1', async () => {
-    const { code, out, err } = await runMain('policy', 'explain', '--redis-url', redis.url, '--redis-prefix', 'nothing-here', '--src', '10.0.0.1', '--dst', '10.0.0.2:80');
+    const { code, out, err } = await runMain(
+      'policy',
+      'explain',
+      '--redis-url',
+      redis.url,
+      '--redis-prefix',
+      'nothing-here',
+      '--src',
+      '10.0.0.1',
+      '--dst',
+      '10.0.0.2:80',
+    );
     assert.equal(code, 1);
     assert.equal(out, '');
-    assert.match(err, /^no rules are published under prefix "nothing-here" \(.*:current is empty\): check --redis-prefix, or publish with "socks4-fleet policy push" or the operator\n$/);
+    assert.match(
+      err,
+      /^no rules are published under prefix "nothing-here" \(.*:current is empty\): check --redis-prefix, or publish with "socks4-fleet policy push" or the operator\n$/,
+    );
   });
 
   it('refuses FILE together with --redis-url, and neither', async () => {
-    const both = await runMain('policy', 'explain', file(office('"443"')), '--redis-url', redis.url, '--src', '10.0.0.1', '--dst', '10.0.0.2:80');
+    const both = await runMain(
+      'policy',
+      'explain',
+      file(office('"443"')),
+      '--redis-url',
+      redis.url,
+      '--src',
+      '10.0.0.1',
+      '--dst',
+      '10.0.0.2:80',
+    );
     assert.equal(both.code, 2);
     assert.match(both.err, /give FILE or --redis-url, not both/);
     const neither = await runMain('policy', 'explain', '--src', '10.0.0.1', '--dst', '10.0.0.2:80');
@@ -99,7 +158,18 @@ describe('socks4-fleet policy explain --redis-url', () => {
   });
 
   it('an unreachable Redis is one line, not a stack trace', async () => {
-    const { code, err } = await runMain('policy', 'explain', '--redis-url', 'redis://127.0.0.1:1', '--timeout', '300ms', '--src', '10.0.0.1', '--dst', '10.0.0.2:80');
+    const { code, err } = await runMain(
+      'policy',
+      'explain',
+      '--redis-url',
+      'redis://127.0.0.1:1',
+      '--timeout',
+      '300ms',
+      '--src',
+      '10.0.0.1',
+      '--dst',
+      '10.0.0.2:80',
+    );
     assert.equal(code, 1);
     assert.equal(err, 'cannot reach Redis at redis://127.0.0.1:1 within 300ms\n');
   });
@@ -117,10 +187,23 @@ spec:
   rules:
     - {name: all, action: Allow}
 `;
-    const { code, out, err } = await runMain('policy', 'diff', file(next), '--redis-url', redis.url, '--redis-prefix', prefix);
+    const { code, out, err } = await runMain(
+      'policy',
+      'diff',
+      file(next),
+      '--redis-url',
+      redis.url,
+      '--redis-prefix',
+      prefix,
+    );
     assert.equal(code, 1, err);
     const lines = out.trimEnd().split('\n');
-    assert.match(lines[0] as string, new RegExp(`^live: {5}${live} under prefix "${prefix}" \\(published .* by policy push\\); 2 policies, 3 rules, 1 in Report mode$`));
+    assert.match(
+      lines[0] as string,
+      new RegExp(
+        `^live: {5}${live} under prefix "${prefix}" \\(published .* by policy push\\); 2 policies, 3 rules, 1 in Report mode$`,
+      ),
+    );
     assert.match(lines[1] as string, /: would publish [0-9a-f]{12}$/);
     assert.deepEqual(lines.slice(2), [
       '+ policy proxies/lab (priority 1000, Enforce, 1 rule)',
@@ -156,7 +239,15 @@ spec:
     - {name: mail, action: Allow, to: {ports: ["25"]}}
     - {name: web, action: Allow, ident: "Off", to: {ports: ["443"]}}
 `;
-    const changed = await runMain('policy', 'diff', file(reordered), '--redis-url', redis.url, '--redis-prefix', prefix);
+    const changed = await runMain(
+      'policy',
+      'diff',
+      file(reordered),
+      '--redis-url',
+      redis.url,
+      '--redis-prefix',
+      prefix,
+    );
     assert.equal(changed.code, 1, changed.err);
     assert.deepEqual(changed.out.trimEnd().split('\n').slice(2), [
       '~ policy proxies/office',
@@ -166,7 +257,17 @@ spec:
       '0 added, 1 removed, 1 changed',
     ]);
     // Defaults written out (`enforcement: Enforce`, priority 1000) are the same rules.
-    const same = await runMain('policy', 'diff', file(`${trial('Report')}---${office('"443"').replace('spec:', 'spec:\n  enforcement: Enforce\n  priority: 1000')}`), '--redis-url', redis.url, '--redis-prefix', prefix);
+    const same = await runMain(
+      'policy',
+      'diff',
+      file(
+        `${trial('Report')}---${office('"443"').replace('spec:', 'spec:\n  enforcement: Enforce\n  priority: 1000')}`,
+      ),
+      '--redis-url',
+      redis.url,
+      '--redis-prefix',
+      prefix,
+    );
     assert.equal(same.code, 0, same.out + same.err);
     assert.match(same.out, /\nno changes: the fleet already enforces these rules\n$/);
   });
@@ -175,7 +276,10 @@ spec:
     const { code, out, err } = await runMain('policy', 'diff', file(trial('report')), '--redis-url', redis.url);
     assert.equal(code, 2);
     assert.equal(out, '');
-    assert.match(err, /^proxies\/trial: spec\.enforcement: must be one of Enforce, Report, got "report"\nnot compared: 1 problem in /);
+    assert.match(
+      err,
+      /^proxies\/trial: spec\.enforcement: must be one of Enforce, Report, got "report"\nnot compared: 1 problem in /,
+    );
   });
 
   it('the real CLI lists diff and the new explain flags in --help', async () => {

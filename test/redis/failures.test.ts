@@ -41,7 +41,13 @@ function collect(t: T, channel: string): unknown[] {
   return seen;
 }
 
-const request = (ruleId: string, limits: RuleLimits): AdmitRequest => ({ ruleId, limits, sourceIp: '192.0.2.1', userId: 'alice', sessionId: randomUUID() });
+const request = (ruleId: string, limits: RuleLimits): AdmitRequest => ({
+  ruleId,
+  limits,
+  sourceIp: '192.0.2.1',
+  userId: 'alice',
+  sessionId: randomUUID(),
+});
 const oneSession: RuleLimits = { concurrentSessions: { max: 1, key: 'Rule' } };
 
 async function push(c: RedisClient, prefix: string, yaml: string): Promise<void> {
@@ -84,12 +90,14 @@ describe('limits when Redis fails', () => {
       assert.ok(await waitForReady(c, 10_000), 'the client reconnects by itself');
       // The empty Redis learns about the session still held here at the next renewal.
       const key = limitKey(prefix, 'sessions', 'Rule', { ruleId, sourceIp: '', userId: '' });
-      for (let i = 0; i < 50 && (await c.zcard(key)) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      for (let i = 0; i < 50 && (await c.zcard(key)) === 0; i++)
+        await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(await c.zcard(key), 1);
       const after = await limiter.admit(request(ruleId, oneSession));
       assert.ok(!after.ok && after.reason === 'ConcurrencyLimited', 'decided by Redis again');
       held.lease.release();
-      for (let i = 0; i < 50 && (await c.zcard(key)) !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      for (let i = 0; i < 50 && (await c.zcard(key)) !== 0; i++)
+        await new Promise((resolve) => setTimeout(resolve, 20));
       assert.equal((await limiter.admit(request(ruleId, oneSession))).ok, true);
     });
   }
@@ -104,15 +112,20 @@ describe('limits when Redis fails', () => {
     await redis.kill('SIGSTOP');
     t.after(() => redis.resume());
     const started = performance.now();
-    const results = await Promise.all(Array.from({ length: 5 }, async () => {
-      const { a } = await timed(limiter.admit(request(randomUUID(), oneSession)));
-      return { a, at: performance.now() - started };
-    }));
+    const results = await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        const { a } = await timed(limiter.admit(request(randomUUID(), oneSession)));
+        return { a, at: performance.now() - started };
+      }),
+    );
     for (const { a } of results) assert.deepEqual(a, { ok: false, reason: 'LimiterUnavailable', retryAfterMs: 0 });
     const times = results.map((r) => r.at).sort((x, y) => x - y);
     // Three were refused without waiting (two already in flight), two after the command timeout.
     assert.ok((times[2] as number) < 50, `immediate refusals took ${times.slice(0, 3).join(', ')} ms`);
-    assert.ok((times[4] as number) >= 250 && (times[4] as number) < 2000, `timed-out calls took ${times.slice(3).join(', ')} ms`);
+    assert.ok(
+      (times[4] as number) >= 250 && (times[4] as number) < 2000,
+      `timed-out calls took ${times.slice(3).join(', ')} ms`,
+    );
     assert.equal(limiter.stats().inFlight, 0);
     redis.resume();
   });

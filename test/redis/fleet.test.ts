@@ -11,7 +11,17 @@ import { runPolicyPush } from '../../src/cli/push-command.ts';
 import { closeRedisClient, createRedisClient, waitForReady, type RedisClient } from '../../src/redis/connection.ts';
 import { limitKey } from '../../src/limits/redis-keys.ts';
 import { ruleKeys } from '../../src/rules/redis-keys.ts';
-import { getOps, probe, runCli, socksConnect, startProxyProcess, startProxyProcesses, startSink, type ProxyProcess, type SocksAttempt } from '../helpers/fleet.ts';
+import {
+  getOps,
+  probe,
+  runCli,
+  socksConnect,
+  startProxyProcess,
+  startProxyProcesses,
+  startSink,
+  type ProxyProcess,
+  type SocksAttempt,
+} from '../helpers/fleet.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 
 const LEASE_TTL_MS = 1000;
@@ -38,7 +48,8 @@ spec:
 `;
 }
 
-const count = (attempts: readonly SocksAttempt[], code: number): number => attempts.filter((a) => a.code === code).length;
+const count = (attempts: readonly SocksAttempt[], code: number): number =>
+  attempts.filter((a) => a.code === code).length;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('a fleet of three proxies on one Redis', () => {
@@ -54,7 +65,10 @@ describe('a fleet of three proxies on one Redis', () => {
   const push = async (toggle: 'Allow' | 'Deny'): Promise<void> => {
     const file = path.join(dir, `${toggle}.yaml`);
     writeFileSync(file, fleetPolicy(ports, toggle));
-    const code = await runPolicyPush([file, '--redis-url', redis.url, '--redis-prefix', prefix], { stdout: () => {}, stderr: (s) => void process.stderr.write(s) });
+    const code = await runPolicyPush([file, '--redis-url', redis.url, '--redis-prefix', prefix], {
+      stdout: () => {},
+      stderr: (s) => void process.stderr.write(s),
+    });
     assert.equal(code, 0);
   };
   /** ms from now until every proxy answers `expected` for the toggle port (bounded). */
@@ -81,7 +95,16 @@ describe('a fleet of three proxies on one Redis', () => {
     const pushed = await runCli(['policy', 'push', file, '--redis-url', redis.url, '--redis-prefix', prefix]);
     assert.equal(pushed.code, 0, pushed.out);
     assert.match(pushed.out, /^published [0-9a-f]{12} \(1 policies, 3 rules\)/);
-    const args = ['--redis-url', redis.url, '--redis-prefix', prefix, '--lease-ttl', `${LEASE_TTL_MS}ms`, '--drain-grace', '0'];
+    const args = [
+      '--redis-url',
+      redis.url,
+      '--redis-prefix',
+      prefix,
+      '--lease-ttl',
+      `${LEASE_TTL_MS}ms`,
+      '--drain-grace',
+      '0',
+    ];
     proxies = await startProxyProcesses([args, args, args]);
   });
 
@@ -105,8 +128,10 @@ describe('a fleet of three proxies on one Redis', () => {
   });
 
   it('grants exactly 10 concurrent sessions across the three', async () => {
-    const attempts = await Promise.all(proxies.flatMap((p) => Array.from({ length: 10 }, () => socksConnect(p.port, ports.hold))));
-    for (const a of attempts) (a.code === GRANTED ? held.push(a) : a.socket.destroy());
+    const attempts = await Promise.all(
+      proxies.flatMap((p) => Array.from({ length: 10 }, () => socksConnect(p.port, ports.hold))),
+    );
+    for (const a of attempts) a.code === GRANTED ? held.push(a) : a.socket.destroy();
     assert.equal(count(attempts, GRANTED), 10);
     assert.equal(count(attempts, REFUSED), 20);
   });
@@ -134,21 +159,29 @@ describe('a fleet of three proxies on one Redis', () => {
       }
     }
     assert.equal(regained, freed);
-    assert.ok(regainedAfter <= LEASE_TTL_MS + 500, `freed ${freed} slots after ${Math.round(regainedAfter)} ms (lease ${LEASE_TTL_MS} ms)`);
+    assert.ok(
+      regainedAfter <= LEASE_TTL_MS + 500,
+      `freed ${freed} slots after ${Math.round(regainedAfter)} ms (lease ${LEASE_TTL_MS} ms)`,
+    );
     assert.equal(await probe(survivors[1]!.port, ports.hold), REFUSED, 'and never more than 10');
     proxies = survivors;
   });
 
   it('admits 20±2 of a burst at 20/s burst 20, across the proxies', async (t) => {
     const started = performance.now();
-    const attempts = await Promise.all(proxies.flatMap((p) => Array.from({ length: 30 }, () => socksConnect(p.port, ports.rate))));
+    const attempts = await Promise.all(
+      proxies.flatMap((p) => Array.from({ length: 30 }, () => socksConnect(p.port, ports.rate))),
+    );
     const elapsed = performance.now() - started;
     for (const a of attempts) a.socket.destroy();
     const granted = count(attempts, GRANTED);
     t.diagnostic(`${granted} of ${attempts.length} granted in ${elapsed.toFixed(0)} ms`);
     // The burst, plus what 20/s refills while the attempts are being decided (on a busy machine
     // that can take longer than the 100 ms the ±2 allows).
-    assert.ok(granted >= 20 && granted <= 20 + Math.max(2, Math.ceil((elapsed * 20) / 1000)), `granted ${granted} in ${elapsed} ms`);
+    assert.ok(
+      granted >= 20 && granted <= 20 + Math.max(2, Math.ceil((elapsed * 20) / 1000)),
+      `granted ${granted} in ${elapsed} ms`,
+    );
     assert.equal(granted + count(attempts, REFUSED), attempts.length);
   });
 
@@ -203,7 +236,16 @@ describe('a proxy started on an empty Redis, failing closed', () => {
     t.after(() => Promise.all(sinks.map((s) => s.close())));
     const ports = { hold: sinks[0]!.port, rate: sinks[1]!.port, toggle: sinks[2]!.port };
     const prefix = `closed-${randomUUID().slice(0, 8)}`;
-    const proxy = await startProxyProcess(['--redis-url', redis.url, '--redis-prefix', prefix, '--limits-fail-mode', 'closed', '--drain-grace', '0']);
+    const proxy = await startProxyProcess([
+      '--redis-url',
+      redis.url,
+      '--redis-prefix',
+      prefix,
+      '--limits-fail-mode',
+      'closed',
+      '--drain-grace',
+      '0',
+    ]);
     t.after(() => proxy.kill('SIGKILL'));
     assert.equal((await getOps(proxy.opsPort, '/readyz')).status, 503);
     assert.equal(await probe(proxy.port, ports.toggle), REFUSED, 'no snapshot, no service');
@@ -212,7 +254,13 @@ describe('a proxy started on an empty Redis, failing closed', () => {
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const file = path.join(dir, 'p.yaml');
     writeFileSync(file, fleetPolicy(ports, 'Allow'));
-    assert.equal(await runPolicyPush([file, '--redis-url', redis.url, '--redis-prefix', prefix], { stdout: () => {}, stderr: () => {} }), 0);
+    assert.equal(
+      await runPolicyPush([file, '--redis-url', redis.url, '--redis-prefix', prefix], {
+        stdout: () => {},
+        stderr: () => {},
+      }),
+      0,
+    );
     // Bounded by time, not by a count of quick polls: on a loaded machine the notice, the read
     // and the compile can take seconds.
     const readyBy = Date.now() + 15_000;

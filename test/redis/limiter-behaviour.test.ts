@@ -21,7 +21,11 @@ interface Pod {
   limiter: RedisLimiter;
 }
 
-async function openPod(t: { after(fn: () => unknown): void }, prefix: string, over: Partial<RedisLimiterOptions> = {}): Promise<Pod> {
+async function openPod(
+  t: { after(fn: () => unknown): void },
+  prefix: string,
+  over: Partial<RedisLimiterOptions> = {},
+): Promise<Pod> {
   const client = createRedisClient({ url: redis.url });
   assert.ok(await waitForReady(client, 5000));
   const limiter = createRedisLimiter({ client, prefix, failMode: 'closed', ...over });
@@ -33,7 +37,12 @@ async function openPod(t: { after(fn: () => unknown): void }, prefix: string, ov
 }
 
 const request = (ruleId: string, limits: RuleLimits, over: Partial<AdmitRequest> = {}): AdmitRequest => ({
-  ruleId, limits, sourceIp: '192.0.2.1', userId: 'alice', sessionId: randomUUID(), ...over,
+  ruleId,
+  limits,
+  sourceIp: '192.0.2.1',
+  userId: 'alice',
+  sessionId: randomUUID(),
+  ...over,
 });
 
 function leaseOf(a: Admission): Lease {
@@ -55,7 +64,8 @@ async function scanKeys(client: RedisClient, pattern: string): Promise<string[]>
 
 /** Waits (bounded) until the limiter's batched releases have gone out to Redis. */
 async function releasesSent(limiter: RedisLimiter): Promise<void> {
-  for (let i = 0; i < 100 && limiter.stats().pendingReleases > 0; i++) await new Promise((resolve) => setTimeout(resolve, RELEASE_DELAY_MS));
+  for (let i = 0; i < 100 && limiter.stats().pendingReleases > 0; i++)
+    await new Promise((resolve) => setTimeout(resolve, RELEASE_DELAY_MS));
   assert.equal(limiter.stats().pendingReleases, 0, 'releases still pending after 100 windows');
 }
 
@@ -72,8 +82,26 @@ describe('redis limiter', () => {
     const prefix = `k-${randomUUID().slice(0, 8)}`;
     const { client, limiter } = await openPod(t, prefix);
     const ruleId = 'proxies/office/web{x}:*';
-    const userIds = ['*', '{', '}', '{alice}', ':', 'a:b', '\n', 'a\r\nb', ' ', '%7B', 'é', 'x'.repeat(255), 'alice', ''];
-    const limits: RuleLimits = { concurrentSessions: { max: 1, key: 'UserID' }, connectionRate: { perSecond: 10, burst: 5, key: 'UserID' } };
+    const userIds = [
+      '*',
+      '{',
+      '}',
+      '{alice}',
+      ':',
+      'a:b',
+      '\n',
+      'a\r\nb',
+      ' ',
+      '%7B',
+      'é',
+      'x'.repeat(255),
+      'alice',
+      '',
+    ];
+    const limits: RuleLimits = {
+      concurrentSessions: { max: 1, key: 'UserID' },
+      connectionRate: { perSecond: 10, burst: 5, key: 'UserID' },
+    };
     for (const userId of userIds) leaseOf(await limiter.admit(request(ruleId, limits, { userId })));
     // Each USERID has its own budget: a second session of any of them is refused.
     for (const userId of userIds) assert.equal((await limiter.admit(request(ruleId, limits, { userId }))).ok, false);
@@ -109,7 +137,8 @@ describe('redis limiter', () => {
     await client.config('RESETSTAT');
     const sessions = 10;
     const leases: Lease[] = [];
-    for (let i = 0; i < sessions; i++) leases.push(leaseOf(await limiter.admit(request(ruleId, limits, { userId: `u${i}` }))));
+    for (let i = 0; i < sessions; i++)
+      leases.push(leaseOf(await limiter.admit(request(ruleId, limits, { userId: `u${i}` }))));
     for (const lease of leases) lease.release();
     // Burst 20 is spent by 9 more sessions; then one refusal asks Redis, later ones do not.
     for (let i = 0; i < 15; i++) await limiter.admit(request(ruleId, limits));
@@ -131,7 +160,9 @@ describe('redis limiter', () => {
     const monitor = await (client as import('ioredis').Redis).monitor();
     t.after(() => monitor.disconnect());
     const seen: string[] = [];
-    monitor.on('monitor', (_time: string, args: string[], source: string) => seen.push(`${source === 'lua' ? 'lua' : 'pod'} ${args[0]?.toLowerCase()}`));
+    monitor.on('monitor', (_time: string, args: string[], source: string) =>
+      seen.push(`${source === 'lua' ? 'lua' : 'pod'} ${args[0]?.toLowerCase()}`),
+    );
     // The only slot is given back and taken again at once; the release rides in the script.
     first.release();
     const second = leaseOf(await limiter.admit(request(ruleId, limits)));
@@ -139,14 +170,26 @@ describe('redis limiter', () => {
     // Three sessions of another key closed together: one ZREM for all three.
     const other = randomUUID();
     const wide: RuleLimits = { concurrentSessions: { max: 10, key: 'Rule' } };
-    const three = [leaseOf(await limiter.admit(request(other, wide))), leaseOf(await limiter.admit(request(other, wide))), leaseOf(await limiter.admit(request(other, wide)))];
+    const three = [
+      leaseOf(await limiter.admit(request(other, wide))),
+      leaseOf(await limiter.admit(request(other, wide))),
+      leaseOf(await limiter.admit(request(other, wide))),
+    ];
     for (const lease of three) lease.release();
     assert.equal(limiter.stats().pendingReleases, 3);
     await releasesSent(limiter);
     await client.ping();
     for (let i = 0; i < 100 && !seen.includes('pod ping'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.deepEqual(seen.filter((s) => s.endsWith('zrem')), ['lua zrem', 'pod zrem'], seen.join(', '));
-    assert.equal(await client.zcard(limitKey(prefix, 'sessions', 'Rule', { ruleId: other, sourceIp: '', userId: '' })), 0, 'all three released');
+    assert.deepEqual(
+      seen.filter((s) => s.endsWith('zrem')),
+      ['lua zrem', 'pod zrem'],
+      seen.join(', '),
+    );
+    assert.equal(
+      await client.zcard(limitKey(prefix, 'sessions', 'Rule', { ruleId: other, sourceIp: '', userId: '' })),
+      0,
+      'all three released',
+    );
     second.release();
   });
 
@@ -183,28 +226,34 @@ describe('redis limiter', () => {
     const ruleId = randomUUID();
     const rate = 20_000;
     const limits: RuleLimits = { bandwidth: { bytesPerSecond: rate, key: 'Rule' } };
-    const gates = await Promise.all(pods.map(async (pod) => leaseOf(await pod.limiter.admit(request(ruleId, limits))).bandwidth));
+    const gates = await Promise.all(
+      pods.map(async (pod) => leaseOf(await pod.limiter.admit(request(ruleId, limits))).bandwidth),
+    );
     await pods[0]?.client.config('RESETSTAT');
     const durationMs = 1500;
     const start = Date.now();
     let sent = 0;
     let chunks = 0;
     // Two relays per pod, 1 kB chunks, each waiting the delay its gate asks for.
-    await Promise.all(gates.flatMap((gate) => [0, 1].map(async () => {
-      assert.ok(gate);
-      while (Date.now() - start < durationMs) {
-        const delay = gate.take(1000);
-        sent += 1000;
-        chunks += 1;
-        if (delay > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(delay, durationMs)));
-      }
-    })));
+    await Promise.all(
+      gates.flatMap((gate) =>
+        [0, 1].map(async () => {
+          assert.ok(gate);
+          while (Date.now() - start < durationMs) {
+            const delay = gate.take(1000);
+            sent += 1000;
+            chunks += 1;
+            if (delay > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(delay, durationMs)));
+          }
+        }),
+      ),
+    );
     const elapsed = Date.now() - start;
     // The fleet may spend the rate plus one second's burst (granted to the first pod), plus the
     // debt relays run up before grants catch up (a couple of chunks each); it must not starve.
     const ceiling = (rate * elapsed) / 1000 + rate + 4 * 2 * 1000;
     assert.ok(sent <= ceiling, `sent ${sent} B in ${elapsed} ms, ceiling ${ceiling}`);
-    assert.ok(sent >= (rate * elapsed) / 1000 * 0.6, `sent only ${sent} B in ${elapsed} ms`);
+    assert.ok(sent >= ((rate * elapsed) / 1000) * 0.6, `sent only ${sent} B in ${elapsed} ms`);
     const calls = await commandCalls(pods[0]!.client);
     const grants = (calls.get('evalsha') ?? 0) + (calls.get('eval') ?? 0);
     assert.ok(grants < chunks / 2, `${grants} grant calls for ${chunks} chunks`);

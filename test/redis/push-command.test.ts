@@ -42,20 +42,47 @@ describe('socks4-fleet policy push', () => {
   it('publishes a valid file, then reports it unchanged, then publishes a change', async () => {
     const prefix = `push-${randomUUID().slice(0, 8)}`;
     const keys = ruleKeys(prefix);
-    const first = await runMain('policy', 'push', file(policyYaml(443, { rules: 2 })), '--redis-url', redis.url, '--redis-prefix', prefix);
+    const first = await runMain(
+      'policy',
+      'push',
+      file(policyYaml(443, { rules: 2 })),
+      '--redis-url',
+      redis.url,
+      '--redis-prefix',
+      prefix,
+    );
     assert.equal(first.code, 0, first.err);
     const version = (await client.get(keys.pointer)) as string;
-    assert.match(first.out, new RegExp(`^published ${version} \\(1 policies, 2 rules\\) to ${prefix}; previous none\\n$`));
+    assert.match(
+      first.out,
+      new RegExp(`^published ${version} \\(1 policies, 2 rules\\) to ${prefix}; previous none\\n$`),
+    );
     const stored = parseSnapshotDocument((await client.get(keys.snapshot(version))) as string, version);
     assert.equal(stored.document.source, 'policy push');
     assert.equal(decide(stored.snapshot, 444), 'allow:proxies/office/rule-1');
     assert.equal(await client.pttl(keys.snapshot(version)), -1, 'the current snapshot never expires');
 
-    const again = await runMain('policy', 'push', file(policyYaml(443, { rules: 2 })), '--redis-url', redis.url, '--redis-prefix', prefix);
+    const again = await runMain(
+      'policy',
+      'push',
+      file(policyYaml(443, { rules: 2 })),
+      '--redis-url',
+      redis.url,
+      '--redis-prefix',
+      prefix,
+    );
     assert.equal(again.code, 0);
     assert.match(again.out, /^unchanged /);
 
-    const changed = await runMain('policy', 'push', file(policyYaml(80)), '--redis-url', redis.url, '--redis-prefix', prefix);
+    const changed = await runMain(
+      'policy',
+      'push',
+      file(policyYaml(80)),
+      '--redis-url',
+      redis.url,
+      '--redis-prefix',
+      prefix,
+    );
     assert.equal(changed.code, 0, changed.err);
     assert.match(changed.out, new RegExp(`previous ${version}\\n$`));
     const ttl = await client.pttl(keys.snapshot(version));
@@ -65,7 +92,15 @@ describe('socks4-fleet policy push', () => {
   it('refuses an invalid file, printing every problem, and leaves Redis alone', async () => {
     const prefix = `bad-${randomUUID().slice(0, 8)}`;
     const bad = policyYaml(443).replace('action: Allow', 'action: Maybe').replace('"443"', '"70000"');
-    const { code, err } = await runMain('policy', 'push', file(bad), '--redis-url', redis.url, '--redis-prefix', prefix);
+    const { code, err } = await runMain(
+      'policy',
+      'push',
+      file(bad),
+      '--redis-url',
+      redis.url,
+      '--redis-prefix',
+      prefix,
+    );
     assert.equal(code, 1);
     assert.match(err, /spec\.rules\[0\]\.action/);
     assert.match(err, /spec\.rules\[0\]\.to\.ports\[0\]/);
@@ -76,7 +111,15 @@ describe('socks4-fleet policy push', () => {
   it('fails with exit 1 and a clear message when Redis cannot be reached', async () => {
     const port = await findFreePort();
     const started = Date.now();
-    const { code, err } = await runMain('policy', 'push', file(policyYaml(443)), '--redis-url', `redis://u:secret@127.0.0.1:${port}`, '--timeout', '300ms');
+    const { code, err } = await runMain(
+      'policy',
+      'push',
+      file(policyYaml(443)),
+      '--redis-url',
+      `redis://u:secret@127.0.0.1:${port}`,
+      '--timeout',
+      '300ms',
+    );
     assert.equal(code, 1);
     assert.match(err, /not pushed: Redis at redis:\/\/u:\*\*\*@127\.0\.0\.1:\d+: connection refused/);
     assert.doesNotMatch(err, /secret/);

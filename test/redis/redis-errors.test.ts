@@ -19,7 +19,17 @@ import { policyYaml } from '../rules/rule-source-contract.ts';
 
 const PASSWORD = 'sekret-Pa55';
 const ACL_PASSWORD = 'bob-Pa55';
-const redis = await startRedis(['--requirepass', PASSWORD, '--user', 'bob', 'on', `>${ACL_PASSWORD}`, '~*', '&*', '+@all']);
+const redis = await startRedis([
+  '--requirepass',
+  PASSWORD,
+  '--user',
+  'bob',
+  'on',
+  `>${ACL_PASSWORD}`,
+  '~*',
+  '&*',
+  '+@all',
+]);
 const dir = mkdtempSync(path.join(tmpdir(), 'socks4-redis-errors-'));
 const good = `redis://:${PASSWORD}@127.0.0.1:${redis.port}`;
 const admin = createRedisClient({ url: good });
@@ -39,7 +49,8 @@ async function push(url: string, ...extra: string[]): Promise<{ code: number; ou
   let err = '';
   const started = Date.now();
   const code = await main(['policy', 'push', policyFile, '--redis-url', url, '--timeout', '3s', ...extra], {
-    stdout: (s) => void (out += s), stderr: (s) => void (err += s),
+    stdout: (s) => void (out += s),
+    stderr: (s) => void (err += s),
   });
   return { code, out, err, ms: Date.now() - started };
 }
@@ -51,9 +62,21 @@ function assertNoSecrets(text: string): void {
 
 describe('policy push names the cause at once', () => {
   const cases: [string, () => string, RegExp][] = [
-    ['no password', () => `redis://127.0.0.1:${redis.port}`, /Redis at redis:\/\/127\.0\.0\.1:\d+: the server requires a password \(NOAUTH\)/],
-    ['a wrong password', () => `redis://:wrong@127.0.0.1:${redis.port}`, /Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+: authentication failed \(WRONGPASS/],
-    ['a wrong ACL user', () => `redis://eve:${ACL_PASSWORD}@127.0.0.1:${redis.port}`, /Redis at redis:\/\/eve:\*\*\*@127\.0\.0\.1:\d+: authentication failed \(WRONGPASS/],
+    [
+      'no password',
+      () => `redis://127.0.0.1:${redis.port}`,
+      /Redis at redis:\/\/127\.0\.0\.1:\d+: the server requires a password \(NOAUTH\)/,
+    ],
+    [
+      'a wrong password',
+      () => `redis://:wrong@127.0.0.1:${redis.port}`,
+      /Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+: authentication failed \(WRONGPASS/,
+    ],
+    [
+      'a wrong ACL user',
+      () => `redis://eve:${ACL_PASSWORD}@127.0.0.1:${redis.port}`,
+      /Redis at redis:\/\/eve:\*\*\*@127\.0\.0\.1:\d+: authentication failed \(WRONGPASS/,
+    ],
     ['a database that does not exist', () => `${good}/99`, /database 99 does not exist on this server/],
   ];
   for (const [what, url, message] of cases) {
@@ -76,7 +99,10 @@ describe('policy push names the cause at once', () => {
   it('TLS to a plain server says TLS and how to fix the URL', async () => {
     const { code, err } = await push(`rediss://:${PASSWORD}@127.0.0.1:${redis.port}`, '--timeout', '1s');
     assert.equal(code, 1);
-    assert.match(err, /Redis at rediss:\/\/:\*\*\*@127\.0\.0\.1:\d+: TLS failed .*use redis:\/\/ instead of rediss:\/\//);
+    assert.match(
+      err,
+      /Redis at rediss:\/\/:\*\*\*@127\.0\.0\.1:\d+: TLS failed .*use redis:\/\/ instead of rediss:\/\//,
+    );
     assertNoSecrets(err);
   });
 
@@ -89,44 +115,70 @@ describe('policy push names the cause at once', () => {
   });
 
   it('the right ACL user and password publish', async () => {
-    const { code, out, err } = await push(`redis://bob:${ACL_PASSWORD}@127.0.0.1:${redis.port}`, '--redis-prefix', `ok-${randomUUID().slice(0, 8)}`);
+    const { code, out, err } = await push(
+      `redis://bob:${ACL_PASSWORD}@127.0.0.1:${redis.port}`,
+      '--redis-prefix',
+      `ok-${randomUUID().slice(0, 8)}`,
+    );
     assert.equal(code, 0, err);
     assert.match(out, /^published /);
   });
 
-  it('a name that does not resolve is called that (getaddrinfo\'s error, no lookup made here)', () => {
+  it("a name that does not resolve is called that (getaddrinfo's error, no lookup made here)", () => {
     const error = Object.assign(new Error('getaddrinfo ENOTFOUND redis.nowhere'), { code: 'ENOTFOUND' });
     const problem = describeRedisError(error, { url: `redis://:${PASSWORD}@redis.nowhere:6379`, tls: false, db: 0 });
-    assert.equal(problem.message, 'Redis at redis://:***@redis.nowhere:6379: host name not found (DNS); check the host in the URL');
+    assert.equal(
+      problem.message,
+      'Redis at redis://:***@redis.nowhere:6379: host name not found (DNS); check the host in the URL',
+    );
     assert.equal(problem.fatal, true);
   });
 });
 
 describe('the proxy in fleet mode', () => {
   it('a wrong password stops start-up with one line naming the host (exit 1), not a retry loop', async () => {
-    const { code, output } = await runCli(['proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0'], { REDIS_URL: `redis://:wrong@127.0.0.1:${redis.port}` });
+    const { code, output } = await runCli(['proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0'], {
+      REDIS_URL: `redis://:wrong@127.0.0.1:${redis.port}`,
+    });
     assert.equal(code, 1, output);
-    assert.match(output, /socks4-fleet proxy: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+: authentication failed \(WRONGPASS.*; not started$/m);
+    assert.match(
+      output,
+      /socks4-fleet proxy: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+: authentication failed \(WRONGPASS.*; not started$/m,
+    );
     assertNoSecrets(output);
   });
 
-  it('a database that does not exist stops start-up instead of serving database 0\'s rules', async () => {
-    const { code, output } = await runCli(['proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0'], { REDIS_URL: `${good}/99` });
+  it("a database that does not exist stops start-up instead of serving database 0's rules", async () => {
+    const { code, output } = await runCli(['proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0'], {
+      REDIS_URL: `${good}/99`,
+    });
     assert.equal(code, 1, output);
-    assert.match(output, /socks4-fleet proxy: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/99: database 99 does not exist on this server.*; not started$/m);
+    assert.match(
+      output,
+      /socks4-fleet proxy: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/99: database 99 does not exist on this server.*; not started$/m,
+    );
     assertNoSecrets(output);
   });
 
   it('with no snapshot under its prefix: says where rules come from, warns at start and again, naming the prefixes that hold rules', async () => {
     const chartPrefix = `release-${randomUUID().slice(0, 8)}`;
     assert.equal((await push(good, '--redis-prefix', chartPrefix)).code, 0);
-    const proxy = startCli(['proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--snapshot-warn-interval', '1s'], { REDIS_URL: good });
+    const proxy = startCli(
+      ['proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--snapshot-warn-interval', '1s'],
+      { REDIS_URL: good },
+    );
     try {
-      await proxy.waitForOutput(/"rules":"redis redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ prefix socks4-fleet".*"msg":"socks4-fleet proxy listening"/);
-      const warning = new RegExp(`"level":"warn".*"redis":"redis://:\\*\\*\\*@127\\.0\\.0\\.1:\\d+","prefix":"socks4-fleet".*no rules snapshot under prefix \\\\"socks4-fleet\\\\": every request is refused.*holds rules under prefix .*\\\\"${chartPrefix}\\\\"`, 'g');
+      await proxy.waitForOutput(
+        /"rules":"redis redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ prefix socks4-fleet".*"msg":"socks4-fleet proxy listening"/,
+      );
+      const warning = new RegExp(
+        `"level":"warn".*"redis":"redis://:\\*\\*\\*@127\\.0\\.0\\.1:\\d+","prefix":"socks4-fleet".*no rules snapshot under prefix \\\\"socks4-fleet\\\\": every request is refused.*holds rules under prefix .*\\\\"${chartPrefix}\\\\"`,
+        'g',
+      );
       await proxy.waitForOutput(warning);
       // Periodically, not once: a second warning within the 1s interval (bounded wait).
-      for (let i = 0; i < 100 && (proxy.output().match(warning) ?? []).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 100 && (proxy.output().match(warning) ?? []).length < 2; i++)
+        await new Promise((r) => setTimeout(r, 50));
       assert.ok((proxy.output().match(warning) ?? []).length >= 2, proxy.output());
       assertNoSecrets(proxy.output());
     } finally {
@@ -138,7 +190,12 @@ describe('the proxy in fleet mode', () => {
     const other = `laptop-${randomUUID().slice(0, 8)}`;
     const { code, err } = await push(good, '--redis-prefix', other);
     assert.equal(code, 0);
-    assert.match(err, new RegExp(`^warning: no proxy has read prefix "${other}" before .*holds rules under .*pass --redis-prefix to match`));
+    assert.match(
+      err,
+      new RegExp(
+        `^warning: no proxy has read prefix "${other}" before .*holds rules under .*pass --redis-prefix to match`,
+      ),
+    );
   });
 });
 
@@ -146,15 +203,26 @@ describe('the operator', () => {
   it('logs a wrong Redis password at once, with the masked URL', async () => {
     // Nothing listens on port 1 for Kubernetes: the operator retries that in the background.
     const kubeconfig = path.join(dir, 'kubeconfig');
-    writeFileSync(kubeconfig, JSON.stringify({
-      apiVersion: 'v1', kind: 'Config', 'current-context': 'c',
-      clusters: [{ name: 'k', cluster: { server: 'https://127.0.0.1:1', 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'u', user: { token: 't' } }],
-      contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
-    }));
-    const operator = startCli(['operator', '--kubeconfig', kubeconfig, '--no-leader-elect', '--ops-listen', '127.0.0.1:0'], { REDIS_URL: `redis://:wrong@127.0.0.1:${redis.port}` });
+    writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        'current-context': 'c',
+        clusters: [{ name: 'k', cluster: { server: 'https://127.0.0.1:1', 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'u', user: { token: 't' } }],
+        contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
+      }),
+    );
+    const operator = startCli(
+      ['operator', '--kubeconfig', kubeconfig, '--no-leader-elect', '--ops-listen', '127.0.0.1:0'],
+      { REDIS_URL: `redis://:wrong@127.0.0.1:${redis.port}` },
+    );
     try {
-      await operator.waitForOutput(/"level":"error".*"redis":"redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/?".*"problem":"auth".*authentication failed \(WRONGPASS/, 20_000);
+      await operator.waitForOutput(
+        /"level":"error".*"redis":"redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/?".*"problem":"auth".*authentication failed \(WRONGPASS/,
+        20_000,
+      );
       assertNoSecrets(operator.output());
     } finally {
       await operator.stop('SIGKILL');

@@ -5,7 +5,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after } from 'node:test';
 import { createRedisLimiter } from '../../src/limits/redis-limiter.ts';
-import { closeRedisClient, createRedisClient, waitForReady, type RedisConnectionOptions } from '../../src/redis/connection.ts';
+import {
+  closeRedisClient,
+  createRedisClient,
+  waitForReady,
+  type RedisConnectionOptions,
+} from '../../src/redis/connection.ts';
 import { startRedis, startRedisCluster } from '../helpers/redis.ts';
 import { runLimiterContract } from '../limits/limiter-contract.ts';
 
@@ -17,7 +22,12 @@ function runAgainst(name: string, connection: RedisConnectionOptions): void {
     const client = createRedisClient(connection);
     assert.ok(await waitForReady(client, 5000), `${name} not ready`);
     // Closed: a contract test must never pass through the fallback by accident.
-    const limiter = createRedisLimiter({ client, prefix: `c-${randomUUID().slice(0, 8)}`, failMode: 'closed', now: clock.now });
+    const limiter = createRedisLimiter({
+      client,
+      prefix: `c-${randomUUID().slice(0, 8)}`,
+      failMode: 'closed',
+      now: clock.now,
+    });
     return {
       limiter,
       async advance(ms) {

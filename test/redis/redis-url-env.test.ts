@@ -35,20 +35,29 @@ assert.ok(await waitForReady(admin, 5000));
 /** A policy file allowing CONNECT to the sink only. */
 function policyFile(): string {
   const file = path.join(dir, `${randomUUID()}.yaml`);
-  writeFileSync(file, `apiVersion: socks4-fleet.io/v1alpha1
+  writeFileSync(
+    file,
+    `apiVersion: socks4-fleet.io/v1alpha1
 kind: Socks4Policy
 metadata: {name: env, namespace: test}
 spec:
   rules:
     - {name: sink, action: Allow, to: {cidrs: ["127.0.0.1/32"], ports: ["${sink.port}"]}}
-`);
+`,
+  );
   return file;
 }
 
 /** `proxy` on free loopback ports, running until it logs that it listens. */
-async function startProxy(args: string[], env: Record<string, string>): Promise<{ cli: CliProcess; port: number; ops: number }> {
+async function startProxy(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ cli: CliProcess; port: number; ops: number }> {
   const [port, ops] = [await freePort(), await freePort()];
-  const cli = startCli(['proxy', '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${ops}`, '--drain-grace', '0', ...args], env);
+  const cli = startCli(
+    ['proxy', '--listen', `127.0.0.1:${port}`, '--ops-listen', `127.0.0.1:${ops}`, '--drain-grace', '0', ...args],
+    env,
+  );
   running.push(cli);
   await cli.waitForOutput(/socks4-fleet proxy listening/);
   return { cli, port, ops };
@@ -75,12 +84,17 @@ describe('the Redis URL from env REDIS_URL', () => {
     assert.equal(await probe(port, sink.port), GRANTED);
     assert.equal(await probe(port, ops), REFUSED, 'anything else is denied by the pushed rules');
     const cmdline = readFileSync(`/proc/${cli.child.pid}/cmdline`, 'utf8');
-    assert.ok(!cmdline.includes(PASSWORD) && !cmdline.includes(url), `the URL stays out of the process list: ${cmdline.replaceAll('\0', ' ')}`);
+    assert.ok(
+      !cmdline.includes(PASSWORD) && !cmdline.includes(url),
+      `the URL stays out of the process list: ${cmdline.replaceAll('\0', ' ')}`,
+    );
   });
 
   it('--redis-url wins over REDIS_URL', async () => {
     const prefix = `env-${randomUUID().slice(0, 8)}`;
-    const pushed = await runCli(['policy', 'push', policyFile(), '--redis-url', url, '--redis-prefix', prefix], { REDIS_URL: 'not a url' });
+    const pushed = await runCli(['policy', 'push', policyFile(), '--redis-url', url, '--redis-prefix', prefix], {
+      REDIS_URL: 'not a url',
+    });
     assert.equal(pushed.code, 0, pushed.output);
     assert.notEqual(await admin.get(ruleKeys(prefix).pointer), null);
   });
@@ -98,7 +112,10 @@ describe('the Redis URL from env REDIS_URL', () => {
     it(`${name}: a bad REDIS_URL is a usage error naming REDIS_URL, without echoing its value`, async () => {
       const unparseable = await runCli(command, { REDIS_URL: `redis//user:${PASSWORD}@host:6379` });
       assert.equal(unparseable.code, 2, unparseable.output);
-      assert.match(unparseable.output, new RegExp(`^socks4-fleet ${name}: REDIS_URL: not a URL \\(expected redis://host:port`));
+      assert.match(
+        unparseable.output,
+        new RegExp(`^socks4-fleet ${name}: REDIS_URL: not a URL \\(expected redis://host:port`),
+      );
       assert.doesNotMatch(unparseable.output, new RegExp(PASSWORD), 'the password is not printed');
       const scheme = await runCli(command, { REDIS_URL: 'http://127.0.0.1:6379' });
       assert.equal(scheme.code, 2, scheme.output);

@@ -7,8 +7,16 @@ import type { RedisClient } from '../../src/redis/connection.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { startCli, type CliProcess } from '../helpers/spawn.ts';
 import {
-  closeRedisClient, connectRedis, createPolicy, OPERATOR_NAMESPACE, readPublished,
-  startTestCluster, waitFor, waitForPolicyReady, type TestCluster } from '../operator/cluster.ts';
+  closeRedisClient,
+  connectRedis,
+  createPolicy,
+  OPERATOR_NAMESPACE,
+  readPublished,
+  startTestCluster,
+  waitFor,
+  waitForPolicyReady,
+  type TestCluster,
+} from '../operator/cluster.ts';
 
 let cluster: TestCluster;
 let redisServer: RedisServer;
@@ -32,13 +40,31 @@ test('API server SIGKILLed and restarted under the operator: no exit, rules kept
   const prefix = 'apiserver-restart';
   await cluster.createNamespace('faults');
   operator = startCli([
-    'operator', '--redis-url', redisServer.url, '--redis-prefix', prefix,
-    '--kubeconfig', cluster.operatorKubeconfig, '--lease-namespace', OPERATOR_NAMESPACE, '--identity', 'only',
-    '--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '250ms', '--ops-listen', '127.0.0.1:0',
+    'operator',
+    '--redis-url',
+    redisServer.url,
+    '--redis-prefix',
+    prefix,
+    '--kubeconfig',
+    cluster.operatorKubeconfig,
+    '--lease-namespace',
+    OPERATOR_NAMESPACE,
+    '--identity',
+    'only',
+    '--lease-duration',
+    '2s',
+    '--renew-deadline',
+    '1500ms',
+    '--retry-period',
+    '250ms',
+    '--ops-listen',
+    '127.0.0.1:0',
   ]);
   await operator.waitForOutput(/"msg":"socks4-fleet operator started"/);
   await createPolicy(cluster.admin, 'faults', 'before', rule('1001'));
-  await waitFor('the first policy published', async () => ((await readPublished(redis, prefix))?.specs.size === 1 ? true : undefined));
+  await waitFor('the first policy published', async () =>
+    (await readPublished(redis, prefix))?.specs.size === 1 ? true : undefined,
+  );
   const versionBefore = (await readPublished(redis, prefix))?.version;
 
   const restartStarted = Date.now();
@@ -50,10 +76,21 @@ test('API server SIGKILLed and restarted under the operator: no exit, rules kept
 
   const back = Date.now();
   await createPolicy(cluster.admin, 'faults', 'after', rule('1002'));
-  await waitFor('both policies published after the restart', async () => ((await readPublished(redis, prefix))?.specs.size === 2 ? true : undefined), 60_000);
+  await waitFor(
+    'both policies published after the restart',
+    async () => ((await readPublished(redis, prefix))?.specs.size === 2 ? true : undefined),
+    60_000,
+  );
   const recoverMs = Date.now() - back;
   await waitForPolicyReady(cluster.admin, 'faults', 'after', 'True', 60_000);
   assert.equal(operator.child.exitCode, null);
   assert.doesNotMatch(operator.output(), /uncaught|unhandled/i);
-  console.log(JSON.stringify({ case: 'apiserver-restart', crashes: 0, apiServerDownMs: downMs, changeAfterRestartPublishedMs: recoverMs }));
+  console.log(
+    JSON.stringify({
+      case: 'apiserver-restart',
+      crashes: 0,
+      apiServerDownMs: downMs,
+      changeAfterRestartPublishedMs: recoverMs,
+    }),
+  );
 });

@@ -51,7 +51,8 @@ function session(size: number, ending: 'complete' | 'reset' | 'destroy', hangUpA
     client.on('data', (chunk: Buffer) => received.push(chunk));
     client.on('end', () => {
       const all = Buffer.concat(received);
-      const answer = all[1] === 90 ? (JSON.parse(all.subarray(8).toString()) as { length: number; digest: string }) : null;
+      const answer =
+        all[1] === 90 ? (JSON.parse(all.subarray(8).toString()) as { length: number; digest: string }) : null;
       const sent = createHash('sha256').update(payload).digest('hex');
       outcome = answer?.length === size && answer.digest === sent ? 'intact' : 'corrupt';
       client.end();
@@ -92,6 +93,7 @@ test(`${SESSIONS} sessions up to 2 MiB, a fifth of them hung up mid-transfer: in
     'every session that was not hung up delivered everything',
   );
   assert.equal(unhandled, 0);
-  for (let i = 0; i < 100 && proxy.server.activeSessions > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  for (let i = 0; i < 100 && proxy.server.activeSessions > 0; i++)
+    await new Promise((resolve) => setTimeout(resolve, 20));
   assert.equal(proxy.server.activeSessions, 0, 'no session left open');
 });

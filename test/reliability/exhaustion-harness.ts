@@ -27,7 +27,10 @@ export interface ProxyProcess {
 
 export async function startProxyProcess(server: Partial<ServerConfig>, sampleMs = 50): Promise<ProxyProcess> {
   const config: ProxyProcessConfig = { server, sampleMs };
-  const child: ChildProcess = fork(childPath, [JSON.stringify(config)], { env: cleanEnv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(childPath, [JSON.stringify(config)], {
+    env: cleanEnv(),
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const samples: ProxySample[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ready = new Promise<{ port: number; echoPort: number }>((resolve, reject) => {
@@ -77,7 +80,13 @@ function readBytes(socket: net.Socket, n: number, ms: number): Promise<Buffer> {
   });
 }
 
-export type Outcome = 'granted' | 'refused' | 'closed-without-reply' | 'connect-failed' | 'no-reply-in-time' | 'bad-echo';
+export type Outcome =
+  | 'granted'
+  | 'refused'
+  | 'closed-without-reply'
+  | 'connect-failed'
+  | 'no-reply-in-time'
+  | 'bad-echo';
 
 /** One client: request, reply, then (when granted) a round trip of `payload`, held `holdMs`. */
 export async function runClient(
@@ -87,18 +96,32 @@ export async function runClient(
 ): Promise<{ outcome: Outcome; handshakeMs: number }> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const started = performance.now();
-  const socket = net.connect({ host: '127.0.0.1', port, ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
+  const socket = net.connect({
+    host: '127.0.0.1',
+    port,
+    ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+  });
   socket.on('error', () => {});
   try {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
-    const connected = await Promise.race([once(socket, 'connect').then(() => true, () => false), late]);
+    const connected = await Promise.race([
+      once(socket, 'connect').then(
+        () => true,
+        () => false,
+      ),
+      late,
+    ]);
     clearTimeout(timer);
     if (!connected) return { outcome: 'connect-failed', handshakeMs: performance.now() - started };
     socket.write(socks4Request(1, echoPort, '127.0.0.1', options.userId));
     const reply = await readBytes(socket, 8, timeoutMs);
     const handshakeMs = performance.now() - started;
-    if (reply.length < 8) return { outcome: socket.readableEnded || socket.destroyed ? 'closed-without-reply' : 'no-reply-in-time', handshakeMs };
+    if (reply.length < 8)
+      return {
+        outcome: socket.readableEnded || socket.destroyed ? 'closed-without-reply' : 'no-reply-in-time',
+        handshakeMs,
+      };
     if (reply[1] !== 90) return { outcome: reply[0] === 0 && reply[1] === 91 ? 'refused' : 'bad-echo', handshakeMs };
     socket.write('ping');
     const echoed = await readBytes(socket, 4, timeoutMs);
@@ -150,10 +173,13 @@ export function startSlowloris(port: number, count: number, byteMs: number, ramp
     });
   };
   for (let slot = 0; slot < count; slot++) {
-    const t = setTimeout(() => {
-      timers.delete(t);
-      open(slot);
-    }, (rampMs * slot) / count);
+    const t = setTimeout(
+      () => {
+        timers.delete(t);
+        open(slot);
+      },
+      (rampMs * slot) / count,
+    );
     timers.add(t);
   }
   return {
@@ -209,7 +235,8 @@ export async function probeLegit(proxy: ProxyProcess, n: number, gapMs: number, 
     await sleep(gapMs);
   }
   times.sort((a, b) => a - b);
-  const at = (q: number): number => (times.length === 0 ? NaN : times[Math.min(times.length - 1, Math.floor(q * times.length))]!);
+  const at = (q: number): number =>
+    times.length === 0 ? NaN : times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
   return { ...out, medianMs: round(at(0.5)), p95Ms: round(at(0.95)), maxMs: round(times.at(-1) ?? NaN) };
 }
 
@@ -231,7 +258,10 @@ export interface Attacker {
 
 /** The attacking process, aimed at `port`; its bursts ask for CONNECT to `echoPort`. */
 export async function startAttacker(port: number, echoPort: number): Promise<Attacker> {
-  const child = fork(attackerPath, [`${port}:${echoPort}`], { env: cleanEnv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(attackerPath, [`${port}:${echoPort}`], {
+    env: cleanEnv(),
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const next = (type: string): Promise<Record<string, unknown>> =>
     new Promise((resolve, reject) => {
@@ -270,7 +300,14 @@ export async function startAttacker(port: number, echoPort: number): Promise<Att
  * the later ones meet a full proxy.
  */
 export async function burst(port: number, echoPort: number, plan: BurstPlan): Promise<Record<Outcome, number>> {
-  const outcomes: Record<Outcome, number> = { granted: 0, refused: 0, 'closed-without-reply': 0, 'connect-failed': 0, 'no-reply-in-time': 0, 'bad-echo': 0 };
+  const outcomes: Record<Outcome, number> = {
+    granted: 0,
+    refused: 0,
+    'closed-without-reply': 0,
+    'connect-failed': 0,
+    'no-reply-in-time': 0,
+    'bad-echo': 0,
+  };
   const clients = Array.from({ length: plan.count }, async (_, i) => {
     await sleep(Math.floor((i * plan.waves) / plan.count) * plan.waveGapMs);
     const localAddress = `127.0.${2 + ((i >> 8) % 8)}.${1 + (i % 250)}`;

@@ -15,7 +15,14 @@ import { runPolicyPush } from '../../src/cli/push-command.ts';
 import { createRedisLimiter } from '../../src/limits/redis-limiter.ts';
 import { closeRedisClient, createRedisClient, waitForReady } from '../../src/redis/connection.ts';
 import { limitKey } from '../../src/limits/redis-keys.ts';
-import { getOps, socksConnect, startProxyProcess, startProxyProcesses, startSink, type ProxyProcess } from '../helpers/fleet.ts';
+import {
+  getOps,
+  socksConnect,
+  startProxyProcess,
+  startProxyProcesses,
+  startSink,
+  type ProxyProcess,
+} from '../helpers/fleet.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { startEchoServer } from '../helpers/servers.ts';
 
@@ -32,7 +39,10 @@ interface Held {
 
 async function openSessions(proxyPort: number, destPort: number, count: number): Promise<Held[]> {
   const attempts = await Promise.all(Array.from({ length: count }, () => socksConnect(proxyPort, destPort)));
-  assert.deepEqual(attempts.map((a) => a.code), attempts.map(() => GRANTED));
+  assert.deepEqual(
+    attempts.map((a) => a.code),
+    attempts.map(() => GRANTED),
+  );
   return attempts.map(({ socket }) => {
     const held: Held = { socket, closedAt: null };
     socket.once('close', () => (held.closedAt = performance.now()));
@@ -112,13 +122,16 @@ describe('a proxy SIGTERMed with 100 active sessions', () => {
     const echo = await startEchoServer();
     t.after(() => echo.close());
     const file = path.join(dir, 'policy.yaml');
-    writeFileSync(file, `apiVersion: socks4-fleet.io/v1alpha1
+    writeFileSync(
+      file,
+      `apiVersion: socks4-fleet.io/v1alpha1
 kind: Socks4Policy
 metadata: {name: drain, namespace: faults}
 spec:
   rules:
     - {name: echo, action: Allow, commands: [Connect], to: {cidrs: ["127.0.0.1/32"], ports: ["${echo.port}"]}}
-`);
+`,
+    );
     const proxy = await startProxyProcess(['--policy-file', file, '--drain-grace', `${GRACE_MS}ms`]);
     t.after(() => proxy.kill('SIGKILL'));
     const sessions = await openSessions(proxy.port, echo.port, 100);
@@ -165,7 +178,10 @@ spec:
     assert.equal(failedEchoes, 0);
     assert.ok(rounds >= 2, `only ${rounds} echo rounds fitted in the grace`);
     assert.equal(figures.wrongDecisions, 0, 'no new session is granted while draining');
-    assert.ok(closedAfter.every((ms) => ms < GRACE_MS + 2000), `sessions closed at ${figures.closedAtDeadlineMs} ms`);
+    assert.ok(
+      closedAfter.every((ms) => ms < GRACE_MS + 2000),
+      `sessions closed at ${figures.closedAtDeadlineMs} ms`,
+    );
     assert.ok(drainMs < GRACE_MS + 3000, `drained in ${drainMs} ms`);
   });
 });
@@ -197,24 +213,39 @@ describe('a fleet of four proxies (two failing open, two closed) on a Redis that
   const push = async (toggle: 'Allow' | 'Deny'): Promise<number> => {
     const file = path.join(dir, `${toggle}.yaml`);
     writeFileSync(file, fleetPolicy(ports, toggle));
-    return runPolicyPush([file, '--redis-url', redis.url, '--redis-prefix', prefix, '--timeout', '1s'], { stdout: () => {}, stderr: () => {} });
+    return runPolicyPush([file, '--redis-url', redis.url, '--redis-prefix', prefix, '--timeout', '1s'], {
+      stdout: () => {},
+      stderr: () => {},
+    });
   };
   /** Every new session kind on every proxy, three each, in parallel: wrong decisions and the slowest. */
-  const decideAll = async (redisUp: boolean): Promise<{ wrong: number; slowestMs: Record<string, number>; seen: string[] }> => {
+  const decideAll = async (
+    redisUp: boolean,
+  ): Promise<{ wrong: number; slowestMs: Record<string, number>; seen: string[] }> => {
     const kinds = [
       { name: 'limited', port: ports.echo, expect: (mode: string) => (redisUp || mode === 'open' ? GRANTED : REFUSED) },
       { name: 'free', port: ports.free, expect: () => GRANTED },
       { name: 'denied', port: ports.toggle, expect: () => REFUSED },
     ];
-    const results = await Promise.all(proxies.flatMap(({ proxy, mode }) =>
-      kinds.flatMap((kind) => Array.from({ length: 3 }, async () => ({ ...(await decide(proxy.port, kind.port)), expected: kind.expect(mode), key: `${kind.name}/${mode}` })))));
+    const results = await Promise.all(
+      proxies.flatMap(({ proxy, mode }) =>
+        kinds.flatMap((kind) =>
+          Array.from({ length: 3 }, async () => ({
+            ...(await decide(proxy.port, kind.port)),
+            expected: kind.expect(mode),
+            key: `${kind.name}/${mode}`,
+          })),
+        ),
+      ),
+    );
     const wrong = results.filter((r) => r.code !== r.expected);
     const slowestMs: Record<string, number> = {};
     for (const r of results) slowestMs[r.key] = Math.max(slowestMs[r.key] ?? 0, round(r.ms));
     return { wrong: wrong.length, slowestMs, seen: wrong.map((r) => `${r.key}: ${r.code}≠${r.expected}`) };
   };
   const slowest = (ms: Record<string, number>): number => Math.max(...Object.values(ms));
-  const crashes = (): number => proxies.filter(({ proxy }) => exited(proxy) || /uncaught|unhandled/i.test(proxy.log())).length;
+  const crashes = (): number =>
+    proxies.filter(({ proxy }) => exited(proxy) || /uncaught|unhandled/i.test(proxy.log())).length;
   const dropped = (): number => sessions.filter((h) => h.closedAt !== null).length;
 
   before(async () => {
@@ -222,10 +253,25 @@ describe('a fleet of four proxies (two failing open, two closed) on a Redis that
     redis = await startRedis(['--enable-debug-command', 'yes']);
     const echo = await startEchoServer();
     const [toggle, free] = [await startSink(), await startSink()];
-    closers.push(() => echo.close(), () => toggle.close(), () => free.close());
+    closers.push(
+      () => echo.close(),
+      () => toggle.close(),
+      () => free.close(),
+    );
     ports = { echo: echo.port, toggle: toggle.port, free: free.port };
     assert.equal(await push('Deny'), 0);
-    const args = (mode: string): string[] => ['--redis-url', redis.url, '--redis-prefix', prefix, '--lease-ttl', '1s', '--drain-grace', '0', '--limits-fail-mode', mode];
+    const args = (mode: string): string[] => [
+      '--redis-url',
+      redis.url,
+      '--redis-prefix',
+      prefix,
+      '--lease-ttl',
+      '1s',
+      '--drain-grace',
+      '0',
+      '--limits-fail-mode',
+      mode,
+    ];
     const modes = ['open', 'open', 'closed', 'closed'] as const;
     const started = await startProxyProcesses(modes.map(args));
     proxies = started.map((proxy, i) => ({ proxy, mode: modes[i]! }));
@@ -289,7 +335,9 @@ describe('a fleet of four proxies (two failing open, two closed) on a Redis that
     await redis.kill('SIGKILL');
     const [decisions, firstEchoFailures] = await Promise.all([decideAll(false), echoRound(sessions, 'down0')]);
     let failedEchoes = firstEchoFailures;
-    const unready = (await Promise.all(proxies.map(({ proxy }) => getOps(proxy.opsPort, '/readyz')))).filter((r) => r.status !== 200).length;
+    const unready = (await Promise.all(proxies.map(({ proxy }) => getOps(proxy.opsPort, '/readyz')))).filter(
+      (r) => r.status !== 200,
+    ).length;
     for (let i = 1; i < 4; i++) {
       await sleep(200);
       failedEchoes += await echoRound(sessions, `down${i}`);
@@ -305,7 +353,9 @@ describe('a fleet of four proxies (two failing open, two closed) on a Redis that
       else await sleep(25);
     }
     failedEchoes += await echoRound(sessions, 'restarted');
-    const closedLimited = await Promise.all(proxies.filter((p) => p.mode === 'closed').map(({ proxy }) => decide(proxy.port, ports.echo)));
+    const closedLimited = await Promise.all(
+      proxies.filter((p) => p.mode === 'closed').map(({ proxy }) => decide(proxy.port, ports.echo)),
+    );
     const figures = {
       case: 'Redis SIGKILL + restart (empty)',
       crashes: crashes(),
@@ -324,7 +374,11 @@ describe('a fleet of four proxies (two failing open, two closed) on a Redis that
     assert.equal(figures.wrongDecisions, 0, `${decisions.seen}`);
     assert.equal(unready, 0, 'the last good snapshot keeps every proxy ready');
     assert.ok(enforcedMs >= 0 && enforcedMs < 10_000, `push after restart enforced after ${enforcedMs} ms`);
-    assert.deepEqual(closedLimited.map((c) => c.code), [GRANTED, GRANTED], 'limits are decided by Redis again');
+    assert.deepEqual(
+      closedLimited.map((c) => c.code),
+      [GRANTED, GRANTED],
+      'limits are decided by Redis again',
+    );
   });
 });
 
@@ -338,7 +392,13 @@ describe('the Redis limiter’s call deadline', () => {
     const prefix = `deadline-${randomUUID().slice(0, 8)}`;
     const limiter = createRedisLimiter({ client, prefix, failMode: 'closed', callTimeoutMs: 200 });
     t.after(() => limiter.close());
-    const request = { ruleId: 'r', limits: { concurrentSessions: { max: 5, key: 'Rule' as const } }, sourceIp: '127.0.0.1', userId: 'u', sessionId: randomUUID() };
+    const request = {
+      ruleId: 'r',
+      limits: { concurrentSessions: { max: 5, key: 'Rule' as const } },
+      sourceIp: '127.0.0.1',
+      userId: 'u',
+      sessionId: randomUUID(),
+    };
     assert.equal((await limiter.admit(request)).ok, true);
     await redis.kill('SIGSTOP');
     t.after(() => redis.resume());
@@ -347,7 +407,11 @@ describe('the Redis limiter’s call deadline', () => {
     const ms = performance.now() - started;
     assert.deepEqual(admission, { ok: false, reason: 'LimiterUnavailable', retryAfterMs: 0 });
     assert.ok(ms >= 150 && ms < 1000, `decided after ${ms} ms`);
-    assert.equal(limiter.stats().inFlight, 1, 'the call still counts against the cap until Redis or the client gives up');
+    assert.equal(
+      limiter.stats().inFlight,
+      1,
+      'the call still counts against the cap until Redis or the client gives up',
+    );
     redis.resume();
     // The late grant is handed back: only the first admission's slot stays taken.
     const key = limitKey(prefix, 'sessions', 'Rule', { ruleId: 'r', sourceIp: '', userId: '' });

@@ -81,7 +81,10 @@ async function push(yaml: string): Promise<void> {
 
 /** The proxy's log lines for sessions, parsed. */
 function sessionLogs(): { host?: string; dest?: string; reason?: string; guard?: string; reply?: number }[] {
-  return (proxy?.log() ?? '').split('\n').filter((l) => l.includes('"session')).map((l) => JSON.parse(l) as Record<string, never>);
+  return (proxy?.log() ?? '')
+    .split('\n')
+    .filter((l) => l.includes('"session'))
+    .map((l) => JSON.parse(l) as Record<string, never>);
 }
 
 let sessionsSeen = 0;
@@ -107,9 +110,14 @@ async function loggedSessions(): Promise<ReturnType<typeof sessionLogs>> {
 }
 
 /** An HTTP GET through the proxy with curl (a real SOCKS4 client); body and seconds taken. */
-async function curl(target: string, mode: '--socks4' | '--socks4a' = '--socks4'): Promise<{ body: string; seconds: number; code: number | null; stderr: string }> {
+async function curl(
+  target: string,
+  mode: '--socks4' | '--socks4a' = '--socks4',
+): Promise<{ body: string; seconds: number; code: number | null; stderr: string }> {
   const started = performance.now();
-  const child = spawn('curl', ['-sS', '--max-time', '10', mode, `127.0.0.1:${proxy!.port}`, `http://${target}/`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('curl', ['-sS', '--max-time', '10', mode, `127.0.0.1:${proxy!.port}`, `http://${target}/`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let body = '';
   child.stdout.on('data', (c: Buffer) => (body += c.toString()));
   let stderr = '';
@@ -143,11 +151,29 @@ before(async () => {
   ip('netns', 'exec', NS, 'ip', 'addr', 'add', `${SERVICE_IP}/29`, 'dev', NS_IF);
   ip('netns', 'exec', NS, 'ip', 'link', 'set', NS_IF, 'up');
   ip('netns', 'exec', NS, 'ip', 'link', 'set', 'lo', 'up');
-  await startInNamespace(['redis-server', '--bind', REDIS_IP, '--port', String(REDIS_PORT), '--save', '', '--appendonly', 'no',
-    '--protected-mode', 'no', '--dir', dir], /Ready to accept connections/);
+  await startInNamespace(
+    [
+      'redis-server',
+      '--bind',
+      REDIS_IP,
+      '--port',
+      String(REDIS_PORT),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--protected-mode',
+      'no',
+      '--dir',
+      dir,
+    ],
+    /Ready to accept connections/,
+  );
   const serve = `require('node:http').createServer((q, s) => s.end('service-ok\\n')).listen(${SERVICE_PORT}, '${SERVICE_IP}', () => console.log('up'))`;
   await startInNamespace([process.execPath, '-e', serve], /up/);
-  await push(policy('internet', `    - {name: internet, action: Allow, commands: [Connect], to: {cidrs: ["0.0.0.0/0"]}}\n`));
+  await push(
+    policy('internet', `    - {name: internet, action: Allow, commands: [Connect], to: {cidrs: ["0.0.0.0/0"]}}\n`),
+  );
   proxy = await startProxyProcess(['--redis-url', `redis://${REDIS_IP}:${REDIS_PORT}`]);
   await waitForSnapshots(1);
 });
@@ -172,30 +198,43 @@ after(async () => {
 
 describe('SSRF guard end to end, Redis and a private service in a network namespace', () => {
   it('the service and Redis are really there (positive control: reachable directly)', async () => {
-    const direct = spawn('curl', ['-s', '--max-time', '5', `http://${SERVICE_IP}:${SERVICE_PORT}/`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const direct = spawn('curl', ['-s', '--max-time', '5', `http://${SERVICE_IP}:${SERVICE_PORT}/`], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     let body = '';
     direct.stdout.on('data', (c: Buffer) => (body += c.toString()));
     await once(direct, 'close');
     assert.equal(body, 'service-ok\n');
-    assert.match(proxy!.log(), new RegExp(`"guard":"redis","address":"${REDIS_IP.replaceAll('.', '\\.')}","port":${REDIS_PORT}`));
+    assert.match(
+      proxy!.log(),
+      new RegExp(`"guard":"redis","address":"${REDIS_IP.replaceAll('.', '\\.')}","port":${REDIS_PORT}`),
+    );
   });
 
   it('0.0.0.0/0 reaches neither the private service nor the fleet Redis', async () => {
     assert.equal(await attempt(SERVICE_IP, SERVICE_PORT), 91);
     assert.equal(await attempt(REDIS_IP, REDIS_PORT), 91);
     const refused = (await loggedSessions()).filter((l) => l.reason === 'GuardedDestination');
-    assert.deepEqual(refused.map((l) => `${l.dest} ${l.guard}`), [`${SERVICE_IP} private`, `${REDIS_IP} redis`]);
+    assert.deepEqual(
+      refused.map((l) => `${l.dest} ${l.guard}`),
+      [`${SERVICE_IP} private`, `${REDIS_IP} redis`],
+    );
     const metrics = (await getOps(proxy!.opsPort, '/metrics')).body;
     assert.match(metrics, /socks4_guard_refusals_total\{guard="private"\} 1/);
     assert.match(metrics, /socks4_guard_refusals_total\{guard="redis"\} 1/);
   });
 
   it('a rule naming 10.0.0.0/8 opens the service, not Redis, and look-alikes of a denied name are refused', async () => {
-    await push(policy('internal', [
-      '    - {name: no-secret, action: Deny, to: {hosts: ["secret.test"]}}',
-      '    - {name: internal, action: Allow, commands: [Connect], to: {cidrs: ["10.0.0.0/8"]}}',
-      '',
-    ].join('\n')));
+    await push(
+      policy(
+        'internal',
+        [
+          '    - {name: no-secret, action: Deny, to: {hosts: ["secret.test"]}}',
+          '    - {name: internal, action: Allow, commands: [Connect], to: {cidrs: ["10.0.0.0/8"]}}',
+          '',
+        ].join('\n'),
+      ),
+    );
     await waitForSnapshots(2);
     const served = await curl(`${SERVICE_IP}:${SERVICE_PORT}`);
     assert.equal(served.body, 'service-ok\n');
@@ -218,7 +257,10 @@ describe('SSRF guard end to end, Redis and a private service in a network namesp
       assert.equal(await attempt('0.0.0.1', SERVICE_PORT, name), 91, name);
     }
     const lookAlikes = (await loggedSessions()).slice(before);
-    assert.deepEqual(lookAlikes.map((l) => `${l.host} ${l.reason}`), Array(5).fill('secret.test RuleDenied'));
+    assert.deepEqual(
+      lookAlikes.map((l) => `${l.host} ${l.reason}`),
+      Array(5).fill('secret.test RuleDenied'),
+    );
   });
 
   it('keeps serving a legitimate client, each within 5 s, while Redis is attacked', async () => {
@@ -226,7 +268,10 @@ describe('SSRF guard end to end, Redis and a private service in a network namesp
     const legit = Array.from({ length: 5 }, () => curl(`${SERVICE_IP}:${SERVICE_PORT}`));
     const codes = await Promise.all(attacks);
     const fetched = await Promise.all(legit);
-    assert.ok(codes.every((code) => code === 91), `an attack got through: ${codes.join(',')}`);
+    assert.ok(
+      codes.every((code) => code === 91),
+      `an attack got through: ${codes.join(',')}`,
+    );
     for (const f of fetched) {
       assert.equal(f.body, 'service-ok\n', `curl exited ${f.code}: ${f.stderr}`);
       assert.ok(f.seconds < 5, `a legitimate fetch took ${f.seconds.toFixed(2)} s`);

@@ -11,7 +11,17 @@ import { parseRequest } from '../../src/protocol/parse-request.ts';
 import { channels, type SessionInfo } from '../../src/telemetry/events.ts';
 import { connectRaw, socks4Request } from '../helpers/servers.ts';
 import { clientStream, MAX_REQUEST_BYTES, referenceParse, type RefResult } from './handshake-model.ts';
-import { FUZZ_CONFIG, SLACK_MS, fuzzCase, runCase, runCases, settled, startFuzzTarget, type FuzzCase, type FuzzTarget } from './session-fuzz.ts';
+import {
+  FUZZ_CONFIG,
+  SLACK_MS,
+  fuzzCase,
+  runCase,
+  runCases,
+  settled,
+  startFuzzTarget,
+  type FuzzCase,
+  type FuzzTarget,
+} from './session-fuzz.ts';
 
 const soak = process.env.SOAK === '1';
 const seed = Number(process.env.FUZZ_SEED ?? (soak ? Date.now() % 2 ** 31 : 424242));
@@ -47,7 +57,10 @@ function agrees(buf: Buffer, ref: RefResult): boolean {
   if (got.kind !== 'ok' || ref.kind !== 'ok') return true;
   const r = got.request;
   return (
-    got.bytesRead === ref.bytesRead && r.command === ref.command && r.port === ref.port && r.ip === ref.ip &&
+    got.bytesRead === ref.bytesRead &&
+    r.command === ref.command &&
+    r.port === ref.port &&
+    r.ip === ref.ip &&
     r.userId === Buffer.from(ref.userId).toString('utf8') &&
     r.host === (ref.host === null ? null : Buffer.from(ref.host).toString('utf8'))
   );
@@ -78,35 +91,61 @@ test(`codec = model on ${CODEC_RUNS} random and mutated streams, at every split 
 
 test('the codec never asks for more than one maximal request: pending bytes stay bounded', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ minLength: MAX_REQUEST_BYTES, maxLength: 2 * MAX_REQUEST_BYTES }), fc.constantFrom(1, 2), (tail, cd) => {
-      const buf = Buffer.from([4, cd, 0, 80, 0, 0, 0, 9, ...tail]);
-      return parseRequest(buf).kind !== 'incomplete';
-    }),
+    fc.property(
+      fc.uint8Array({ minLength: MAX_REQUEST_BYTES, maxLength: 2 * MAX_REQUEST_BYTES }),
+      fc.constantFrom(1, 2),
+      (tail, cd) => {
+        const buf = Buffer.from([4, cd, 0, 80, 0, 0, 0, 9, ...tail]);
+        return parseRequest(buf).kind !== 'incomplete';
+      },
+    ),
     { seed, numRuns: soak ? 20_000 : 2_000 },
   );
   // The worst case exactly: 255-byte USERID and 255-byte name without their final NUL.
-  const worst = Buffer.concat([Buffer.from([4, 1, 0, 80, 0, 0, 0, 9]), Buffer.alloc(255, 0x75), Buffer.from([0]), Buffer.alloc(255, 0x68)]);
+  const worst = Buffer.concat([
+    Buffer.from([4, 1, 0, 80, 0, 0, 0, 9]),
+    Buffer.alloc(255, 0x75),
+    Buffer.from([0]),
+    Buffer.alloc(255, 0x68),
+  ]);
   assert.equal(parseRequest(worst).kind, 'incomplete');
   assert.equal(parseRequest(Buffer.concat([worst, Buffer.from([0x68])])).kind, 'invalid');
   assert.equal(worst.length + 1, MAX_REQUEST_BYTES);
 });
 
-test(`${SESSION_CASES} hostile sessions over TCP each end in a defined reply or close (seed ${seed})`, { timeout: soak ? 3_600_000 : 120_000 }, async (t) => {
+test(`${SESSION_CASES} hostile sessions over TCP each end in a defined reply or close (seed ${seed})`, {
+  timeout: soak ? 3_600_000 : 120_000,
+}, async (t) => {
   const cases = fc.sample(fuzzCase(target.echoPort), { seed, numRuns: SESSION_CASES });
   const { counts, failures } = await runCases(target, cases, soak ? 96 : 48);
   t.diagnostic(`outcomes ${JSON.stringify(counts)}`);
   assert.deepEqual(failures, []);
-  assert.deepEqual(await settled(target.proxy), { sessions: 0, handshakes: 0 }, 'a session or handshake slot was left open');
+  assert.deepEqual(
+    await settled(target.proxy),
+    { sessions: 0, handshakes: 0 },
+    'a session or handshake slot was left open',
+  );
   assert.deepEqual(problems, [], 'unhandled rejections');
 });
 
 /** Sends `request` split at `offset`, waits a little between the halves, returns the case result. */
 function splitCase(request: Buffer, offset: number, extra: Partial<FuzzCase> = {}): FuzzCase {
-  return { stream: request, cuts: offset === 0 ? [] : [offset], gapMs: 5, ending: 'wait', destroyAtMs: 0, bindPeer: 'match', ...extra };
+  return {
+    stream: request,
+    cuts: offset === 0 ? [] : [offset],
+    gapMs: 5,
+    ending: 'wait',
+    destroyAtMs: 0,
+    bindPeer: 'match',
+    ...extra,
+  };
 }
 
 test('a request split at every offset gets the same answer as in one piece', async () => {
-  const pipelined = Buffer.concat([socks4Request(1, target.echoPort, '127.0.0.1', 'pipe'), Buffer.from('GET / HTTP/1.0\r\n\r\n')]);
+  const pipelined = Buffer.concat([
+    socks4Request(1, target.echoPort, '127.0.0.1', 'pipe'),
+    Buffer.from('GET / HTTP/1.0\r\n\r\n'),
+  ]);
   const requests = [
     socks4Request(1, target.echoPort, '127.0.0.1', 'alice'),
     socks4Request(1, target.echoPort, '0.0.0.1', 'bob', 'echo.test'),
@@ -123,7 +162,10 @@ test('a request split at every offset gets the same answer as in one piece', asy
     failures.push(...result.failures);
   }
   assert.deepEqual(failures, []);
-  assert.equal(n, requests.reduce((sum, r) => sum + r.length, 0));
+  assert.equal(
+    n,
+    requests.reduce((sum, r) => sum + r.length, 0),
+  );
 });
 
 /** One case through the proxy; returns the reason the session ended with. */
@@ -148,11 +190,33 @@ test('oversized fields, NULs in names and empty names end with their stable reas
     ['USERID of 256 bytes', Buffer.concat([head([127, 0, 0, 1]), user(256), Buffer.from([0])]), 'UserIdTooLong'],
     ['USERID of 64 KiB, no NUL', Buffer.concat([head([127, 0, 0, 1]), user(65536)]), 'UserIdTooLong'],
     ['name of 256 bytes', socks4Request(1, p, '0.0.0.1', '', `${'a'.repeat(243)}.allowed.test`), 'HostnameTooLong'],
-    ['name of 255 bytes with a label over 63', socks4Request(1, p, '0.0.0.1', '', `${'a'.repeat(242)}.allowed.test`), 'InvalidHostname'],
-    ['name of 253 characters, the longest host name, allowed', socks4Request(1, p, '0.0.0.1', '', `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(48)}.allowed.test`), null],
+    [
+      'name of 255 bytes with a label over 63',
+      socks4Request(1, p, '0.0.0.1', '', `${'a'.repeat(242)}.allowed.test`),
+      'InvalidHostname',
+    ],
+    [
+      'name of 253 characters, the longest host name, allowed',
+      socks4Request(
+        1,
+        p,
+        '0.0.0.1',
+        '',
+        `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(48)}.allowed.test`,
+      ),
+      null,
+    ],
     ['empty 4a name', socks4Request(1, p, '0.0.0.1', 'x', ''), 'EmptyHostname'],
-    ['NUL inside the name cuts it: "echo" resolves nowhere', socks4Request(1, p, '0.0.0.1', '', 'echo\0.test'), 'DnsFailed'],
-    ['NUL inside USERID: the rest is the 4a name', Buffer.concat([head([0, 0, 0, 7]), Buffer.from('a\0echo.test\0')]), null],
+    [
+      'NUL inside the name cuts it: "echo" resolves nowhere',
+      socks4Request(1, p, '0.0.0.1', '', 'echo\0.test'),
+      'DnsFailed',
+    ],
+    [
+      'NUL inside USERID: the rest is the 4a name',
+      Buffer.concat([head([0, 0, 0, 7]), Buffer.from('a\0echo.test\0')]),
+      null,
+    ],
     ['DSTPORT 0', Buffer.from([4, 1, 0, 0, 127, 0, 0, 1, 0]), 'ZeroPort'],
     ['unknown CD', Buffer.from([4, 3, 0, 80, 127, 0, 0, 1, 0]), 'BadCommand'],
     ['VN 5', Buffer.from([5, 1, 0, 80, 127, 0, 0, 1, 0]), 'BadVersion'],

@@ -8,12 +8,26 @@
 import fc from 'fast-check';
 import { canonicalizeHost } from '../../src/policy/hostname.ts';
 
-export type RefReason = 'BadVersion' | 'BadCommand' | 'ZeroPort' | 'UserIdTooLong' | 'HostnameTooLong' | 'EmptyHostname';
+export type RefReason =
+  | 'BadVersion'
+  | 'BadCommand'
+  | 'ZeroPort'
+  | 'UserIdTooLong'
+  | 'HostnameTooLong'
+  | 'EmptyHostname';
 
 export type RefResult =
   | { kind: 'incomplete' }
   | { kind: 'invalid'; reason: RefReason }
-  | { kind: 'ok'; command: 'connect' | 'bind'; port: number; ip: string; userId: Uint8Array; host: Uint8Array | null; bytesRead: number };
+  | {
+      kind: 'ok';
+      command: 'connect' | 'bind';
+      port: number;
+      ip: string;
+      userId: Uint8Array;
+      host: Uint8Array | null;
+      bytesRead: number;
+    };
 
 /** The longest request the grammar allows: 8 fixed + 255 USERID + NUL + 255 name + NUL. */
 export const MAX_REQUEST_BYTES = 8 + 255 + 1 + 255 + 1;
@@ -73,7 +87,15 @@ export function referenceParse(bytes: Uint8Array): RefResult {
         }
         if (i === hostStart) return { kind: 'invalid', reason: 'EmptyHostname' };
         const userId = bytes.slice(userStart, hostStart - 1);
-        return { kind: 'ok', command, port, ip: ip.join('.'), userId, host: bytes.slice(hostStart, i), bytesRead: i + 1 };
+        return {
+          kind: 'ok',
+          command,
+          port,
+          ip: ip.join('.'),
+          userId,
+          host: bytes.slice(hostStart, i),
+          bytesRead: i + 1,
+        };
       }
     }
   }
@@ -93,8 +115,24 @@ export function fuzzResolveAnswer(name: string): string | null {
 }
 
 const hostileText = fc.constantFrom(
-  '', 'alice', '*', 'svc-*', '[a-z]?', '\n{"level":"fatal"}\n', '\x1b[31mred\x1b[0m', '\r\n', 'x\u2028y',
-  '127.1', '0x7f000001', 'localhost', RESOLVABLE, 'a.allowed.test', 'ECHO.TEST', 'echo.test.', '%s%n', '../..',
+  '',
+  'alice',
+  '*',
+  'svc-*',
+  '[a-z]?',
+  '\n{"level":"fatal"}\n',
+  '\x1b[31mred\x1b[0m',
+  '\r\n',
+  'x\u2028y',
+  '127.1',
+  '0x7f000001',
+  'localhost',
+  RESOLVABLE,
+  'a.allowed.test',
+  'ECHO.TEST',
+  'echo.test.',
+  '%s%n',
+  '../..',
 );
 
 const nameBytes: fc.Arbitrary<Uint8Array> = fc.oneof(
@@ -117,8 +155,16 @@ export function requestBytes(echoPort: number): fc.Arbitrary<Uint8Array> {
   return fc
     .record({
       vn: fc.oneof({ weight: 9, arbitrary: fc.constant(4) }, { weight: 1, arbitrary: fc.nat(255) }),
-      cd: fc.oneof({ weight: 6, arbitrary: fc.constant(1) }, { weight: 3, arbitrary: fc.constant(2) }, { weight: 1, arbitrary: fc.nat(255) }),
-      port: fc.oneof({ weight: 6, arbitrary: fc.constant(echoPort) }, { weight: 1, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.nat(0xffff) }),
+      cd: fc.oneof(
+        { weight: 6, arbitrary: fc.constant(1) },
+        { weight: 3, arbitrary: fc.constant(2) },
+        { weight: 1, arbitrary: fc.nat(255) },
+      ),
+      port: fc.oneof(
+        { weight: 6, arbitrary: fc.constant(echoPort) },
+        { weight: 1, arbitrary: fc.constant(0) },
+        { weight: 2, arbitrary: fc.nat(0xffff) },
+      ),
       ip: ipBytes([127, 0, 0, 1]),
       userId: nameBytes,
       host: nameBytes,
@@ -145,7 +191,7 @@ export function mutate(bytes: Uint8Array, mutations: readonly Mutation[]): Uint8
   for (const m of mutations) {
     if (out.length === 0) break;
     const at = m.at % out.length;
-    if (m.op === 'flip') out[at] = out[at]! ^ (1 << m.byte % 8);
+    if (m.op === 'flip') out[at] = out[at]! ^ (1 << (m.byte % 8));
     else if (m.op === 'set') out[at] = m.byte;
     else if (m.op === 'insert') out.splice(at, 0, m.byte);
     else if (m.op === 'delete') out.splice(at, 1);
@@ -159,7 +205,13 @@ export function mutate(bytes: Uint8Array, mutations: readonly Mutation[]): Uint8
 export function clientStream(echoPort: number): fc.Arbitrary<Uint8Array> {
   const request = requestBytes(echoPort);
   const mutated = fc
-    .tuple(request, fc.oneof({ weight: 3, arbitrary: fc.constant([]) }, { weight: 1, arbitrary: fc.array(mutation, { minLength: 1, maxLength: 4 }) }))
+    .tuple(
+      request,
+      fc.oneof(
+        { weight: 3, arbitrary: fc.constant([]) },
+        { weight: 1, arbitrary: fc.array(mutation, { minLength: 1, maxLength: 4 }) },
+      ),
+    )
     .map(([bytes, ms]) => mutate(bytes, ms));
   const trailing = fc.oneof(
     { weight: 3, arbitrary: fc.constant(new Uint8Array(0)) },
@@ -194,7 +246,8 @@ export function expectOutcome(stream: Uint8Array, echoPort: number, clientEnds: 
   // names; tested on its own in test/policy/hostname.test.ts); the resolver sees only that form.
   const canonical = ref.host === null ? null : canonicalizeHost(Buffer.from(ref.host).toString('utf8'));
   if (canonical?.kind === 'invalid') return { kind: 'refused' };
-  const dest = canonical === null ? ref.ip : canonical.kind === 'address' ? canonical.text : fuzzResolveAnswer(canonical.name);
+  const dest =
+    canonical === null ? ref.ip : canonical.kind === 'address' ? canonical.text : fuzzResolveAnswer(canonical.name);
   const allowed = dest === '127.0.0.1' && (ref.command === 'bind' || ref.port === echoPort);
   if (!allowed) return { kind: 'refused' };
   // A FIN with no payload before the reply is a hang-up: the session ends at once (its connect

@@ -37,7 +37,9 @@ before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'socks4-hostile-'));
   echo = await startEchoServer();
   const policyFile = path.join(dir, 'policy.yaml');
-  await writeFile(policyFile, `
+  await writeFile(
+    policyFile,
+    `
 apiVersion: socks4-fleet.io/v1alpha1
 kind: Socks4Policy
 metadata: {name: hostile, namespace: reliability}
@@ -45,10 +47,21 @@ spec:
   rules:
     - {name: services, action: Allow, commands: [Connect], from: {userids: ["svc-*"]}, to: {cidrs: ["127.0.0.1/32"], ports: ["${echo.port}"]}}
     - {name: alice, action: Allow, commands: [Connect], from: {userids: ["alice"]}, to: {cidrs: ["127.0.0.1/32"], ports: ["${echo.port}"]}}
-`);
+`,
+  );
   // Port 0: the kernel picks, so no other suite's client can take the port between a probe and
   // the bind; the proxy logs the addresses it got.
-  cli = startCli(['proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--policy-file', policyFile, '--drain-grace', '1s']);
+  cli = startCli([
+    'proxy',
+    '--listen',
+    '127.0.0.1:0',
+    '--ops-listen',
+    '127.0.0.1:0',
+    '--policy-file',
+    policyFile,
+    '--drain-grace',
+    '1s',
+  ]);
   await cli.waitForOutput(/proxy listening/);
   const listening = /"listen":"127\.0\.0\.1:(\d+)","ops":"127\.0\.0\.1:(\d+)"/.exec(cli.output());
   assert.ok(listening, cli.output());
@@ -64,7 +77,13 @@ after(async () => {
 
 /** One request with raw USERID (and name) bytes; returns the reply code. */
 async function send(userId: Buffer, host: Buffer | null): Promise<number | undefined> {
-  const head = Buffer.from([4, 1, echo.port >> 8, echo.port & 0xff, ...(host === null ? [127, 0, 0, 1] : [0, 0, 0, 1])]);
+  const head = Buffer.from([
+    4,
+    1,
+    echo.port >> 8,
+    echo.port & 0xff,
+    ...(host === null ? [127, 0, 0, 1] : [0, 0, 0, 1]),
+  ]);
   const raw = await connectRaw(socksPort);
   raw.socket.write(Buffer.concat([head, userId, Buffer.from([0]), ...(host === null ? [] : [host, Buffer.from([0])])]));
   const reply = await raw.read(8);
@@ -157,5 +176,6 @@ test('the log is one JSON object per line; hostile strings are fields, intact, n
   for (const r of sessions) assert.doesNotMatch(String(r.msg), new RegExp(MARK));
   // Each string arrives whole as a field value.
   const logged = new Set(sessions.map((r) => JSON.stringify([r.userId, r.host])));
-  for (const s of sent) assert.ok(logged.has(JSON.stringify([s.userId, s.host])), `not logged intact: ${JSON.stringify(s.userId)}`);
+  for (const s of sent)
+    assert.ok(logged.has(JSON.stringify([s.userId, s.host])), `not logged intact: ${JSON.stringify(s.userId)}`);
 });

@@ -21,9 +21,15 @@ export function fuzzCase(echoPort: number): fc.Arbitrary<FuzzCase> {
   return clientStream(echoPort).chain((stream) =>
     fc.record({
       stream: fc.constant(stream),
-      cuts: fc.uniqueArray(fc.integer({ min: 1, max: Math.max(1, stream.length - 1) }), { maxLength: 4 }).map((c) => c.filter((x) => x < stream.length).sort((a, b) => a - b)),
+      cuts: fc
+        .uniqueArray(fc.integer({ min: 1, max: Math.max(1, stream.length - 1) }), { maxLength: 4 })
+        .map((c) => c.filter((x) => x < stream.length).sort((a, b) => a - b)),
       gapMs: fc.constantFrom(0, 0, 1, 5),
-      ending: fc.oneof({ weight: 5, arbitrary: fc.constant('wait' as const) }, { weight: 3, arbitrary: fc.constant('half-close' as const) }, { weight: 1, arbitrary: fc.constant('destroy' as const) }),
+      ending: fc.oneof(
+        { weight: 5, arbitrary: fc.constant('wait' as const) },
+        { weight: 3, arbitrary: fc.constant('half-close' as const) },
+        { weight: 1, arbitrary: fc.constant('destroy' as const) },
+      ),
       destroyAtMs: fc.nat(30),
       bindPeer: fc.constantFrom('none' as const, 'match' as const, 'mismatch' as const),
     }),
@@ -72,7 +78,11 @@ spec:
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A socket that records what arrives and when it closed. */
-function watch(socket: net.Socket): { bytes: () => Buffer; closedAt: Promise<number>; waitFor: (n: number, ms: number) => Promise<Buffer> } {
+function watch(socket: net.Socket): {
+  bytes: () => Buffer;
+  closedAt: Promise<number>;
+  waitFor: (n: number, ms: number) => Promise<Buffer>;
+} {
   let received = Buffer.alloc(0);
   let wake: (() => void) | null = null;
   socket.on('error', () => {});
@@ -123,7 +133,11 @@ const isReply = (b: Buffer, code: number): boolean => b.length >= 8 && b[0] === 
 export type CaseKind = Expected['kind'] | 'destroyed';
 
 /** Runs one case; resolves to null when the proxy behaved, else a description with the input. */
-export async function runCase(target: FuzzTarget, c: FuzzCase, localAddress = '127.0.0.1'): Promise<{ kind: CaseKind; failure: string | null }> {
+export async function runCase(
+  target: FuzzTarget,
+  c: FuzzCase,
+  localAddress = '127.0.0.1',
+): Promise<{ kind: CaseKind; failure: string | null }> {
   const expected = expectOutcome(c.stream, target.echoPort, c.ending === 'half-close');
   const started = performance.now();
   const socket = net.connect({ host: '127.0.0.1', port: target.port, localAddress });
@@ -150,7 +164,10 @@ export async function runCase(target: FuzzTarget, c: FuzzCase, localAddress = '1
   }
   const deadline = FUZZ_CONFIG.handshakeTimeoutMs + SLACK_MS;
   try {
-    return { kind: expected.kind, failure: await check(expected, c, target, socket, seen, started, deadline, describe) };
+    return {
+      kind: expected.kind,
+      failure: await check(expected, c, target, socket, seen, started, deadline, describe),
+    };
   } finally {
     socket.destroy();
   }
@@ -182,14 +199,16 @@ async function check(
     if (closed === null) return describe('not closed within the handshake deadline');
     const got = seen.bytes();
     if (got.length !== 8 || !isReply(got, 91)) return describe('want exactly one 8-byte 91 reply');
-    if (expected.kind === 'timeout' && closed - started < FUZZ_CONFIG.handshakeTimeoutMs - 50) return describe('timed out early');
+    if (expected.kind === 'timeout' && closed - started < FUZZ_CONFIG.handshakeTimeoutMs - 50)
+      return describe('timed out early');
     return null;
   }
   const payload = Buffer.from(expected.payload);
   const first = await seen.waitFor(8, deadline);
   if (!isReply(first, 90)) return describe('want 90');
   if (expected.command === 'connect') {
-    if (first.readUInt16BE(2) !== target.echoPort || first.subarray(4, 8).join('.') !== '127.0.0.1') return describe('90 names the wrong address');
+    if (first.readUInt16BE(2) !== target.echoPort || first.subarray(4, 8).join('.') !== '127.0.0.1')
+      return describe('90 names the wrong address');
     const all = await seen.waitFor(8 + payload.length, deadline);
     if (!all.subarray(8).equals(payload)) return describe('bytes after the request not relayed verbatim');
     if (c.ending === 'wait') socket.end();
@@ -223,7 +242,9 @@ async function checkBind(
     const second = await seen.waitFor(16, deadline);
     if (c.bindPeer === 'mismatch') {
       const closed = await closedWithin(seen.closedAt, deadline);
-      return closed !== null && second.length === 16 && isReply(second.subarray(8), 91) ? null : describe('BIND peer from the wrong address: want 91 and close');
+      return closed !== null && second.length === 16 && isReply(second.subarray(8), 91)
+        ? null
+        : describe('BIND peer from the wrong address: want 91 and close');
     }
     if (!isReply(second.subarray(8), 90)) return describe('BIND peer from the right address: want second 90');
     const all = await seen.waitFor(16 + payload.length, deadline);
@@ -259,6 +280,7 @@ export async function runCases(
 /** Waits (bounded) until the server holds no session and no handshake. */
 export async function settled(proxy: TestProxy, ms = 5000): Promise<{ sessions: number; handshakes: number }> {
   const deadline = performance.now() + ms;
-  while (performance.now() < deadline && (proxy.server.activeSessions > 0 || proxy.server.handshakesInProgress > 0)) await sleep(20);
+  while (performance.now() < deadline && (proxy.server.activeSessions > 0 || proxy.server.handshakesInProgress > 0))
+    await sleep(20);
   return { sessions: proxy.server.activeSessions, handshakes: proxy.server.handshakesInProgress };
 }

@@ -12,7 +12,14 @@ import { once } from 'node:events';
 import { Reason, SocksError } from '../../src/errors.ts';
 import { localAddresses } from '../../src/server/proxy-server.ts';
 import { channels, type SessionInfo } from '../../src/telemetry/events.ts';
-import { connectRaw, loopbackOnlyDial, socks4Request, startEchoServer, startProxy, type TestProxy } from '../helpers/servers.ts';
+import {
+  connectRaw,
+  loopbackOnlyDial,
+  socks4Request,
+  startEchoServer,
+  startProxy,
+  type TestProxy,
+} from '../helpers/servers.ts';
 
 const policy = `
 apiVersion: socks4-fleet.io/v1alpha1
@@ -85,7 +92,12 @@ before(async () => {
   // address is recorded and the test fails, without a packet leaving this machine.
   const dial = loopbackOnlyDial(escaped);
   system = await startProxy(policy, { selfAddresses: [selfAddress], dial, config: { connectTimeoutMs: 1000 } });
-  controlled = await startProxy(policy, { resolve: resolveControlled, selfAddresses: [selfAddress], dial, config: { connectTimeoutMs: 1000 } });
+  controlled = await startProxy(policy, {
+    resolve: resolveControlled,
+    selfAddresses: [selfAddress],
+    dial,
+    config: { connectTimeoutMs: 1000 },
+  });
 });
 
 after(async () => {
@@ -122,17 +134,42 @@ async function probe(proxy: TestProxy, request: Buffer): Promise<Probe> {
 const connect4a = (name: string, port: number): Buffer => socks4Request(1, port, '0.0.0.1', 'probe', name);
 
 test('loopback in every spelling getaddrinfo accepts is refused; the same spellings of a named address pass', async (t) => {
-  const spellings = ['localhost', 'LOCALHOST', '127.0.0.1', '127.1', '127.0.1', '0x7f000001', '0x7f.0.0.1', '2130706433', '0177.0.0.1',
-    '017700000001', '127.000.000.001', '::ffff:127.0.0.1', '::ffff:7f00:1', '::1', '0', '0x0', '0.0.0.0', '::'];
+  const spellings = [
+    'localhost',
+    'LOCALHOST',
+    '127.0.0.1',
+    '127.1',
+    '127.0.1',
+    '0x7f000001',
+    '0x7f.0.0.1',
+    '2130706433',
+    '0177.0.0.1',
+    '017700000001',
+    '127.000.000.001',
+    '::ffff:127.0.0.1',
+    '::ffff:7f00:1',
+    '::1',
+    '0',
+    '0x0',
+    '0.0.0.0',
+    '::',
+  ];
   // Only spellings getaddrinfo settles from /etc/hosts or as numbers: no query leaves the host.
   for (const name of spellings) {
-    const answer = await dns.promises.lookup(name, { family: 4 }).then((r) => r.address, (e: NodeJS.ErrnoException) => e.code ?? 'error');
+    const answer = await dns.promises.lookup(name, { family: 4 }).then(
+      (r) => r.address,
+      (e: NodeJS.ErrnoException) => e.code ?? 'error',
+    );
     const result = await probe(system, connect4a(name, sentinel.port));
     t.diagnostic(`${JSON.stringify(name)} → getaddrinfo ${answer} → ${result.code} ${result.reason}`);
     assert.equal(result.code, 91, name);
     // IPv6 other than IPv4-mapped is not a name SOCKS4 can use: refused before any lookup.
-    const expected = name.includes(':') && !name.startsWith('::ffff:') ? Reason.InvalidHostname
-      : net.isIP(answer) ? Reason.GuardedDestination : Reason.DnsFailed;
+    const expected =
+      name.includes(':') && !name.startsWith('::ffff:')
+        ? Reason.InvalidHostname
+        : net.isIP(answer)
+          ? Reason.GuardedDestination
+          : Reason.DnsFailed;
     assert.equal(result.reason, expected, name);
   }
   // Positive control: 127.0.0.2 is named by CIDR, so its odd spellings resolve and pass.
@@ -144,7 +181,16 @@ test('loopback in every spelling getaddrinfo accepts is refused; the same spelli
 });
 
 test('guarded DSTIPs are refused under 0.0.0.0/0: loopback, 0.0.0.0/8, link-local, metadata, own address', async () => {
-  const table = ['127.0.0.1', '127.255.255.254', '0.0.0.0', '0.1.2.3', '0.255.255.255', '169.254.169.254', '169.254.0.1', selfAddress];
+  const table = [
+    '127.0.0.1',
+    '127.255.255.254',
+    '0.0.0.0',
+    '0.1.2.3',
+    '0.255.255.255',
+    '169.254.169.254',
+    '169.254.0.1',
+    selfAddress,
+  ];
   for (const ip of table) {
     const result = await probe(system, socks4Request(1, sentinel.port, ip, 'probe'));
     assert.deepEqual([result.code, result.reason], [91, Reason.GuardedDestination], ip);
@@ -153,12 +199,28 @@ test('guarded DSTIPs are refused under 0.0.0.0/0: loopback, 0.0.0.0/8, link-loca
   const bind = await probe(system, socks4Request(2, sentinel.port, '127.0.0.1', 'probe'));
   assert.deepEqual([bind.code, bind.reason], [91, Reason.GuardedDestination]);
   assert.equal(sentinel.connections.length, 0);
-  assert.deepEqual(escaped, [], "a guarded address was dialled");
+  assert.deepEqual(escaped, [], 'a guarded address was dialled');
 });
 
 test('4a names whose DNS answer is guarded, or not an IPv4 address, are refused', async () => {
-  const refused = ['evil.test', 'short.test', 'v6loop.test', 'mapped.test', 'mappedhex.test', 'mappedlong.test', 'any.test',
-    'anyv6.test', 'metadata.test', 'linklocal.test', 'self.test', 'name.test', 'empty.test', 'evil.internal', 'EVIL.Internal.', 'localhost'];
+  const refused = [
+    'evil.test',
+    'short.test',
+    'v6loop.test',
+    'mapped.test',
+    'mappedhex.test',
+    'mappedlong.test',
+    'any.test',
+    'anyv6.test',
+    'metadata.test',
+    'linklocal.test',
+    'self.test',
+    'name.test',
+    'empty.test',
+    'evil.internal',
+    'EVIL.Internal.',
+    'localhost',
+  ];
   for (const name of refused) {
     const result = await probe(controlled, connect4a(name, sentinel.port));
     const expected = name === 'localhost' ? Reason.DnsFailed : Reason.GuardedDestination;
@@ -178,7 +240,8 @@ test('a name whose answer changes between lookups is resolved once and dialled a
   const late = await probe(controlled, connect4a('rebind-late.test', two.port));
   assert.deepEqual([late.code, late.destIp], [90, '127.0.0.2']);
   assert.equal(lookups.get('rebind-late.test'), 1);
-  for (let i = 0; i < 100 && two.connections.length === connectionsBefore; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  for (let i = 0; i < 100 && two.connections.length === connectionsBefore; i++)
+    await new Promise((resolve) => setTimeout(resolve, 5));
   assert.equal(two.connections.length, connectionsBefore + 1, 'the checked address 127.0.0.2 was dialled');
   // First answer guarded: refused, and not asked again hoping for a better one.
   const early = await probe(controlled, connect4a('rebind-early.test', two.port));
@@ -188,7 +251,10 @@ test('a name whose answer changes between lookups is resolved once and dialled a
 });
 
 /** BIND with `request`; a peer then connects from `peerAddress`; returns both replies' codes. */
-async function bindFrom(request: Buffer, peerAddress: string): Promise<{ first: number | undefined; second: number | undefined; peerClosed: boolean }> {
+async function bindFrom(
+  request: Buffer,
+  peerAddress: string,
+): Promise<{ first: number | undefined; second: number | undefined; peerClosed: boolean }> {
   const raw = await connectRaw(controlled.port);
   raw.socket.write(request);
   const first = await raw.read(8);
@@ -196,7 +262,11 @@ async function bindFrom(request: Buffer, peerAddress: string): Promise<{ first: 
     raw.socket.destroy();
     return { first: first[1], second: undefined, peerClosed: true };
   }
-  const peer = net.connect({ host: first.subarray(4, 8).join('.'), port: first.readUInt16BE(2), localAddress: peerAddress });
+  const peer = net.connect({
+    host: first.subarray(4, 8).join('.'),
+    port: first.readUInt16BE(2),
+    localAddress: peerAddress,
+  });
   peer.on('error', () => {});
   const peerGone = new Promise<boolean>((resolve) => {
     peer.once('close', () => resolve(true));
@@ -219,5 +289,9 @@ test('BIND: a peer from any address but the checked one gets 91 and both sides c
   const named = socks4Request(2, 1, '0.0.0.1', 'probe', 'good.test');
   assert.deepEqual(await bindFrom(named, '127.0.0.1'), { first: 90, second: 91, peerClosed: true });
   assert.deepEqual(await bindFrom(named, '127.0.0.2'), { first: 90, second: 90, peerClosed: true });
-  assert.deepEqual(await bindFrom(socks4Request(2, 1, '0.0.0.1', 'probe', 'evil.test'), '127.0.0.1'), { first: 91, second: undefined, peerClosed: true });
+  assert.deepEqual(await bindFrom(socks4Request(2, 1, '0.0.0.1', 'probe', 'evil.test'), '127.0.0.1'), {
+    first: 91,
+    second: undefined,
+    peerClosed: true,
+  });
 });

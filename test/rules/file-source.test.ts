@@ -24,7 +24,10 @@ runRuleSourceContract('file', async (initial) => {
   return {
     source,
     publish: (yaml) => replace(yaml),
-    publishBroken: () => replace('apiVersion: socks4-fleet.io/v1alpha1\nkind: Socks4Policy\nspec: {rules: [{name: Bad, action: Maybe}]}\n'),
+    publishBroken: () =>
+      replace(
+        'apiVersion: socks4-fleet.io/v1alpha1\nkind: Socks4Policy\nspec: {rules: [{name: Bad, action: Maybe}]}\n',
+      ),
     settle: () => source.reload(),
     another: () => {
       const other = new FileRuleSource(file, { debounceMs: 10 });

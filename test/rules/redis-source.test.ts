@@ -35,7 +35,10 @@ runRuleSourceContract('redis', async (initial) => {
     publish,
     async publishBroken() {
       const version = 'bad0bad0bad0';
-      await publisher.set(keys.snapshot(version), JSON.stringify({ schema: 1, version, createdAt: '', policies: [{ kind: 'Socks4Policy' }] }));
+      await publisher.set(
+        keys.snapshot(version),
+        JSON.stringify({ schema: 1, version, createdAt: '', policies: [{ kind: 'Socks4Policy' }] }),
+      );
       await publisher.set(keys.pointer, version);
       await publisher.publish(keys.channel, version);
     },

@@ -26,11 +26,17 @@ export interface RuleSourceHarness {
 /** `initial` is published before start(); null = nothing there yet. */
 export type OpenHarness = (initial: string | null) => Promise<RuleSourceHarness>;
 
-export function policyYaml(port: number, options: { name?: string; action?: 'Allow' | 'Deny'; rules?: number } = {}): string {
-  const rules = Array.from({ length: options.rules ?? 1 }, (_, i) => `
+export function policyYaml(
+  port: number,
+  options: { name?: string; action?: 'Allow' | 'Deny'; rules?: number } = {},
+): string {
+  const rules = Array.from(
+    { length: options.rules ?? 1 },
+    (_, i) => `
     - name: rule-${i}
       action: ${options.action ?? 'Allow'}
-      to: {cidrs: ["192.0.2.0/24"], ports: ["${port + i}"]}`).join('');
+      to: {cidrs: ["192.0.2.0/24"], ports: ["${port + i}"]}`,
+  ).join('');
   return `apiVersion: socks4-fleet.io/v1alpha1
 kind: Socks4Policy
 metadata: {name: ${options.name ?? 'office'}, namespace: proxies}
@@ -43,7 +49,13 @@ spec:
 export function decide(snapshot: RuleSnapshot | null, port: number): string {
   assert.ok(snapshot, 'no snapshot held');
   const decision = evaluate(snapshot.compiled, {
-    command: 'connect', sourceIp: '10.0.0.1', userId: 'alice', host: null, destIp: '192.0.2.10', destPort: port, selfAddresses: new Set(),
+    command: 'connect',
+    sourceIp: '10.0.0.1',
+    userId: 'alice',
+    host: null,
+    destIp: '192.0.2.10',
+    destPort: port,
+    selfAddresses: new Set(),
   });
   return `${decision.action}:${decision.rule?.id ?? '-'}`;
 }
@@ -111,7 +123,13 @@ export function runRuleSourceContract(name: string, open: OpenHarness): void {
       assert.equal(source.current(), second);
       assert.equal(decide(first, 443), 'allow:proxies/office/rule-0', 'a held snapshot never changes');
       assert.equal(decide(second, 443), 'deny:proxies/office/rule-0');
-      assert.ok(announced.some((m) => (m as { version: string; source: string }).version === second.version && (m as { source: string }).source === source.name));
+      assert.ok(
+        announced.some(
+          (m) =>
+            (m as { version: string; source: string }).version === second.version &&
+            (m as { source: string }).source === source.name,
+        ),
+      );
     });
 
     it('keeps the last good snapshot when broken rules are published, and reports them', async (t) => {

@@ -9,16 +9,31 @@ import type { Socks4Policy } from '../../src/policy/types.ts';
 import { closeRedisClient, createRedisClient, waitForReady } from '../../src/redis/connection.ts';
 import { ruleKeys } from '../../src/rules/redis-keys.ts';
 import { DEFAULT_OLD_SNAPSHOT_TTL_MS, publishSnapshot } from '../../src/rules/publish-snapshot.ts';
-import { assemblePolicies, bucketCount, buildSnapshotChunks, parseChunk, parseManifest } from '../../src/rules/snapshot-chunks.ts';
+import {
+  assemblePolicies,
+  bucketCount,
+  buildSnapshotChunks,
+  parseChunk,
+  parseManifest,
+} from '../../src/rules/snapshot-chunks.ts';
 import { buildSnapshotDocument, SnapshotInvalidError } from '../../src/rules/snapshot-document.ts';
 import { RedisRuleSource } from '../../src/rules/redis-source.ts';
 import { startRedis } from '../helpers/redis.ts';
 
 function tenants(count: number, changed = -1): Socks4Policy[] {
-  return Array.from({ length: count }, (_, t) => ({
-    apiVersion: 'socks4-fleet.io/v1alpha1', kind: 'Socks4Policy', metadata: { name: `team-${t}`, namespace: 'ns' },
-    spec: { priority: t === changed ? 5 : 1000, rules: [{ name: 'web', action: 'Allow', to: { ports: [String(1000 + t)] } }] },
-  }) as Socks4Policy);
+  return Array.from(
+    { length: count },
+    (_, t) =>
+      ({
+        apiVersion: 'socks4-fleet.io/v1alpha1',
+        kind: 'Socks4Policy',
+        metadata: { name: `team-${t}`, namespace: 'ns' },
+        spec: {
+          priority: t === changed ? 5 : 1000,
+          rules: [{ name: 'web', action: 'Allow', to: { ports: [String(1000 + t)] } }],
+        },
+      }) as Socks4Policy,
+  );
 }
 
 describe('snapshot chunks (pure)', () => {
@@ -37,9 +52,15 @@ describe('snapshot chunks (pure)', () => {
     const { document } = buildSnapshotDocument(tenants(40));
     const { manifest, manifestJson, chunks } = buildSnapshotChunks(document);
     const [id, json] = [...chunks][0]!;
-    assert.throws(() => parseChunk(id, json.replace('1000', '1001')), (e: unknown) => e instanceof SnapshotInvalidError && /does not match its digest/.test(e.message));
+    assert.throws(
+      () => parseChunk(id, json.replace('1000', '1001')),
+      (e: unknown) => e instanceof SnapshotInvalidError && /does not match its digest/.test(e.message),
+    );
     assert.throws(() => parseManifest(manifestJson, 'abcdefabcdef'), /holds version/);
-    assert.throws(() => parseManifest(manifestJson.replace('"manifestSchema":1', '"manifestSchema":2'), document.version), /schema 2; this pod reads 1/);
+    assert.throws(
+      () => parseManifest(manifestJson.replace('"manifestSchema":1', '"manifestSchema":2'), document.version),
+      /schema 2; this pod reads 1/,
+    );
     const twice = { ...manifest, chunks: [id, id] };
     assert.throws(() => assemblePolicies(twice, new Map([[id, parseChunk(id, json)]])), /twice/);
   });
@@ -73,7 +94,11 @@ describe('snapshot chunks through Redis', async () => {
     t.after(() => monitor.disconnect());
     const fetched: string[][] = [];
     monitor.on('monitor', (_time: string, args: string[]) => {
-      if (args[0]?.toLowerCase() === 'mget' || (args[0]?.toLowerCase() === 'get' && /:(snapshot|chunk):/.test(args[1] ?? ''))) fetched.push(args);
+      if (
+        args[0]?.toLowerCase() === 'mget' ||
+        (args[0]?.toLowerCase() === 'get' && /:(snapshot|chunk):/.test(args[1] ?? ''))
+      )
+        fetched.push(args);
     });
     const second = await publishSnapshot(admin, prefix, tenants(300, 11));
     await source.refresh();
@@ -81,8 +106,14 @@ describe('snapshot chunks through Redis', async () => {
     assert.equal(source.current()?.policyCount, 300);
     await admin.ping();
     for (let i = 0; i < 100 && fetched.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.deepEqual(fetched.map((args) => args.length), [2], `one MGET of one chunk, no document: ${JSON.stringify(fetched)}`);
-    const [m1, m2] = await Promise.all([first, second].map(async (p) => parseManifest((await admin.get(keys.manifest(p.version)))!, p.version)));
+    assert.deepEqual(
+      fetched.map((args) => args.length),
+      [2],
+      `one MGET of one chunk, no document: ${JSON.stringify(fetched)}`,
+    );
+    const [m1, m2] = await Promise.all(
+      [first, second].map(async (p) => parseManifest((await admin.get(keys.manifest(p.version)))!, p.version)),
+    );
     const gone = m1!.chunks.filter((id) => !m2!.chunks.includes(id));
     assert.equal(gone.length, 1);
     const ttl = await admin.pttl(keys.chunk(gone[0]!));

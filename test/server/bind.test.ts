@@ -29,7 +29,10 @@ after(() => proxy.close());
 type Endpoint = { host: string; port: number };
 
 /** A BIND through the proxy with the `socks` client: the first reply (bound), then the second. */
-function bindWithSocksClient(): { bound: Promise<[{ remoteHost: Endpoint }]>; established: Promise<[{ socket: net.Socket; remoteHost: Endpoint }]> } {
+function bindWithSocksClient(): {
+  bound: Promise<[{ remoteHost: Endpoint }]>;
+  established: Promise<[{ socket: net.Socket; remoteHost: Endpoint }]>;
+} {
   const client = new SocksClient({
     proxy: { host: '127.0.0.1', port: proxy.port, type: 4 },
     command: 'bind',

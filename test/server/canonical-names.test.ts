@@ -4,7 +4,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { channels, type SessionInfo } from '../../src/telemetry/events.ts';
-import { exchange, loopbackOnlyDial, socks4Request, startEchoServer, startProxy, type TestProxy } from '../helpers/servers.ts';
+import {
+  exchange,
+  loopbackOnlyDial,
+  socks4Request,
+  startEchoServer,
+  startProxy,
+  type TestProxy,
+} from '../helpers/servers.ts';
 
 const policy = `
 apiVersion: socks4-fleet.io/v1alpha1
@@ -53,7 +60,14 @@ async function request(host: string): Promise<{ code: number; session: SessionIn
 
 describe('canonical SOCKS4a names through the proxy', () => {
   it('refuses every look-alike of a denied name by the Deny rule, without asking DNS, and logs the ASCII name', async () => {
-    for (const host of ['ＥＸＡＭＰＬＥ.com', 'exam\u00adple.com', 'exam\u200bple.com', '𝐞𝐱𝐚𝐦𝐩𝐥𝐞.com', 'EXAMPLE.com.', 'www.BÜCHER.example']) {
+    for (const host of [
+      'ＥＸＡＭＰＬＥ.com',
+      'exam\u00adple.com',
+      'exam\u200bple.com',
+      '𝐞𝐱𝐚𝐦𝐩𝐥𝐞.com',
+      'EXAMPLE.com.',
+      'www.BÜCHER.example',
+    ]) {
       asked.length = 0;
       const { code, session } = await request(host);
       assert.equal(code, 91, host);

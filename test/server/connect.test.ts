@@ -7,7 +7,16 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
 import { channels, type SessionInfo } from '../../src/telemetry/events.ts';
-import { connectRaw, exchange, socks4Request, startEchoServer, startHttpServer, startProxy, type Closable, type TestProxy } from '../helpers/servers.ts';
+import {
+  connectRaw,
+  exchange,
+  socks4Request,
+  startEchoServer,
+  startHttpServer,
+  startProxy,
+  type Closable,
+  type TestProxy,
+} from '../helpers/servers.ts';
 
 const run = promisify(execFile);
 
@@ -90,24 +99,32 @@ async function sessionsEndedDuring(destPort: number, body: () => Promise<void>, 
 test('a denied destination gets 91 for the Deny rule, not for an upstream failure', async () => {
   // Port 9 has no listener either, so a 91 alone would also come from "connection refused": the
   // session's reason and rule tell the policy's refusal apart, and nothing is dialled.
-  const [session] = await sessionsEndedDuring(9, async () => {
-    const result = await curl('--socks4', `127.0.0.1:${proxy.port}`, `http://127.0.0.1:9/`);
-    assert.notEqual(result.code, 0);
-    assert.match(result.stderr, /91|rejected/i);
-  }, 1);
+  const [session] = await sessionsEndedDuring(
+    9,
+    async () => {
+      const result = await curl('--socks4', `127.0.0.1:${proxy.port}`, `http://127.0.0.1:9/`);
+      assert.notEqual(result.code, 0);
+      assert.match(result.stderr, /91|rejected/i);
+    },
+    1,
+  );
   assert.ok(session, 'the refused session ended');
   assert.deepEqual([session.replyCode, session.reason, session.ruleId], [91, 'RuleDenied', 'test/e2e/no-private-port']);
   // The same destination when no rule denies it: 91 too, but from the upstream.
-  const [upstream] = await sessionsEndedDuring(9, async () => {
-    proxy.setPolicy(policy.replace('ports: ["9"]', 'ports: ["7"]'));
-    try {
-      const { reply, raw } = await exchange(proxy.port, socks4Request(1, 9, '127.0.0.1'));
-      assert.equal(reply[1], 91);
-      await raw.closed;
-    } finally {
-      proxy.setPolicy(policy);
-    }
-  }, 1);
+  const [upstream] = await sessionsEndedDuring(
+    9,
+    async () => {
+      proxy.setPolicy(policy.replace('ports: ["9"]', 'ports: ["7"]'));
+      try {
+        const { reply, raw } = await exchange(proxy.port, socks4Request(1, 9, '127.0.0.1'));
+        assert.equal(reply[1], 91);
+        await raw.closed;
+      } finally {
+        proxy.setPolicy(policy);
+      }
+    },
+    1,
+  );
   assert.deepEqual([upstream?.reason, upstream?.ruleId], ['UpstreamRefused', 'test/e2e/loopback']);
 });
 
@@ -197,9 +214,17 @@ const malformed: Array<[string, Buffer, number[] | 'close']> = [
   ['VN 5 is not SOCKS4: bare close', Buffer.from('0501005000000000', 'hex'), 'close'],
   ['CD 3 is unknown', Buffer.from('040300507f00000100', 'hex'), [0, 91, 0, 0, 0, 0, 0, 0]],
   ['DSTPORT 0', Buffer.from('040100007f00000100', 'hex'), [0, 91, 0, 0, 0, 0, 0, 0]],
-  ['USERID of 256 bytes', Buffer.concat([Buffer.from('040100507f000001', 'hex'), Buffer.alloc(256, 0x61), Buffer.from([0])]), [0, 91, 0, 0, 0, 0, 0, 0]],
+  [
+    'USERID of 256 bytes',
+    Buffer.concat([Buffer.from('040100507f000001', 'hex'), Buffer.alloc(256, 0x61), Buffer.from([0])]),
+    [0, 91, 0, 0, 0, 0, 0, 0],
+  ],
   ['empty SOCKS4a name', Buffer.from('04010050000000010000', 'hex'), [0, 91, 0, 0, 0, 0, 0, 0]],
-  ['DSTIP 0.0.0.0 is an address, not 4a, and guarded', Buffer.from('040100500000000000', 'hex'), [0, 91, 0, 0, 0, 0, 0, 0]],
+  [
+    'DSTIP 0.0.0.0 is an address, not 4a, and guarded',
+    Buffer.from('040100500000000000', 'hex'),
+    [0, 91, 0, 0, 0, 0, 0, 0],
+  ],
 ];
 
 for (const [name, request, expected] of malformed) {

@@ -12,7 +12,14 @@ import { isProxyFailure, Reason } from '../../src/errors.ts';
 import { channels, type SessionInfo } from '../../src/telemetry/events.ts';
 import { logEvents } from '../../src/telemetry/logging.ts';
 import { connectUpstream } from '../../src/server/upstream.ts';
-import { exchange, socks4Request, startEchoServer, startProxy, type Closable, type TestProxy } from '../helpers/servers.ts';
+import {
+  exchange,
+  socks4Request,
+  startEchoServer,
+  startProxy,
+  type Closable,
+  type TestProxy,
+} from '../helpers/servers.ts';
 
 const policy = `
 apiVersion: socks4-fleet.io/v1alpha1
@@ -56,12 +63,15 @@ function nextSessionEnd(): Promise<SessionInfo> {
 
 test('an unexpected exception is refused with 91 as InternalError, logged with the error', async () => {
   const lines: string[] = [];
-  const logger = pino({ level: 'info' }, new Writable({
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
       write: (chunk, _enc, done) => {
         lines.push(String(chunk));
         done();
       },
-    }));
+    }),
+  );
   const unsubscribe = logEvents(logger);
   try {
     const ended = nextSessionEnd();
@@ -72,7 +82,9 @@ test('an unexpected exception is refused with 91 as InternalError, logged with t
     assert.equal(session.reason, Reason.InternalError);
     assert.match(String(session.error?.message), /dial bug/);
     assert.equal(isProxyFailure(Reason.InternalError), true, 'a bug of ours makes the span ERROR');
-    const line = lines.map((l) => JSON.parse(l) as { reason?: string; err?: { type: string; message: string; stack: string } }).find((l) => l.reason === Reason.InternalError);
+    const line = lines
+      .map((l) => JSON.parse(l) as { reason?: string; err?: { type: string; message: string; stack: string } })
+      .find((l) => l.reason === Reason.InternalError);
     assert.ok(line, `no InternalError line in ${lines.join('')}`);
     assert.equal(line.err?.type, 'TypeError');
     assert.match(line.err?.stack ?? '', /dial bug/);

@@ -108,10 +108,11 @@ async function startBulkPeer(mode: 'sink' | 'source'): Promise<Closable & { rece
   return {
     port: (server.address() as net.AddressInfo).port,
     received,
-    close: () => new Promise((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -176,37 +177,46 @@ async function withIdentd(
 }
 
 test('ident Required: identd confirms the USERID → 90, and the query names both ports', async () => {
-  await withIdentd((c, s) => `${c} , ${s} : USERID : UNIX : alice`, async (identd) => {
-    const proxy = await startProxy(identPolicy('Required'), { config: { identPort: identd.port } });
-    try {
-      const raw = await connectRaw(proxy.port);
-      raw.socket.write(socks4Request(1, echo.port, '127.0.0.1', 'alice'));
-      assert.equal((await raw.read(8))[1], 90);
-      assert.equal(identd.queries[0]?.line, `${raw.socket.localPort} , ${proxy.port}\r\n`);
-      raw.socket.destroy();
-    } finally {
-      await proxy.close();
-    }
-  });
+  await withIdentd(
+    (c, s) => `${c} , ${s} : USERID : UNIX : alice`,
+    async (identd) => {
+      const proxy = await startProxy(identPolicy('Required'), { config: { identPort: identd.port } });
+      try {
+        const raw = await connectRaw(proxy.port);
+        raw.socket.write(socks4Request(1, echo.port, '127.0.0.1', 'alice'));
+        assert.equal((await raw.read(8))[1], 90);
+        assert.equal(identd.queries[0]?.line, `${raw.socket.localPort} , ${proxy.port}\r\n`);
+        raw.socket.destroy();
+      } finally {
+        await proxy.close();
+      }
+    },
+  );
 });
 
 test('ident Required: identd answers another user → 93', async () => {
-  await withIdentd((c, s) => `${c} , ${s} : USERID : UNIX : mallory`, async (identd) => {
-    const proxy = await startProxy(identPolicy('Required'), { config: { identPort: identd.port } });
-    try {
-      const { reply, raw } = await exchange(proxy.port, socks4Request(1, echo.port, '127.0.0.1', 'alice'));
-      assert.deepEqual([...reply], [0, 93, 0, 0, 0, 0, 0, 0]);
-      await raw.closed;
-    } finally {
-      await proxy.close();
-    }
-  });
+  await withIdentd(
+    (c, s) => `${c} , ${s} : USERID : UNIX : mallory`,
+    async (identd) => {
+      const proxy = await startProxy(identPolicy('Required'), { config: { identPort: identd.port } });
+      try {
+        const { reply, raw } = await exchange(proxy.port, socks4Request(1, echo.port, '127.0.0.1', 'alice'));
+        assert.deepEqual([...reply], [0, 93, 0, 0, 0, 0, 0, 0]);
+        await raw.closed;
+      } finally {
+        await proxy.close();
+      }
+    },
+  );
 });
 
 test('ident Required: identd unreachable → 92; Optional: unreachable → 90', async () => {
   const gone = await startEchoServer();
   await gone.close(); // a port with nobody listening
-  for (const [mode, code] of [['Required', 92], ['Optional', 90]] as const) {
+  for (const [mode, code] of [
+    ['Required', 92],
+    ['Optional', 90],
+  ] as const) {
     const proxy = await startProxy(identPolicy(mode), { config: { identPort: gone.port } });
     try {
       const { reply, raw } = await exchange(proxy.port, socks4Request(1, echo.port, '127.0.0.1', 'alice'));
@@ -220,11 +230,14 @@ test('ident Required: identd unreachable → 92; Optional: unreachable → 90', 
 
 test('a session ended during its ident query (drain deadline) ends the query, not the 10 s timeout', async () => {
   const identd = await startIdentd({ respond: () => SILENT });
-  const proxy = await startProxy(identPolicy('Required'), { config: { identPort: identd.port, identTimeoutMs: 10_000 } });
+  const proxy = await startProxy(identPolicy('Required'), {
+    config: { identPort: identd.port, identTimeoutMs: 10_000 },
+  });
   try {
     const raw = await connectRaw(proxy.port);
     raw.socket.write(socks4Request(1, echo.port, '127.0.0.1', 'alice'));
-    for (let i = 0; i < 200 && identd.queries.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; i < 200 && identd.queries.length === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
     assert.equal(identd.queries.length, 1);
     await proxy.server.drain(0); // the drain deadline closes every session still open
     const closed = await Promise.race([

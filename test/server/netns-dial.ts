@@ -17,16 +17,22 @@ ip('addr', 'add', '10.77.0.1/24', 'dev', 'drop0');
 ip('link', 'set', 'drop0', 'up');
 ip('link', 'set', 'drop1', 'up');
 ip('neigh', 'add', '10.77.0.2', 'lladdr', '02:00:00:00:77:02', 'dev', 'drop0', 'nud', 'permanent');
-const links = ip('-o', 'link', 'show').split('\n').filter(Boolean).map((line) => line.split(':')[1]!.trim().split('@')[0]);
+const links = ip('-o', 'link', 'show')
+  .split('\n')
+  .filter(Boolean)
+  .map((line) => line.split(':')[1]!.trim().split('@')[0]);
 
-const proxy = await startProxy(`
+const proxy = await startProxy(
+  `
 apiVersion: socks4-fleet.io/v1alpha1
 kind: Socks4Policy
 metadata: {name: dropped}
 spec:
   rules:
     - {name: lab, action: Allow, commands: [Connect], to: {cidrs: ["10.77.0.0/24"]}}
-`, { config: { connectTimeoutMs } });
+`,
+  { config: { connectTimeoutMs } },
+);
 let ended: SessionInfo | null = null;
 channels.sessionEnd.subscribe((message) => void (ended = { ...(message as SessionInfo) }));
 const raw = await connectRaw(proxy.port);

@@ -21,7 +21,9 @@ before(async () => {
   echo = await startEchoServer();
   dir = mkdtempSync(path.join(tmpdir(), 'proxy-protocol-'));
   const file = path.join(dir, 'policy.yaml');
-  writeFileSync(file, `
+  writeFileSync(
+    file,
+    `
 apiVersion: socks4-fleet.io/v1alpha1
 kind: Socks4Policy
 metadata: {name: behind-lb, namespace: test}
@@ -38,7 +40,8 @@ spec:
       from: {userids: ["limited"]}
       to: {cidrs: ["127.0.0.1/32"], ports: ["${echo.port}"]}
       limits: {concurrentSessions: {max: 1, key: SourceIP}}
-`);
+`,
+  );
   proxy = await startProxyProcess(['--policy-file', file, '--proxy-protocol']);
 });
 
@@ -111,14 +114,21 @@ test('a connection whose PROXY header does not parse is closed without a reply',
     assert.deepEqual([entry.reply, entry.reason], [null, 'ProxyHeaderInvalid'], name);
   }
   // The legitimate client behind the balancer is still served.
-  const { raw, reply } = await send(Buffer.concat([v1('10.1.2.3'), socks4Request(1, echo.port, '127.0.0.1', 'office')]));
+  const { raw, reply } = await send(
+    Buffer.concat([v1('10.1.2.3'), socks4Request(1, echo.port, '127.0.0.1', 'office')]),
+  );
   assert.equal(reply[1], 90);
   raw.socket.destroy();
 });
 
-test('from.cidrs is matched on the header\'s source address (v1 and v2), not the TCP peer', async () => {
-  for (const [name, header, source, port] of [['v1', v1('10.1.2.3', 41_000), '10.1.2.3', 41_000], ['v2', v2('10.1.200.7', 41_001), '10.1.200.7', 41_001]] as const) {
-    const { raw, reply } = await send(Buffer.concat([header, socks4Request(1, echo.port, '127.0.0.1', 'office'), Buffer.from('hi')]));
+test("from.cidrs is matched on the header's source address (v1 and v2), not the TCP peer", async () => {
+  for (const [name, header, source, port] of [
+    ['v1', v1('10.1.2.3', 41_000), '10.1.2.3', 41_000],
+    ['v2', v2('10.1.200.7', 41_001), '10.1.200.7', 41_001],
+  ] as const) {
+    const { raw, reply } = await send(
+      Buffer.concat([header, socks4Request(1, echo.port, '127.0.0.1', 'office'), Buffer.from('hi')]),
+    );
     assert.deepEqual([...reply], [0, 90, echo.port >> 8, echo.port & 0xff, 127, 0, 0, 1], name);
     assert.equal((await raw.read(2)).toString(), 'hi', `${name}: relayed`);
     raw.socket.destroy();
@@ -126,13 +136,15 @@ test('from.cidrs is matched on the header\'s source address (v1 and v2), not the
     assert.equal(entry.rule, 'test/behind-lb/office', name);
   }
   // Outside 10.1.0.0/16 by its header: refused, whatever the TCP peer.
-  const { raw, reply } = await send(Buffer.concat([v1('10.2.0.1', 41_002), socks4Request(1, echo.port, '127.0.0.1', 'office')]));
+  const { raw, reply } = await send(
+    Buffer.concat([v1('10.2.0.1', 41_002), socks4Request(1, echo.port, '127.0.0.1', 'office')]),
+  );
   assert.deepEqual([...reply], [0, 91, 0, 0, 0, 0, 0, 0]);
   await raw.closed;
   assert.equal((await sessionLog('10.2.0.1', 41_002)).reason, 'NoRuleMatched');
 });
 
-test('per-source limits count the header\'s source address: one source is capped, another is not', async () => {
+test("per-source limits count the header's source address: one source is capped, another is not", async () => {
   const request = socks4Request(1, echo.port, '127.0.0.1', 'limited');
   const first = await send(Buffer.concat([v1('10.9.0.1', 42_000), request]));
   assert.equal(first.reply[1], 90);
@@ -150,7 +162,9 @@ test('per-source limits count the header\'s source address: one source is capped
 
 test('a v2 TCP6 source ::ffff:a.b.c.d is the IPv4 client a.b.c.d: logs, from.cidrs and the per-source cap', async () => {
   // Matched by the IPv4 rule and logged as the operator writes the address.
-  const office = await send(Buffer.concat([v2mapped('10.1.3.4', 43_000), socks4Request(1, echo.port, '127.0.0.1', 'office')]));
+  const office = await send(
+    Buffer.concat([v2mapped('10.1.3.4', 43_000), socks4Request(1, echo.port, '127.0.0.1', 'office')]),
+  );
   assert.equal(office.reply[1], 90);
   office.raw.socket.destroy();
   assert.equal((await sessionLog('10.1.3.4', 43_000)).rule, 'test/behind-lb/office');

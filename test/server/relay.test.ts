@@ -21,14 +21,23 @@ async function tcpPair(): Promise<{ accepted: Socket; dialled: Socket; close: ()
   const [accepted] = (await once(server, 'connection')) as [Socket];
   await once(dialled, 'connect');
   server.close();
-  return { accepted, dialled, close: () => { accepted.destroy(); dialled.destroy(); } };
+  return {
+    accepted,
+    dialled,
+    close: () => {
+      accepted.destroy();
+      dialled.destroy();
+    },
+  };
 }
 
 /**
  * Client ⇄ proxy ⇄ upstream, as a session has them: `client` and `upstream` are the outer ends;
  * the relay joins the proxy's accepted client socket and its dialled upstream socket.
  */
-async function relayed(options: { gate?: BandwidthGate | null; beforeRelay?: (proxyClient: Socket, client: Socket) => Promise<void> } = {}) {
+async function relayed(
+  options: { gate?: BandwidthGate | null; beforeRelay?: (proxyClient: Socket, client: Socket) => Promise<void> } = {},
+) {
   const front = await tcpPair();
   const back = await tcpPair();
   const proxyClient = front.accepted;
@@ -38,7 +47,12 @@ async function relayed(options: { gate?: BandwidthGate | null; beforeRelay?: (pr
   const counters: RelayCounters = { bytesFromClient: 0, bytesToClient: 0 };
   let closed!: () => void;
   const ended = new Promise<void>((resolve) => (closed = resolve));
-  const sockets = relay(proxyClient, proxyUpstream, { idleMs: 0, gate: options.gate ?? null, counters, onClose: () => closed() });
+  const sockets = relay(proxyClient, proxyUpstream, {
+    idleMs: 0,
+    gate: options.gate ?? null,
+    counters,
+    onClose: () => closed(),
+  });
   return { client: front.dialled, upstream: back.accepted, sockets, proxyClient, proxyUpstream, counters, ended };
 }
 
@@ -51,7 +65,7 @@ test('relays 8 MiB each way at once, intact across the switch to pooled reads, a
   assert.deepEqual(counters, { bytesFromClient: sent.aToB, bytesToClient: sent.bToA });
 });
 
-test('a session trading small messages stays on Node\'s read path', async () => {
+test("a session trading small messages stays on Node's read path", async () => {
   const { client, upstream, sockets, proxyClient, proxyUpstream, ended } = await relayed();
   upstream.on('data', (chunk: Buffer) => upstream.write(chunk)).resume(); // echo
   for (let i = 0; i < 20; i++) {
@@ -68,22 +82,24 @@ test('a session trading small messages stays on Node\'s read path', async () => 
 
 test('twenty sessions at once share the read buffer without mixing their bytes', async () => {
   const sessions = await Promise.all(Array.from({ length: 20 }, () => relayed()));
-  await Promise.all(sessions.map(async ({ client, upstream, ended }) => {
-    const up = randomBytes(512 * 1024 + Math.floor(Math.random() * 4096));
-    const down = randomBytes(512 * 1024 + Math.floor(Math.random() * 4096));
-    const atUpstream = drain(upstream);
-    const atClient = drain(client);
-    // Written in small pieces so reads from all sessions interleave.
-    for (let at = 0; at < up.length; at += 10_000) client.write(up.subarray(at, at + 10_000));
-    client.end();
-    upstream.end(down);
-    assert.equal((await atUpstream).digest, sha256(up));
-    assert.equal((await atClient).digest, sha256(down));
-    await ended;
-  }));
+  await Promise.all(
+    sessions.map(async ({ client, upstream, ended }) => {
+      const up = randomBytes(512 * 1024 + Math.floor(Math.random() * 4096));
+      const down = randomBytes(512 * 1024 + Math.floor(Math.random() * 4096));
+      const atUpstream = drain(upstream);
+      const atClient = drain(client);
+      // Written in small pieces so reads from all sessions interleave.
+      for (let at = 0; at < up.length; at += 10_000) client.write(up.subarray(at, at + 10_000));
+      client.end();
+      upstream.end(down);
+      assert.equal((await atUpstream).digest, sha256(up));
+      assert.equal((await atClient).digest, sha256(down));
+      await ended;
+    }),
+  );
 });
 
-test('a destination that stops reading stops the source instead of filling the proxy\'s memory', async (t) => {
+test("a destination that stops reading stops the source instead of filling the proxy's memory", async (t) => {
   const { client, upstream, sockets, ended } = await relayed();
   // A failed check must end the file with its message, not leave 32 MiB in flight holding it open.
   t.after(() => {
@@ -106,11 +122,15 @@ test('a destination that stops reading stops the source instead of filling the p
   })();
   // Until the stall is real, not for a fixed time (a slow machine might not have filled anything
   // yet): the relay has paused its source and the client's own writes are held back.
-  for (let i = 0; i < 1000 && !(blocked && sockets.client.isPaused()); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  for (let i = 0; i < 1000 && !(blocked && sockets.client.isPaused()); i++)
+    await new Promise((resolve) => setTimeout(resolve, 10));
   assert.ok(sockets.client.isPaused(), 'the relay paused the client socket for the stalled destination');
   // At most one read past the socket's high-water mark: then the source is paused.
   const bound = READ_BUFFER_BYTES + sockets.upstream.writableHighWaterMark;
-  assert.ok(sockets.upstream.writableLength <= bound, `proxy holds ${sockets.upstream.writableLength} bytes (> ${bound}) for a stalled destination`);
+  assert.ok(
+    sockets.upstream.writableLength <= bound,
+    `proxy holds ${sockets.upstream.writableLength} bytes (> ${bound}) for a stalled destination`,
+  );
   assert.ok(blocked && written < payload.length, 'the client was held back');
   const received = drain(upstream);
   await writer;
@@ -150,7 +170,8 @@ test('bytes the client sent before the relay started are relayed first, then bul
       proxyClient.resume();
       proxyClient.pause();
       client.write('early ');
-      for (let i = 0; i < 200 && proxyClient.readableLength === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      for (let i = 0; i < 200 && proxyClient.readableLength === 0; i++)
+        await new Promise((resolve) => setTimeout(resolve, 5));
       assert.equal(proxyClient.readableLength, 'early '.length);
     },
   });

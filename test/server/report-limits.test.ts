@@ -66,7 +66,10 @@ const backends: Backend[] = [
     async open(prefix) {
       const client = createRedisClient({ url: redis.url });
       assert.ok(await waitForReady(client, 5000));
-      return { limiter: createRedisLimiter({ client, prefix, failMode: 'closed' }), close: () => closeRedisClient(client) };
+      return {
+        limiter: createRedisLimiter({ client, prefix, failMode: 'closed' }),
+        close: () => closeRedisClient(client),
+      };
     },
   },
 ];
@@ -85,7 +88,12 @@ for (const backend of backends) {
         await raw.closed;
       }
       assert.deepEqual(replies, [90, 90, 90, 90], 'the enforced policy serves every session');
-      assert.deepEqual((await reports.take(4)).map(outcome), ['allow RuleAllowed 90', 'allow RuleAllowed 90', 'deny RateLimited 91', 'deny RateLimited 91']);
+      assert.deepEqual((await reports.take(4)).map(outcome), [
+        'allow RuleAllowed 90',
+        'allow RuleAllowed 90',
+        'deny RateLimited 91',
+        'deny RateLimited 91',
+      ]);
     } finally {
       reports.stop();
       await proxy.close();
@@ -110,7 +118,11 @@ for (const backend of backends) {
         const client = createRedisClient({ url: redis.url });
         try {
           assert.ok(await waitForReady(client, 5000));
-          const key = limitKey(prefix, 'sessions', 'Rule', { ruleId: 'default/trial/capped', sourceIp: '', userId: '' });
+          const key = limitKey(prefix, 'sessions', 'Rule', {
+            ruleId: 'default/trial/capped',
+            sourceIp: '',
+            userId: '',
+          });
           assert.equal(await client.zcard(key), 2);
         } finally {
           await closeRedisClient(client);
@@ -120,7 +132,11 @@ for (const backend of backends) {
         raw.socket.destroy();
         await raw.closed;
       }
-      assert.deepEqual((await reports.take(3)).map(outcome), ['allow RuleAllowed 90', 'allow RuleAllowed 90', 'deny ConcurrencyLimited 91']);
+      assert.deepEqual((await reports.take(3)).map(outcome), [
+        'allow RuleAllowed 90',
+        'allow RuleAllowed 90',
+        'deny ConcurrencyLimited 91',
+      ]);
     } finally {
       for (const raw of held) raw.socket.destroy();
       reports.stop();

@@ -42,7 +42,10 @@ function curlSocks4(proxyPort: number, url: string): Promise<{ code: number; bod
 
 type LogLine = Record<string, unknown> & { msg?: string; report?: Record<string, unknown> };
 const logLines = (output: string): LogLine[] =>
-  output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
+  output
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogLine);
 
 test('a matching Report Deny lets the session through and is recorded; switched to Enforce it refuses', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'socks4-report-'));
@@ -51,13 +54,16 @@ test('a matching Report Deny lets the session through and is recorded; switched 
   await writeFile(policyFile, policy('Report', web.port));
   const receiver = await startOtlpReceiver();
   const port = await freePort();
-  const cli = startCli(['proxy', '--listen', `127.0.0.1:${port}`, '--ops-listen', '127.0.0.1:0', '--policy-file', policyFile], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-    OTEL_TRACES_SAMPLER: 'always_on',
-    OTEL_NODE_RESOURCE_DETECTORS: 'env',
-    OTEL_LOG_LEVEL: 'warn',
-  });
+  const cli = startCli(
+    ['proxy', '--listen', `127.0.0.1:${port}`, '--ops-listen', '127.0.0.1:0', '--policy-file', policyFile],
+    {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_TRACES_SAMPLER: 'always_on',
+      OTEL_NODE_RESOURCE_DETECTORS: 'env',
+      OTEL_LOG_LEVEL: 'warn',
+    },
+  );
   try {
     await cli.waitForOutput(/proxy listening/);
     const listening = logLines(cli.output()).find((l) => String(l.msg).includes('proxy listening')) as { ops: string };
@@ -70,7 +76,13 @@ test('a matching Report Deny lets the session through and is recorded; switched 
     const closed = logLines(cli.output()).find((l) => l.msg === 'session closed') as LogLine;
     assert.equal(closed.rule, 'default/base/loopback');
     assert.equal(closed.reply, 90);
-    assert.deepEqual(closed.report, { ruleId: 'default/trial/no-web', policy: 'default/trial', action: 'deny', reason: 'RuleDenied', reply: 91 });
+    assert.deepEqual(closed.report, {
+      ruleId: 'default/trial/no-web',
+      policy: 'default/trial',
+      action: 'deny',
+      reason: 'RuleDenied',
+      reply: 91,
+    });
 
     const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
     assert.match(metrics, /^socks4_report_decisions_total\{action="deny",reason="RuleDenied"\} 1$/m);
@@ -85,14 +97,25 @@ test('a matching Report Deny lets the session through and is recorded; switched 
     assert.equal(enforced.body, '');
     await cli.waitForOutput(/"msg":"session refused"/);
     const refused = logLines(cli.output()).find((l) => l.msg === 'session refused') as LogLine;
-    assert.deepEqual([refused.rule, refused.reply, refused.reason, refused.report], ['default/trial/no-web', 91, 'RuleDenied', undefined]);
+    assert.deepEqual(
+      [refused.rule, refused.reply, refused.reason, refused.report],
+      ['default/trial/no-web', 91, 'RuleDenied', undefined],
+    );
 
     assert.equal(await cli.stop('SIGTERM'), 0, cli.output());
     const sessions = receivedSpans(receiver.received).filter((s) => s.name === 'socks4 CONNECT');
     assert.equal(sessions.length, 2);
-    const [through, refusedSpan] = [...sessions].sort((a, b) => Number(attr(a.attributes, 'socks4.reply.code')) - Number(attr(b.attributes, 'socks4.reply.code')));
+    const [through, refusedSpan] = [...sessions].sort(
+      (a, b) => Number(attr(a.attributes, 'socks4.reply.code')) - Number(attr(b.attributes, 'socks4.reply.code')),
+    );
     const reportAttrs = (s: (typeof sessions)[number]): unknown[] =>
-      ['socks4.report.rule.id', 'socks4.report.policy', 'socks4.report.action', 'socks4.report.reason', 'socks4.report.reply.code'].map((k) => attr(s.attributes, k));
+      [
+        'socks4.report.rule.id',
+        'socks4.report.policy',
+        'socks4.report.action',
+        'socks4.report.reason',
+        'socks4.report.reply.code',
+      ].map((k) => attr(s.attributes, k));
     assert.deepEqual(reportAttrs(through!), ['default/trial/no-web', 'default/trial', 'deny', 'RuleDenied', 91]);
     assert.equal(attr(through!.attributes, 'socks4.rule.id'), 'default/base/loopback');
     assert.deepEqual(reportAttrs(refusedSpan!), [undefined, undefined, undefined, undefined, undefined]);

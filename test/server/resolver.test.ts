@@ -28,7 +28,14 @@ after(async () => {
 });
 
 const make = (extra: Partial<Parameters<typeof createResolver>[0]> = {}) =>
-  createResolver({ timeoutMs: 300, maxInFlight: 4, maxPerSource: 2, servers: [`127.0.0.1:${port}`], hostsPath, ...extra });
+  createResolver({
+    timeoutMs: 300,
+    maxInFlight: 4,
+    maxPerSource: 2,
+    servers: [`127.0.0.1:${port}`],
+    hostsPath,
+    ...extra,
+  });
 
 const reasonOf = async (p: Promise<unknown>): Promise<string> => {
   try {
@@ -40,7 +47,13 @@ const reasonOf = async (p: Promise<unknown>): Promise<string> => {
 };
 
 test('parseHosts: IPv4 entries only, names lower-cased, first address wins', () => {
-  assert.deepEqual([...parseHosts('1.2.3.4 A.example b\n5.6.7.8 a.example\n::1 v6\n')], [['a.example', '1.2.3.4'], ['b', '1.2.3.4']]);
+  assert.deepEqual(
+    [...parseHosts('1.2.3.4 A.example b\n5.6.7.8 a.example\n::1 v6\n')],
+    [
+      ['a.example', '1.2.3.4'],
+      ['b', '1.2.3.4'],
+    ],
+  );
 });
 
 test('/etc/hosts before DNS; literals as themselves (::ffff: mapped ones in IPv4 form); IPv6 refused', async () => {
@@ -72,7 +85,10 @@ test('a silent name fails at the deadline; caps refuse at once; cancelling frees
   assert.ok(ms >= 250 && ms < 2000, `deadline after ${Math.round(ms)} ms`);
 
   const abort = new AbortController();
-  const held = [r.resolve('silent-2.test', { source: 's', signal: abort.signal }), r.resolve('silent-3.test', { source: 's' })];
+  const held = [
+    r.resolve('silent-2.test', { source: 's', signal: abort.signal }),
+    r.resolve('silent-3.test', { source: 's' }),
+  ];
   assert.equal(await reasonOf(r.resolve('b.test', { source: 's' })), Reason.DnsOverloaded, 'over the per-source cap');
   assert.equal(await r.resolve('b.test', { source: 'other' }), '127.0.0.8', 'another source is served');
   abort.abort();

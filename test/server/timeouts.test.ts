@@ -26,10 +26,22 @@ test('connect timeout: a destination that drops SYNs gets 91 with UpstreamTimeou
   const timeoutMs = 400;
   const script = fileURLToPath(new URL('./netns-dial.ts', import.meta.url));
   const { stdout } = await new Promise<{ stdout: string }>((resolve, reject) => {
-    execFile('unshare', ['--net', '--', process.execPath, script, String(timeoutMs)], { env: cleanEnv(), timeout: 60_000 }, (error, out, err) =>
-      error ? reject(new Error(`unshare --net failed (root and util-linux are needed): ${error.message}\n${err}`)) : resolve({ stdout: out }));
+    execFile(
+      'unshare',
+      ['--net', '--', process.execPath, script, String(timeoutMs)],
+      { env: cleanEnv(), timeout: 60_000 },
+      (error, out, err) =>
+        error
+          ? reject(new Error(`unshare --net failed (root and util-linux are needed): ${error.message}\n${err}`))
+          : resolve({ stdout: out }),
+    );
   });
-  const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { links: string[]; reply: number[]; reason: string | null; replyMs: number };
+  const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+    links: string[];
+    reply: number[];
+    reason: string | null;
+    replyMs: number;
+  };
   assert.deepEqual(result.links.sort(), ['drop0', 'drop1', 'lo'], 'the dial ran in a namespace of its own');
   assert.deepEqual(result.reply, [0, 91, 0, 0, 0, 0, 0, 0]);
   assert.equal(result.reason, 'UpstreamTimeout');
@@ -48,18 +60,24 @@ test('defaults: connect and BIND accept 2 minutes (the spec), handshake 10 s, id
 test('the proxy command runs with those defaults, and BIND listens on --bind-address', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'timeouts-'));
   const file = path.join(dir, 'policy.yaml');
-  writeFileSync(file, `
+  writeFileSync(
+    file,
+    `
 apiVersion: socks4-fleet.io/v1alpha1
 kind: Socks4Policy
 metadata: {name: bind}
 spec:
   rules:
     - {name: bind-from-loopback, action: Allow, commands: [Bind], to: {cidrs: ["127.0.0.1/32"]}}
-`);
+`,
+  );
   // No timeout flag is given: what the pod reports are the defaults it runs with.
   const proxy = await startProxyProcess(['--policy-file', file, '--bind-address', '127.0.0.5']);
   try {
-    const line = proxy.log().split('\n').find((l) => l.includes('socks4-fleet proxy listening'))!;
+    const line = proxy
+      .log()
+      .split('\n')
+      .find((l) => l.includes('socks4-fleet proxy listening'))!;
     const { timeouts } = JSON.parse(line) as { timeouts: Record<string, number> };
     assert.equal(timeouts.connectMs, 120_000);
     assert.equal(timeouts.bindAcceptMs, 120_000);
@@ -87,14 +105,17 @@ spec:
 
 test('idle timeout: a relay with no bytes either way for the idle time is closed; traffic keeps it open', async () => {
   const idleMs = 1500;
-  const proxy = await startProxy(`
+  const proxy = await startProxy(
+    `
 apiVersion: socks4-fleet.io/v1alpha1
 kind: Socks4Policy
 metadata: {name: idle}
 spec:
   rules:
     - {name: echo, action: Allow, commands: [Connect], to: {cidrs: ["127.0.0.1/32"]}}
-`, { config: { idleTimeoutMs: idleMs } });
+`,
+    { config: { idleTimeoutMs: idleMs } },
+  );
   const ended: SessionInfo[] = [];
   const onEnd = (message: unknown): void => void ended.push({ ...(message as SessionInfo) });
   channels.sessionEnd.subscribe(onEnd);
@@ -108,7 +129,11 @@ spec:
     let last = started;
     while (performance.now() - started < 2 * idleMs) {
       raw.socket.write('p');
-      assert.equal((await raw.read(1, idleMs)).toString(), 'p', `a ping went unanswered after ${Math.round(performance.now() - started)} ms`);
+      assert.equal(
+        (await raw.read(1, idleMs)).toString(),
+        'p',
+        `a ping went unanswered after ${Math.round(performance.now() - started)} ms`,
+      );
       const now = performance.now();
       longestGap = Math.max(longestGap, now - last);
       last = now;
@@ -121,7 +146,10 @@ spec:
     raw.socket.write('q');
     assert.equal((await raw.read(1)).toString(), 'q');
     const echoedAt = performance.now();
-    const closed = await Promise.race([raw.closed.then(() => performance.now()), new Promise<null>((resolve) => setTimeout(() => resolve(null), idleMs + 10_000))]);
+    const closed = await Promise.race([
+      raw.closed.then(() => performance.now()),
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), idleMs + 10_000)),
+    ]);
     assert.ok(closed !== null, 'the idle session was never closed');
     assert.ok(closed - lastSent >= idleMs - 5, `closed ${Math.round(closed - lastSent)} ms after the last byte`);
     assert.ok(closed - echoedAt < idleMs + 10_000);

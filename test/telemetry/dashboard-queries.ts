@@ -12,20 +12,59 @@ export interface PromqlRefs {
 }
 
 const PROMQL_FUNCTIONS = new Set([
-  'sum', 'min', 'max', 'avg', 'count', 'topk', 'bottomk', 'quantile', 'stddev', 'group',
-  'rate', 'irate', 'increase', 'delta', 'deriv', 'histogram_quantile', 'time', 'abs', 'clamp_min',
-  'clamp_max', 'max_over_time', 'min_over_time', 'avg_over_time', 'label_values', 'absent', 'vector', 'scalar',
+  'sum',
+  'min',
+  'max',
+  'avg',
+  'count',
+  'topk',
+  'bottomk',
+  'quantile',
+  'stddev',
+  'group',
+  'rate',
+  'irate',
+  'increase',
+  'delta',
+  'deriv',
+  'histogram_quantile',
+  'time',
+  'abs',
+  'clamp_min',
+  'clamp_max',
+  'max_over_time',
+  'min_over_time',
+  'avg_over_time',
+  'label_values',
+  'absent',
+  'vector',
+  'scalar',
 ]);
-const PROMQL_KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset']);
+const PROMQL_KEYWORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'and',
+  'or',
+  'unless',
+  'offset',
+]);
 
 /** Replaces Grafana variables with a value PromQL accepts where they stand. */
 export function interpolateGrafana(text: string, values: Readonly<Record<string, string>>): string {
-  return text.replace(/\$\{(\w+)(?::\w+)?\}|\$(\w+)/g, (whole, braced: string | undefined, bare: string | undefined) => {
-    const name = (braced ?? bare) as string;
-    const value = values[name];
-    if (value === undefined) throw new Error(`unknown dashboard variable ${whole}`);
-    return value;
-  });
+  return text.replace(
+    /\$\{(\w+)(?::\w+)?\}|\$(\w+)/g,
+    (whole, braced: string | undefined, bare: string | undefined) => {
+      const name = (braced ?? bare) as string;
+      const value = values[name];
+      if (value === undefined) throw new Error(`unknown dashboard variable ${whole}`);
+      return value;
+    },
+  );
 }
 
 export function promqlRefs(expr: string): PromqlRefs {
@@ -37,7 +76,12 @@ export function promqlRefs(expr: string): PromqlRefs {
   const groupings: string[] = [];
   rest = rest.replace(/\[[^\]]*\]/g, ' '); // range selectors [5m]
   rest = rest.replace(/\b(by|without|on|ignoring)\s*\(([^)]*)\)/g, (_, _kw: string, labels: string) => {
-    groupings.push(...labels.split(',').map((l) => l.trim()).filter((l) => l !== ''));
+    groupings.push(
+      ...labels
+        .split(',')
+        .map((l) => l.trim())
+        .filter((l) => l !== ''),
+    );
     return ' ';
   });
   // label_values(metric{...}, label): Grafana's variable query, the label is the second argument.
@@ -48,7 +92,10 @@ export function promqlRefs(expr: string): PromqlRefs {
   rest = rest.replace(/([A-Za-z_:][\w:]*)?\s*\{([^}]*)\}/g, (_, metric: string | undefined, body: string) => {
     if (metric === undefined) throw new Error(`selector without a metric name in ${expr}`);
     metrics.push(metric);
-    for (const part of body.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    for (const part of body
+      .split(',')
+      .map((p) => p.trim())
+      .filter((p) => p !== '')) {
       const m = /^([A-Za-z_]\w*)\s*(=~|!~|!=|=)\s*"\d+"$/.exec(part);
       if (m === null) throw new Error(`cannot read matcher "${part}" in ${expr}`);
       matchers.push({ metric, label: m[1] as string });
@@ -85,17 +132,26 @@ const STATUSES = new Set(['error', 'ok', 'unset']);
 export function traceqlRefs(query: string): TraceqlRefs {
   const trimmed = query.trim();
   if (!trimmed.startsWith('{') || !trimmed.endsWith('}')) throw new Error(`not a TraceQL spanset filter: ${query}`);
-  const refs = { spanAttributes: [] as string[], resourceAttributes: [] as string[], spanNames: [] as string[], kinds: [] as string[], statuses: [] as string[] };
-  for (const m of trimmed.matchAll(/(?<![\w.])name\s*(?:=|!=|=~)\s*"((?:[^"\\]|\\.)*)"/g)) refs.spanNames.push(m[1] as string);
+  const refs = {
+    spanAttributes: [] as string[],
+    resourceAttributes: [] as string[],
+    spanNames: [] as string[],
+    kinds: [] as string[],
+    statuses: [] as string[],
+  };
+  for (const m of trimmed.matchAll(/(?<![\w.])name\s*(?:=|!=|=~)\s*"((?:[^"\\]|\\.)*)"/g))
+    refs.spanNames.push(m[1] as string);
   const rest = trimmed.replace(/"(?:[^"\\]|\\.)*"/g, '""');
   for (const m of rest.matchAll(/\b(span|resource)\.([A-Za-z_][\w.]*)/g)) {
     (m[1] === 'span' ? refs.spanAttributes : refs.resourceAttributes).push(m[2] as string);
   }
-  if (/(^|[^\w.])\.[A-Za-z_]/.test(rest)) throw new Error(`unscoped attribute in ${query}: scope it as span. or resource.`);
+  if (/(^|[^\w.])\.[A-Za-z_]/.test(rest))
+    throw new Error(`unscoped attribute in ${query}: scope it as span. or resource.`);
   for (const m of rest.matchAll(/(?<![\w.])kind\s*(?:=|!=)\s*(\w+)/g)) refs.kinds.push(m[1] as string);
   for (const m of rest.matchAll(/(?<![\w.])status\s*(?:=|!=)\s*(\w+)/g)) refs.statuses.push(m[1] as string);
   for (const kind of refs.kinds) if (!KINDS.has(kind)) throw new Error(`unknown span kind ${kind} in ${query}`);
-  for (const status of refs.statuses) if (!STATUSES.has(status)) throw new Error(`unknown status ${status} in ${query}`);
+  for (const status of refs.statuses)
+    if (!STATUSES.has(status)) throw new Error(`unknown status ${status} in ${query}`);
   // Every other bare word must be an intrinsic, a number with a unit, or a kind/status value.
   const bare = rest.replace(/\b(span|resource)\.[\w.]+/g, ' ').match(/\b[A-Za-z_]\w*\b/g) ?? [];
   for (const word of bare) {

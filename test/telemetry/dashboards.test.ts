@@ -24,20 +24,60 @@ const dashboardsDir = path.join(chartDir, 'dashboards');
 /** Labels Prometheus adds to every scraped series (Kubernetes service discovery, ServiceMonitor). */
 const TARGET_LABELS = new Set(['namespace', 'pod', 'service', 'container', 'endpoint', 'job', 'instance']);
 
-type Target = { expr?: string; query?: string | { query: string }; queryType?: string; legendFormat?: string; datasource?: { type: string; uid: string } };
-type Panel = { id: number; type: string; title: string; datasource?: { type: string; uid: string }; targets?: Target[]; gridPos?: object };
+type Target = {
+  expr?: string;
+  query?: string | { query: string };
+  queryType?: string;
+  legendFormat?: string;
+  datasource?: { type: string; uid: string };
+};
+type Panel = {
+  id: number;
+  type: string;
+  title: string;
+  datasource?: { type: string; uid: string };
+  targets?: Target[];
+  gridPos?: object;
+};
 type Variable = { name: string; type: string; query?: string | { query: string }; current?: { value?: string } };
-type Dashboard = { uid: string; title: string; schemaVersion: number; panels: Panel[]; templating: { list: Variable[] } };
+type Dashboard = {
+  uid: string;
+  title: string;
+  schemaVersion: number;
+  panels: Panel[];
+  templating: { list: Variable[] };
+};
 
 const dashboardFiles = (await readdir(dashboardsDir)).filter((f) => f.endsWith('.json')).sort();
 const dashboards = new Map<string, Dashboard>();
-for (const file of dashboardFiles) dashboards.set(file, JSON.parse(await readFile(path.join(dashboardsDir, file), 'utf8')) as Dashboard);
+for (const file of dashboardFiles)
+  dashboards.set(file, JSON.parse(await readFile(path.join(dashboardsDir, file), 'utf8')) as Dashboard);
 
 function session(overrides: Partial<SessionInfo>): SessionInfo {
   return {
-    id: 'f00d', startedAt: performance.now() - 5, clientAddress: '127.0.0.1', clientPort: 40000, localAddress: '127.0.0.1', localPort: 1080,
-    state: 'closed', command: 'connect', userId: 'alice', host: null, destIp: '127.0.0.1', destPort: 443, ruleId: 'proxies/office/web', namespace: null, tier: 'Namespace',
-    snapshotVersion: 'abcdef012345', replyCode: 90, reason: null, closeCause: null, handshakeMs: 2, bytesFromClient: 10, bytesToClient: 20, ...overrides,
+    id: 'f00d',
+    startedAt: performance.now() - 5,
+    clientAddress: '127.0.0.1',
+    clientPort: 40000,
+    localAddress: '127.0.0.1',
+    localPort: 1080,
+    state: 'closed',
+    command: 'connect',
+    userId: 'alice',
+    host: null,
+    destIp: '127.0.0.1',
+    destPort: 443,
+    ruleId: 'proxies/office/web',
+    namespace: null,
+    tier: 'Namespace',
+    snapshotVersion: 'abcdef012345',
+    replyCode: 90,
+    reason: null,
+    closeCause: null,
+    handshakeMs: 2,
+    bytesFromClient: 10,
+    bytesToClient: 20,
+    ...overrides,
   };
 }
 
@@ -45,21 +85,50 @@ function session(overrides: Partial<SessionInfo>): SessionInfo {
 function announceEverything(): void {
   const shapes: { s: SessionInfo; phases: PhaseEvent['phase'][]; error?: Reason }[] = [
     { s: session({ host: 'echo.test' }), phases: ['dns', 'ident', 'limits', 'connect'] },
-    { s: session({ replyCode: 91, reason: Reason.RateLimited, bytesFromClient: 0, bytesToClient: 0 }), phases: ['limits'], error: Reason.RateLimited },
+    {
+      s: session({ replyCode: 91, reason: Reason.RateLimited, bytesFromClient: 0, bytesToClient: 0 }),
+      phases: ['limits'],
+      error: Reason.RateLimited,
+    },
     { s: session({ replyCode: 91, reason: Reason.ConcurrencyLimited }), phases: [] },
     { s: session({ command: 'bind' }), phases: ['bind-accept'] },
     // Let through while a Report policy would have refused it.
-    { s: session({ report: { ruleId: 'proxies/trial/no-web', policy: 'proxies/trial', action: 'deny', reason: 'RuleDenied', reply: 91 } }), phases: ['connect'] },
+    {
+      s: session({
+        report: {
+          ruleId: 'proxies/trial/no-web',
+          policy: 'proxies/trial',
+          action: 'deny',
+          reason: 'RuleDenied',
+          reply: 91,
+        },
+      }),
+      phases: ['connect'],
+    },
     { s: session({ command: null, replyCode: null, reason: Reason.BadVersion, handshakeMs: null }), phases: [] },
   ];
   for (const { s, phases, error } of shapes) {
     channels.sessionStart.publish(s);
-    for (const phase of phases) channels.sessionPhase.publish({ session: s, phase, startedAt: s.startedAt + 1, endedAt: s.startedAt + 2, error: error ?? null });
+    for (const phase of phases)
+      channels.sessionPhase.publish({
+        session: s,
+        phase,
+        startedAt: s.startedAt + 1,
+        endedAt: s.startedAt + 2,
+        error: error ?? null,
+      });
     if (s.replyCode === 90) channels.sessionEstablished.publish(s);
     channels.sessionEnd.publish(s);
   }
   channels.connectionRefused.publish({ reason: Reason.TooManySessions });
-  channels.snapshotLoaded.publish({ source: 'redis', version: 'abcdef012345', ruleCount: 3, policyCount: 1, loadedAt: Date.now(), traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+  channels.snapshotLoaded.publish({
+    source: 'redis',
+    version: 'abcdef012345',
+    ruleCount: 3,
+    policyCount: 1,
+    loadedAt: Date.now(),
+    traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+  });
   channels.snapshotError.publish({ source: 'redis', error: new Error('bad snapshot') });
   channels.limiterError.publish({ error: new Error('redis down') });
 }
@@ -77,7 +146,10 @@ function parseExposition(text: string, into: Map<string, Set<string>>): void {
 
 async function emittedSeries(): Promise<Map<string, Set<string>>> {
   const series = new Map<string, Set<string>>();
-  const proxy = createProxyMetrics({ activeSessions: () => 1, snapshot: () => ({ version: 'abcdef012345', loadedAt: Date.now() }) });
+  const proxy = createProxyMetrics({
+    activeSessions: () => 1,
+    snapshot: () => ({ version: 'abcdef012345', loadedAt: Date.now() }),
+  });
   try {
     announceEverything();
     parseExposition(await proxy.registry.metrics(), series);
@@ -110,18 +182,45 @@ async function emittedSpans(): Promise<{ names: Set<string>; attributes: Set<str
 /** The chart, rendered with dashboards and tracing on: the ConfigMaps and the proxy's resource attributes. */
 let rendered: ReturnType<typeof renderChartOnce> | null = null;
 const renderChart = (): ReturnType<typeof renderChartOnce> => (rendered ??= renderChartOnce());
-async function renderChartOnce(): Promise<{ configMaps: { name: string; data: Record<string, string> }[]; resourceKeys: Set<string> }> {
+async function renderChartOnce(): Promise<{
+  configMaps: { name: string; data: Record<string, string> }[];
+  resourceKeys: Set<string>;
+}> {
   requireTools('helm');
   const home = await mkdtemp(path.join(tmpdir(), 'socks4-dash-helm-'));
   try {
-    const out = await mustRun('helm', [
-      'template', 'r1', chartDir, '--namespace', 'ns1',
-      '--set', 'dashboards.enabled=true', '--set', 'opentelemetry.enabled=true', '--set', 'opentelemetry.endpoint=http://collector:4318',
-      '--show-only', 'templates/dashboards.yaml', '--show-only', 'templates/proxy/deployment.yaml',
-    ], { env: helmEnv(home) });
-    const docs = parseAllDocuments(out).map((d) => d.toJS() as { kind: string; metadata: { name: string }; data?: Record<string, string>; spec?: unknown }).filter((d) => d !== null);
-    const configMaps = docs.filter((d) => d.kind === 'ConfigMap').map((d) => ({ name: d.metadata.name, data: d.data ?? {} }));
-    const deployment = docs.find((d) => d.kind === 'Deployment') as { spec: { template: { spec: { containers: { env?: { name: string; value?: string }[] }[] } } } };
+    const out = await mustRun(
+      'helm',
+      [
+        'template',
+        'r1',
+        chartDir,
+        '--namespace',
+        'ns1',
+        '--set',
+        'dashboards.enabled=true',
+        '--set',
+        'opentelemetry.enabled=true',
+        '--set',
+        'opentelemetry.endpoint=http://collector:4318',
+        '--show-only',
+        'templates/dashboards.yaml',
+        '--show-only',
+        'templates/proxy/deployment.yaml',
+      ],
+      { env: helmEnv(home) },
+    );
+    const docs = parseAllDocuments(out)
+      .map(
+        (d) => d.toJS() as { kind: string; metadata: { name: string }; data?: Record<string, string>; spec?: unknown },
+      )
+      .filter((d) => d !== null);
+    const configMaps = docs
+      .filter((d) => d.kind === 'ConfigMap')
+      .map((d) => ({ name: d.metadata.name, data: d.data ?? {} }));
+    const deployment = docs.find((d) => d.kind === 'Deployment') as {
+      spec: { template: { spec: { containers: { env?: { name: string; value?: string }[] }[] } } };
+    };
     const env = deployment.spec.template.spec.containers.flatMap((c) => c.env ?? []);
     const attributes = env.find((e) => e.name === 'OTEL_RESOURCE_ATTRIBUTES')?.value ?? '';
     assert.notEqual(attributes, '', 'the chart sets OTEL_RESOURCE_ATTRIBUTES');
@@ -137,13 +236,20 @@ function variableValues(dashboard: Dashboard): Record<string, string> {
   const values: Record<string, string> = { __rate_interval: '1m', __interval: '1m', __range: '1h' };
   for (const v of dashboard.templating.list) {
     const query = typeof v.query === 'string' ? v.query : '';
-    values[v.name] = v.type === 'datasource' ? 'uid' : v.type === 'custom' ? (query.split(',')[0] as string) : v.current?.value || query || 'x';
+    values[v.name] =
+      v.type === 'datasource'
+        ? 'uid'
+        : v.type === 'custom'
+          ? (query.split(',')[0] as string)
+          : v.current?.value || query || 'x';
   }
   return values;
 }
 
 const targetsOf = (d: Dashboard): { panel: Panel; target: Target }[] =>
-  d.panels.filter((p) => p.type !== 'row').flatMap((panel) => (panel.targets ?? []).map((target) => ({ panel, target })));
+  d.panels
+    .filter((p) => p.type !== 'row')
+    .flatMap((panel) => (panel.targets ?? []).map((target) => ({ panel, target })));
 
 test('dashboards are Grafana JSON with unique ids, a data source variable on every query, and panels that query', () => {
   assert.deepEqual(dashboardFiles, ['socks4-fleet-overview.json', 'socks4-fleet-traces.json']);
@@ -155,7 +261,8 @@ test('dashboards are Grafana JSON with unique ids, a data source variable on eve
     const sources = new Set(d.templating.list.filter((v) => v.type === 'datasource').map((v) => `\${${v.name}}`));
     for (const panel of d.panels.filter((p) => p.type !== 'row')) {
       assert.ok(panel.gridPos && (panel.targets?.length ?? 0) > 0, `${file} "${panel.title}": placed and has a query`);
-      for (const target of panel.targets ?? []) assert.ok(sources.has(target.datasource?.uid ?? ''), `${file} "${panel.title}": data source is a variable`);
+      for (const target of panel.targets ?? [])
+        assert.ok(sources.has(target.datasource?.uid ?? ''), `${file} "${panel.title}": data source is a variable`);
     }
   }
 });
@@ -165,8 +272,18 @@ test('every PromQL query names series and labels the proxy and operator really e
   const d = dashboards.get('socks4-fleet-overview.json') as Dashboard;
   const values = variableValues(d);
   const exprs = [
-    ...targetsOf(d).map(({ panel, target }) => ({ where: panel.title, expr: target.expr ?? '', legend: target.legendFormat ?? '' })),
-    ...d.templating.list.filter((v) => v.type === 'query').map((v) => ({ where: `variable ${v.name}`, expr: typeof v.query === 'string' ? v.query : (v.query?.query ?? ''), legend: '' })),
+    ...targetsOf(d).map(({ panel, target }) => ({
+      where: panel.title,
+      expr: target.expr ?? '',
+      legend: target.legendFormat ?? '',
+    })),
+    ...d.templating.list
+      .filter((v) => v.type === 'query')
+      .map((v) => ({
+        where: `variable ${v.name}`,
+        expr: typeof v.query === 'string' ? v.query : (v.query?.query ?? ''),
+        legend: '',
+      })),
   ];
   const used = new Set<string>();
   for (const { where, expr, legend } of exprs) {
@@ -177,14 +294,28 @@ test('every PromQL query names series and labels the proxy and operator really e
       used.add(metric.replace(/_(bucket|count|sum)$/, ''));
     }
     const labelsOf = (metric: string): Set<string> => new Set([...(series.get(metric) ?? []), ...TARGET_LABELS]);
-    for (const { metric, label } of refs.matchers) assert.ok(labelsOf(metric).has(label), `${where}: ${metric} has no label ${label}`);
+    for (const { metric, label } of refs.matchers)
+      assert.ok(labelsOf(metric).has(label), `${where}: ${metric} has no label ${label}`);
     for (const label of refs.groupings) {
-      assert.ok(refs.metrics.some((m) => labelsOf(m).has(label)), `${where}: grouping by ${label}, which ${refs.metrics.join(', ')} do not carry`);
+      assert.ok(
+        refs.metrics.some((m) => labelsOf(m).has(label)),
+        `${where}: grouping by ${label}, which ${refs.metrics.join(', ')} do not carry`,
+      );
     }
-    for (const m of legend.matchAll(/\{\{\s*(\w+)\s*\}\}/g)) assert.ok(refs.groupings.includes(m[1] as string), `${where}: legend {{${m[1]}}} is not kept by the query`);
+    for (const m of legend.matchAll(/\{\{\s*(\w+)\s*\}\}/g))
+      assert.ok(refs.groupings.includes(m[1] as string), `${where}: legend {{${m[1]}}} is not kept by the query`);
   }
   // What the issue asks the overview to show.
-  for (const metric of ['socks4_sessions_total', 'socks4_handshake_duration_seconds', 'socks4_relayed_bytes_total', 'socks4_limit_rejections_total', 'socks4_snapshot_age_seconds', 'socks4_limiter_errors_total', 'socks4_snapshot_errors_total', 'socks4_report_decisions_total']) {
+  for (const metric of [
+    'socks4_sessions_total',
+    'socks4_handshake_duration_seconds',
+    'socks4_relayed_bytes_total',
+    'socks4_limit_rejections_total',
+    'socks4_snapshot_age_seconds',
+    'socks4_limiter_errors_total',
+    'socks4_snapshot_errors_total',
+    'socks4_report_decisions_total',
+  ]) {
     assert.ok(used.has(metric), `the overview shows ${metric}`);
   }
 });
@@ -203,10 +334,14 @@ test('every TraceQL query names span names and attributes the tracing code sets'
       assert.ok(spans.attributes.has(a), `"${panel.title}": span.${a} is never set by the tracing code`);
       attributesUsed.add(a);
     }
-    for (const a of refs.resourceAttributes) assert.ok(resourceKeys.has(a), `"${panel.title}": resource.${a} is not a resource attribute of our pods`);
+    for (const a of refs.resourceAttributes)
+      assert.ok(resourceKeys.has(a), `"${panel.title}": resource.${a} is not a resource attribute of our pods`);
     for (const name of refs.spanNames) assert.ok(spans.names.has(name), `"${panel.title}": no span is named "${name}"`);
     for (const m of query.matchAll(/resource\.service\.name\s*=\s*"([^"]*)"/g)) {
-      assert.ok((Object.values(SERVICE_NAMES) as string[]).includes(m[1] as string), `"${panel.title}": ${m[1]} is not a service we export as`);
+      assert.ok(
+        (Object.values(SERVICE_NAMES) as string[]).includes(m[1] as string),
+        `"${panel.title}": ${m[1]} is not a service we export as`,
+      );
     }
   }
   // The issue: refused sessions and slow handshakes.
@@ -232,11 +367,12 @@ test('error views follow the span status rule: status = error means a proxy fail
   assert.doesNotMatch(queryOf('Refused sessions'), /status/);
   for (const { panel, target } of targetsOf(d)) {
     const query = typeof target.query === 'string' ? target.query : '';
-    if (/kind = server/.test(query) && /status = error/.test(query)) assert.equal(panel.title, 'Proxy failures', `${panel.title}: session status = error is proxy failures only`);
+    if (/kind = server/.test(query) && /status = error/.test(query))
+      assert.equal(panel.title, 'Proxy failures', `${panel.title}: session status = error is proxy failures only`);
   }
 });
 
-test('the overview\'s proxy-failures panel selects exactly the reasons that make a session span ERROR', () => {
+test("the overview's proxy-failures panel selects exactly the reasons that make a session span ERROR", () => {
   const d = dashboards.get('socks4-fleet-overview.json') as Dashboard;
   const expr = targetsOf(d).find(({ panel }) => panel.title === 'Proxy failures by reason')?.target.expr ?? '';
   const selected = /reason=~"([^"]+)"/.exec(expr)?.[1]?.split('|').sort();
@@ -245,7 +381,10 @@ test('the overview\'s proxy-failures panel selects exactly the reasons that make
 
 test('the chart renders each dashboard file unchanged into its own ConfigMap', async () => {
   const { configMaps } = await renderChart();
-  assert.deepEqual(configMaps.map((c) => c.name).sort(), ['r1-socks4-fleet-dashboard-overview', 'r1-socks4-fleet-dashboard-traces']);
+  assert.deepEqual(configMaps.map((c) => c.name).sort(), [
+    'r1-socks4-fleet-dashboard-overview',
+    'r1-socks4-fleet-dashboard-traces',
+  ]);
   for (const file of dashboardFiles) {
     const carried = configMaps.find((c) => file in c.data);
     assert.ok(carried, `${file} is in a ConfigMap`);
@@ -256,14 +395,24 @@ test('the chart renders each dashboard file unchanged into its own ConfigMap', a
 
 test('the query readers catch what they must', () => {
   assert.deepEqual(promqlRefs('sum by (reason) (rate(socks4_sessions_total{reply!="90", reason!=""}[5m]))'), {
-    metrics: ['socks4_sessions_total'], matchers: [{ metric: 'socks4_sessions_total', label: 'reply' }, { metric: 'socks4_sessions_total', label: 'reason' }], groupings: ['reason'],
+    metrics: ['socks4_sessions_total'],
+    matchers: [
+      { metric: 'socks4_sessions_total', label: 'reply' },
+      { metric: 'socks4_sessions_total', label: 'reason' },
+    ],
+    groupings: ['reason'],
   });
   assert.deepEqual(promqlRefs('time() - max(socks4_operator_leader)').metrics, ['socks4_operator_leader']);
   assert.deepEqual(promqlRefs('label_values(socks4_active_sessions{namespace=~".*"}, pod)').groupings, ['pod']);
   assert.throws(() => promqlRefs('nosuchfn(socks4_active_sessions)'), /unknown PromQL function/);
   assert.throws(() => interpolateGrafana('rate(x[$nope])', {}), /unknown dashboard variable/);
-  const refs = traceqlRefs('{ resource.service.name = "a.b" && kind = server && span.socks4.reason =~ ".+" && name = "socks4 CONNECT" && duration > 250ms }');
-  assert.deepEqual([refs.spanAttributes, refs.resourceAttributes, refs.spanNames, refs.kinds], [['socks4.reason'], ['service.name'], ['socks4 CONNECT'], ['server']]);
+  const refs = traceqlRefs(
+    '{ resource.service.name = "a.b" && kind = server && span.socks4.reason =~ ".+" && name = "socks4 CONNECT" && duration > 250ms }',
+  );
+  assert.deepEqual(
+    [refs.spanAttributes, refs.resourceAttributes, refs.spanNames, refs.kinds],
+    [['socks4.reason'], ['service.name'], ['socks4 CONNECT'], ['server']],
+  );
   assert.throws(() => traceqlRefs('{ .socks4.reason = "x" }'), /unscoped attribute/);
   assert.throws(() => traceqlRefs('{ kind = sever }'), /unknown span kind/);
   assert.throws(() => traceqlRefs('{ span.a = 1 } | rate()'), /spanset filter|unknown word/);

@@ -38,8 +38,13 @@ after(async () => {
 
 test('a guard refusal names the class or endpoint on the span and in a bounded metric', async () => {
   const cases: [string, number, string | undefined][] = [
-    ['10.1.2.3', 80, 'private'], ['100.64.0.1', 80, 'cgnat'], ['169.254.169.254', 80, 'link-local'], ['127.0.0.1', 80, 'loopback'],
-    ['198.18.0.1', 80, 'benchmarking'], ['255.255.255.255', 80, 'broadcast'], ['10.9.9.9', 80, 'private'],
+    ['10.1.2.3', 80, 'private'],
+    ['100.64.0.1', 80, 'cgnat'],
+    ['169.254.169.254', 80, 'link-local'],
+    ['127.0.0.1', 80, 'loopback'],
+    ['198.18.0.1', 80, 'benchmarking'],
+    ['255.255.255.255', 80, 'broadcast'],
+    ['10.9.9.9', 80, 'private'],
     ['10.1.2.3', 22, undefined], // refused by a rule, not by the guard
   ];
   for (const [ip, port] of cases) {
@@ -48,10 +53,18 @@ test('a guard refusal names the class or endpoint on the span and in a bounded m
     raw.socket.destroy();
   }
   const spans = await harness.waitForSessions(cases.length);
-  assert.deepEqual(spans.map((s) => s.attributes['socks4.guard']), cases.map((c) => c[2]));
-  assert.deepEqual(spans.map((s) => s.attributes['socks4.reason']), cases.map((c) => (c[2] === undefined ? 'RuleDenied' : 'GuardedDestination')));
+  assert.deepEqual(
+    spans.map((s) => s.attributes['socks4.guard']),
+    cases.map((c) => c[2]),
+  );
+  assert.deepEqual(
+    spans.map((s) => s.attributes['socks4.reason']),
+    cases.map((c) => (c[2] === undefined ? 'RuleDenied' : 'GuardedDestination')),
+  );
   const text = await metrics.registry.metrics();
-  const counted = [...text.matchAll(/^socks4_guard_refusals_total\{guard="([^"]+)"\} (\d+)$/gm)].map((m) => `${m[1]}=${m[2]}`).sort();
+  const counted = [...text.matchAll(/^socks4_guard_refusals_total\{guard="([^"]+)"\} (\d+)$/gm)]
+    .map((m) => `${m[1]}=${m[2]}`)
+    .sort();
   assert.deepEqual(counted, ['benchmarking=1', 'broadcast=1', 'cgnat=1', 'link-local=1', 'loopback=1', 'private=2']);
   assert.deepEqual(escaped, []);
 });

@@ -31,17 +31,28 @@ let jaeger: JaegerBackend;
 let echo: Closable & { port: number };
 let dir: string;
 before(async () => {
-  [jaeger, echo, dir] = await Promise.all([startJaeger(), startEchoServer(), mkdtemp(path.join(tmpdir(), 'socks4-jaeger-e2e-'))]);
+  [jaeger, echo, dir] = await Promise.all([
+    startJaeger(),
+    startEchoServer(),
+    mkdtemp(path.join(tmpdir(), 'socks4-jaeger-e2e-')),
+  ]);
   await writeFile(path.join(dir, 'policy.yaml'), POLICY);
 });
 after(async () => {
-  await Promise.all([jaeger?.stop(), echo?.close(), dir === undefined ? undefined : rm(dir, { recursive: true, force: true })]);
+  await Promise.all([
+    jaeger?.stop(),
+    echo?.close(),
+    dir === undefined ? undefined : rm(dir, { recursive: true, force: true }),
+  ]);
 });
 
 /** A proxy process exporting to Jaeger as pod `pod`; resolves once it listens. */
 async function startTracedProxy(pod: string, rules: string[]): Promise<{ cli: CliProcess; port: number }> {
   // Port 0: the kernel picks, the log line tells (no race with other processes for a probed port).
-  const cli = startCli(['proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--drain-grace', '0', ...rules], jaeger.otelEnv({ OTEL_RESOURCE_ATTRIBUTES: `k8s.pod.name=${pod}` }));
+  const cli = startCli(
+    ['proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--drain-grace', '0', ...rules],
+    jaeger.otelEnv({ OTEL_RESOURCE_ATTRIBUTES: `k8s.pod.name=${pod}` }),
+  );
   await cli.waitForOutput(/"listen":"127\.0\.0\.1:\d+".*proxy listening/);
   const port = Number(/"listen":"127\.0\.0\.1:(\d+)"/.exec(cli.output())?.[1]);
   return { cli, port };
@@ -52,12 +63,16 @@ async function startTracedProxy(pod: string, rules: string[]): Promise<{ cli: Cl
  * (API v3, OTLP JSON) there, for a person to read what a user of the backend would see.
  */
 async function dumpTraces(t: TestContext, label: string, traces: Record<string, string>): Promise<void> {
-  for (const [name, traceId] of Object.entries(traces)) t.diagnostic(`${label} ${name}: ${jaeger.queryUrl}/api/v3/traces/${traceId}`);
+  for (const [name, traceId] of Object.entries(traces))
+    t.diagnostic(`${label} ${name}: ${jaeger.queryUrl}/api/v3/traces/${traceId}`);
   const dumpDir = process.env.JAEGER_E2E_DUMP;
   if (dumpDir === undefined || dumpDir === '') return;
   await mkdir(dumpDir, { recursive: true });
   for (const [name, traceId] of Object.entries(traces)) {
-    await writeFile(path.join(dumpDir, `${label}-${name.replace(/\W+/g, '-')}.json`), `${JSON.stringify(await jaeger.getTraceJson(traceId), null, 2)}\n`);
+    await writeFile(
+      path.join(dumpDir, `${label}-${name.replace(/\W+/g, '-')}.json`),
+      `${JSON.stringify(await jaeger.getTraceJson(traceId), null, 2)}\n`,
+    );
   }
 }
 
@@ -82,7 +97,10 @@ test('one trace per session: the SERVER span with its attributes and child spans
     assert.equal(await cli.stop('SIGTERM'), 0, cli.output()); // drain flushes the spans
   }
 
-  const spans = await jaeger.waitForSpans({ service: SERVICE_NAMES.proxy }, (s) => s.filter((x) => x.name === SpanName.Connect).length >= 2);
+  const spans = await jaeger.waitForSpans(
+    { service: SERVICE_NAMES.proxy },
+    (s) => s.filter((x) => x.name === SpanName.Connect).length >= 2,
+  );
   const sessions = spans.filter((s) => s.name === SpanName.Connect);
   assert.equal(sessions.length, 2);
   assert.equal(new Set(sessions.map((s) => s.traceId)).size, 2, 'each session is its own trace');
@@ -119,14 +137,18 @@ test('one trace per session: the SERVER span with its attributes and child spans
   assert.equal(no.attributes['error.type'], Reason.RuleDenied);
   // A policy refusal is the policy working, not a failure (OpenTelemetry SERVER span, like 4xx).
   assert.notEqual(no.status, 'error');
-  assert.deepEqual((traces.get(no.traceId) ?? []).map((s) => s.name), [SpanName.Connect], 'a refusal by rule opens no upstream connect');
+  assert.deepEqual(
+    (traces.get(no.traceId) ?? []).map((s) => s.name),
+    [SpanName.Connect],
+    'a refusal by rule opens no upstream connect',
+  );
 
   // The snapshot the proxy started with is enforced in a trace of its own.
   assert.ok(spans.some((s) => s.name === SpanName.SnapshotEnforce && s.traceId !== ok.traceId));
   await dumpTraces(t, 'session', { granted: ok.traceId, refused: no.traceId });
 });
 
-test('policy push → every pod: the push trace and each pod\'s snapshot enforce span linked to it', async (t) => {
+test("policy push → every pod: the push trace and each pod's snapshot enforce span linked to it", async (t) => {
   let redis: RedisServer | null = null;
   const pods: CliProcess[] = [];
   try {
@@ -143,7 +165,10 @@ test('policy push → every pod: the push trace and each pod\'s snapshot enforce
     for (const pod of pods) await pod.waitForOutput(new RegExp(`"version":"${version}".*rules snapshot loaded`));
     for (const pod of pods) assert.equal(await pod.stop('SIGTERM'), 0, pod.output());
 
-    const [pushSpan] = await jaeger.waitForSpans({ service: SERVICE_NAMES.push, operation: PUSH_SPAN_NAME }, (s) => s.length === 1);
+    const [pushSpan] = await jaeger.waitForSpans(
+      { service: SERVICE_NAMES.push, operation: PUSH_SPAN_NAME },
+      (s) => s.length === 1,
+    );
     assert.ok(pushSpan);
     assert.equal(pushSpan.kind, 'producer');
     assert.equal(pushSpan.parentSpanId, '');
@@ -151,16 +176,32 @@ test('policy push → every pod: the push trace and each pod\'s snapshot enforce
     assert.equal(pushSpan.attributes[ATTR_SNAPSHOT_CHANGED], true);
     assert.equal(pushSpan.attributes['messaging.destination.name'], ruleKeys(prefix).channel);
 
-    const enforced = await jaeger.waitForSpans({ service: SERVICE_NAMES.proxy, operation: SpanName.SnapshotEnforce }, (s) => s.length >= 2);
-    const linked = enforced.filter((s) => s.links.some((l) => l.traceId === pushSpan.traceId && l.spanId === pushSpan.spanId));
-    assert.deepEqual(linked.map((s) => s.resource['k8s.pod.name']).sort(), ['proxy-0', 'proxy-1'], 'both pods link their enforce span to the push');
+    const enforced = await jaeger.waitForSpans(
+      { service: SERVICE_NAMES.proxy, operation: SpanName.SnapshotEnforce },
+      (s) => s.length >= 2,
+    );
+    const linked = enforced.filter((s) =>
+      s.links.some((l) => l.traceId === pushSpan.traceId && l.spanId === pushSpan.spanId),
+    );
+    assert.deepEqual(
+      linked.map((s) => s.resource['k8s.pod.name']).sort(),
+      ['proxy-0', 'proxy-1'],
+      'both pods link their enforce span to the push',
+    );
     for (const s of linked) {
       assert.equal(s.attributes[SocksAttr.SnapshotVersion], version);
       assert.equal(s.attributes[SocksAttr.SnapshotSource], 'redis');
-      assert.notEqual(s.traceId, pushSpan.traceId, 'a link, not a parent: each pod\'s load is its own trace');
+      assert.notEqual(s.traceId, pushSpan.traceId, "a link, not a parent: each pod's load is its own trace");
     }
-    assert.deepEqual(await jaeger.services(), [SERVICE_NAMES.proxy, SERVICE_NAMES.push].sort(), 'every process exported under its service name');
-    await dumpTraces(t, 'propagation', { push: pushSpan.traceId, ...Object.fromEntries(linked.map((s) => [`enforce ${s.resource['k8s.pod.name']}`, s.traceId])) });
+    assert.deepEqual(
+      await jaeger.services(),
+      [SERVICE_NAMES.proxy, SERVICE_NAMES.push].sort(),
+      'every process exported under its service name',
+    );
+    await dumpTraces(t, 'propagation', {
+      push: pushSpan.traceId,
+      ...Object.fromEntries(linked.map((s) => [`enforce ${s.resource['k8s.pod.name']}`, s.traceId])),
+    });
   } finally {
     for (const pod of pods) await pod.stop('SIGKILL');
     await redis?.stop();

@@ -28,10 +28,14 @@ async function writesOf(
     if (slowWriteMs === 0) return (write as (...a: unknown[]) => void)(...args);
     // A slow destination: each write completes slowWriteMs late (a full pipe, a busy disk).
     const done = args.at(-1) as (...r: unknown[]) => void;
-    return (write as (...a: unknown[]) => void)(...args.slice(0, -1), (...r: unknown[]) => setTimeout(() => done(...r), slowWriteMs));
+    return (write as (...a: unknown[]) => void)(...args.slice(0, -1), (...r: unknown[]) =>
+      setTimeout(() => done(...r), slowWriteMs),
+    );
   });
   const { stream, noteWrite } = bufferedDestination(file, { shared });
-  await new Promise<void>((resolve) => (stream as unknown as { once(e: string, f: () => void): void }).once('ready', resolve));
+  await new Promise<void>((resolve) =>
+    (stream as unknown as { once(e: string, f: () => void): void }).once('ready', resolve),
+  );
   for (let i = 0; i < LINES; i++) {
     stream.write(line(i));
     noteWrite(); // as pino's streamWrite hook does for every line
@@ -39,7 +43,8 @@ async function writesOf(
   // No flush here: the destination's own timer must write what is left, even if a write was
   // still in flight at its first tick. Wait (bounded) until every byte landed.
   const deadline = Date.now() + 5_000;
-  while (readFileSync(file).length < LINES * 350 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  while (readFileSync(file).length < LINES * 350 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 10));
   const text = readFileSync(file, 'utf8');
   (stream as unknown as { destroy(): void }).destroy();
   rmSync(dir, { recursive: true, force: true });
@@ -62,7 +67,10 @@ test('alone: whole lines in batches larger than PIPE_BUF, so a quarter of the wr
   const { sizes, text } = await writesOf(false, t);
   assert.ok(text === expected, `the file holds ${text.length} bytes, not the ${expected.length} written, in order`);
   for (const size of sizes) assert.equal(size % 350, 0, `a write of ${size} bytes splits a line`);
-  assert.ok(sizes.some((size) => size > 4096), `writes ${sizes.join(', ')}`);
+  assert.ok(
+    sizes.some((size) => size > 4096),
+    `writes ${sizes.join(', ')}`,
+  );
   assert.ok(sizes.length <= Math.ceil((LINES * 350) / 15_000) + 1, `${sizes.length} writes`);
 });
 

@@ -35,7 +35,10 @@ after(async () => {
 });
 
 const sessionLines = (file: string): { session: string; reply: number }[] =>
-  readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('"session closed"')).map((l) => JSON.parse(l) as { session: string; reply: number });
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"session closed"'))
+    .map((l) => JSON.parse(l) as { session: string; reply: number });
 
 /** Polls `file` (bounded) until `done` holds; returns its text. */
 async function waitForFile(file: string, done: (text: string) => boolean, timeoutMs: number): Promise<string> {
@@ -51,9 +54,15 @@ async function waitForFile(file: string, done: (text: string) => boolean, timeou
 /** The proxy as users run it, stdout to `file` (as a container runtime gives it a file or pipe). */
 async function startProxyLoggingTo(file: string): Promise<{ child: ChildProcess; port: number }> {
   const fd = openSync(file, 'w');
-  const child = spawn(process.execPath, [cliPath, 'proxy', '--policy-file', policyFile, '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0'], {
-    cwd: repoRoot, env: cleanEnv(), stdio: ['ignore', fd, 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [cliPath, 'proxy', '--policy-file', policyFile, '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0'],
+    {
+      cwd: repoRoot,
+      env: cleanEnv(),
+      stdio: ['ignore', fd, 'inherit'],
+    },
+  );
   closeSync(fd);
   children.add(child);
   child.once('exit', () => children.delete(child));

@@ -8,9 +8,20 @@ import { isoTime } from '../../src/telemetry/logging.ts';
 
 test('isoTime prints the same text as pino.stdTimeFunctions.isoTime', (t) => {
   const instants = [
-    0, 1, 9, 10, 99, 100, 999, 1000, 1001,
-    Date.UTC(2026, 11, 31, 23, 59, 59, 999), Date.UTC(2027, 0, 1, 0, 0, 0, 0), Date.UTC(2027, 0, 1, 0, 0, 0, 7),
-    Date.UTC(2026, 5, 15, 12, 30, 45, 50), Date.UTC(2026, 5, 15, 12, 30, 45, 51), // same second, cached
+    0,
+    1,
+    9,
+    10,
+    99,
+    100,
+    999,
+    1000,
+    1001,
+    Date.UTC(2026, 11, 31, 23, 59, 59, 999),
+    Date.UTC(2027, 0, 1, 0, 0, 0, 0),
+    Date.UTC(2027, 0, 1, 0, 0, 0, 7),
+    Date.UTC(2026, 5, 15, 12, 30, 45, 50),
+    Date.UTC(2026, 5, 15, 12, 30, 45, 51), // same second, cached
     Date.UTC(2026, 5, 15, 12, 30, 44, 999), // the clock went back a second
   ];
   for (const now of instants) {

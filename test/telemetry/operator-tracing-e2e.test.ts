@@ -33,39 +33,71 @@ let cluster: TestCluster;
 let dir: string;
 before(async () => {
   [jaeger, redis, cluster, dir] = await Promise.all([
-    startJaeger(), startRedis(), startTestCluster({ watchNamespaces: ['proxies'] }), mkdtemp(path.join(tmpdir(), 'socks4-operator-tracing-')),
+    startJaeger(),
+    startRedis(),
+    startTestCluster({ watchNamespaces: ['proxies'] }),
+    mkdtemp(path.join(tmpdir(), 'socks4-operator-tracing-')),
   ]);
   await writeFile(path.join(dir, 'policy.yaml'), POLICY);
 });
 after(async () => {
-  await Promise.all([jaeger?.stop(), redis?.stop(), cluster?.stop(), dir === undefined ? undefined : rm(dir, { recursive: true, force: true })]);
+  await Promise.all([
+    jaeger?.stop(),
+    redis?.stop(),
+    cluster?.stop(),
+    dir === undefined ? undefined : rm(dir, { recursive: true, force: true }),
+  ]);
 });
 
 /** With JAEGER_E2E_DUMP=DIR also writes Jaeger's answers (API v3, OTLP JSON) there. */
 async function dumpTraces(t: TestContext, traces: Record<string, string>): Promise<void> {
-  for (const [name, traceId] of Object.entries(traces)) t.diagnostic(`operator ${name}: ${jaeger.queryUrl}/api/v3/traces/${traceId}`);
+  for (const [name, traceId] of Object.entries(traces))
+    t.diagnostic(`operator ${name}: ${jaeger.queryUrl}/api/v3/traces/${traceId}`);
   const dumpDir = process.env.JAEGER_E2E_DUMP;
   if (dumpDir === undefined || dumpDir === '') return;
   await mkdir(dumpDir, { recursive: true });
   for (const [name, traceId] of Object.entries(traces)) {
-    await writeFile(path.join(dumpDir, `operator-${name.replace(/\W+/g, '-')}.json`), `${JSON.stringify(await jaeger.getTraceJson(traceId), null, 2)}\n`);
+    await writeFile(
+      path.join(dumpDir, `operator-${name.replace(/\W+/g, '-')}.json`),
+      `${JSON.stringify(await jaeger.getTraceJson(traceId), null, 2)}\n`,
+    );
   }
 }
 
-const childrenOf = (spans: readonly StoredSpan[], parent: StoredSpan): StoredSpan[] => spans.filter((s) => s.parentSpanId === parent.spanId);
+const childrenOf = (spans: readonly StoredSpan[], parent: StoredSpan): StoredSpan[] =>
+  spans.filter((s) => s.parentSpanId === parent.spanId);
 
-test('kubectl apply → operator reconcile and publish → the pod\'s snapshot enforce span, linked, in Jaeger', async (t) => {
+test("kubectl apply → operator reconcile and publish → the pod's snapshot enforce span, linked, in Jaeger", async (t) => {
   const processes: CliProcess[] = [];
   let version: string | undefined;
   try {
     const fleet = ['--redis-url', redis.url, '--redis-prefix', PREFIX];
-    const operator = startCli([
-      'operator', ...fleet, '--kubeconfig', cluster.operatorKubeconfig, '--namespaces', 'proxies', '--lease-namespace', OPERATOR_NAMESPACE,
-      '--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '250ms', '--ops-listen', '127.0.0.1:0',
-    ], jaeger.otelEnv());
+    const operator = startCli(
+      [
+        'operator',
+        ...fleet,
+        '--kubeconfig',
+        cluster.operatorKubeconfig,
+        '--namespaces',
+        'proxies',
+        '--lease-namespace',
+        OPERATOR_NAMESPACE,
+        '--lease-duration',
+        '2s',
+        '--renew-deadline',
+        '1500ms',
+        '--retry-period',
+        '250ms',
+        '--ops-listen',
+        '127.0.0.1:0',
+      ],
+      jaeger.otelEnv(),
+    );
     processes.push(operator);
-    const proxy = startCli(['proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--drain-grace', '0', ...fleet],
-      jaeger.otelEnv({ OTEL_RESOURCE_ATTRIBUTES: 'k8s.pod.name=proxy-0' }));
+    const proxy = startCli(
+      ['proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--drain-grace', '0', ...fleet],
+      jaeger.otelEnv({ OTEL_RESOURCE_ATTRIBUTES: 'k8s.pod.name=proxy-0' }),
+    );
     processes.push(proxy);
     await Promise.all([operator.waitForOutput(/became leader/), proxy.waitForOutput(/proxy listening/)]);
 
@@ -86,9 +118,16 @@ test('kubectl apply → operator reconcile and publish → the pod\'s snapshot e
   }
 
   // The reconcile that published this version, with its publish child span.
-  const operatorSpans = await jaeger.waitForSpans({ service: SERVICE_NAMES.operator, operation: OperatorSpan.ReconcileSnapshot },
-    (spans) => spans.some((s) => s.name === OperatorSpan.ReconcileSnapshot && s.attributes[OperatorAttr.SnapshotVersion] === version));
-  const reconcile = operatorSpans.find((s) => s.name === OperatorSpan.ReconcileSnapshot && s.attributes[OperatorAttr.SnapshotVersion] === version);
+  const operatorSpans = await jaeger.waitForSpans(
+    { service: SERVICE_NAMES.operator, operation: OperatorSpan.ReconcileSnapshot },
+    (spans) =>
+      spans.some(
+        (s) => s.name === OperatorSpan.ReconcileSnapshot && s.attributes[OperatorAttr.SnapshotVersion] === version,
+      ),
+  );
+  const reconcile = operatorSpans.find(
+    (s) => s.name === OperatorSpan.ReconcileSnapshot && s.attributes[OperatorAttr.SnapshotVersion] === version,
+  );
   assert.ok(reconcile);
   assert.equal(reconcile.parentSpanId, '', 'one trace per reconcile');
   assert.equal(reconcile.resource['service.name'], OPERATOR_SERVICE_NAME);
@@ -102,33 +141,64 @@ test('kubectl apply → operator reconcile and publish → the pod\'s snapshot e
   assert.equal(publish.kind, 'producer');
   assert.equal(publish.attributes[OperatorAttr.SnapshotVersion], version);
   assert.equal(publish.attributes[OperatorAttr.SnapshotChanged], true);
-  assert.ok(publish.startMs >= reconcile.startMs && publish.endMs <= reconcile.endMs, 'the publish lies inside its reconcile');
+  assert.ok(
+    publish.startMs >= reconcile.startMs && publish.endMs <= reconcile.endMs,
+    'the publish lies inside its reconcile',
+  );
 
   // The policy's own reconcile: name, namespace, generation, outcome, and the status patch.
-  const policySpans = await jaeger.waitForSpans({ service: SERVICE_NAMES.operator, operation: OperatorSpan.ReconcilePolicy },
-    (spans) => spans.some((s) => s.attributes[OperatorAttr.Outcome] === 'status-patched'));
+  const policySpans = await jaeger.waitForSpans(
+    { service: SERVICE_NAMES.operator, operation: OperatorSpan.ReconcilePolicy },
+    (spans) => spans.some((s) => s.attributes[OperatorAttr.Outcome] === 'status-patched'),
+  );
   const patched = policySpans.find((s) => s.attributes[OperatorAttr.Outcome] === 'status-patched');
   assert.ok(patched);
   assert.equal(patched.attributes[OperatorAttr.PolicyName], 'traced');
   assert.equal(patched.attributes[OperatorAttr.Namespace], 'proxies');
   assert.equal(patched.attributes[OperatorAttr.Generation], 1);
-  assert.deepEqual(childrenOf(policySpans, patched).map((s) => [s.name, s.kind]), [[OperatorSpan.PatchStatus, 'client']]);
-  assert.deepEqual(patched.links.map((l) => [l.traceId, l.spanId]), [[publish.traceId, publish.spanId]], 'the status patch links to the publish that carried the policy');
-  assert.ok(policySpans.some((s) => s.attributes[OperatorAttr.Outcome] === 'finalizer-added' && s.attributes[OperatorAttr.PolicyName] === 'traced'));
+  assert.deepEqual(
+    childrenOf(policySpans, patched).map((s) => [s.name, s.kind]),
+    [[OperatorSpan.PatchStatus, 'client']],
+  );
+  assert.deepEqual(
+    patched.links.map((l) => [l.traceId, l.spanId]),
+    [[publish.traceId, publish.spanId]],
+    'the status patch links to the publish that carried the policy',
+  );
+  assert.ok(
+    policySpans.some(
+      (s) =>
+        s.attributes[OperatorAttr.Outcome] === 'finalizer-added' && s.attributes[OperatorAttr.PolicyName] === 'traced',
+    ),
+  );
 
   // The pod's enforce span links to the publish: apply → operator → pod in one search.
-  const enforced = await jaeger.waitForSpans({ service: SERVICE_NAMES.proxy, operation: SpanName.SnapshotEnforce },
-    (spans) => spans.some((s) => s.attributes[SocksAttr.SnapshotVersion] === version));
+  const enforced = await jaeger.waitForSpans(
+    { service: SERVICE_NAMES.proxy, operation: SpanName.SnapshotEnforce },
+    (spans) => spans.some((s) => s.attributes[SocksAttr.SnapshotVersion] === version),
+  );
   const enforce = enforced.find((s) => s.attributes[SocksAttr.SnapshotVersion] === version);
   assert.ok(enforce);
-  assert.deepEqual(enforce.links.map((l) => [l.traceId, l.spanId]), [[publish.traceId, publish.spanId]], 'the enforce span links to the operator\'s publish');
-  assert.notEqual(enforce.traceId, reconcile.traceId, 'a link, not a parent: the pod\'s load is its own trace');
+  assert.deepEqual(
+    enforce.links.map((l) => [l.traceId, l.spanId]),
+    [[publish.traceId, publish.spanId]],
+    "the enforce span links to the operator's publish",
+  );
+  assert.notEqual(enforce.traceId, reconcile.traceId, "a link, not a parent: the pod's load is its own trace");
   assert.equal(enforce.resource['k8s.pod.name'], 'proxy-0');
   assert.equal(enforce.attributes[SocksAttr.SnapshotSource], 'redis');
   const delayMs = enforce.startMs - publish.startMs;
   assert.ok(delayMs >= 0 && delayMs < 10_000, `propagation delay ${delayMs} ms`);
   t.diagnostic(`propagation delay publish → enforce: ${delayMs.toFixed(1)} ms`);
 
-  assert.deepEqual(await jaeger.services(), [SERVICE_NAMES.operator, SERVICE_NAMES.proxy].sort(), 'every process exported under its service name');
-  await dumpTraces(t, { reconcile: reconcile.traceId, 'policy reconcile': patched.traceId, 'enforce proxy-0': enforce.traceId });
+  assert.deepEqual(
+    await jaeger.services(),
+    [SERVICE_NAMES.operator, SERVICE_NAMES.proxy].sort(),
+    'every process exported under its service name',
+  );
+  await dumpTraces(t, {
+    reconcile: reconcile.traceId,
+    'policy reconcile': patched.traceId,
+    'enforce proxy-0': enforce.traceId,
+  });
 });

@@ -57,7 +57,18 @@ test('OTEL_* variables alone: the session trace and the metrics reach an OTLP re
 
   const exported = receiver.received
     .filter((r) => r.path === '/v1/metrics')
-    .flatMap((r) => (r.body as { resourceMetrics: { scopeMetrics: { metrics: { name: string; sum?: { dataPoints: { asDouble?: number; attributes: KeyValue[] }[] } }[] }[] }[] }).resourceMetrics)
+    .flatMap(
+      (r) =>
+        (
+          r.body as {
+            resourceMetrics: {
+              scopeMetrics: {
+                metrics: { name: string; sum?: { dataPoints: { asDouble?: number; attributes: KeyValue[] }[] } }[];
+              }[];
+            }[];
+          }
+        ).resourceMetrics,
+    )
     .flatMap((rm) => rm.scopeMetrics.flatMap((sm) => sm.metrics));
   const sessions = exported.find((m) => m.name === 'socks4_sessions_total');
   assert.ok(sessions?.sum, `metrics exported: ${exported.map((m) => m.name).join(', ')}`);

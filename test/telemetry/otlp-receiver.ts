@@ -24,10 +24,11 @@ export async function startOtlpReceiver(): Promise<{ url: string; received: Rece
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     received,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -38,10 +39,19 @@ export const attr = (list: KeyValue[] | undefined, key: string): unknown => {
 };
 
 /** Every span of every /v1/traces export, with its resource attributes. */
-export function receivedSpans(received: readonly Received[]): { name: string; attributes: KeyValue[]; links?: unknown[]; resource: KeyValue[] }[] {
-  type Body = { resourceSpans?: { resource: { attributes: KeyValue[] }; scopeSpans: { spans: { name: string; attributes: KeyValue[]; links?: unknown[] }[] }[] }[] };
+export function receivedSpans(
+  received: readonly Received[],
+): { name: string; attributes: KeyValue[]; links?: unknown[]; resource: KeyValue[] }[] {
+  type Body = {
+    resourceSpans?: {
+      resource: { attributes: KeyValue[] };
+      scopeSpans: { spans: { name: string; attributes: KeyValue[]; links?: unknown[] }[] }[];
+    }[];
+  };
   return received
     .filter((r) => r.path === '/v1/traces')
     .flatMap((r) => (r.body as Body).resourceSpans ?? [])
-    .flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans.map((span) => ({ ...span, resource: rs.resource.attributes }))));
+    .flatMap((rs) =>
+      rs.scopeSpans.flatMap((ss) => ss.spans.map((span) => ({ ...span, resource: rs.resource.attributes }))),
+    );
 }

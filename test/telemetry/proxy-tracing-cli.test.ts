@@ -12,19 +12,31 @@ import { attr, receivedSpans, startOtlpReceiver } from './otlp-receiver.ts';
 test('proxy CLI: traces configured by OTEL_* only, flushed on drain', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'socks4-tracing-'));
   const policyFile = path.join(dir, 'policy.yaml');
-  await writeFile(policyFile, `
+  await writeFile(
+    policyFile,
+    `
 apiVersion: socks4-fleet.io/v1alpha1
 kind: Socks4Policy
 metadata: {name: local}
 spec:
   rules:
     - {name: loopback, action: Allow, to: {cidrs: ["127.0.0.1/32"]}}
-`);
+`,
+  );
   const receiver = await startOtlpReceiver();
   const echo = await startEchoServer();
   const port = await freePort();
   const cli = startCli(
-    ['proxy', '--listen', `127.0.0.1:${port}`, '--ops-listen', '127.0.0.1:0', '--policy-file', policyFile, '--redact-userids'],
+    [
+      'proxy',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--ops-listen',
+      '127.0.0.1:0',
+      '--policy-file',
+      policyFile,
+      '--redact-userids',
+    ],
     {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',

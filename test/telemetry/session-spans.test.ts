@@ -119,10 +119,16 @@ test('granted CONNECT: a SERVER span named for the command, an upstream-connect 
       'socks4.bytes.from_client': 9,
       'socks4.bytes.to_client': 9,
     });
-    assert.deepEqual(span.events.map((e) => e.name), ['socks4.reply', 'socks4.established']);
+    assert.deepEqual(
+      span.events.map((e) => e.name),
+      ['socks4.reply', 'socks4.established'],
+    );
     assert.equal(span.events[0]?.attributes?.['socks4.reply.code'], 90);
     const children = h.childrenOf(span);
-    assert.deepEqual(children.map((c) => c.name), ['socks4 upstream connect']);
+    assert.deepEqual(
+      children.map((c) => c.name),
+      ['socks4 upstream connect'],
+    );
     const connect = children[0]!;
     assertNested(span, connect);
     assert.equal(connect.kind, SpanKind.CLIENT);
@@ -150,22 +156,28 @@ test('denied by a rule: status unset, error.type the reason, reply 91, the decid
     assert.equal(span.attributes['socks4.rule.id'], 'proxies/traced/no-discard');
     assert.equal(span.attributes['socks4.userid'], 'bob');
     assert.deepEqual(h.childrenOf(span), []);
-    assert.deepEqual(span.events.map((e) => e.name), ['socks4.reply']);
+    assert.deepEqual(
+      span.events.map((e) => e.name),
+      ['socks4.reply'],
+    );
   });
 });
 
 test('no rule matched, USERIDs redacted by configuration', async () => {
-  await withTraces(async (h, proxyPort) => {
-    const { reply, raw } = await exchange(proxyPort, socks4Request(1, 80, '10.1.2.3', 'secret-user'));
-    assert.equal(reply[1], 91);
-    await raw.closed;
-    const [span] = await h.waitForSessions(1);
-    assert.ok(span);
-    assertRefused(span, 'NoRuleMatched', 91);
-    assert.equal('socks4.userid' in span.attributes, false);
-    assert.equal('socks4.rule.id' in span.attributes, false);
-    assert.equal(JSON.stringify(span.attributes).includes('secret-user'), false);
-  }, { redactUserIds: true });
+  await withTraces(
+    async (h, proxyPort) => {
+      const { reply, raw } = await exchange(proxyPort, socks4Request(1, 80, '10.1.2.3', 'secret-user'));
+      assert.equal(reply[1], 91);
+      await raw.closed;
+      const [span] = await h.waitForSessions(1);
+      assert.ok(span);
+      assertRefused(span, 'NoRuleMatched', 91);
+      assert.equal('socks4.userid' in span.attributes, false);
+      assert.equal('socks4.rule.id' in span.attributes, false);
+      assert.equal(JSON.stringify(span.attributes).includes('secret-user'), false);
+    },
+    { redactUserIds: true },
+  );
 });
 
 test('limited: a limits child per session; the refused one has error.type RateLimited, status unset', async () => {
@@ -180,25 +192,31 @@ spec:
       to: {cidrs: ["127.0.0.1/32"]}
       limits: {connectionRate: {perSecond: 0.01, burst: 1, key: Rule}}
 `;
-  await withTraces(async (h, proxyPort) => {
-    await grantedSession(proxyPort, echo.port, 'x');
-    const { reply, raw } = await exchange(proxyPort, socks4Request(1, echo.port, '127.0.0.1'));
-    assert.equal(reply[1], 91);
-    await raw.closed;
-    const [first, second] = await h.waitForSessions(2);
-    assert.ok(first && second);
-    const okLimits = h.childrenOf(first).find((c) => c.name === 'socks4 limits');
-    assert.ok(okLimits);
-    assert.equal(okLimits.status.code, SpanStatusCode.UNSET);
-    assert.equal(okLimits.attributes['socks4.rule.id'], 'default/capped/one-per-minute');
-    assertRefused(second, 'RateLimited', 91);
-    const children = h.childrenOf(second);
-    assert.deepEqual(children.map((c) => c.name), ['socks4 limits']);
-    assertNested(second, children[0]!);
-    // The limits check worked: it decided "over the limit". Not an error; error.type says why.
-    assert.equal(children[0]!.status.code, SpanStatusCode.UNSET);
-    assert.equal(children[0]!.attributes['error.type'], 'RateLimited');
-  }, { policy: limited });
+  await withTraces(
+    async (h, proxyPort) => {
+      await grantedSession(proxyPort, echo.port, 'x');
+      const { reply, raw } = await exchange(proxyPort, socks4Request(1, echo.port, '127.0.0.1'));
+      assert.equal(reply[1], 91);
+      await raw.closed;
+      const [first, second] = await h.waitForSessions(2);
+      assert.ok(first && second);
+      const okLimits = h.childrenOf(first).find((c) => c.name === 'socks4 limits');
+      assert.ok(okLimits);
+      assert.equal(okLimits.status.code, SpanStatusCode.UNSET);
+      assert.equal(okLimits.attributes['socks4.rule.id'], 'default/capped/one-per-minute');
+      assertRefused(second, 'RateLimited', 91);
+      const children = h.childrenOf(second);
+      assert.deepEqual(
+        children.map((c) => c.name),
+        ['socks4 limits'],
+      );
+      assertNested(second, children[0]!);
+      // The limits check worked: it decided "over the limit". Not an error; error.type says why.
+      assert.equal(children[0]!.status.code, SpanStatusCode.UNSET);
+      assert.equal(children[0]!.attributes['error.type'], 'RateLimited');
+    },
+    { policy: limited },
+  );
 });
 
 test('ident failed: the ident child is ERROR, the session has error.type IdentMismatch with status unset, reply 93', async () => {
@@ -215,22 +233,28 @@ spec:
       ident: Required
 `;
   try {
-    await withTraces(async (h, proxyPort) => {
-      const { reply, raw } = await exchange(proxyPort, socks4Request(1, echo.port, '127.0.0.1', 'alice'));
-      assert.equal(reply[1], 93);
-      await raw.closed;
-      const [span] = await h.waitForSessions(1);
-      assert.ok(span);
-      assertRefused(span, 'IdentMismatch', 93);
-      const children = h.childrenOf(span);
-      assert.deepEqual(children.map((c) => c.name), ['socks4 ident']);
-      const ident = children[0]!;
-      assertNested(span, ident);
-      assert.equal(ident.kind, SpanKind.CLIENT);
-      assert.equal(ident.status.code, SpanStatusCode.ERROR);
-      assert.equal(ident.attributes['error.type'], 'IdentMismatch');
-      assert.equal(ident.attributes['server.address'], '127.0.0.1');
-    }, { policy: identPolicy, config: { identPort: identd.port } });
+    await withTraces(
+      async (h, proxyPort) => {
+        const { reply, raw } = await exchange(proxyPort, socks4Request(1, echo.port, '127.0.0.1', 'alice'));
+        assert.equal(reply[1], 93);
+        await raw.closed;
+        const [span] = await h.waitForSessions(1);
+        assert.ok(span);
+        assertRefused(span, 'IdentMismatch', 93);
+        const children = h.childrenOf(span);
+        assert.deepEqual(
+          children.map((c) => c.name),
+          ['socks4 ident'],
+        );
+        const ident = children[0]!;
+        assertNested(span, ident);
+        assert.equal(ident.kind, SpanKind.CLIENT);
+        assert.equal(ident.status.code, SpanStatusCode.ERROR);
+        assert.equal(ident.attributes['error.type'], 'IdentMismatch');
+        assert.equal(ident.attributes['server.address'], '127.0.0.1');
+      },
+      { policy: identPolicy, config: { identPort: identd.port } },
+    );
   } finally {
     await identd.close();
   }
@@ -294,7 +318,13 @@ test('SOCKS4a: a DNS child with the name asked; a failed lookup is ERROR DnsFail
     assert.ok(ok && bad);
     assert.equal(ok.attributes['socks4.destination.host'], 'echo.test');
     assert.equal(ok.attributes['socks4.destination.ip'], '127.0.0.1');
-    assert.deepEqual(h.childrenOf(ok).map((c) => c.name).sort(), ['socks4 dns lookup', 'socks4 upstream connect']);
+    assert.deepEqual(
+      h
+        .childrenOf(ok)
+        .map((c) => c.name)
+        .sort(),
+      ['socks4 dns lookup', 'socks4 upstream connect'],
+    );
     const connect = h.childrenOf(ok).find((c) => c.name === 'socks4 upstream connect');
     assert.equal(connect?.attributes['server.address'], 'echo.test');
     assert.equal(connect?.attributes['network.peer.address'], '127.0.0.1');
@@ -335,7 +365,10 @@ test('BIND: socks4 BIND span, a bind-accept child, both replies as events', asyn
     assert.equal(span.status.code, SpanStatusCode.UNSET);
     assert.equal(span.attributes['socks4.command'], 'bind');
     assert.equal(span.attributes['socks4.bytes.from_client'], 7);
-    assert.deepEqual(span.events.map((e) => e.name), ['socks4.reply', 'socks4.established']);
+    assert.deepEqual(
+      span.events.map((e) => e.name),
+      ['socks4.reply', 'socks4.established'],
+    );
     const [accept] = h.childrenOf(span);
     assert.ok(accept);
     assert.equal(accept.name, 'socks4 bind accept');
@@ -425,7 +458,13 @@ test('1 000 sessions of every outcome leave no span unended', async () => {
     assert.equal(h.counts.started, h.counts.ended);
     assert.equal(h.counts.started, 1000 + 500); // granted and upstream-refused have a connect child
     const byReason = new Map<unknown, number>();
-    for (const s of spans) byReason.set(s.attributes['socks4.reason'], (byReason.get(s.attributes['socks4.reason']) ?? 0) + 1);
-    assert.deepEqual(Object.fromEntries(byReason), { undefined: 250, RuleDenied: 250, ClientAborted: 250, UpstreamRefused: 250 });
+    for (const s of spans)
+      byReason.set(s.attributes['socks4.reason'], (byReason.get(s.attributes['socks4.reason']) ?? 0) + 1);
+    assert.deepEqual(Object.fromEntries(byReason), {
+      undefined: 250,
+      RuleDenied: 250,
+      ClientAborted: 250,
+      UpstreamRefused: 250,
+    });
   });
 });

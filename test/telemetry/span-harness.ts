@@ -39,16 +39,20 @@ export function createSpanHarness(options: { redactUserIds?: boolean; sampler?: 
     sampler: options.sampler ?? new AlwaysOnSampler(),
     spanProcessors: [counter, new SimpleSpanProcessor({ exporter })],
   });
-  const unsubscribe = subscribeSessionSpans(provider.getTracer('test'), { redactUserIds: options.redactUserIds === true });
+  const unsubscribe = subscribeSessionSpans(provider.getTracer('test'), {
+    redactUserIds: options.redactUserIds === true,
+  });
   let subscribed = true;
   const sessionSpans = (): ReadableSpan[] => exporter.getFinishedSpans().filter((s) => s.kind === 1 /* SERVER */);
-  const sameSpan = (a: SpanContext | undefined, b: SpanContext): boolean => a?.spanId === b.spanId && a.traceId === b.traceId;
+  const sameSpan = (a: SpanContext | undefined, b: SpanContext): boolean =>
+    a?.spanId === b.spanId && a.traceId === b.traceId;
   return {
     exporter,
     counts,
     spans: () => exporter.getFinishedSpans(),
     sessionSpans,
-    childrenOf: (parent) => exporter.getFinishedSpans().filter((s) => sameSpan(s.parentSpanContext, parent.spanContext())),
+    childrenOf: (parent) =>
+      exporter.getFinishedSpans().filter((s) => sameSpan(s.parentSpanContext, parent.spanContext())),
     async waitForSessions(n, timeoutMs = 5000) {
       const deadline = Date.now() + timeoutMs;
       while (sessionSpans().length < n && Date.now() < deadline) await sleep(5);

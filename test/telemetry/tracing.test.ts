@@ -24,7 +24,10 @@ test('tracing is opt-in: on only with an exporter or endpoint, off when disabled
     [{ OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'otlp' }, false],
     [{ OTEL_SDK_DISABLED: 'false', OTEL_TRACES_EXPORTER: 'otlp' }, true],
     [{ OTEL_TRACES_SAMPLER: 'always_off', OTEL_TRACES_EXPORTER: 'otlp' }, false],
-    [{ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1', OTEL_TRACES_EXPORTER: 'otlp' }, true],
+    [
+      { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1', OTEL_TRACES_EXPORTER: 'otlp' },
+      true,
+    ],
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: '  ' }, false],
   ];
   for (const [env, expected] of cases) assert.equal(tracesConfigured(env), expected, JSON.stringify(env));
@@ -35,13 +38,28 @@ test('tracing is opt-in: on only with an exporter or endpoint, off when disabled
 });
 
 test('traceparent: formatted per W3C, parsed back; malformed or all-zero ids are refused', () => {
-  const ctx = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: TraceFlags.SAMPLED };
+  const ctx = {
+    traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+    spanId: '00f067aa0ba902b7',
+    traceFlags: TraceFlags.SAMPLED,
+  };
   const header = formatTraceparent(ctx);
   assert.equal(header, '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
   assert.deepEqual(parseTraceparent(header), { ...ctx, isRemote: true });
   assert.equal(formatTraceparent({ ...ctx, traceFlags: TraceFlags.NONE }).slice(-3), '-00');
-  assert.equal(parseTraceparent('01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future')?.spanId, '00f067aa0ba902b7');
-  for (const bad of ['', 'garbage', 'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra', '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', '00-00000000000000000000000000000000-00f067aa0ba902b7-01', '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01']) {
+  assert.equal(
+    parseTraceparent('01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future')?.spanId,
+    '00f067aa0ba902b7',
+  );
+  for (const bad of [
+    '',
+    'garbage',
+    'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra',
+    '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01',
+    '00-00000000000000000000000000000000-00f067aa0ba902b7-01',
+    '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01',
+  ]) {
     assert.equal(parseTraceparent(bad), null, bad);
   }
 });
@@ -66,12 +84,15 @@ test('snapshot enforce: a span per loaded snapshot, linked to the publisher when
     assert.equal(linked.name, 'socks4 snapshot enforce');
     assert.equal(linked.kind, SpanKind.INTERNAL);
     assert.equal(linked.parentSpanContext, undefined);
-    assert.deepEqual({ ...linked.attributes }, {
-      'socks4.snapshot.version': 'abc123def456',
-      'socks4.snapshot.source': 'redis://fleet',
-      'socks4.snapshot.rule_count': 7,
-      'socks4.snapshot.policy_count': 2,
-    });
+    assert.deepEqual(
+      { ...linked.attributes },
+      {
+        'socks4.snapshot.version': 'abc123def456',
+        'socks4.snapshot.source': 'redis://fleet',
+        'socks4.snapshot.rule_count': 7,
+        'socks4.snapshot.policy_count': 2,
+      },
+    );
     assert.equal(linked.links.length, 1);
     assert.equal(linked.links[0]?.context.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
     assert.equal(linked.links[0]?.context.spanId, '00f067aa0ba902b7');
@@ -102,9 +123,20 @@ test('a session the sampler drops records nothing: no span, no child, nothing st
 
 test('prom-client → OTLP: counters as monotonic sums, gauges, histograms with per-bucket counts', () => {
   const registry = new client.Registry();
-  const sessions = new client.Counter({ name: 'socks4_sessions_total', help: 'h1', labelNames: ['reply'], registers: [registry] });
+  const sessions = new client.Counter({
+    name: 'socks4_sessions_total',
+    help: 'h1',
+    labelNames: ['reply'],
+    registers: [registry],
+  });
   const active = new client.Gauge({ name: 'socks4_active_sessions', help: 'h2', registers: [registry] });
-  const handshake = new client.Histogram({ name: 'socks4_handshake_duration_seconds', help: 'h3', labelNames: ['reply'], buckets: [0.01, 0.1], registers: [registry] });
+  const handshake = new client.Histogram({
+    name: 'socks4_handshake_duration_seconds',
+    help: 'h3',
+    labelNames: ['reply'],
+    buckets: [0.01, 0.1],
+    registers: [registry],
+  });
   sessions.inc({ reply: '90' }, 3);
   sessions.inc({ reply: '91' });
   active.set(5);
@@ -117,7 +149,13 @@ test('prom-client → OTLP: counters as monotonic sums, gauges, histograms with 
     const sum = byName.get('socks4_sessions_total');
     assert.ok(sum && sum.dataPointType === DataPointType.SUM);
     assert.equal(sum.isMonotonic, true);
-    assert.deepEqual(sum.dataPoints.map((p) => [p.attributes, p.value]), [[{ reply: '90' }, 3], [{ reply: '91' }, 1]]);
+    assert.deepEqual(
+      sum.dataPoints.map((p) => [p.attributes, p.value]),
+      [
+        [{ reply: '90' }, 3],
+        [{ reply: '91' }, 1],
+      ],
+    );
     assert.deepEqual(sum.dataPoints[0]?.startTime, start);
     const gauge = byName.get('socks4_active_sessions');
     assert.ok(gauge && gauge.dataPointType === DataPointType.GAUGE);

@@ -33,7 +33,10 @@ async function apply(doc: unknown): Promise<string> {
 }
 
 const clusterPolicy = (name: string, spec: Record<string, unknown>) => ({
-  apiVersion: 'socks4-fleet.io/v1alpha1', kind: 'ClusterSocks4Policy', metadata: { name }, spec,
+  apiVersion: 'socks4-fleet.io/v1alpha1',
+  kind: 'ClusterSocks4Policy',
+  metadata: { name },
+  spec,
 });
 
 test('the CRD is cluster-scoped, established, with a Tier column and short name', async () => {
@@ -49,7 +52,15 @@ test('Pass in tier Admin is accepted, tier defaults to Admin, and the proxy vali
   const stored = JSON.parse(await cluster.kubectl('get', 'cs4p', 'guard', '-o', 'json'));
   assert.equal(stored.spec.tier, 'Admin');
   assert.equal(stored.metadata.namespace, undefined);
-  assert.deepEqual(validatePolicy({ apiVersion: stored.apiVersion, kind: stored.kind, metadata: { name: stored.metadata.name }, spec: stored.spec }), []);
+  assert.deepEqual(
+    validatePolicy({
+      apiVersion: stored.apiVersion,
+      kind: stored.kind,
+      metadata: { name: stored.metadata.name },
+      spec: stored.spec,
+    }),
+    [],
+  );
 });
 
 test('the API server refuses Pass in a Baseline policy, and Pass in a namespaced Socks4Policy', async () => {
@@ -58,9 +69,16 @@ test('the API server refuses Pass in a Baseline policy, and Pass in a namespaced
     /Pass hands a request to the namespace tier/,
   );
   await assert.rejects(
-    apply({ apiVersion: 'socks4-fleet.io/v1alpha1', kind: 'Socks4Policy', metadata: { name: 'p', namespace: 'default' }, spec: { rules: [{ name: 'p', action: 'Pass' }] } }),
+    apply({
+      apiVersion: 'socks4-fleet.io/v1alpha1',
+      kind: 'Socks4Policy',
+      metadata: { name: 'p', namespace: 'default' },
+      spec: { rules: [{ name: 'p', action: 'Pass' }] },
+    }),
     /Unsupported value: "Pass"/,
   );
   await assert.rejects(apply(clusterPolicy('bad-tier', { tier: 'Low', rules: [] })), /Unsupported value: "Low"/);
-  await apply(clusterPolicy('base', { tier: 'Baseline', rules: [{ name: 'dns', action: 'Allow', to: { ports: ['53'] } }] }));
+  await apply(
+    clusterPolicy('base', { tier: 'Baseline', rules: [{ name: 'dns', action: 'Allow', to: { ports: ['53'] } }] }),
+  );
 });

@@ -10,7 +10,12 @@ import { RedisPodDirectory } from '../../src/rules/pod-directory.ts';
 import { createLogger } from '../../src/telemetry/logging.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 
-function pod(namespace: string, name: string, ips: string[], extra: { hostNetwork?: boolean; phase?: string } = {}): ObservedPod {
+function pod(
+  namespace: string,
+  name: string,
+  ips: string[],
+  extra: { hostNetwork?: boolean; phase?: string } = {},
+): ObservedPod {
   return {
     metadata: { namespace, name },
     spec: { ...(extra.hostNetwork === undefined ? {} : { hostNetwork: extra.hostNetwork }) },
@@ -21,7 +26,9 @@ function pod(namespace: string, name: string, ips: string[], extra: { hostNetwor
 describe('pod addresses (pure)', () => {
   it('counts status.podIPs (or podIP), one spelling each; not hostNetwork, not finished pods', () => {
     assert.deepEqual(podAddresses(pod('a', 'p', ['127.0.0.12', 'FD00::1'])), ['127.0.0.12', 'fd00::1']);
-    assert.deepEqual(podAddresses({ metadata: { namespace: 'a', name: 'p' }, status: { podIP: '127.0.0.13' } }), ['127.0.0.13']);
+    assert.deepEqual(podAddresses({ metadata: { namespace: 'a', name: 'p' }, status: { podIP: '127.0.0.13' } }), [
+      '127.0.0.13',
+    ]);
     assert.deepEqual(podAddresses(pod('a', 'p', ['127.0.0.12'], { hostNetwork: true })), []);
     assert.deepEqual(podAddresses(pod('a', 'p', ['127.0.0.12'], { phase: 'Succeeded' })), []);
     assert.deepEqual(podAddresses(pod('a', 'p', ['127.0.0.12'], { phase: 'Failed' })), []);
@@ -93,7 +100,10 @@ describe('pod addresses through Redis', () => {
     const publisher = new PodAddressPublisher({ redis: operatorSide, prefix: PREFIX, index, logger });
     try {
       publisher.start();
-      await until('the full sync', async () => directory.namespaceOf('127.0.0.12') === 'team-a' && directory.namespaceOf('127.0.0.99') === null);
+      await until(
+        'the full sync',
+        async () => directory.namespaceOf('127.0.0.12') === 'team-a' && directory.namespaceOf('127.0.0.99') === null,
+      );
       assert.deepEqual(await observer.hgetall(keys.addresses), { '127.0.0.12': 'team-a' });
 
       // Watch what one pod change sends: exactly its address, never the rules channel.
@@ -130,9 +140,18 @@ describe('pod addresses through Redis', () => {
       await server.restart(); // empty: no persistence
       // Until the publisher writes again, the proxy keeps the map it held.
       assert.equal(directory.namespaceOf('127.0.0.30'), 'team-c');
-      await until('the map rewritten', async () => (await observer.hget(podKeys(`${PREFIX}-restart`).addresses, '127.0.0.30').catch(() => null)) === 'team-c', 10_000);
+      await until(
+        'the map rewritten',
+        async () =>
+          (await observer.hget(podKeys(`${PREFIX}-restart`).addresses, '127.0.0.30').catch(() => null)) === 'team-c',
+        10_000,
+      );
       publisher.changed(index.update('team-c/api', pod('team-c', 'api', ['127.0.0.31'])));
-      await until('the re-addressed pod', () => directory.namespaceOf('127.0.0.31') === 'team-c' && directory.namespaceOf('127.0.0.30') === null, 10_000);
+      await until(
+        'the re-addressed pod',
+        () => directory.namespaceOf('127.0.0.31') === 'team-c' && directory.namespaceOf('127.0.0.30') === null,
+        10_000,
+      );
     } finally {
       await publisher.stop();
       await directory.stop();

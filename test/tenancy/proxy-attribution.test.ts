@@ -17,8 +17,18 @@ import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { socks4Request } from '../helpers/servers.ts';
 
 const policies: Socks4Policy[] = [
-  { apiVersion: 'socks4-fleet.io/v1alpha1', kind: 'Socks4Policy', metadata: { name: 'lockdown', namespace: 'team-b' }, spec: { priority: 0, rules: [{ name: 'all', action: 'Deny' }] } },
-  { apiVersion: 'socks4-fleet.io/v1alpha1', kind: 'Socks4Policy', metadata: { name: 'open', namespace: 'team-a' }, spec: { rules: [{ name: 'sink', action: 'Allow', to: { cidrs: ['127.0.0.1/32'] } }] } },
+  {
+    apiVersion: 'socks4-fleet.io/v1alpha1',
+    kind: 'Socks4Policy',
+    metadata: { name: 'lockdown', namespace: 'team-b' },
+    spec: { priority: 0, rules: [{ name: 'all', action: 'Deny' }] },
+  },
+  {
+    apiVersion: 'socks4-fleet.io/v1alpha1',
+    kind: 'Socks4Policy',
+    metadata: { name: 'open', namespace: 'team-a' },
+    spec: { rules: [{ name: 'sink', action: 'Allow', to: { cidrs: ['127.0.0.1/32'] } }] },
+  },
 ];
 
 let server: RedisServer;
@@ -40,7 +50,10 @@ async function connectFrom(proxy: ProxyProcess, source: string): Promise<number>
   try {
     await once(socket, 'connect');
     socket.write(socks4Request(1, sink.port, '127.0.0.1', 'u'));
-    const [chunk] = (await Promise.race([once(socket, 'data'), once(socket, 'close').then(() => [Buffer.alloc(0)])])) as [Buffer];
+    const [chunk] = (await Promise.race([
+      once(socket, 'data'),
+      once(socket, 'close').then(() => [Buffer.alloc(0)]),
+    ])) as [Buffer];
     return chunk.length >= 2 ? (chunk[1] as number) : -1;
   } finally {
     socket.destroy();
@@ -62,9 +75,20 @@ describe('a proxy attributes clients through the pod address map', () => {
   const index = new PodAddressIndex();
   before(async () => {
     await publishSnapshot(redis, prefix, policies, { source: 'test', tenancy: 'Namespaced' });
-    index.update('team-a/a', { metadata: { namespace: 'team-a', name: 'a' }, status: { podIPs: [{ ip: '127.0.0.21' }] } });
-    index.update('team-b/b', { metadata: { namespace: 'team-b', name: 'b' }, status: { podIPs: [{ ip: '127.0.0.22' }] } });
-    publisher = new PodAddressPublisher({ redis, prefix, index, logger: createLogger({ level: 'warn', destination: 2 }) });
+    index.update('team-a/a', {
+      metadata: { namespace: 'team-a', name: 'a' },
+      status: { podIPs: [{ ip: '127.0.0.21' }] },
+    });
+    index.update('team-b/b', {
+      metadata: { namespace: 'team-b', name: 'b' },
+      status: { podIPs: [{ ip: '127.0.0.22' }] },
+    });
+    publisher = new PodAddressPublisher({
+      redis,
+      prefix,
+      index,
+      logger: createLogger({ level: 'warn', destination: 2 }),
+    });
     publisher.start();
     await publisher.settled();
     proxy = await startProxyProcess(['--redis-url', server.url, '--redis-prefix', prefix]);
@@ -81,25 +105,39 @@ describe('a proxy attributes clients through the pod address map', () => {
   });
 
   it('a pod that moves to team-a is allowed once the publisher wrote one field', async () => {
-    publisher.changed(index.update('team-b/b', { metadata: { namespace: 'team-b', name: 'b' }, status: { podIPs: [{ ip: '127.0.0.24' }] } }));
-    publisher.changed(index.update('team-a/c', { metadata: { namespace: 'team-a', name: 'c' }, status: { podIPs: [{ ip: '127.0.0.22' }] } }));
+    publisher.changed(
+      index.update('team-b/b', {
+        metadata: { namespace: 'team-b', name: 'b' },
+        status: { podIPs: [{ ip: '127.0.0.24' }] },
+      }),
+    );
+    publisher.changed(
+      index.update('team-a/c', {
+        metadata: { namespace: 'team-a', name: 'c' },
+        status: { podIPs: [{ ip: '127.0.0.22' }] },
+      }),
+    );
     await until('127.0.0.22 now team-a', async () => (await connectFrom(proxy, '127.0.0.22')) === 90);
     assert.equal(await connectFrom(proxy, '127.0.0.24'), 91);
   });
 });
 
 describe('the same policies pushed Shared (policy push, no pods) apply to every client', () => {
-  it('team-b\'s Deny-all at priority 0 refuses everyone, as before tenancy', async () => {
+  it("team-b's Deny-all at priority 0 refuses everyone, as before tenancy", async () => {
     const prefix = 'shared';
     await publishSnapshot(redis, prefix, policies, { source: 'test' });
     const proxy = await startProxyProcess(['--redis-url', server.url, '--redis-prefix', prefix]);
     try {
       await until('a snapshot', async () => (await connectFrom(proxy, '127.0.0.21')) !== -1);
-      for (const source of ['127.0.0.21', '127.0.0.22', '127.0.0.23']) assert.equal(await connectFrom(proxy, source), 91, source);
+      for (const source of ['127.0.0.21', '127.0.0.22', '127.0.0.23'])
+        assert.equal(await connectFrom(proxy, source), 91, source);
       // Refused by team-b's rule (not for want of a snapshot), also for team-a's pod address.
       // Each source's refusal names the rule (the probe above may have logged one more line).
-      const refusedByRule = (source: string): boolean => proxy.log().split('\n')
-        .some((l) => l.includes('"rule":"team-b/lockdown/all"') && l.includes(`"client":"${source}"`));
+      const refusedByRule = (source: string): boolean =>
+        proxy
+          .log()
+          .split('\n')
+          .some((l) => l.includes('"rule":"team-b/lockdown/all"') && l.includes(`"client":"${source}"`));
       await until('the refusals logged', async () => ['127.0.0.21', '127.0.0.22', '127.0.0.23'].every(refusedByRule));
     } finally {
       await proxy.kill();

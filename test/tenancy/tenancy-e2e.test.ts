@@ -17,7 +17,14 @@ import { getOps, startProxyProcess, startSink, type ProxyProcess } from '../help
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { socks4Request } from '../helpers/servers.ts';
 import {
-  closeRedisClient, connectRedis, createPolicy, loadKubeConfig, readPublished, startTestCluster, waitFor, type TestCluster,
+  closeRedisClient,
+  connectRedis,
+  createPolicy,
+  loadKubeConfig,
+  readPublished,
+  startTestCluster,
+  waitFor,
+  type TestCluster,
 } from '../operator/cluster.ts';
 
 const PREFIX = 'tenancy-e2e';
@@ -46,11 +53,17 @@ before(async () => {
   }
   // The issue's reproduction: team-b's priority-0 Deny-all, and team-a's Allow.
   await createPolicy(cluster.admin, 'team-b', 'lockdown', { priority: 0, rules: [{ name: 'all', action: 'Deny' }] });
-  await createPolicy(cluster.admin, 'team-a', 'open', { rules: [{ name: 'sink', action: 'Allow', to: { cidrs: toSink } }] });
+  await createPolicy(cluster.admin, 'team-a', 'open', {
+    rules: [{ name: 'sink', action: 'Allow', to: { cidrs: toSink } }],
+  });
   await cluster.admin.createClusterCustomObject({
-    group: GROUP, version: VERSION, plural: CLUSTER_PLURAL,
+    group: GROUP,
+    version: VERSION,
+    plural: CLUSTER_PLURAL,
     body: {
-      apiVersion: `${GROUP}/${VERSION}`, kind: 'ClusterSocks4Policy', metadata: { name: 'guard' },
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'ClusterSocks4Policy',
+      metadata: { name: 'guard' },
       spec: {
         priority: 10,
         rules: [
@@ -76,7 +89,9 @@ before(async () => {
   });
   await waitFor('all three policies published', async () => {
     const view = await readPublished(redis, PREFIX);
-    return view !== null && view.document.policies.length === 3 && view.document.tenancy === 'Namespaced' ? true : undefined;
+    return view !== null && view.document.policies.length === 3 && view.document.tenancy === 'Namespaced'
+      ? true
+      : undefined;
   });
   proxy = await startProxyProcess(['--redis-url', redisServer.url, '--redis-prefix', PREFIX]);
 });
@@ -89,14 +104,21 @@ after(async () => {
 });
 
 async function createPod(namespace: string, name: string, ip: string): Promise<void> {
-  await core.createNamespacedPod({ namespace, body: { metadata: { name }, spec: { containers: [{ name: 'app', image: 'registry.invalid/app' }] } } });
+  await core.createNamespacedPod({
+    namespace,
+    body: { metadata: { name }, spec: { containers: [{ name: 'app', image: 'registry.invalid/app' }] } },
+  });
   await setPodAddress(namespace, name, ip);
 }
 
 async function setPodAddress(namespace: string, name: string, ip: string): Promise<void> {
   await core.patchNamespacedPodStatus({
-    namespace, name,
-    body: [{ op: 'add', path: '/status/podIP', value: ip }, { op: 'add', path: '/status/podIPs', value: [{ ip }] }],
+    namespace,
+    name,
+    body: [
+      { op: 'add', path: '/status/podIP', value: ip },
+      { op: 'add', path: '/status/podIPs', value: [{ ip }] },
+    ],
   });
 }
 
@@ -129,10 +151,19 @@ async function connectFrom(source: string, userId: string, onPort?: (port: numbe
   }
 }
 
-interface LoggedSession { reply: number; clientPort?: number; tier?: string; clientNamespace?: string; rule?: string; reason?: string }
+interface LoggedSession {
+  reply: number;
+  clientPort?: number;
+  tier?: string;
+  clientNamespace?: string;
+  rule?: string;
+  reason?: string;
+}
 
 function sessionsFrom(source: string): LoggedSession[] {
-  return proxy.log().split('\n')
+  return proxy
+    .log()
+    .split('\n')
     .filter((l) => l.includes('"msg":"session ') && l.includes(`"client":"${source}"`))
     .map((l) => JSON.parse(l) as LoggedSession);
 }
@@ -145,26 +176,48 @@ async function decide(source: string, userId: string): Promise<LoggedSession> {
   // Found by its client port: log lines are buffered (up to 100 ms), so the lines of earlier
   // sessions from the same address may still be arriving.
   let port = -1;
-  const code = await connectFrom(source, userId, (p) => { port = p; });
-  const logged = await waitFor(`the session from ${source}:${port} logged`, () => sessionsFrom(source).find((s) => s.clientPort === port), 5_000, 10);
+  const code = await connectFrom(source, userId, (p) => {
+    port = p;
+  });
+  const logged = await waitFor(
+    `the session from ${source}:${port} logged`,
+    () => sessionsFrom(source).find((s) => s.clientPort === port),
+    5_000,
+    10,
+  );
   assert.equal(logged.reply, code);
   return logged;
 }
 
 /** Polls until `source` gets `code`; returns how long that took after `since`. */
 async function untilReply(source: string, userId: string, code: number, since: number): Promise<number> {
-  return await waitFor(`${source} to get ${code}`, async () => ((await connectFrom(source, userId)) === code ? performance.now() - since : undefined), 10_000, 20);
+  return await waitFor(
+    `${source} to get ${code}`,
+    async () => ((await connectFrom(source, userId)) === code ? performance.now() - since : undefined),
+    10_000,
+    20,
+  );
 }
 
-test('pods are attributed to their namespace; team-b\'s priority-0 Deny-all leaves team-a alone', async () => {
+test("pods are attributed to their namespace; team-b's priority-0 Deny-all leaves team-a alone", async () => {
   await createPod('team-a', 'client-a', '127.0.0.11');
   await createPod('team-b', 'client-b', '127.0.0.12');
   await untilReply('127.0.0.11', 'alice', 90, performance.now());
-  assert.deepEqual(pick(await decide('127.0.0.11', 'alice')), { reply: 90, tier: 'Namespace', clientNamespace: 'team-a', rule: 'team-a/open/sink' });
-  assert.deepEqual(pick(await decide('127.0.0.12', 'bob')), { reply: 91, tier: 'Namespace', clientNamespace: 'team-b', rule: 'team-b/lockdown/all' });
+  assert.deepEqual(pick(await decide('127.0.0.11', 'alice')), {
+    reply: 90,
+    tier: 'Namespace',
+    clientNamespace: 'team-a',
+    rule: 'team-a/open/sink',
+  });
+  assert.deepEqual(pick(await decide('127.0.0.12', 'bob')), {
+    reply: 91,
+    tier: 'Namespace',
+    clientNamespace: 'team-b',
+    rule: 'team-b/lockdown/all',
+  });
 });
 
-test('a client that is no pod is governed by cluster policies alone: team-a\'s Allow does not reach it', async () => {
+test("a client that is no pod is governed by cluster policies alone: team-a's Allow does not reach it", async () => {
   const logged = await decide('127.0.0.13', 'alice');
   assert.equal(logged.reply, 91);
   assert.equal(logged.tier, 'Default');
@@ -173,19 +226,40 @@ test('a client that is no pod is governed by cluster policies alone: team-a\'s A
 });
 
 test('a cluster Deny beats a namespace Allow', async () => {
-  assert.deepEqual(pick(await decide('127.0.0.11', 'blocked')), { reply: 91, tier: 'Cluster', clientNamespace: 'team-a', rule: 'guard/no-blocked' });
+  assert.deepEqual(pick(await decide('127.0.0.11', 'blocked')), {
+    reply: 91,
+    tier: 'Cluster',
+    clientNamespace: 'team-a',
+    rule: 'guard/no-blocked',
+  });
 });
 
 test('Pass skips the rest of the cluster tier and the namespace decides', async () => {
-  assert.deepEqual(pick(await decide('127.0.0.11', 'passed')), { reply: 90, tier: 'Namespace', clientNamespace: 'team-a', rule: 'team-a/open/sink' });
+  assert.deepEqual(pick(await decide('127.0.0.11', 'passed')), {
+    reply: 90,
+    tier: 'Namespace',
+    clientNamespace: 'team-a',
+    rule: 'team-a/open/sink',
+  });
   // In team-b the same Pass lands on the Deny-all.
-  assert.deepEqual(pick(await decide('127.0.0.12', 'passed')), { reply: 91, tier: 'Namespace', clientNamespace: 'team-b', rule: 'team-b/lockdown/all' });
+  assert.deepEqual(pick(await decide('127.0.0.12', 'passed')), {
+    reply: 91,
+    tier: 'Namespace',
+    clientNamespace: 'team-b',
+    rule: 'team-b/lockdown/all',
+  });
 });
 
 test('the namespace shows in metrics, with the tier', async () => {
   const { body } = await getOps(proxy.opsPort, '/metrics');
-  assert.match(body, /^socks4_tenant_sessions_total\{client_namespace="team-a",tier="Namespace",decision="allow"\} [1-9]/m);
-  assert.match(body, /^socks4_tenant_sessions_total\{client_namespace="team-b",tier="Namespace",decision="deny"\} [1-9]/m);
+  assert.match(
+    body,
+    /^socks4_tenant_sessions_total\{client_namespace="team-a",tier="Namespace",decision="allow"\} [1-9]/m,
+  );
+  assert.match(
+    body,
+    /^socks4_tenant_sessions_total\{client_namespace="team-b",tier="Namespace",decision="deny"\} [1-9]/m,
+  );
   assert.match(body, /^socks4_tenant_sessions_total\{client_namespace="",tier="Default",decision="deny"\} [1-9]/m);
 });
 
@@ -199,7 +273,11 @@ test(`a re-addressed pod changes its clients' tier within ${ATTRIBUTION_BOUND_MS
   t.diagnostic(`re-addressed pod attributed after ${Math.round(took)} ms`);
   assert.ok(took < ATTRIBUTION_BOUND_MS, `the new address was attributed after ${Math.round(took)} ms`);
   const old = await decide('127.0.0.15', 'alice');
-  assert.deepEqual([old.reply, old.tier, old.clientNamespace], [91, 'Default', undefined], 'the old address is no pod any more');
+  assert.deepEqual(
+    [old.reply, old.tier, old.clientNamespace],
+    [91, 'Default', undefined],
+    'the old address is no pod any more',
+  );
   assert.equal((await readPublished(redis, PREFIX))?.version, snapshotBefore, 'pod changes never republish the rules');
   assert.equal(await redis.hget(podKeys(PREFIX).addresses, '127.0.0.16'), 'team-a');
   assert.equal(await redis.hget(podKeys(PREFIX).addresses, '127.0.0.15'), null);
