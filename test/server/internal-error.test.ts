@@ -13,6 +13,7 @@ import { channels, type SessionInfo } from '../../src/telemetry/events.ts';
 import { logEvents } from '../../src/telemetry/logging.ts';
 import { connectUpstream } from '../../src/server/upstream.ts';
 import {
+  allowLoopbackPolicy,
   exchange,
   socks4Request,
   startEchoServer,
@@ -21,15 +22,6 @@ import {
   type TestProxy,
 } from '../helpers/servers.ts';
 
-const policy = `
-apiVersion: socks4-fleet.io/v1alpha1
-kind: Socks4Policy
-metadata: {name: p}
-spec:
-  rules:
-    - {name: r, action: Allow, to: {cidrs: ["127.0.0.1/32"]}}
-`;
-
 let echo: Closable;
 let proxy: TestProxy;
 /** Destination ports whose dial throws as a bug would; every other port is dialled for real. */
@@ -37,7 +29,7 @@ const buggyPort = 9;
 
 before(async () => {
   echo = await startEchoServer();
-  proxy = await startProxy(policy, {
+  proxy = await startProxy(allowLoopbackPolicy, {
     dial: (ip, port, timeoutMs) => {
       if (port === buggyPort) throw new TypeError('dial bug: cannot read properties of undefined');
       return connectUpstream(ip, port, timeoutMs);
