@@ -37,6 +37,7 @@ import { PodAddressPublisher } from './pod-publisher.ts';
 import { clusterPolicyResource, PolicyInformer, type PolicyStore, type WatchedResource } from './policy-informer.ts';
 import type { WorkQueueOptions } from './queue.ts';
 import { entriesFromSnapshot, type PublishedSnapshot } from './reconcile.ts';
+import { errorMessage } from '../src/errors.ts';
 
 export interface LeaseOptions {
   readonly namespace: string;
@@ -264,7 +265,7 @@ async function readPublishedSnapshot(
     return entriesFromSnapshot(version, parseSnapshotDocument(json, version).document.policies);
   } catch (error) {
     logger.warn(
-      { version, err: (error as Error).message },
+      { version, err: errorMessage(error) },
       'the published snapshot cannot be read back; starting from the cluster alone',
     );
     return null;

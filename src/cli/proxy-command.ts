@@ -40,6 +40,7 @@ import { openRedisMode, redisModeHelp, redisModeOptions, watchRedisMode } from '
 import { maskRedisUrl } from '../redis/problems.ts';
 import path from 'node:path';
 import { runSupervisor, workerLink } from './workers.ts';
+import { errorMessage } from '../errors.ts';
 
 /**
  * The defaults of the proxy's other flags, read by `options` and by the help text below; the
@@ -184,7 +185,7 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     try {
       return parseEndpointSpec(text, GuardedRange.GuardEndpoint, `--guard-endpoint ${text}`);
     } catch (error) {
-      throw new UsageError(`--guard-endpoint: ${(error as Error).message}`);
+      throw new UsageError(`--guard-endpoint: ${errorMessage(error)}`);
     }
   });
   const listen = parseHostPort('listen', values.listen);
