@@ -20,6 +20,7 @@ import { readRedisFlags, redactRedisUrl, redisFlagOptions, redisFlagsHelp } from
 import { createLogger } from '../src/telemetry/logging.ts';
 import { startTracing } from '../src/telemetry/tracing.ts';
 import { DEFAULT_WORKERS, startOperator, type Operator } from './operator.ts';
+import { errorMessage } from '../src/errors.ts';
 
 /** service.name of the operator's traces (unless OTEL_SERVICE_NAME says otherwise). */
 export const OPERATOR_SERVICE_NAME = 'socks4-fleet-operator';
@@ -136,7 +137,7 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
     else kubeConfig.loadFromFile(values.kubeconfig);
   } catch (error) {
     io.stderr(
-      `cannot load Kubernetes credentials${values.kubeconfig === undefined ? '' : ` from ${values.kubeconfig}`}: ${(error as Error).message}\n`,
+      `cannot load Kubernetes credentials${values.kubeconfig === undefined ? '' : ` from ${values.kubeconfig}`}: ${errorMessage(error)}\n`,
     );
     return 1;
   }
@@ -183,7 +184,7 @@ export async function runOperator(argv: string[], io: CliIO, env: NodeJS.Process
             argv.every((a) => !a.startsWith('--ops-listen')),
             error as NodeJS.ErrnoException,
           ).message
-        : `cannot start: ${(error as Error).message}`;
+        : `cannot start: ${errorMessage(error)}`;
     io.stderr(`socks4-fleet operator: ${message}\n`);
     await tracing.shutdown();
     logger.flush();

@@ -25,6 +25,7 @@ import {
   type PublishedSnapshot,
 } from './reconcile.ts';
 import { policyId } from '../src/policy/types.ts';
+import { asError } from '../src/errors.ts';
 
 /** Not a valid `namespace/name`: cannot collide with a policy key. */
 export const SNAPSHOT_KEY = '(snapshot)';
@@ -76,7 +77,7 @@ async function inSpan<T>(name: string, kind: SpanKind, fn: (span: Span) => Promi
     try {
       return await fn(span);
     } catch (error) {
-      span.recordException(error as Error);
+      span.recordException(asError(error));
       span.setStatus({ code: SpanStatusCode.ERROR, message: describeApiError(error) });
       throw error;
     } finally {
@@ -157,7 +158,7 @@ export class Controller {
           const retryInMs = this.#queue.addRateLimited(key);
           this.#options.metrics.reconciles.inc({ kind, result: 'error' });
           span.setAttribute(OperatorAttr.Outcome, 'error');
-          span.recordException(error as Error);
+          span.recordException(asError(error));
           span.setStatus({ code: SpanStatusCode.ERROR, message: describeApiError(error) });
           this.#options.logger.warn(
             { key, retryInMs, failures: this.#queue.failures(key), err: describeApiError(error) },

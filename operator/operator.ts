@@ -37,6 +37,8 @@ import { PodAddressPublisher } from './pod-publisher.ts';
 import { clusterPolicyResource, PolicyInformer, type PolicyStore, type WatchedResource } from './policy-informer.ts';
 import type { WorkQueueOptions } from './queue.ts';
 import { entriesFromSnapshot, type PublishedSnapshot } from './reconcile.ts';
+import { readDuration } from '../src/cli/durations.ts';
+import { errorMessage } from '../src/errors.ts';
 
 export interface LeaseOptions {
   readonly namespace: string;
@@ -83,7 +85,9 @@ export interface Operator {
 }
 
 export const DEFAULT_WORKERS = 8;
-export const DEFAULT_RESYNC_MS = 5 * 60_000;
+// The flag table holds the default (the CLI and the chart read it there); the table cannot read
+// it from here without loading the Kubernetes client into every proxy.
+export const DEFAULT_RESYNC_MS = readDuration('resync', undefined);
 // Publishing a large snapshot is one big SET; the proxy's 500 ms command budget is for sessions.
 const REDIS_COMMAND_TIMEOUT_MS = 5_000;
 
@@ -264,7 +268,7 @@ async function readPublishedSnapshot(
     return entriesFromSnapshot(version, parseSnapshotDocument(json, version).document.policies);
   } catch (error) {
     logger.warn(
-      { version, err: (error as Error).message },
+      { version, err: errorMessage(error) },
       'the published snapshot cannot be read back; starting from the cluster alone',
     );
     return null;

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { RedisClient } from '../src/redis/connection.ts';
 import { POD_RESYNC, podKeys, type PodKeys } from '../src/rules/redis-keys.ts';
 import type { PodAddressIndex } from './pod-addresses.ts';
+import { errorMessage } from '../src/errors.ts';
 
 /** After a failed write, the next attempt (the dirty addresses are kept). */
 const RETRY_MS = 1_000;
@@ -126,7 +127,7 @@ export class PodAddressPublisher {
         else this.#published.set(address, ns);
       }
     } catch (error) {
-      logger.warn({ err: (error as Error).message, retryInMs: RETRY_MS }, 'publishing pod addresses failed; retrying');
+      logger.warn({ err: errorMessage(error), retryInMs: RETRY_MS }, 'publishing pod addresses failed; retrying');
       clearTimeout(this.#timer);
       this.#timer = setTimeout(() => this.#schedule(), RETRY_MS);
       this.#timer.unref();

@@ -3,6 +3,8 @@
 // Time comes in as an argument; nothing here talks to Kubernetes or Redis (operator/controller.ts
 // carries the decisions out). Validation is the proxy's own (src/policy), so the operator never
 // publishes anything a pod would refuse.
+import type { POLICY_STATUS } from '../src/policy/schema.ts';
+import type { Assert, Deep, Same, SchemaType } from '../src/policy/schema-types.ts';
 import { validatePolicy, formatIssue } from '../src/policy/validate.ts';
 import {
   API_VERSION,
@@ -57,6 +59,11 @@ export interface PolicyStatus {
   readonly enforcement?: Enforcement;
   readonly conditions: readonly Condition[];
 }
+
+// Compile-time proof that PolicyStatus is the CRD's `status` (src/policy/schema.ts): the same
+// fields, types and values (conditions included). Only optionality differs: the schema requires no
+// field (a stored status may predate one), the operator always writes three. Nothing here runs.
+export type PolicyStatusCheck = Assert<Same<Deep<Partial<PolicyStatus>>, Deep<SchemaType<typeof POLICY_STATUS>>>>;
 
 /** One policy as it stands in the published snapshot. */
 export interface PublishedEntry {

@@ -80,3 +80,21 @@ export class SocksError extends Error {
     this.reason = reason;
   }
 }
+
+/**
+ * The message of anything a `catch` caught, for the one-line errors users read. An Error (or an
+ * error object from another realm, which has a string `message` but fails `instanceof`) gives its
+ * message unchanged; anything else thrown (a string, null) gives `String(error)` instead of
+ * "undefined" or a TypeError inside the handler.
+ */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === 'object' && error !== null && 'message' in error && typeof error.message === 'string')
+    return error.message;
+  return String(error);
+}
+
+/** The caught value as an Error, for APIs that take one (span.recordException, onError hooks). */
+export function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(errorMessage(error), { cause: error });
+}

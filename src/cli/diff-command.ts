@@ -11,6 +11,7 @@ import { buildSnapshotDocument } from '../rules/snapshot-document.ts';
 import { DURATIONS } from './durations.ts';
 import { UsageError, type CliIO } from './args.ts';
 import { describeLiveRules, LiveRulesError, liveRulesOptions, readLiveRules } from './live-rules.ts';
+import { errorMessage } from '../errors.ts';
 
 export const diffHelp = `Usage: socks4-fleet policy diff FILE (--redis-url URL | env REDIS_URL) [options]
 
@@ -54,7 +55,7 @@ export async function runPolicyDiff(argv: string[], io: CliIO, env: NodeJS.Proce
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    io.stderr(`${file}: cannot read: ${(error as Error).message}\n`);
+    io.stderr(`${file}: cannot read: ${errorMessage(error)}\n`);
     return 2;
   }
   const { policies, issues } = loadPolicyText(text, file);

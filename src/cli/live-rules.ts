@@ -7,6 +7,7 @@ import { closeRedisClient, createRedisClient, waitForReady } from '../redis/conn
 import { ruleKeys, VERSION_PATTERN } from '../rules/redis-keys.ts';
 import { parseSnapshotDocument, type ParsedSnapshot } from '../rules/snapshot-document.ts';
 import { DURATIONS, durationOption, readDuration } from './durations.ts';
+import { errorMessage } from '../errors.ts';
 
 export const liveRulesOptions = {
   ...redisFlagOptions,
@@ -61,14 +62,14 @@ export async function readLiveRules(
       json = await client.get(keys.snapshot(version));
     } catch (error) {
       if (error instanceof LiveRulesError) throw error;
-      throw new LiveRulesError(`reading rules from Redis: ${(error as Error).message}`);
+      throw new LiveRulesError(`reading rules from Redis: ${errorMessage(error)}`);
     }
     if (json === null) throw new LiveRulesError(`snapshot ${version} is named by ${keys.pointer} but missing`);
     let parsed: ParsedSnapshot;
     try {
       parsed = parseSnapshotDocument(json, version, now);
     } catch (error) {
-      throw new LiveRulesError((error as Error).message);
+      throw new LiveRulesError(errorMessage(error));
     }
     const created = Date.parse(parsed.document.createdAt);
     return { ...parsed, prefix, ageMs: Number.isNaN(created) ? null : Math.max(0, now - created) };

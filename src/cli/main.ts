@@ -7,6 +7,7 @@ import { runPolicyExplain, runPolicyValidate } from './policy-command.ts';
 import { runProxy } from './proxy-command.ts';
 import { runPolicyPush } from './push-command.ts';
 import { processIO, StartupError, UsageError, type CliIO } from './args.ts';
+import { errorMessage } from '../errors.ts';
 
 const help = `Usage: socks4-fleet <command> [options]
 
@@ -76,7 +77,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     return await command(rest, io);
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
-      io.stderr(`socks4-fleet ${name}: ${(error as Error).message}\n(see socks4-fleet ${name} --help)\n`);
+      io.stderr(`socks4-fleet ${name}: ${errorMessage(error)}\n(see socks4-fleet ${name} --help)\n`);
       return 2;
     }
     if (error instanceof StartupError) {
@@ -93,7 +94,10 @@ if (import.meta.main) {
       process.exitCode = code;
     },
     (error: unknown) => {
-      process.stderr.write(`socks4-fleet: ${(error as Error).stack ?? String(error)}\n`);
+      // A bug, not a user's mistake: the stack when there is one.
+      process.stderr.write(
+        `socks4-fleet: ${error instanceof Error ? (error.stack ?? String(error)) : errorMessage(error)}\n`,
+      );
       process.exit(1);
     },
   );

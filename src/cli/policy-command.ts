@@ -26,6 +26,7 @@ import { DURATIONS } from './durations.ts';
 import { UsageError } from './args.ts';
 import type { CliIO } from './args.ts';
 import { describeLiveRules, LiveRulesError, liveRulesOptions, readLiveRules } from './live-rules.ts';
+import { errorMessage } from '../errors.ts';
 
 const VALIDATE_HELP = `Usage: socks4-fleet policy validate FILE...
 
@@ -99,7 +100,7 @@ async function loadFiles(files: readonly string[]): Promise<LoadedFiles> {
       }
       text = await readFile(file, 'utf8');
     } catch (error) {
-      issues.push({ path: file, message: `cannot read: ${(error as Error).message}` });
+      issues.push({ path: file, message: `cannot read: ${errorMessage(error)}` });
       continue;
     }
     const loaded = loadPolicyText(text, file);
@@ -281,7 +282,7 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
       try {
         spec = parseEndpointSpec(text, GuardedRange.GuardEndpoint, `--guard-endpoint ${text}`);
       } catch (error) {
-        throw new UsageError(`--guard-endpoint: ${(error as Error).message}`);
+        throw new UsageError(`--guard-endpoint: ${errorMessage(error)}`);
       }
       return {
         kind: spec.kind,
@@ -355,9 +356,7 @@ export async function runPolicyExplain(argv: string[], io: CliIO, deps: ExplainD
         destIp = requireIpv4('dst', await deps.lookup(dest.host));
         io.stdout(`resolve:  ${dest.host} -> ${destIp} (system resolver)\n`);
       } catch (error) {
-        io.stdout(
-          `resolve:  ${dest.host} failed: ${(error as Error).message} (pass --resolved IP to explain anyway)\n`,
-        );
+        io.stdout(`resolve:  ${dest.host} failed: ${errorMessage(error)} (pass --resolved IP to explain anyway)\n`);
         printDecision(io, { action: 'deny', reason: 'DnsFailed', rule: null, ident: 'Off', limits: null });
         return 0;
       }

@@ -40,6 +40,7 @@ import { openRedisMode, redisModeHelp, redisModeOptions, watchRedisMode } from '
 import { maskRedisUrl } from '../redis/problems.ts';
 import path from 'node:path';
 import { runSupervisor, workerLink } from './workers.ts';
+import { errorMessage } from '../errors.ts';
 
 /**
  * The defaults of the proxy's other flags, read by `options` and by the help text below; the
@@ -184,7 +185,7 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     try {
       return parseEndpointSpec(text, GuardedRange.GuardEndpoint, `--guard-endpoint ${text}`);
     } catch (error) {
-      throw new UsageError(`--guard-endpoint: ${(error as Error).message}`);
+      throw new UsageError(`--guard-endpoint: ${errorMessage(error)}`);
     }
   });
   const listen = parseHostPort('listen', values.listen);
@@ -217,18 +218,22 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     return runSupervisor({ argv, count: workers, listenHost: listen.host, ops, logger });
   const unsubscribeLogs = logEvents(logger, { redactUserIds: values['redact-userids'] });
   // Fleet mode shares rules and limits through Redis; the limiter's close() also closes the connection.
-  const fleet = file === undefined ? openRedisMode(values, env) : null;
+  // File mode or fleet mode, exactly one (checked above): one value, so the types know it too.
+  const { fleet, policyFile } =
+    file === undefined ? { fleet: openRedisMode(values, env), policyFile: null } : { fleet: null, policyFile: file };
   const redisWatch =
     fleet === null
       ? null
       : watchRedisMode(fleet, logger, readDuration('snapshot-warn-interval', values['snapshot-warn-interval']));
   const rulesFrom =
     fleet === null
-      ? `file ${path.resolve(file as string)}`
+      ? `file ${path.resolve(policyFile)}`
       : `redis ${maskRedisUrl(fleet.target.url)} prefix ${fleet.prefix}`;
-  const rules: RuleSource = fleet?.rules ?? new FileRuleSource(file as string, { allowEmpty: values['allow-empty'] });
-  let lastRuleError: Error | null = null;
-  rules.on('error', (error: Error) => void (lastRuleError = error)); // logged through the snapshot:error channel
+  const rules: RuleSource =
+    fleet === null ? new FileRuleSource(policyFile, { allowEmpty: values['allow-empty'] }) : fleet.rules;
+  // A field, not a `let`: a `let` assigned only in a callback stays typed as its initial null.
+  const ruleErrors: { last: Error | null } = { last: null };
+  rules.on('error', (error: Error) => void (ruleErrors.last = error)); // logged through the snapshot:error channel
   const limiter: Limiter = fleet?.limiter ?? createMemoryLimiter();
   const dnsMaxInFlight = parseCount('dns-max-in-flight', values['dns-max-in-flight']);
   const resolver = createResolver({
@@ -311,7 +316,7 @@ export async function runProxy(argv: string[], io: CliIO, env: NodeJS.ProcessEnv
     // A pod in fleet mode without a snapshot yet runs unready (/readyz 503, sessions refused) until
     // one is published; only a policy file that cannot be loaded is fatal.
     if (rules.current() === null && fleet === null) {
-      const why = (lastRuleError as Error | null)?.message ?? 'no rules loaded';
+      const why = ruleErrors.last?.message ?? 'no rules loaded';
       throw new StartupError(
         `--policy-file ${file}: not started, the file holds no usable rules: ${why}. Fix it (socks4-fleet policy validate ${file} lists every problem)`,
       );

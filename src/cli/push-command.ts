@@ -27,6 +27,7 @@ import { SocksAttr } from '../telemetry/session-spans.ts';
 import { activeTraceparent, startTracing, TRACER_NAME } from '../telemetry/tracing.ts';
 import { UsageError, type CliIO } from './args.ts';
 import { durationHelp, durationOption, readDuration } from './durations.ts';
+import { asError, errorMessage } from '../errors.ts';
 
 /** service.name of a traced push (unless OTEL_SERVICE_NAME says otherwise). */
 export const PUSH_SERVICE_NAME = 'socks4-fleet-push';
@@ -82,7 +83,7 @@ export async function runPolicyPush(argv: string[], io: CliIO, env: NodeJS.Proce
     }
     text = await readFile(file, 'utf8');
   } catch (error) {
-    io.stderr(`${file}: cannot read: ${(error as Error).message}\n`);
+    io.stderr(`${file}: cannot read: ${errorMessage(error)}\n`);
     return 1;
   }
   const { policies, issues } = loadPolicyText(text, file);
@@ -183,8 +184,8 @@ async function publishPolicies(
     );
     return 0;
   } catch (error) {
-    span.recordException(error as Error);
-    return failed(`push failed: ${(error as Error).message}`);
+    span.recordException(asError(error));
+    return failed(`push failed: ${errorMessage(error)}`);
   } finally {
     await closeRedisClient(client);
   }

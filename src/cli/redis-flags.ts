@@ -7,6 +7,7 @@ import type { RedisConnectionOptions } from '../redis/connection.ts';
 import { parseRedisUrl } from '../redis/connection.ts';
 import { checkPrefix, DEFAULT_PREFIX } from '../redis/keys.ts';
 import { maskRedisUrl } from '../redis/problems.ts';
+import { errorMessage } from '../errors.ts';
 
 export const redisFlagOptions = {
   'redis-url': { type: 'string' },
@@ -79,7 +80,7 @@ export function readRedisFlags(
   try {
     parseRedisUrl(url);
   } catch (error) {
-    throw new UsageError(`${from}: ${(error as Error).message}`);
+    throw new UsageError(`${from}: ${errorMessage(error)}`);
   }
   const prefix = values['redis-prefix'] ?? DEFAULT_PREFIX;
   const problem = checkPrefix(prefix);
@@ -90,7 +91,7 @@ export function readRedisFlags(
     try {
       tlsCa = readFileSync(caFile);
     } catch (error) {
-      throw new UsageError(`--redis-tls-ca: cannot read ${caFile}: ${(error as Error).message}`);
+      throw new UsageError(`--redis-tls-ca: cannot read ${caFile}: ${errorMessage(error)}`);
     }
   }
   const sentinels =

@@ -2,6 +2,7 @@
 // while the session runs, a timer pushes the expiry forward every third of the lease time (one
 // script call per key, not per session). When the pod dies the renewals stop and its sessions
 // free themselves within one lease time; nothing has to notice the crash.
+import { asError } from '../errors.ts';
 
 export interface LeaseRenewerOptions {
   readonly ttlMs: number;
@@ -51,7 +52,7 @@ export class LeaseRenewer {
     for (const [key, members] of this.#byKey) {
       this.#opts
         .renew(key, this.#opts.ttlMs, [...members])
-        .catch((error: unknown) => this.#opts.onError(error as Error));
+        .catch((error: unknown) => this.#opts.onError(asError(error)));
     }
   }
 

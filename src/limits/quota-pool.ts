@@ -5,6 +5,7 @@
 // and the next grants pay it back. So the fleet as a whole stays within the rate (plus one
 // second's burst per pod that joins), and the relay never waits on a network call.
 import type { BandwidthGate } from './types.ts';
+import { asError } from '../errors.ts';
 
 /** Top up when the balance falls under half a second's worth. */
 const LOW_WATER_SECONDS = 0.5;
@@ -96,7 +97,7 @@ export class QuotaPool {
     this.#opts.grant(key, bucket.bytesPerSecond, want).then(
       (granted) => this.#credit(key, bucket, granted),
       (error: unknown) => {
-        this.#opts.onError(error as Error);
+        this.#opts.onError(asError(error));
         const now = this.#opts.clock();
         const local = this.#opts.failOpen ? ((now - bucket.creditedAt) * bucket.bytesPerSecond) / 1000 : 0;
         this.#credit(

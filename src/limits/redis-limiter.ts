@@ -18,6 +18,7 @@ import { createMemoryLimiter } from './memory-limiter.ts';
 import { ReleaseQueue } from './release-queue.ts';
 import { createBandwidthGate, createTokenBucket } from './token-bucket.ts';
 import type { Admission, AdmitRequest, BandwidthGate, Lease, Limiter } from './types.ts';
+import { asError } from '../errors.ts';
 
 export type FailMode = 'open' | 'closed';
 
@@ -157,7 +158,7 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
           (late) => void (late.code === 0 && releases.add(sessions.key, sessions.member)),
           () => {},
         );
-      return unavailable(req, error as Error);
+      return unavailable(req, asError(error));
     } finally {
       clearTimeout(timer);
     }

@@ -1,5 +1,6 @@
-// The policy engine's public surface: the server, the rule sources, the operator and the CLI
-// import from here.
+// The policy engine's surface in one import, for the benches (bench/policy-engine.ts,
+// bench/policy-worst-case.ts, bench/fleet-scaling.ts). Code in src/ and operator/ imports the
+// files it needs directly.
 
 export * from './types.ts';
 export { loadPolicyText } from './load.ts';

@@ -8,6 +8,7 @@ import type { Issue, Socks4Policy } from './types.ts';
 import { isRecord } from './validate-fields.ts';
 import { MAX_MATCH_COST_PER_SET } from './match-cost.ts';
 import { policyMatchCost, validatePolicy } from './validate.ts';
+import { errorMessage } from '../errors.ts';
 
 export interface LoadResult {
   /** Valid documents only, with `metadata.namespace` and `spec.priority` defaults filled in. */
@@ -38,7 +39,7 @@ export function loadPolicyText(text: string, sourceName: string): LoadResult {
     try {
       value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
     } catch (err) {
-      issues.push({ path: docLabel, message: firstLine((err as Error).message) });
+      issues.push({ path: docLabel, message: firstLine(errorMessage(err)) });
       return;
     }
     if (value === null || value === undefined) return;

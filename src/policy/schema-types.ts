@@ -29,14 +29,14 @@ export type SchemaType<S> = S extends { readonly enum: readonly (infer E)[] }
             : never;
 
 /** True only when A and B are the same type, optional and readonly modifiers included. */
-type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+export type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 /** Deeply, through nested interfaces (which `Same` would compare by name). */
-type Deep<T> = T extends string | number | boolean
+export type Deep<T> = T extends string | number | boolean
   ? T
   : T extends readonly (infer E)[]
     ? readonly Deep<E>[]
     : { [K in keyof T]: Deep<T[K]> };
-type Assert<T extends true> = T;
+export type Assert<T extends true> = T;
 
 type Spec = SchemaType<typeof CLUSTER_POLICY_SPEC>;
 type Rule = Spec['rules'][number];

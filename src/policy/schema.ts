@@ -285,7 +285,7 @@ export const CLUSTER_POLICY_SPEC = {
   },
 } as const satisfies FieldSchema;
 
-/** `status`, written by the operator (PolicyStatus in operator/reconcile.ts). */
+/** `status`, written by the operator (PolicyStatus in operator/reconcile.ts, which typecheck holds to this). */
 export const POLICY_STATUS = {
   type: 'object',
   description: 'Written by the operator.',

@@ -12,6 +12,7 @@ import { formatIssue } from '../policy/validate.ts';
 import { channels } from '../telemetry/events.ts';
 import { parsePoliciesInSteps, PolicyFileError, PolicyLoader, runInTurns, versionOf } from './policy-file.ts';
 import type { RuleSnapshot, RuleSource } from './types.ts';
+import { asError } from '../errors.ts';
 
 export { PolicyFileError };
 
@@ -112,7 +113,7 @@ export class FileRuleSource extends EventEmitter implements RuleSource {
         loadedAt: Date.now(),
       };
     } catch (error) {
-      this.#refuse(error as Error);
+      this.#refuse(asError(error));
       return;
     }
     this.#snapshot = next;

@@ -7,6 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { loadPolicyText } from '../policy/load.ts';
 import { formatIssue } from '../policy/validate.ts';
 import { versionOf, type WorkerAnswer } from './policy-file.ts';
+import { errorMessage } from '../errors.ts';
 
 parentPort?.on('message', (message: { id: number; file: string; maxBytes: number }) => {
   void answer(message).then((reply) => parentPort?.postMessage(reply));
@@ -27,6 +28,6 @@ async function answer({ id, file, maxBytes }: { id: number; file: string; maxByt
     if (issues.length > 0) return { id, ok: false, message: `${file}: ${issues.map(formatIssue).join('; ')}` };
     return { id, ok: true, version: versionOf(text), policies: policies.map((p) => JSON.stringify(p)) };
   } catch (error) {
-    return { id, ok: false, message: `${file}: ${(error as Error).message}` };
+    return { id, ok: false, message: `${file}: ${errorMessage(error)}` };
   }
 }

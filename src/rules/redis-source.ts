@@ -20,6 +20,7 @@ import {
 import type { Socks4Policy } from '../policy/types.ts';
 import { channels } from '../telemetry/events.ts';
 import type { RuleSnapshot, RuleSource } from './types.ts';
+import { errorMessage } from '../errors.ts';
 
 export const DEFAULT_REFRESH_INTERVAL_MS = 15_000;
 const DEFAULT_START_TIMEOUT_MS = 5_000;
@@ -125,7 +126,7 @@ export class RedisRuleSource extends EventEmitter implements RuleSource {
     // The main connection's own 'ready' re-reads when it comes up later than this one.
     this.#subscribed = subscriber.subscribe(this.#keys.channel).then(
       () => (this.#client.status === 'ready' ? this.refresh() : undefined),
-      (error: unknown) => this.#refuse(new Error(`subscribing to ${this.#keys.channel}: ${(error as Error).message}`)),
+      (error: unknown) => this.#refuse(new Error(`subscribing to ${this.#keys.channel}: ${errorMessage(error)}`)),
     );
   };
 
@@ -161,7 +162,7 @@ export class RedisRuleSource extends EventEmitter implements RuleSource {
         if (json === null) throw new Error(`snapshot ${version} is named by ${this.#keys.pointer} but missing`);
       }
     } catch (error) {
-      this.#refuse(new Error(`reading rules from Redis: ${(error as Error).message}`, { cause: error }));
+      this.#refuse(new Error(`reading rules from Redis: ${errorMessage(error)}`, { cause: error }));
       return;
     }
     let next: ParsedSnapshot;
@@ -174,7 +175,7 @@ export class RedisRuleSource extends EventEmitter implements RuleSource {
       this.#refuse(
         error instanceof SnapshotInvalidError
           ? error
-          : new Error(`reading rules from Redis: ${(error as Error).message}`, { cause: error }),
+          : new Error(`reading rules from Redis: ${errorMessage(error)}`, { cause: error }),
       );
       return;
     }

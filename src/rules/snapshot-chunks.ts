@@ -20,6 +20,7 @@ import {
   validatePolicies,
   type SnapshotDocument,
 } from './snapshot-document.ts';
+import { errorMessage } from '../errors.ts';
 
 /** Bumped when the manifest's shape changes incompatibly; pods then fall back to the document. */
 export const MANIFEST_SCHEMA = 1;
@@ -97,7 +98,7 @@ export function parseManifest(json: string, expectedVersion: string): SnapshotMa
   try {
     raw = JSON.parse(json);
   } catch (error) {
-    throw new SnapshotInvalidError(`manifest ${expectedVersion} is not JSON (${(error as Error).message})`);
+    throw new SnapshotInvalidError(`manifest ${expectedVersion} is not JSON (${errorMessage(error)})`);
   }
   const m = raw as Record<string, unknown> | null;
   if (typeof m !== 'object' || m === null || Array.isArray(m))
@@ -136,7 +137,7 @@ export function parseChunk(id: string, json: string): readonly Socks4Policy[] {
   try {
     raw = JSON.parse(json);
   } catch (error) {
-    throw new SnapshotInvalidError(`chunk ${id} is not JSON (${(error as Error).message})`);
+    throw new SnapshotInvalidError(`chunk ${id} is not JSON (${errorMessage(error)})`);
   }
   if (!Array.isArray(raw)) throw new SnapshotInvalidError(`chunk ${id} is not a list of policies`);
   validatePolicies(raw, `chunk ${id}`);

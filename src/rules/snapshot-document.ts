@@ -16,6 +16,7 @@ import {
 } from '../policy/types.ts';
 import { formatIssue, validatePolicy } from '../policy/validate.ts';
 import type { RuleSnapshot } from './types.ts';
+import { errorMessage } from '../errors.ts';
 
 /** Bumped when the document's shape changes incompatibly; pods refuse schemas they do not know. */
 export const SNAPSHOT_SCHEMA = 1;
@@ -149,7 +150,7 @@ export function parseSnapshotDocument(json: string, expectedVersion: string, now
   try {
     raw = JSON.parse(json);
   } catch (error) {
-    throw new SnapshotInvalidError(`snapshot ${expectedVersion} is not JSON (${(error as Error).message})`);
+    throw new SnapshotInvalidError(`snapshot ${expectedVersion} is not JSON (${errorMessage(error)})`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
     throw new SnapshotInvalidError(`snapshot ${expectedVersion} is not an object`);
