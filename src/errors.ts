@@ -81,6 +81,13 @@ export class SocksError extends Error {
   }
 }
 
+/** The `code` of a thrown value (Node's system and argument errors carry one), when it has a string one. */
+export function errorCode(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string'
+    ? error.code
+    : undefined;
+}
+
 /**
  * The message of anything a `catch` caught, for the one-line errors users read. An Error (or an
  * error object from another realm, which has a string `message` but fails `instanceof`) gives its

@@ -7,7 +7,7 @@ import { runPolicyExplain, runPolicyValidate } from './policy-command.ts';
 import { runProxy } from './proxy-command.ts';
 import { runPolicyPush } from './push-command.ts';
 import { processIO, StartupError, UsageError, type CliIO } from './args.ts';
-import { errorMessage } from '../errors.ts';
+import { errorCode, errorMessage } from '../errors.ts';
 
 const help = `Usage: socks4-fleet <command> [options]
 
@@ -76,7 +76,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   try {
     return await command(rest, io);
   } catch (error) {
-    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
+    if (error instanceof UsageError || errorCode(error)?.startsWith('ERR_PARSE_ARGS') === true) {
       io.stderr(`socks4-fleet ${name}: ${errorMessage(error)}\n(see socks4-fleet ${name} --help)\n`);
       return 2;
     }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { runInNewContext } from 'node:vm';
-import { asError, errorMessage, SocksError } from '../../src/errors.ts';
+import { asError, errorCode, errorMessage, SocksError } from '../../src/errors.ts';
 
 describe('errorMessage', () => {
   test('an Error, or a subclass, gives its message unchanged', () => {
@@ -40,5 +40,16 @@ describe('asError', () => {
     assert.equal(wrapped.message, 'redis went away');
     assert.equal(wrapped.cause, 'redis went away');
     assert.equal(asError(null).message, 'null');
+  });
+});
+
+describe('errorCode', () => {
+  test("Node's error codes come through; a thrown null, string or non-string code gives undefined", () => {
+    const parse = Object.assign(new TypeError('Unknown option'), { code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION' });
+    assert.equal(errorCode(parse), 'ERR_PARSE_ARGS_UNKNOWN_OPTION');
+    assert.equal(errorCode(null), undefined);
+    assert.equal(errorCode('ERR_PARSE_ARGS'), undefined);
+    assert.equal(errorCode({ code: 7 }), undefined);
+    assert.equal(errorCode(new Error('no code')), undefined);
   });
 });
