@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { test } from 'node:test';
 import { connectUpstream } from '../../src/server/upstream.ts';
 import { channels, type PhaseEvent, type SessionInfo } from '../../src/telemetry/events.ts';
@@ -234,5 +235,38 @@ test('a connect that outlives its deadline gets 91 with UpstreamTimeout, and its
     ends.stop();
     listener.close();
     await proxy.close();
+  }
+});
+
+test('a connected session outlives the connect deadline: the timer is cleared on connect', async () => {
+  const connectTimeoutMs = 200;
+  const echo = net.createServer((socket) => socket.pipe(socket));
+  echo.listen(0, '127.0.0.1');
+  await once(echo, 'listening');
+  const echoPort = (echo.address() as net.AddressInfo).port;
+  const proxy = await startProxy(allow('127.0.0.1/32'), { config: { connectTimeoutMs } });
+  const ends = watchEnds();
+  try {
+    const raw = await connectRaw(proxy.port);
+    raw.socket.write(socks4Request(1, echoPort, '127.0.0.1', 'long'));
+    assert.equal((await raw.read(8))[1], 90);
+    // Pings until three deadlines have passed since the grant (a bounded count): every one answered.
+    const granted = performance.now();
+    for (let i = 0; i < 500 && performance.now() - granted < 3 * connectTimeoutMs; i++) {
+      raw.socket.write('p');
+      assert.equal(
+        (await raw.read(1, 10_000)).toString(),
+        'p',
+        `no echo ${Math.round(performance.now() - granted)} ms after the grant`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, connectTimeoutMs / 4));
+    }
+    assert.ok(performance.now() - granted >= 3 * connectTimeoutMs, 'the pings stopped before the deadline passed');
+    assert.equal(ends.ended.length, 0, 'the session ended while relaying');
+    raw.socket.destroy();
+  } finally {
+    ends.stop();
+    await proxy.close();
+    echo.close();
   }
 });
