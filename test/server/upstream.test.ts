@@ -133,6 +133,9 @@ test('dialled from a chosen source address, the destination sees that source', a
   }
 });
 
+/** Timers alive in this process: a settled dial must not keep its deadline timer. */
+const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
 /** SYN-SENT sockets to 127.0.0.1:port, as the kernel lists them. */
 function synSent(port: number): number {
   const out = execFileSync('ss', ['-Htn', 'state', 'syn-sent', 'dst', `127.0.0.1:${port}`], { encoding: 'utf8' });
@@ -190,6 +193,7 @@ test('a client that hangs up during a pending connect aborts it: ClientAborted, 
   channels.sessionPhase.subscribe(onPhase);
   const ends = watchEnds();
   try {
+    const before = timers(); // before the session's own handshake timer
     const raw = await connectRaw(proxy.port);
     raw.socket.write(socks4Request(1, listener.port, '127.0.0.1', 'gone'));
     assert.equal(await untilSynSent(listener.port, 1), 1, "the proxy's connect never became pending");
@@ -204,6 +208,7 @@ test('a client that hangs up during a pending connect aborts it: ClientAborted, 
     assert.ok(connect, 'the connect phase did not end when the client left');
     assert.equal(connect.error, 'ClientAborted');
     assert.equal(await untilSynSent(listener.port, 0), 0, 'the upstream socket was left connecting');
+    assert.ok(timers() <= before, 'the abandoned dial kept its 60 s deadline timer');
   } finally {
     channels.sessionPhase.unsubscribe(onPhase);
     ends.stop();
