@@ -67,10 +67,16 @@ export const modules = {
     ],
     bar: null, // reported without a bar: sockets and timers make some mutants equivalent or untestable
   },
-  // Relay and upstream dial, guarded by the suites that move bytes and dial (refused, timeout).
+  // Relay and upstream dial, guarded by the suites that move bytes and dial (refused, timeout,
+  // unreachable, half-close, source address, a client leaving mid-connect).
   relay: {
     mutate: ['src/server/relay.ts', 'src/server/upstream.ts'],
-    tests: ['test/server/connect.test.ts', 'test/server/relay.test.ts', 'test/server/timeouts.test.ts'],
+    tests: [
+      'test/server/connect.test.ts',
+      'test/server/relay.test.ts',
+      'test/server/timeouts.test.ts',
+      'test/server/upstream.test.ts',
+    ],
     bar: null,
   },
 };
