@@ -94,4 +94,21 @@ describe('policy file loading: one line per problem', () => {
     ]);
     assert.deepEqual(load(policies(6)).lines, []);
   });
+  it('the per-set bound itself is allowed', () => {
+    // Exact USERIDs of 242 characters cost 250 each: four policies of 1000 make exactly 1 000 000.
+    const exact = (name: string, length: number): string =>
+      doc(name, {
+        spec: `  rules:\n    - name: all\n      action: Allow\n      from:\n        userids: [${Array.from({ length: 1000 }, () => 'u'.repeat(length)).join(', ')}]\n`,
+      });
+    assert.deepEqual(load([0, 1, 2, 3].map((i) => exact(`p${i}`, 242)).join('---\n')).lines, []);
+    assert.deepEqual(
+      load(
+        [0, 1, 2, 3].map((i) => exact(`p${i}`, 242)).join('---\n') +
+          `---\n${doc('one-more', { spec: '  rules:\n    - {name: all, action: Allow, from: {userids: [u]}}\n' })}`,
+      ).lines,
+      [
+        "p.yaml: its policies' globs may cost 1000009 comparisons a decision together, at most 1000000 are allowed (use exact names, prefix* or *suffix, or fewer patterns with a middle '*' or '?')",
+      ],
+    );
+  });
 });

@@ -284,6 +284,39 @@ const specCases: Case[] = [
     ],
   },
   {
+    name: 'the highest priority is valid',
+    doc: edit((d) => {
+      d.spec.priority = 1000000;
+      d.spec.enforcement = 'Report';
+    }),
+    expected: [],
+  },
+  {
+    name: 'a priority above the highest',
+    doc: edit((d) => {
+      d.spec.priority = 1000001;
+    }),
+    expected: ['spec.priority: must be an integer from 0 to 1000000, got 1000001'],
+  },
+  {
+    // 1000 exact USERIDs of 242 characters cost (8 + 242) × 1000 = 250 000 (match-cost.ts): the
+    // bound itself is allowed, one character more is not.
+    name: 'glob cost at the per-policy bound is valid',
+    doc: edit((d) => {
+      rule0(d).from = { userids: Array.from({ length: 1000 }, () => 'u'.repeat(242)) };
+    }),
+    expected: [],
+  },
+  {
+    name: 'glob cost one over the per-policy bound',
+    doc: edit((d) => {
+      rule0(d).from = { userids: [...Array.from({ length: 999 }, () => 'u'.repeat(242)), 'u'.repeat(243)] };
+    }),
+    expected: [
+      "spec.rules: its globs may cost 250001 comparisons a decision, at most 250000 are allowed (use exact names, prefix* or *suffix, fewer patterns with a middle '*' or '?', or split the rules across policies)",
+    ],
+  },
+  {
     name: 'rules is required',
     doc: edit((d) => {
       delete d.spec.rules;
@@ -419,6 +452,71 @@ const ruleCases: Case[] = [
 ];
 
 const fromToCases: Case[] = [
+  {
+    name: 'an Allow rule takes ident checks',
+    doc: edit((d) => {
+      rule0(d).ident = 'Required';
+    }),
+    expected: [],
+  },
+  {
+    name: 'an unknown action with ident and limits gets only the action message',
+    doc: edit((d) => {
+      rule0(d).action = 'Reject';
+      rule0(d).ident = 'Required';
+      rule0(d).limits = { bandwidth: { bytesPerSecond: 1, key: 'Session' } };
+    }),
+    expected: ['spec.rules[0].action: must be one of Allow, Deny, got "Reject"'],
+  },
+  {
+    name: 'an unknown ident mode on a Deny rule gets only the ident message',
+    doc: edit((d) => {
+      rule0(d).action = 'Deny';
+      rule0(d).ident = 'Maybe';
+    }),
+    expected: ['spec.rules[0].ident: must be one of Off, Optional, Required, got "Maybe"'],
+  },
+  {
+    name: 'YAML 1.1 booleans (unquoted Off) are told to be quoted',
+    doc: edit((d) => {
+      rule0(d).ident = false;
+    }),
+    expected: ['spec.rules[0].ident: must be one of Off, Optional, Required, got false; quote the value, e.g. "Off"'],
+  },
+  {
+    name: 'two unknown commands are not duplicates',
+    doc: edit((d) => {
+      rule0(d).commands = ['Udp', 'Udp'];
+    }),
+    expected: [
+      'spec.rules[0].commands[0]: must be one of Connect, Bind, got "Udp"',
+      'spec.rules[0].commands[1]: must be one of Connect, Bind, got "Udp"',
+    ],
+  },
+  {
+    name: 'an empty list says how to match anything instead',
+    doc: edit((d) => {
+      rule0(d).commands = [];
+      rule0(d).from = { cidrs: [], userids: [] };
+      rule0(d).to = { cidrs: [], hosts: [], ports: [] };
+    }),
+    expected: [
+      'spec.rules[0].commands: must not be empty (omit it to match Connect and Bind)',
+      'spec.rules[0].from.cidrs: must not be empty (omit it to match any address)',
+      'spec.rules[0].from.userids: must not be empty (omit it to match any USERID)',
+      'spec.rules[0].to.cidrs: must not be empty (omit it to match any address)',
+      'spec.rules[0].to.hosts: must not be empty (omit it to match any destination)',
+      'spec.rules[0].to.ports: must not be empty (omit it to match any port)',
+    ],
+  },
+  {
+    name: 'a list of 1001 USERIDs is too long',
+    doc: edit((d) => {
+      rule0(d).from = { userids: Array.from({ length: 1001 }, (_, i) => `u${i}`) };
+    }),
+    expected: ['spec.rules[0].from.userids: has 1001 entries, at most 1000 are allowed'],
+  },
+
   {
     name: 'from must be a mapping',
     doc: edit((d) => {
