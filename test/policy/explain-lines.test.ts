@@ -63,6 +63,14 @@ describe('policy explain: why each rule was skipped', () => {
     assert.deepEqual(explainDecision(set, makeContext()).lines, ['no rules are loaded']);
   });
 
+  it('a namespaced policy skips a pod of a namespace no policy governs, naming it', () => {
+    const lines = explain([{ name: 'all', action: 'Deny' }], { namespace: 'elsewhere' }, { tenancy: 'Namespaced' });
+    assert.deepEqual(lines, [
+      'skip  proxies/office rule all (Deny): the policy governs pods of its own namespace, and the client is in namespace "elsewhere"',
+      'no rule matched',
+    ]);
+  });
+
   it('a namespaced policy skips a client that is no pod', () => {
     const lines = explain([{ name: 'all', action: 'Deny' }], { namespace: null }, { tenancy: 'Namespaced' });
     assert.deepEqual(lines, [
@@ -111,6 +119,13 @@ describe('policy explain: the guard on a matching Allow', () => {
     assert.deepEqual(explain([{ name: 'any', action: 'Allow' }], { destIp: 'not-an-ip' }), [
       'match proxies/office rule any (Allow)',
       '      guard: destination "not-an-ip" (not an IPv4 address) cannot be checked, refused',
+    ]);
+  });
+
+  it('0.0.0.0 is checked like any address: this-network', () => {
+    assert.deepEqual(explain([{ name: 'any', action: 'Allow' }], { destIp: '0.0.0.0' }), [
+      'match proxies/office rule any (Allow)',
+      "      guard: 0.0.0.0 is this-network (0.0.0.0/8); refused because the rule's to.cidrs [] do not name it (add a block inside 0.0.0.0/8)",
     ]);
   });
 
