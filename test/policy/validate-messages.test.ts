@@ -51,6 +51,18 @@ const edit =
   };
 
 const documentCases: Case[] = [
+  {
+    name: 'a scalar is no document',
+    doc: () => 'apiVersion',
+    expected: ['document must be a mapping, got "apiVersion"'],
+  },
+  {
+    name: 'kind is required',
+    doc: edit((d) => {
+      delete d.kind;
+    }),
+    expected: ['kind: is required'],
+  },
   { name: 'a list is no document', doc: () => [1], expected: ['document must be a mapping, got a list'] },
   { name: 'an empty value is no document', doc: () => null, expected: ['document must be a mapping, got null'] },
   {
@@ -77,6 +89,29 @@ const documentCases: Case[] = [
 ];
 
 const metadataCases: Case[] = [
+  {
+    name: 'an unknown metadata field',
+    doc: edit((d) => {
+      d.metadata.nmae = 'office';
+    }),
+    expected: [
+      'metadata.nmae: unknown field (known fields: name, namespace, labels, annotations, uid, resourceVersion, generation, creationTimestamp, deletionTimestamp, deletionGracePeriodSeconds, finalizers, ownerReferences, managedFields, generateName, selfLink)',
+    ],
+  },
+  {
+    name: 'an empty name (YAML `name:`) is missing, not a wrong type',
+    doc: edit((d) => {
+      d.metadata.name = null;
+    }),
+    expected: ['metadata.name: is required'],
+  },
+  {
+    name: 'a dotted name with long segments is valid',
+    doc: edit((d) => {
+      d.metadata.name = 'office.example-team.internal';
+    }),
+    expected: [],
+  },
   {
     name: 'metadata must be a mapping',
     doc: edit((d) => {
