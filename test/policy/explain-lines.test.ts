@@ -72,11 +72,14 @@ describe('policy explain: why each rule was skipped', () => {
   });
 
   it('a namespaced policy skips a client that is no pod', () => {
-    const lines = explain([{ name: 'all', action: 'Deny' }], { namespace: null }, { tenancy: 'Namespaced' });
-    assert.deepEqual(lines, [
-      'skip  proxies/office rule all (Deny): the policy governs pods of its own namespace, and the client is no pod',
-      'no rule matched',
-    ]);
+    // null (a client the cluster does not know) and absent (outside a cluster) read alike.
+    for (const namespace of [null, undefined]) {
+      const lines = explain([{ name: 'all', action: 'Deny' }], { namespace }, { tenancy: 'Namespaced' });
+      assert.deepEqual(lines, [
+        'skip  proxies/office rule all (Deny): the policy governs pods of its own namespace, and the client is no pod',
+        'no rule matched',
+      ]);
+    }
   });
 });
 
