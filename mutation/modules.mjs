@@ -40,6 +40,9 @@ export const modules = {
     mutate: ['src/policy/{validate,validate-fields,load,explain}.ts'],
     tests: [
       'test/policy/validate.test.ts',
+      'test/policy/validate-messages.test.ts',
+      'test/policy/load-messages.test.ts',
+      'test/policy/explain-lines.test.ts',
       'test/policy/evaluate.test.ts',
       'test/policy/explain-namespace.test.ts',
       'test/policy/policy-command.test.ts',
