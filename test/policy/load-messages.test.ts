@@ -29,6 +29,14 @@ describe('policy file loading: one line per problem', () => {
     ]);
   });
 
+  it('a YAML error whose first line quotes a colon keeps it; only the trailing colon goes', () => {
+    assert.deepEqual(load('- a\nb: 1\n').lines, [
+      'p.yaml document 1: Unexpected scalar at node end at line 2, column 1',
+      'p.yaml document 1: Unexpected map-value-ind token in YAML stream: ":" at line 2, column 2',
+      'p.yaml document 1: Unexpected scalar token in YAML stream: "1" at line 2, column 4',
+    ]);
+  });
+
   it('a broken document does not hide the problems of the next one', () => {
     assert.deepEqual(load(`spec: [1,\n---\n${doc('Bad')}`).lines, [
       'p.yaml document 1: Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1',
