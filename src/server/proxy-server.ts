@@ -7,9 +7,10 @@ import os from 'node:os';
 import { Reason } from '../errors.ts';
 import { channels, type ConnectionRefusedEvent } from '../telemetry/events.ts';
 import { unmapIpv4 } from '../policy/ip.ts';
-import { encodeRefusal, Session } from './session.ts';
+import { encodeRefusal, Session, type SessionHooks } from './session.ts';
 import type { SessionEnv } from './session-env.ts';
 import { SlotPool, type PoolStats } from './slot-pool.ts';
+import { DeadlineSweep, tickFor } from './deadline-sweep.ts';
 
 export interface ProxyServer {
   /** reusePort: several processes (`--workers`) share the port; the kernel spreads connections. */
@@ -89,7 +90,12 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
     if (victim !== null) evict(pending, victim, Reason.TooManyPending);
     pending.add(session, session.clientAddress);
   };
-  const hooks = { onRequest, onSettled: (session: Session): void => void pending.delete(session), onEnd };
+  const hooks: SessionHooks = {
+    onRequest,
+    onSettled: (session: Session): void => void pending.delete(session),
+    onEnd,
+    deadlines: new DeadlineSweep<Session>(tickFor(Math.min(config.handshakeTimeoutMs, config.connectTimeoutMs))),
+  };
 
   /**
    * A real client sends its request as soon as it connects and leaves the reading pool within a
