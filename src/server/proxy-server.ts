@@ -95,6 +95,7 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
     onSettled: (session: Session): void => void pending.delete(session),
     onEnd,
     deadlines: new DeadlineSweep<Session>(tickFor(Math.min(config.handshakeTimeoutMs, config.connectTimeoutMs))),
+    listening: null,
   };
 
   /**
@@ -155,7 +156,11 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
         server.once('error', reject);
         server.listen({ host, port, backlog: 4096, reusePort: options.reusePort === true }, () => {
           server.removeListener('error', reject);
-          resolve(server.address() as net.AddressInfo);
+          const bound = server.address() as net.AddressInfo;
+          // One address (not 0.0.0.0 or ::): it is every session's local end, known without a syscall.
+          const wildcard = net.isIPv4(bound.address) ? bound.address === '0.0.0.0' : bound.address === '::';
+          hooks.listening = wildcard ? null : { address: unmapIpv4(bound.address), port: bound.port };
+          resolve(bound);
         });
       });
     },

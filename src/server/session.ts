@@ -57,6 +57,11 @@ export interface SessionHooks {
   onEnd(session: Session): void;
   /** The server's handshake and connect deadlines (one timer for all sessions). */
   readonly deadlines: DeadlineSweep<Session>;
+  /**
+   * The listener's address when it is one address, not a wildcard: every client reached that
+   * address and port, so sessions need not ask their socket (null: they ask). Set by listen().
+   */
+  listening: { readonly address: string; readonly port: number } | null;
 }
 
 /** Settles with `promise`, or rejects with `reason` after `ms` (0 = no deadline). */
@@ -133,8 +138,9 @@ export class Session implements SessionInfo {
 
   /**
    * The address and port that accepted the client. Asking costs a getsockname(2) (profiled: 2% of
-   * handshake CPU), and only ident, BIND and tracing need it, so it is read on first use: those
-   * all ask while the session's socket is open (tracing when its span starts).
+   * handshake CPU, 9% of tracing's), and only ident, BIND and tracing need it, so it is the
+   * listener's own when that is one address, else read on first use: those all ask while the
+   * session's socket is open (tracing when its span starts).
    */
   get localAddress(): string {
     return this.#local().address;
@@ -145,7 +151,7 @@ export class Session implements SessionInfo {
   }
 
   #local(): { readonly address: string; readonly port: number } {
-    return (this.#localEnd ??= {
+    return (this.#localEnd ??= this.#hooks.listening ?? {
       address: unmapIpv4(this.#client.localAddress ?? ''),
       port: this.#client.localPort ?? 0,
     });
