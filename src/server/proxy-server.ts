@@ -7,9 +7,10 @@ import os from 'node:os';
 import { Reason } from '../errors.ts';
 import { channels, type ConnectionRefusedEvent } from '../telemetry/events.ts';
 import { unmapIpv4 } from '../policy/ip.ts';
-import { encodeRefusal, Session } from './session.ts';
+import { encodeRefusal, Session, type SessionHooks } from './session.ts';
 import type { SessionEnv } from './session-env.ts';
 import { SlotPool, type PoolStats } from './slot-pool.ts';
+import { DeadlineSweep, tickFor } from './deadline-sweep.ts';
 
 export interface ProxyServer {
   /** reusePort: several processes (`--workers`) share the port; the kernel spreads connections. */
@@ -89,7 +90,13 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
     if (victim !== null) evict(pending, victim, Reason.TooManyPending);
     pending.add(session, session.clientAddress);
   };
-  const hooks = { onRequest, onSettled: (session: Session): void => void pending.delete(session), onEnd };
+  const hooks: SessionHooks = {
+    onRequest,
+    onSettled: (session: Session): void => void pending.delete(session),
+    onEnd,
+    deadlines: new DeadlineSweep<Session>(tickFor(Math.min(config.handshakeTimeoutMs, config.connectTimeoutMs))),
+    listening: null,
+  };
 
   /**
    * A real client sends its request as soon as it connects and leaves the reading pool within a
@@ -149,7 +156,11 @@ export function createProxyServer(env: SessionEnv): ProxyServer {
         server.once('error', reject);
         server.listen({ host, port, backlog: 4096, reusePort: options.reusePort === true }, () => {
           server.removeListener('error', reject);
-          resolve(server.address() as net.AddressInfo);
+          const bound = server.address() as net.AddressInfo;
+          // One address (not 0.0.0.0 or ::): it is every session's local end, known without a syscall.
+          const wildcard = net.isIPv4(bound.address) ? bound.address === '0.0.0.0' : bound.address === '::';
+          hooks.listening = wildcard ? null : { address: unmapIpv4(bound.address), port: bound.port };
+          resolve(bound);
         });
       });
     },

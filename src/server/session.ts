@@ -27,6 +27,7 @@ import { identOutcome, queryIdent } from './ident.ts';
 import { unmapIpv4 } from '../policy/ip.ts';
 import { relay, type RelayCloseCause, type RelaySockets } from './relay.ts';
 import { connectUpstream } from './upstream.ts';
+import type { DeadlineSweep } from './deadline-sweep.ts';
 import type { SessionEnv } from './session-env.ts';
 
 /** Reply byte for a refusal: 92 and 93 belong to ident alone (README: never used otherwise). */
@@ -54,6 +55,13 @@ export interface SessionHooks {
   onRequest(session: Session): void; // once: the request is parsed (leaves the reading pool)
   onSettled(session: Session): void; // once: relaying (leaves the pending pool)
   onEnd(session: Session): void;
+  /** The server's handshake and connect deadlines (one timer for all sessions). */
+  readonly deadlines: DeadlineSweep<Session>;
+  /**
+   * The listener's address when it is one address, not a wildcard: every client reached that
+   * address and port, so sessions need not ask their socket (null: they ask). Set by listen().
+   */
+  listening: { readonly address: string; readonly port: number } | null;
 }
 
 /** Settles with `promise`, or rejects with `reason` after `ms` (0 = no deadline). */
@@ -108,7 +116,8 @@ export class Session implements SessionInfo {
   #reportLease: Lease | null = null;
   #reportAdmission: Promise<void> | null = null;
   #cancel: (() => void) | null = null;
-  #timer: NodeJS.Timeout | undefined;
+  /** While the upstream connect runs under its deadline: when it started (performance.now). */
+  #connectStarted: number | null = null;
   #pending: Buffer | null = null;
   #headerDone: boolean;
   readonly #hooks: SessionHooks;
@@ -129,8 +138,9 @@ export class Session implements SessionInfo {
 
   /**
    * The address and port that accepted the client. Asking costs a getsockname(2) (profiled: 2% of
-   * handshake CPU), and only ident, BIND and tracing need it, so it is read on first use: those
-   * all ask while the session's socket is open (tracing when its span starts).
+   * handshake CPU, 9% of tracing's), and only ident, BIND and tracing need it, so it is the
+   * listener's own when that is one address, else read on first use: those all ask while the
+   * session's socket is open (tracing when its span starts).
    */
   get localAddress(): string {
     return this.#local().address;
@@ -141,7 +151,7 @@ export class Session implements SessionInfo {
   }
 
   #local(): { readonly address: string; readonly port: number } {
-    return (this.#localEnd ??= {
+    return (this.#localEnd ??= this.#hooks.listening ?? {
       address: unmapIpv4(this.#client.localAddress ?? ''),
       port: this.#client.localPort ?? 0,
     });
@@ -174,8 +184,18 @@ export class Session implements SessionInfo {
     client.on('close', gone);
     client.on('end', ended);
     this.#handshakeListeners = { gone, ended };
-    this.#timer = setTimeout(() => this.fail(Reason.HandshakeTimeout), this.#env.config.handshakeTimeoutMs);
+    this.#hooks.deadlines.add(this, this.#env.config.handshakeTimeoutMs);
     client.on('data', this.#onHandshakeData);
+  }
+
+  /** The deadline of what it awaits passed (the server's DeadlineSweep): reading it, or the connect. */
+  expire(): void {
+    if (this.state === 'handshake') return this.fail(Reason.HandshakeTimeout);
+    const started = this.#connectStarted;
+    if (this.state !== 'connecting' || started === null) return;
+    this.#connectStarted = null; // the dial's own settling (closed below) is no second phase
+    this.#phase('connect', started, Reason.UpstreamTimeout);
+    this.fail(Reason.UpstreamTimeout);
   }
 
   /** Refuse with the reply the reason maps to (none for a foreign protocol), then close at once. */
@@ -245,8 +265,7 @@ export class Session implements SessionInfo {
     this.#client.pause();
     // The request is read: the handshake deadline is met. DNS, limits and ident each have their
     // own deadline from here, then the connect (or BIND accept) deadline.
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#hooks.deadlines.delete(this);
     this.#hooks.onRequest(this);
     // Each step classifies its own failures; what still escapes is a bug here, not the upstream's.
     this.#decide(parsed.request, early).catch((error: unknown) => this.#failUnexpected(error));
@@ -453,16 +472,25 @@ export class Session implements SessionInfo {
   async #connect(ip: string, port: number, early: Buffer | null): Promise<void> {
     this.state = 'connecting';
     const started = performance.now();
-    const { socket, connected } = (this.#env.dial ?? connectUpstream)(ip, port, this.#env.config.connectTimeoutMs);
+    // 0: the dial keeps no timer of its own; the deadline is the sweep's (expire above).
+    const { socket, connected } = (this.#env.dial ?? connectUpstream)(ip, port, 0);
     this.#upstream = socket;
     this.#cancel = () => socket.destroy();
+    this.#connectStarted = started;
+    this.#hooks.deadlines.add(this, this.#env.config.connectTimeoutMs);
     try {
       await connected;
     } catch (error) {
+      if (this.#connectStarted === null) return; // expired: already reported and refused
+      this.#connectStarted = null;
+      this.#hooks.deadlines.delete(this);
       const reason = toReason(error, Reason.UpstreamUnreachable);
       this.#phase('connect', started, reason);
       return this.fail(reason);
     }
+    if (this.#connectStarted === null) return; // expired: already reported and refused
+    this.#connectStarted = null;
+    this.#hooks.deadlines.delete(this);
     this.#phase('connect', started, null);
     if (this.closed) return;
     // The address we dialed is the one connected to; asking the socket costs a getpeername(2).
@@ -513,8 +541,6 @@ export class Session implements SessionInfo {
   }
 
   #startRelay(upstream: Socket, early: Buffer | null): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined; // a relaying session must not keep the spent Timeout alive
     this.#cancel = null;
     this.state = 'relaying';
     this.#hooks.onSettled(this);
@@ -550,7 +576,7 @@ export class Session implements SessionInfo {
     // A granted session keeps no refusal reason, but a drain or a timeout that cut it is its cause.
     this.closeCause ??= reason ?? this.reason ?? 'closed';
     this.state = 'closed';
-    clearTimeout(this.#timer);
+    this.#hooks.deadlines.delete(this);
     this.#cancel?.();
     this.#cancel = null;
     if (this.#relay !== null) {

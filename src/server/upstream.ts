@@ -32,7 +32,10 @@ function reasonForConnectError(error: NodeJS.ErrnoException): SocksError {
   return new SocksError(reason, error.message, { cause: error });
 }
 
-/** Connects to ip:port within timeoutMs; the socket comes back paused and half-open capable. */
+/**
+ * Connects to ip:port within timeoutMs; the socket comes back paused and half-open capable.
+ * timeoutMs 0: no timer here, the caller keeps the deadline (a session's is its server's sweep).
+ */
 export function connectUpstream(
   ip: string,
   port: number,
@@ -49,15 +52,18 @@ export function connectUpstream(
   const connected = new Promise<net.Socket>((resolve, reject) => {
     // `on` and one removal when settled: a `once` wrapper costs two objects, three per session.
     const settle = (): void => {
-      clearTimeout(timer);
+      if (timer !== undefined) clearTimeout(timer);
       socket.removeListener('connect', onConnect);
       socket.removeListener('error', onError);
       socket.removeListener('close', onClose);
     };
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new SocksError(Reason.UpstreamTimeout, `no connection within ${timeoutMs} ms`));
-    }, timeoutMs);
+    const timer =
+      timeoutMs === 0
+        ? undefined
+        : setTimeout(() => {
+            socket.destroy();
+            reject(new SocksError(Reason.UpstreamTimeout, `no connection within ${timeoutMs} ms`));
+          }, timeoutMs);
     // Destroyed before connecting (the client went away): settle now, not at the timeout.
     const onClose = (): void => {
       settle();

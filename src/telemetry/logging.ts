@@ -44,7 +44,7 @@ export function isoTime(): string {
 export function createLogger(
   options: { level?: string; destination?: number | string; sync?: boolean; shared?: boolean } = {},
 ): Logger {
-  const { stream: destination, noteWrite } = bufferedDestination(options.destination ?? 1, {
+  const destination = bufferedDestination(options.destination ?? 1, {
     sync: options.sync ?? false,
     shared: options.shared ?? true,
   });
@@ -55,12 +55,7 @@ export function createLogger(
       timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: ['redisUrl', 'password', '*.password'], censor: '[redacted]' },
-      hooks: {
-        streamWrite: (line) => {
-          noteWrite();
-          return escapeLineBreakers(line);
-        },
-      },
+      hooks: { streamWrite: escapeLineBreakers },
     },
     destination,
   );

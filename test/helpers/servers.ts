@@ -75,6 +75,8 @@ export async function startProxy(
     limiter?: Limiter;
     selfAddresses?: string[];
     dial?: SessionEnv['dial'];
+    /** The listener's address (default 127.0.0.1). */
+    host?: string;
   } = {},
 ): Promise<TestProxy> {
   let snapshot: RuleSnapshot = snapshotFromText(policyYaml, 'test-policy');
@@ -87,7 +89,7 @@ export async function startProxy(
     ...(options.dial === undefined ? {} : { dial: options.dial }),
     config: { ...defaultServerConfig, drainGraceMs: 1000, ...options.config },
   });
-  const address = await server.listen('127.0.0.1', 0);
+  const address = await server.listen(options.host ?? '127.0.0.1', 0);
   return {
     port: address.port,
     server,

@@ -223,6 +223,9 @@ test('a connect that outlives its deadline gets 91 with UpstreamTimeout, and its
   const listener = await unacceptingListener();
   const proxy = await startProxy(allow('127.0.0.1/32'), { config: { connectTimeoutMs: 300 } });
   const ends = watchEnds();
+  const phases: PhaseEvent[] = [];
+  const onPhase = (message: unknown): void => void phases.push({ ...(message as PhaseEvent) });
+  channels.sessionPhase.subscribe(onPhase);
   try {
     const raw = await connectRaw(proxy.port);
     raw.socket.write(socks4Request(1, listener.port, '127.0.0.1', 'slow'));
@@ -236,7 +239,14 @@ test('a connect that outlives its deadline gets 91 with UpstreamTimeout, and its
     const dial = connectUpstream('127.0.0.1', listener.port, 200);
     await assert.rejects(dial.connected, { reason: 'UpstreamTimeout' });
     assert.equal(dial.socket.destroyed, true, 'the dial left its socket open at the deadline');
+    // One connect phase, for the deadline: the session's dial settling when its socket closed
+    // (long before this direct dial's 200 ms deadline) added none.
+    assert.deepEqual(
+      phases.map((p) => [p.phase, p.error]),
+      [['connect', 'UpstreamTimeout']],
+    );
   } finally {
+    channels.sessionPhase.unsubscribe(onPhase);
     ends.stop();
     listener.close();
     await proxy.close();
