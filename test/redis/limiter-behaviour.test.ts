@@ -150,6 +150,32 @@ describe('redis limiter', () => {
     assert.ok(limiter.stats().cachedRefusals >= 1);
   });
 
+  it('sends the admissions of a turn as one script call, whose keys all lie in their rule’s slot', async (t) => {
+    const { client, limiter } = await openPod(t, `t-${randomUUID().slice(0, 8)}`);
+    const ruleId = randomUUID();
+    const limits: RuleLimits = {
+      connectionRate: { perSecond: 100, burst: 100, key: 'SourceIP' },
+      concurrentSessions: { max: 100, key: 'UserID' },
+    };
+    leaseOf(await limiter.admit(request(ruleId, limits))).release(); // scripts loaded on this connection
+    await releasesSent(limiter);
+    await client.config('RESETSTAT');
+    const sessions = 12;
+    const answers = await Promise.all(
+      Array.from({ length: sessions }, (_, i) => limiter.admit(request(ruleId, limits, { userId: `u${i % 3}` }))),
+    );
+    for (const a of answers) leaseOf(a);
+    const calls = await commandCalls(client);
+    assert.equal((calls.get('evalsha') ?? 0) + (calls.get('eval') ?? 0), 1, JSON.stringify([...calls]));
+    // One read and one write of the source's rate key, one count per USERID's sessions key.
+    assert.equal(calls.get('get'), 1);
+    assert.equal(calls.get('set'), 1);
+    assert.equal(calls.get('zcard'), 3);
+    assert.equal(calls.get('zadd'), sessions);
+    assert.equal(calls.get('pexpire'), 3);
+    for (const a of answers) if (a.ok) a.lease.release();
+  });
+
   it('carries a release into the next admission of its key, and batches the rest into one ZREM per key', async (t) => {
     const prefix = `r-${randomUUID().slice(0, 8)}`;
     const { client, limiter } = await openPod(t, prefix);
