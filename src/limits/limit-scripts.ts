@@ -43,7 +43,8 @@ end
 // wanted now; the count of members of its sessions key this pod released since its last call
 // (their ZREM rides along instead of costing a command), then those members.
 // Returns {code, value} per session, flattened: {0, bytes granted} | {1, retry after ms} (rate) |
-// {2, 0} (concurrency).
+// {2, 0} (concurrency) | {3, error text}: a session whose keys fail (a key of the wrong type)
+// fails alone, as it did in a call of its own, not the sessions batched with it.
 // Cheap on purpose (profiled: the script is most of Redis's CPU per session): one TIME per batch,
 // the layout read with string.byte (no substrings), expired leases swept only when the count
 // reaches the maximum (below it the dead members cannot change the answer, and at it the sweep
@@ -104,7 +105,8 @@ while a < #ARGV do
     local c = string.byte(layout, i)
     if c == 114 then rate_key = KEYS[k + i] elseif c == 115 then sessions_key = KEYS[k + i] else bandwidth_key = KEYS[k + i] end
   end
-  local code, value = admit_one(rate_key, sessions_key, bandwidth_key, a)
+  local ok, code, value = pcall(admit_one, rate_key, sessions_key, bandwidth_key, a)
+  if not ok then code, value = 3, type(code) == 'table' and (code.err or 'script error') or tostring(code) end
   replies[#replies + 1] = code
   replies[#replies + 1] = value
   k = k + #layout
@@ -147,7 +149,8 @@ export interface AdmitArgs {
 export type AdmitReply =
   | { readonly code: 0; readonly granted: number }
   | { readonly code: 1; readonly retryAfterMs: number }
-  | { readonly code: 2 };
+  | { readonly code: 2 }
+  | { readonly code: 3; readonly error: string };
 
 export interface LimitScripts {
   /** Admits sessions in order, in one call: their keys must share a slot on Redis Cluster. */
@@ -204,12 +207,15 @@ export function admitArguments(batch: readonly AdmitArgs[]): (string | number)[]
 }
 
 function toReplies(flat: unknown): AdmitReply[] {
-  const values = flat as number[];
+  const values = flat as (number | string)[];
   const replies: AdmitReply[] = [];
   for (let i = 0; i < values.length; i += 2) {
     const code = values[i];
     const value = values[i + 1] as number;
-    replies.push(code === 0 ? { code, granted: value } : code === 1 ? { code, retryAfterMs: value } : { code: 2 });
+    if (code === 0) replies.push({ code, granted: value });
+    else if (code === 1) replies.push({ code, retryAfterMs: value });
+    else if (code === 2) replies.push({ code });
+    else replies.push({ code: 3, error: String(value) });
   }
   return replies;
 }

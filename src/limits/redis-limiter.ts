@@ -164,6 +164,7 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
       return { ok: false, reason: 'RateLimited', retryAfterMs: reply.retryAfterMs };
     }
     if (reply.code === 2) return { ok: false, reason: 'ConcurrencyLimited', retryAfterMs: 0 };
+    if (reply.code === 3) return unavailable(req, new Error(reply.error));
     const sessions = args.sessions;
     if (closed) {
       if (sessions !== null) scripts.release(sessions.key, [sessions.member]).catch(report);
