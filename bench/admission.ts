@@ -39,6 +39,11 @@ export interface AdmissionRun {
   perShard: { cpuUsPerSession: number; cores: number; keys: number }[];
   /** Commands Redis ran per admitted session (calls of scripts and of what they call, INFO commandstats). */
   commandsPerSession: number;
+  /**
+   * This process's CPU (the simulated pods' limiters and their ioredis clients, user + system)
+   * ÷ admitted sessions: the pod's side of admitting one, without sockets to clients.
+   */
+  podCpuUsPerSession?: number;
 }
 
 interface Target {
@@ -153,6 +158,7 @@ export async function measureAdmission(o: {
     refused = 0;
     stop = false;
     const started = performance.now();
+    const podCpu = process.cpuUsage();
     lanes = limiters.flatMap((l, p) =>
       Array.from({ length: o.concurrency }, (_, c) => session(l, p * o.concurrency + c)),
     );
@@ -160,6 +166,7 @@ export async function measureAdmission(o: {
     stop = true;
     await Promise.all(lanes);
     const seconds = (performance.now() - started) / 1000;
+    const podCpuUs = Object.values(process.cpuUsage(podCpu)).reduce((a, b) => a + b, 0);
     await new Promise((r) => setTimeout(r, 100));
     const after = await nodeStats(target.nodes);
     const cpu = after.map((a, i) => a.cpuMs - before[i]!.cpuMs);
@@ -178,6 +185,7 @@ export async function measureAdmission(o: {
         keys: after[i]!.keys,
       })),
       commandsPerSession: calls / admitted,
+      podCpuUsPerSession: podCpuUs / admitted,
     };
   } finally {
     await Promise.allSettled(limiters.map((l) => l.close()));
@@ -195,13 +203,13 @@ export async function loadLimiter(root: string): Promise<CreateLimiter> {
 
 export function renderAdmission(runs: readonly AdmissionRun[]): string {
   const lines = [
-    '| variant | Redis | sessions/s | Redis CPU µs/session (all nodes) | per shard: µs/session, cores, keys | commands/session |',
-    '|---|---|---:|---:|---|---:|',
+    '| variant | Redis | sessions/s | Redis CPU µs/session (all nodes) | per shard: µs/session, cores, keys | commands/session | pod CPU µs/session |',
+    '|---|---|---:|---:|---|---:|---:|',
   ];
   for (const r of runs) {
     lines.push(
       `| ${r.variant} | ${r.shards === 0 ? 'standalone' : `cluster K=${r.shards}`} | ${r.sessionsPerSecond.toFixed(0)} | ${r.redisCpuUsPerSession.toFixed(1)} | ` +
-        `${r.perShard.map((s) => `${s.cpuUsPerSession.toFixed(1)} µs, ${s.cores.toFixed(2)} cores, ${s.keys} keys`).join('; ')} | ${r.commandsPerSession.toFixed(2)} |`,
+        `${r.perShard.map((s) => `${s.cpuUsPerSession.toFixed(1)} µs, ${s.cores.toFixed(2)} cores, ${s.keys} keys`).join('; ')} | ${r.commandsPerSession.toFixed(2)} | ${r.podCpuUsPerSession?.toFixed(1) ?? '—'} |`,
     );
   }
   return lines.join('\n');
@@ -251,7 +259,7 @@ if (import.meta.main) {
     for (const [variant, create] of variants) {
       const run = await measureAdmission({ ...opts, variant, create, shards });
       process.stderr.write(
-        `${variant}, ${shards === 0 ? 'standalone' : `K=${shards}`}: ${run.sessionsPerSecond.toFixed(0)}/s, Redis ${run.redisCpuUsPerSession.toFixed(1)} µs/session, ${run.commandsPerSession.toFixed(2)} commands/session\n`,
+        `${variant}, ${shards === 0 ? 'standalone' : `K=${shards}`}: ${run.sessionsPerSecond.toFixed(0)}/s, Redis ${run.redisCpuUsPerSession.toFixed(1)} µs/session, ${run.commandsPerSession.toFixed(2)} commands/session, pod ${run.podCpuUsPerSession?.toFixed(1)} µs/session\n`,
       );
       runs.push(run);
     }

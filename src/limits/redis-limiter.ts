@@ -1,7 +1,8 @@
 // The fleet-wide limiter: every pod shares connection-rate, concurrency and bandwidth budgets
-// through Redis. A new session costs at most one round trip (one script decides all its limits);
-// its close costs a share of one ZREM per key per 5 ms, or nothing when an admission of the same
-// key carries it into its script (release-queue.ts). Keys known to be over their rate are refused
+// through Redis. A new session costs at most one round trip (one script decides all its limits,
+// and the sessions asked meanwhile share the call: admit-batch.ts); its close costs a share of one
+// ZREM per key per 5 ms, or nothing when an admission of the same key carries it into its script
+// (release-queue.ts). Keys known to be over their rate are refused
 // locally until their retry time, without asking. When Redis fails or is slow the configured fail mode
 // decides: open (default) admits through a local in-process limiter with the same limits per
 // pod; closed refuses with LimiterUnavailable. Redis calls time out quickly and the number in
@@ -11,14 +12,16 @@ import { DEFAULT_COMMAND_TIMEOUT_MS, type RedisClient } from '../redis/connectio
 import { checkPrefix } from '../redis/keys.ts';
 import { limitKey } from './redis-keys.ts';
 import { LeaseRenewer } from './lease-renewer.ts';
-import { defineLimitScripts, type AdmitArgs } from './limit-scripts.ts';
+import { AdmitBatcher, type BatchOutcome } from './admit-batch.ts';
+import { defineLimitScripts, type AdmitArgs, type AdmitReply } from './limit-scripts.ts';
 import { QuotaPool } from './quota-pool.ts';
 import { channels } from '../telemetry/events.ts';
 import { createMemoryLimiter } from './memory-limiter.ts';
 import { ReleaseQueue } from './release-queue.ts';
 import { createBandwidthGate, createTokenBucket } from './token-bucket.ts';
 import type { Admission, AdmitRequest, BandwidthGate, Lease, Limiter } from './types.ts';
-import { asError } from '../errors.ts';
+
+type Outcome = BatchOutcome<AdmitReply>;
 
 export type FailMode = 'open' | 'closed';
 
@@ -89,10 +92,18 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
   const releases = new ReleaseQueue((key, members) => {
     if (client.status === 'ready') scripts.release(key, members).catch(report);
   });
+  // In flight until Redis answers or ioredis gives up, even when the deadline decided first.
+  const batcher = new AdmitBatcher<AdmitArgs, AdmitReply>({
+    send: scripts.admit,
+    timeoutMs: callTimeoutMs,
+    // A slot granted after the deadline would be held by nobody until its lease expired.
+    onLate: (args, late) => {
+      if (late.code === 0 && args.sessions !== null) releases.add(args.sessions.key, args.sessions.member);
+    },
+  });
   const quotas = new QuotaPool({ grant: scripts.grant, clock, failOpen, onError: report });
   /** rate key → local time until which Redis said it is over the limit. */
   const refusals = new Map<string, number>();
-  let inFlight = 0;
   let closed = false;
 
   function unavailable(req: AdmitRequest, error: Error): Admission | Promise<Admission> {
@@ -139,34 +150,21 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
     };
   }
 
-  async function askRedis(req: AdmitRequest, args: AdmitArgs, bandwidthKey: string | null): Promise<Admission> {
-    inFlight += 1;
-    // In flight until Redis answers or ioredis gives up, even when the deadline decided first.
-    const call = scripts.admit(args).finally(() => void (inFlight -= 1));
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`Redis did not answer within ${callTimeoutMs} ms`)), callTimeoutMs);
-    });
-    let reply;
-    try {
-      reply = await Promise.race([call, deadline]);
-    } catch (error) {
-      // A slot granted after the deadline would be held by nobody until its lease expired.
-      const sessions = args.sessions;
-      if (sessions !== null)
-        call.then(
-          (late) => void (late.code === 0 && releases.add(sessions.key, sessions.member)),
-          () => {},
-        );
-      return unavailable(req, asError(error));
-    } finally {
-      clearTimeout(timer);
-    }
+  // One answer per admission, whichever batch it rode in: a deadline past, a refusal, a lease.
+  function answer(
+    req: AdmitRequest,
+    args: AdmitArgs,
+    bandwidthKey: string | null,
+    outcome: Outcome,
+  ): Admission | Promise<Admission> {
+    if (outcome.error !== undefined) return unavailable(req, outcome.error);
+    const reply = outcome.reply;
     if (reply.code === 1) {
       if (args.rate !== null) cacheRefusal(args.rate.key, clock() + reply.retryAfterMs);
       return { ok: false, reason: 'RateLimited', retryAfterMs: reply.retryAfterMs };
     }
     if (reply.code === 2) return { ok: false, reason: 'ConcurrencyLimited', retryAfterMs: 0 };
+    if (reply.code === 3) return unavailable(req, new Error(reply.error));
     const sessions = args.sessions;
     if (closed) {
       if (sessions !== null) scripts.release(sessions.key, [sessions.member]).catch(report);
@@ -212,7 +210,8 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
     if (rate === null && sessionsKey === null && grant === null)
       return { ok: true, lease: buildLease(req, null, member, bandwidthKey, 0) };
     if (client.status !== 'ready') return unavailable(req, new Error(`Redis is ${client.status}`));
-    if (inFlight >= maxInFlight) return unavailable(req, new Error(`${inFlight} Redis calls in flight`));
+    if (batcher.inFlight >= maxInFlight)
+      return unavailable(req, new Error(`${batcher.inFlight} Redis calls in flight`));
     // Taken only now that the call goes out: they ride in the script instead of a ZREM each.
     const carried = sessionsKey === null ? undefined : releases.take(sessionsKey);
     const sessions: AdmitArgs['sessions'] =
@@ -225,7 +224,10 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
             ...(carried === undefined ? {} : { releases: carried }),
           }
         : null;
-    return askRedis(req, { rate, sessions, bandwidth: grant }, bandwidthKey);
+    const args: AdmitArgs = { rate, sessions, bandwidth: grant };
+    // Every key of one rule shares its hash tag; a single Redis takes any keys in one script.
+    const group = client.isCluster ? req.ruleId : '';
+    return batcher.admit(group, args).then((outcome) => answer(req, args, bandwidthKey, outcome));
   }
 
   return {
@@ -243,7 +245,7 @@ export function createRedisLimiter(opts: RedisLimiterOptions): RedisLimiter {
     },
     stats() {
       return {
-        inFlight,
+        inFlight: batcher.inFlight,
         leases: renewer.size,
         pendingReleases: releases.size,
         sharedBandwidthKeys: quotas.size,

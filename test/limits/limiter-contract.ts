@@ -221,6 +221,49 @@ export function runLimiterContract(name: string, makeLimiter: (clock: ManualCloc
       expectRefused(await admit(request(limits)), 'ConcurrencyLimited');
     });
 
+    // Sessions of a busy pod ask in the same event-loop turn (the Redis limiter sends them as one
+    // call): each must be decided as if asked alone, after the ones before it.
+    it('decides admissions asked together as if one after another, in the order asked', async (t) => {
+      const { ruleId, request, admit } = await open(t);
+      const limits: RuleLimits = {
+        connectionRate: { perSecond: PER_SECOND, burst: 4, key: 'SourceIP' },
+        concurrentSessions: { max: 2, key: 'UserID' },
+      };
+      const other: RuleLimits = { concurrentSessions: { max: 1, key: 'Rule' } };
+      const together = await Promise.all([
+        admit(request(limits, { userId: 'alice' })),
+        admit(request(limits, { userId: 'alice' })),
+        // Over alice's slots: refused for concurrency, and spends no rate token.
+        admit(request(limits, { userId: 'alice' })),
+        admit(request(limits, { userId: 'bob' })),
+        // Another rule in the same turn (another slot on Redis Cluster) keeps its own budget.
+        admit(request(other, { ruleId: `${ruleId}-b` })),
+        admit(request(other, { ruleId: `${ruleId}-b` })),
+        admit(request(limits, { userId: 'carol' })),
+        // The burst of 4 is spent by alice twice, bob and carol.
+        admit(request(limits, { userId: 'dave' })),
+      ]);
+      assert.deepEqual(
+        together.map((a) => (a.ok ? 'ok' : a.reason)),
+        ['ok', 'ok', 'ConcurrencyLimited', 'ok', 'ok', 'ConcurrencyLimited', 'ok', 'RateLimited'],
+      );
+    });
+
+    it('counts a release given back between admissions asked together', async (t) => {
+      const { request, admit } = await open(t);
+      const limits: RuleLimits = { concurrentSessions: { max: 2, key: 'Rule' } };
+      const first = expectOk(await admit(request(limits)));
+      expectOk(await admit(request(limits)));
+      // All in one turn: refused while both slots are held, then a slot is given back.
+      const before = admit(request(limits));
+      first.release();
+      const together = await Promise.all([before, admit(request(limits)), admit(request(limits))]);
+      assert.deepEqual(
+        together.map((a) => (a.ok ? 'ok' : a.reason)),
+        ['ConcurrencyLimited', 'ok', 'ConcurrencyLimited'],
+      );
+    });
+
     it('lets a Session bandwidth gate pass one second of bytes at once, then delays', async (t) => {
       const { clock, request, admit } = await open(t);
       const limits: RuleLimits = { bandwidth: { bytesPerSecond: 1000, key: 'Session' } };

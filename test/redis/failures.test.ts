@@ -102,6 +102,53 @@ describe('limits when Redis fails', () => {
     });
   }
 
+  for (const failMode of ['closed', 'open'] as const satisfies FailMode[]) {
+    it(`Redis hung, fail ${failMode}: every admission of a batch past its deadline is answered, with the reason; slots granted late go back`, async (t) => {
+      const redis = await server(t);
+      // ioredis's own timeout is longer than the limiter's: the limiter's deadline must decide.
+      const c = await client(t, redis, 5000);
+      const prefix = `b-${randomUUID().slice(0, 8)}`;
+      const limiter = createRedisLimiter({ client: c, prefix, failMode, callTimeoutMs: 200 });
+      t.after(() => limiter.close());
+      const ruleId = randomUUID();
+      const wide: RuleLimits = { concurrentSessions: { max: 100, key: 'Rule' } };
+      const warm = await limiter.admit(request(ruleId, wide)); // the script is loaded on this connection
+      assert.ok(warm.ok);
+      warm.lease.release();
+      const errors = collect(t, 'socks4-fleet:limiter:error');
+      await redis.kill('SIGSTOP');
+      t.after(() => redis.resume());
+      const started = performance.now();
+      // Asked in one turn: one batch, one script call.
+      const answers = await Promise.all(Array.from({ length: 6 }, () => limiter.admit(request(ruleId, wide))));
+      const waited = performance.now() - started;
+      assert.ok(waited >= 190 && waited < 2000, `answered after ${waited} ms`);
+      if (failMode === 'closed') {
+        for (const a of answers) assert.deepEqual(a, { ok: false, reason: 'LimiterUnavailable', retryAfterMs: 0 });
+      } else {
+        // The local fallback admits them within its own (per pod) limits.
+        for (const a of answers) assert.equal(a.ok, true);
+        for (const a of answers) if (a.ok) a.lease.release();
+      }
+      assert.deepEqual(
+        errors.map((e) => (e as { error: Error }).error.message),
+        Array.from({ length: 6 }, () => 'Redis did not answer within 200 ms'),
+      );
+      assert.equal(limiter.stats().inFlight, 6, 'still waiting on Redis');
+      // Redis wakes up and grants all six, to nobody: the pod hands every slot back.
+      redis.resume();
+      const key = limitKey(prefix, 'sessions', 'Rule', { ruleId, sourceIp: '', userId: '' });
+      let held = -1;
+      for (let i = 0; i < 100; i++) {
+        held = await c.zcard(key);
+        if (held === 0 && limiter.stats().inFlight === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(held, 0, 'late grants released');
+      assert.equal(limiter.stats().inFlight, 0);
+    });
+  }
+
   it('Redis hung: times out quickly and never lets calls pile up', async (t) => {
     const redis = await server(t);
     const c = await client(t, redis, 300);

@@ -3,6 +3,7 @@
 // Each "pod" is a limiter with its own connection to one real redis-server.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import diagnostics from 'node:diagnostics_channel';
 import { after, describe, it } from 'node:test';
 import { createRedisLimiter, type RedisLimiter, type RedisLimiterOptions } from '../../src/limits/redis-limiter.ts';
 import { RELEASE_DELAY_MS } from '../../src/limits/release-queue.ts';
@@ -148,6 +149,55 @@ describe('redis limiter', () => {
     assert.equal(calls.get('zrem'), sessions);
     assert.equal(scripts, sessions + 10, `script calls: ${JSON.stringify([...calls])}`);
     assert.ok(limiter.stats().cachedRefusals >= 1);
+  });
+
+  it('sends the admissions of a turn as one script call, whose keys all lie in their rule’s slot', async (t) => {
+    const { client, limiter } = await openPod(t, `t-${randomUUID().slice(0, 8)}`);
+    const ruleId = randomUUID();
+    const limits: RuleLimits = {
+      connectionRate: { perSecond: 100, burst: 100, key: 'SourceIP' },
+      concurrentSessions: { max: 100, key: 'UserID' },
+    };
+    leaseOf(await limiter.admit(request(ruleId, limits))).release(); // scripts loaded on this connection
+    await releasesSent(limiter);
+    await client.config('RESETSTAT');
+    const sessions = 12;
+    const answers = await Promise.all(
+      Array.from({ length: sessions }, (_, i) => limiter.admit(request(ruleId, limits, { userId: `u${i % 3}` }))),
+    );
+    for (const a of answers) leaseOf(a);
+    const calls = await commandCalls(client);
+    assert.equal((calls.get('evalsha') ?? 0) + (calls.get('eval') ?? 0), 1, JSON.stringify([...calls]));
+    // One read and one write of the source's rate key, one count per USERID's sessions key.
+    assert.equal(calls.get('get'), 1);
+    assert.equal(calls.get('set'), 1);
+    assert.equal(calls.get('zcard'), 3);
+    assert.equal(calls.get('zadd'), sessions);
+    assert.equal(calls.get('pexpire'), 3);
+    for (const a of answers) if (a.ok) a.lease.release();
+  });
+
+  it('fails only the session whose key is broken, not those batched with it', async (t) => {
+    const prefix = `w-${randomUUID().slice(0, 8)}`;
+    const { client, limiter } = await openPod(t, prefix);
+    const errors: unknown[] = [];
+    const listener = (message: unknown): void => void errors.push(message);
+    diagnostics.subscribe('socks4-fleet:limiter:error', listener);
+    t.after(() => diagnostics.unsubscribe('socks4-fleet:limiter:error', listener));
+    const ruleId = randomUUID();
+    const limits: RuleLimits = { concurrentSessions: { max: 10, key: 'UserID' } };
+    // Someone wrote a plain string where mallory's lease set belongs.
+    await client.set(limitKey(prefix, 'sessions', 'UserID', { ruleId, sourceIp: '', userId: 'mallory' }), 'x');
+    const together = await Promise.all(
+      ['alice', 'mallory', 'bob'].map((userId) => limiter.admit(request(ruleId, limits, { userId }))),
+    );
+    assert.deepEqual(
+      together.map((a) => (a.ok ? 'ok' : a.reason)),
+      ['ok', 'LimiterUnavailable', 'ok'],
+    );
+    assert.equal(errors.length, 1);
+    assert.match((errors[0] as { error: Error }).error.message, /WRONGTYPE/);
+    for (const a of together) if (a.ok) a.lease.release();
   });
 
   it('carries a release into the next admission of its key, and batches the rest into one ZREM per key', async (t) => {
