@@ -32,6 +32,8 @@ export const modules = {
       'test/policy/ip-glob.test.ts',
       'test/policy/tiers.test.ts',
       'test/policy/glob-property.test.ts',
+      'test/policy/compile.test.ts',
+      'test/policy/report.test.ts',
     ],
     bar: 85,
   },
