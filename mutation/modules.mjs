@@ -33,6 +33,7 @@ export const modules = {
       'test/policy/tiers.test.ts',
       'test/policy/glob-property.test.ts',
       'test/policy/compile.test.ts',
+      'test/policy/rule-index.test.ts',
       'test/policy/report.test.ts',
     ],
     bar: 85,

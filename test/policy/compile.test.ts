@@ -2,8 +2,9 @@
 // set's published fields (the snapshot stores `policies`; logs and spans report the counts).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compilePolicies } from '../../src/policy/compile.ts';
+import { compileInSteps, compilePolicies } from '../../src/policy/compile.ts';
 import { evaluate } from '../../src/policy/evaluate.ts';
+import { IndexDimension } from '../../src/policy/rule-index.ts';
 import type { EvalContext, PolicyRule, Socks4Policy } from '../../src/policy/types.ts';
 import { makeContext, makePolicy } from './fixtures.ts';
 
@@ -114,5 +115,122 @@ describe('compile: equal range sets are shared, different ones never confused', 
     assert.equal(evaluate(set, makeContext({ sourceIp: '10.1.1.1' })).rule?.name, 'from');
     assert.equal(evaluate(set, makeContext({ sourceIp: '11.1.1.1', destIp: '10.2.2.2' })).rule?.name, 'to');
     assert.equal(evaluate(set, makeContext({ sourceIp: '11.1.1.1' })).rule, null);
+  });
+});
+
+describe('compile: what the compiled set publishes', () => {
+  const report = (p: Socks4Policy): Socks4Policy => ({ ...p, spec: { ...p.spec, enforcement: 'Report' } });
+
+  it('counts every policy and every rule written, Report ones included (the snapshot log and span report them)', () => {
+    const set = compilePolicies([
+      makePolicy('a', [
+        { name: 'r1', action: 'Allow' },
+        { name: 'r2', action: 'Deny' },
+        { name: 'r3', action: 'Deny' },
+      ]),
+      report(
+        makePolicy('b', [
+          { name: 'r1', action: 'Deny' },
+          { name: 'r2', action: 'Deny' },
+        ]),
+      ),
+      clusterPolicy('c', [{ name: 'r1', action: 'Pass' }]),
+    ]);
+    assert.deepEqual([set.policyCount, set.ruleCount], [3, 6]);
+    assert.deepEqual([compilePolicies([]).policyCount, compilePolicies([]).ruleCount], [0, 0]);
+  });
+
+  it('stores each policy with its defaults filled in, in evaluation order', () => {
+    const set = compilePolicies([
+      makePolicy('n', [{ name: 'r', action: 'Allow' }]),
+      clusterPolicy('c', [{ name: 'r', action: 'Deny' }]),
+      clusterPolicy('b', [{ name: 'r', action: 'Deny' }], { tier: 'Baseline', priority: 5 }),
+    ]);
+    assert.deepEqual(
+      set.policies.map((p) => [
+        p.kind,
+        p.metadata.namespace ?? null,
+        p.metadata.name,
+        p.spec.priority,
+        p.spec.tier ?? null,
+      ]),
+      [
+        ['ClusterSocks4Policy', null, 'c', 1000, 'Admin'],
+        ['Socks4Policy', 'default', 'n', 1000, null],
+        ['ClusterSocks4Policy', null, 'b', 5, 'Baseline'],
+      ],
+    );
+  });
+
+  it('a Report policy decides nothing but is answered by the report view; without one there is none', () => {
+    const policies = [
+      report(makePolicy('trial', [{ name: 'no-ssh', action: 'Deny', to: { ports: ['22'] } }], { priority: 1 })),
+      makePolicy('base', [{ name: 'all', action: 'Allow' }]),
+    ];
+    const set = compilePolicies(policies);
+    assert.equal(evaluate(set, makeContext({ destPort: 22 })).rule?.id, 'default/base/all');
+    assert.ok(set.report !== null);
+    assert.equal(evaluate(set.report.all, makeContext({ destPort: 22 })).rule?.id, 'default/trial/no-ssh');
+    assert.deepEqual([...set.report.policies], ['default/trial']);
+    assert.equal(compilePolicies(policies.slice(1)).report, null);
+  });
+});
+
+describe('compile: refusals of callers that did not validate', () => {
+  it('an invalid policy, with its issues', () => {
+    const bad = makePolicy('p', [
+      { name: 'r', action: 'Allow' },
+      { name: 'r', action: 'Deny' },
+    ]);
+    assert.throws(() => compilePolicies([bad]), {
+      message: 'policy default/p is invalid: spec.rules[1].name: duplicate rule name "r" (also spec.rules[0])',
+    });
+  });
+
+  it('two policies with one namespace/name', () => {
+    const p = makePolicy('p', [{ name: 'r', action: 'Allow' }]);
+    assert.throws(() => compilePolicies([p, makePolicy('p', [{ name: 's', action: 'Deny' }])]), {
+      message: 'duplicate policy default/p',
+    });
+    // The same name in another namespace, or as a cluster policy, is another policy.
+    const other = compilePolicies([p, makePolicy('p', [], { namespace: 'b' }), clusterPolicy('p', [])]);
+    assert.equal(other.policyCount, 3);
+  });
+});
+
+describe('compile: in steps, so a reload never holds the event loop for the whole set', () => {
+  const big = (rules: number): Socks4Policy[] => [
+    makePolicy(
+      'big',
+      Array.from({ length: rules }, (_, i) => ({ name: `r${i}`, action: 'Allow', to: { ports: [String(i + 1)] } })),
+    ),
+  ];
+  function run(policies: Socks4Policy[], options?: { rulesPerStep?: number }) {
+    const steps = compileInSteps(policies, options);
+    for (let pauses = 0; ; pauses++) {
+      const step = steps.next();
+      if (step.done === true) return { set: step.value, pauses };
+    }
+  }
+
+  it('pauses after every 100 rules by default, and every rulesPerStep when given', () => {
+    // One pause per full step of rules, then one before each candidate index build (one per
+    // dimension an index can use), each of which walks the whole set.
+    const builds = Object.values(IndexDimension).filter((d) => d !== IndexDimension.None).length;
+    for (const [rules, perStep] of [
+      [1000, undefined],
+      [250, 100],
+      [250, 50],
+      [100, 100],
+    ] as const) {
+      const { set, pauses } = run(big(rules), perStep === undefined ? {} : { rulesPerStep: perStep });
+      assert.equal(pauses, Math.floor(rules / (perStep ?? 100)) + builds, `${rules} rules per ${perStep}`);
+      assert.equal(set.ruleCount, rules);
+      assert.equal(evaluate(set, makeContext({ destPort: 100 })).rule?.name, 'r99');
+    }
+  });
+
+  it('compiles a set smaller than one step without pausing', () => {
+    for (const rules of [10, 99]) assert.equal(run(big(rules)).pauses, 0, `${rules} rules`);
   });
 });
