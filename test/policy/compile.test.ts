@@ -174,6 +174,17 @@ describe('compile: what the compiled set publishes', () => {
     assert.deepEqual([...set.report.policies], ['default/trial']);
     assert.equal(compilePolicies(policies.slice(1)).report, null);
   });
+  it("the report view keeps the set's tenancy: a Report policy speaks for its own namespace only", () => {
+    const trial = report(makePolicy('trial', [{ name: 'no-ssh', action: 'Deny' }], { namespace: 'team-b' }));
+    const set = compilePolicies(
+      [trial, makePolicy('base', [{ name: 'all', action: 'Allow' }], { namespace: 'team-a' })],
+      {
+        tenancy: 'Namespaced',
+      },
+    );
+    const would = (namespace: string) => evaluate(set.report?.all ?? set, makeContext({ namespace })).rule?.id ?? null;
+    assert.deepEqual([would('team-a'), would('team-b')], ['team-a/base/all', 'team-b/trial/no-ssh']);
+  });
 });
 
 describe('compile: refusals of callers that did not validate', () => {
