@@ -49,6 +49,18 @@ describe('compile: host globs are matched in canonical form, in both kinds of po
   }
 });
 
+describe('compile: USERIDs are compared as written', () => {
+  it('a pattern with capitals matches those capitals only (SOCKS4 USERIDs are case-sensitive)', () => {
+    const set = compilePolicies([
+      makePolicy('p', [{ name: 'r', action: 'Allow', from: { userids: ['Alice', 'SVC-*'] } }]),
+    ]);
+    const got = ['Alice', 'alice', 'SVC-build', 'svc-build'].map(
+      (userId) => evaluate(set, makeContext({ userId })).action,
+    );
+    assert.deepEqual(got, ['allow', 'deny', 'allow', 'deny']);
+  });
+});
+
 describe('compile: limits reach the allowing decision as written, and only those', () => {
   const limits = {
     connectionRate: { perSecond: 5, burst: 10, key: 'SourceIP' },
@@ -196,6 +208,13 @@ describe('compile: refusals of callers that did not validate', () => {
     assert.throws(() => compilePolicies([bad]), {
       message: 'policy default/p is invalid: spec.rules[1].name: duplicate rule name "r" (also spec.rules[0])',
     });
+  });
+
+  it('a caller that validated says so and gets the same set, without validating again', () => {
+    const policies = [makePolicy('p', [{ name: 'r', action: 'Allow', to: { ports: ['443'] } }])];
+    const trusted = compilePolicies(policies, { validated: true });
+    assert.deepEqual(trusted.rules, compilePolicies(policies).rules);
+    assert.equal(evaluate(trusted, makeContext()).rule?.id, 'default/p/r');
   });
 
   it('two policies with one namespace/name', () => {

@@ -74,6 +74,22 @@ describe('rule index: numeric keys at the edges of the intervals', () => {
   });
 });
 
+describe('rule index: a rule too wide for the buckets', () => {
+  it('a range over more intervals than a rule may be filed under is still tried for every key', () => {
+    const decide = indexed(
+      'port',
+      100,
+      (i) => ({ action: 'Deny', commands: ['Bind'], to: { ports: [String(i + 1)] } }),
+      [{ name: 'wide', action: 'Allow', to: { ports: ['1-100'] } }],
+    );
+    assert.deepEqual(
+      [1, 50, 100, 101].map((destPort) => decide({ destPort })),
+      ['RuleAllowed wide', 'RuleAllowed wide', 'RuleAllowed wide', 'NoRuleMatched -'],
+    );
+    assert.equal(decide({ destPort: 50, command: 'bind' }), 'RuleDenied f49');
+  });
+});
+
 describe('rule index: names', () => {
   // Only rules listing exact names alone are filed under those names; a list that also holds a
   // prefix, a suffix, another pattern or `*` must be tried for every name.
