@@ -200,14 +200,19 @@ describe('compile: what the compiled set publishes', () => {
 });
 
 describe('compile: refusals of callers that did not validate', () => {
-  it('an invalid policy, with its issues', () => {
+  it('an invalid policy, with all its issues (also when the caller says it did not validate)', () => {
     const bad = makePolicy('p', [
       { name: 'r', action: 'Allow' },
       { name: 'r', action: 'Deny' },
+      { name: 'r', action: 'Deny' },
     ]);
-    assert.throws(() => compilePolicies([bad]), {
-      message: 'policy default/p is invalid: spec.rules[1].name: duplicate rule name "r" (also spec.rules[0])',
-    });
+    for (const options of [{}, { validated: false }]) {
+      assert.throws(() => compilePolicies([bad], options), {
+        message:
+          'policy default/p is invalid: spec.rules[1].name: duplicate rule name "r" (also spec.rules[0]); ' +
+          'spec.rules[2].name: duplicate rule name "r" (also spec.rules[0])',
+      });
+    }
   });
 
   it('a caller that validated says so and gets the same set, without validating again', () => {
