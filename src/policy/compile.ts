@@ -111,7 +111,13 @@ function normalise(p: Socks4Policy): Socks4Policy {
   if (p.kind === CLUSTER_KIND) {
     return {
       ...p,
-      spec: { ...p.spec, priority: p.spec.priority ?? DEFAULT_PRIORITY, tier: p.spec.tier ?? ClusterTier.Admin },
+      spec: {
+        ...p.spec,
+        priority: p.spec.priority ?? DEFAULT_PRIORITY,
+        tier: p.spec.tier ?? ClusterTier.Admin,
+        // Cluster rules match the same canonical request names as namespaced ones.
+        rules: p.spec.rules.map(canonicalRule),
+      },
     };
   }
   return {

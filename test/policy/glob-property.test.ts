@@ -73,6 +73,12 @@ describe('glob matching agrees with the reference', () => {
     const list = compileGlobs(['ab*', 'ba*', '*aa', '*bb', 'a', 'b', 'abab'], { caseInsensitive: false });
     const got = ['abx', 'bax', 'xaa', 'xbb', 'a', 'b', 'abab', 'x', 'xab', 'aax'].map((s) => matchGlobs(list, s));
     assert.deepEqual(got, [true, true, true, true, true, true, true, false, false, false]);
+    // Exact names only: the third of three (past the two-name fast path) matches by itself.
+    const names = compileGlobs(['a', 'b', 'abab'], { caseInsensitive: false });
+    assert.deepEqual(
+      ['a', 'b', 'abab', 'ab'].map((s) => matchGlobs(names, s)),
+      [true, true, true, false],
+    );
     // A loop one past its list would test startsWith(undefined), i.e. the text "undefined".
     assert.equal(matchGlobs(list, 'undefined'), false);
     assert.equal(matchGlobs(list, 'xundefined'), false);
