@@ -133,6 +133,17 @@ function elector(name: string, client: LeaseClient, scheduler: Scheduler, log: s
   });
 }
 
+/** Candidate a alone, leading after its first try. */
+async function oneCandidate() {
+  const clock = manualClock();
+  const store = leaseStore();
+  const log: string[] = [];
+  const a = elector('a', store.client, clock, log);
+  a.start();
+  await clock.advance(100);
+  return { clock, store, log, a };
+}
+
 /** Candidate a starts first and so leads; b starts a moment later as the standby. */
 async function twoCandidates() {
   const clock = manualClock();
@@ -167,12 +178,7 @@ test('of two candidates one leads; the other takes over only after the leader st
 });
 
 test('a leader that cannot renew stops counting itself leader after the renew deadline', async () => {
-  const clock = manualClock();
-  const store = leaseStore();
-  const log: string[] = [];
-  const a = elector('a', store.client, clock, log);
-  a.start();
-  await clock.advance(100);
+  const { clock, store, log, a } = await oneCandidate();
   assert.equal(a.isLeader(), true);
   store.setFailing(true);
   await clock.advance(8_000);
@@ -187,11 +193,7 @@ test('a leader that cannot renew stops counting itself leader after the renew de
 });
 
 test('a frozen leader (SIGSTOP) is not leader when it wakes, before any timer of its own ran', async () => {
-  const clock = manualClock();
-  const store = leaseStore();
-  const a = elector('a', store.client, clock, []);
-  a.start();
-  await clock.advance(100);
+  const { clock, store, a } = await oneCandidate();
   assert.equal(a.isLeader(), true);
   clock.freeze(); // its timers stop firing; the world's clock goes on
   await clock.advance(10_001);
@@ -227,12 +229,7 @@ test('SIGTERM during a renew: stop() waits for it and releases with the resource
 });
 
 test('a renew answered after the renew deadline: not leader any more, but the record is its own, so stop() releases it', async () => {
-  const clock = manualClock();
-  const store = leaseStore();
-  const log: string[] = [];
-  const a = elector('a', store.client, clock, log);
-  a.start();
-  await clock.advance(100);
+  const { clock, store, log, a } = await oneCandidate();
   const renew = store.hold('update');
   await clock.advance(2_000);
   await renew.sent;
