@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { exchange, socks4Request, startEchoServer, type Closable } from '../helpers/servers.ts';
-import { freePort, runCli, startCli } from '../helpers/spawn.ts';
+import { freePort, startCli } from '../helpers/spawn.ts';
+import { expectProxyStartupError } from '../helpers/startup-error.ts';
 import { runMain } from '../helpers/run-main.ts';
 
 delete process.env.REDIS_URL;
@@ -68,17 +69,10 @@ test('policy push: an empty file is not pushed, and Redis is never contacted', a
 });
 
 test('proxy: an empty file at start is refused in one line; with --allow-empty it starts and refuses every request', async () => {
-  const { code, output } = await runCli([
-    'proxy',
-    '--policy-file',
-    empty,
-    '--listen',
-    '127.0.0.1:0',
-    '--ops-listen',
-    '127.0.0.1:0',
-  ]);
-  assert.equal(code, 1, output);
-  assert.match(output, /socks4-fleet proxy: --policy-file .*empty\.yaml: not started, .*no rules .*pass --allow-empty/);
+  await expectProxyStartupError(
+    { policyFile: empty },
+    /^socks4-fleet proxy: --policy-file .*empty\.yaml: not started, .*no rules .*pass --allow-empty/,
+  );
 
   const socksPort = await freePort();
   const proxy = startCli([

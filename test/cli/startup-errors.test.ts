@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import { listenError } from '../../src/cli/proxy-lifecycle.ts';
 import { exchange, socks4Request, startEchoServer, type Closable } from '../helpers/servers.ts';
 import { freePort, runCli, startCli } from '../helpers/spawn.ts';
+import { expectProxyStartupError } from '../helpers/startup-error.ts';
 
 const allowEcho = (port: number): string => `
 apiVersion: socks4-fleet.io/v1alpha1
@@ -44,28 +45,11 @@ async function occupyPort(): Promise<{ port: number; close(): Promise<void> }> {
   return { port, close: () => new Promise((resolve) => holder.close(() => resolve())) };
 }
 
-function assertOneLine(output: string, pattern: RegExp): void {
-  const lines = output.split('\n').filter((l) => l.startsWith('socks4-fleet'));
-  assert.equal(lines.length, 1, output);
-  assert.match(lines[0]!, pattern);
-  assert.doesNotMatch(output, /\n\s+at .*\(/, `no stack trace:\n${output}`);
-}
-
 test('the SOCKS port in use: one line naming --listen and the fix, exit 1', async () => {
   const held = await occupyPort();
   try {
-    const { code, output } = await runCli([
-      'proxy',
-      '--policy-file',
-      policyFile,
-      '--listen',
-      `127.0.0.1:${held.port}`,
-      '--ops-listen',
-      '127.0.0.1:0',
-    ]);
-    assert.equal(code, 1, output);
-    assertOneLine(
-      output,
+    await expectProxyStartupError(
+      { policyFile, listen: `127.0.0.1:${held.port}` },
       new RegExp(
         `^socks4-fleet proxy: --listen 127\\.0\\.0\\.1:${held.port}: address already in use; stop what holds it or pick another with --listen HOST:PORT$`,
       ),
@@ -78,18 +62,8 @@ test('the SOCKS port in use: one line naming --listen and the fix, exit 1', asyn
 test('the ops port in use: names --ops-listen, says the operator shares the default, exit 1', async () => {
   const held = await occupyPort();
   try {
-    const { code, output } = await runCli([
-      'proxy',
-      '--policy-file',
-      policyFile,
-      '--listen',
-      '127.0.0.1:0',
-      '--ops-listen',
-      `127.0.0.1:${held.port}`,
-    ]);
-    assert.equal(code, 1, output);
-    assertOneLine(
-      output,
+    await expectProxyStartupError(
+      { policyFile, opsListen: `127.0.0.1:${held.port}` },
       /--ops-listen 127\.0\.0\.1:\d+: address already in use; the proxy and the operator both default to 127\.0\.0\.1:9090, so give one of them --ops-listen HOST:PORT \(:0 = any free port\)$/,
     );
   } finally {
@@ -109,18 +83,8 @@ test('an invalid policy at start: one line naming the file and how to see every 
     bad,
     'apiVersion: socks4-fleet.io/v1alpha1\nkind: Socks4Policy\nmetadata: {name: x}\nspec: {rules: [{name: r, action: Maybe}]}\n',
   );
-  const { code, output } = await runCli([
-    'proxy',
-    '--policy-file',
-    bad,
-    '--listen',
-    '127.0.0.1:0',
-    '--ops-listen',
-    '127.0.0.1:0',
-  ]);
-  assert.equal(code, 1, output);
-  assertOneLine(
-    output,
+  const output = await expectProxyStartupError(
+    { policyFile: bad },
     /^socks4-fleet proxy: --policy-file .*bad\.yaml: not started, the file holds no usable rules: .*action.*Fix it \(socks4-fleet policy validate .*bad\.yaml lists every problem\)$/,
   );
   assert.doesNotMatch(output, /keeping the previous one/, 'there is no previous one');
