@@ -240,6 +240,7 @@ test('a renew answered after the renew deadline: not leader any more, but the re
   assert.equal(store.holder(), 'a');
   await a.stop();
   assert.equal(store.holder(), null);
+  assert.deepEqual(log, ['a leads', 'a stops']);
 });
 
 test('SIGTERM during the read: no renew is written, only the release', async () => {
