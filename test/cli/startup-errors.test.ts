@@ -2,40 +2,25 @@
 // usage errors, 1 for runtime failures. And the signals: SIGHUP reloads, a second SIGTERM or
 // SIGINT during a drain says it forces the exit (and does).
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { listenError } from '../../src/cli/proxy-lifecycle.ts';
-import { exchange, socks4Request, startEchoServer, type Closable } from '../helpers/servers.ts';
+import { startPolicyWorkspace, allowEchoPolicy, type PolicyWorkspace } from '../helpers/policy-workspace.ts';
+import { exchange, socks4Request, type Closable } from '../helpers/servers.ts';
 import { freePort, runCli, startCli } from '../helpers/spawn.ts';
 import { expectProxyStartupError } from '../helpers/startup-error.ts';
 
-const allowEcho = (port: number): string => `
-apiVersion: socks4-fleet.io/v1alpha1
-kind: Socks4Policy
-metadata: {name: cli}
-spec:
-  rules:
-    - {name: echo, action: Allow, to: {cidrs: ["127.0.0.1/32"], ports: ["${port}"]}}
-`;
-
-let dir: string;
+let workspace: PolicyWorkspace;
 let echo: Closable;
 let policyFile: string;
 
 before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'socks4-startup-'));
-  echo = await startEchoServer();
-  policyFile = path.join(dir, 'policy.yaml');
-  await writeFile(policyFile, allowEcho(echo.port));
+  workspace = await startPolicyWorkspace('socks4-startup-');
+  echo = workspace.echo;
+  policyFile = await workspace.write('policy.yaml', allowEchoPolicy(echo.port));
 });
 
-after(async () => {
-  await echo.close();
-  await rm(dir, { recursive: true, force: true });
-});
+after(() => workspace?.close());
 
 /** Holds a loopback port so the proxy cannot bind it. */
 async function occupyPort(): Promise<{ port: number; close(): Promise<void> }> {
@@ -78,9 +63,8 @@ test('the ops port in use: names --ops-listen, says the operator shares the defa
 });
 
 test('an invalid policy at start: one line naming the file and how to see every problem, exit 1', async () => {
-  const bad = path.join(dir, 'bad.yaml');
-  await writeFile(
-    bad,
+  const bad = await workspace.write(
+    'bad.yaml',
     'apiVersion: socks4-fleet.io/v1alpha1\nkind: Socks4Policy\nmetadata: {name: x}\nspec: {rules: [{name: r, action: Maybe}]}\n',
   );
   const output = await expectProxyStartupError(
