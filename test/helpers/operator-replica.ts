@@ -49,9 +49,13 @@ export function startOperatorReplica(options: OperatorReplicaOptions): CliProces
   );
 }
 
+// Loading the Kubernetes client and connecting takes seconds; on a loaded two-core machine a
+// replica has printed nothing at all after 20 s (the spawn helper's default bound).
+const STARTED_WITHIN_MS = 60_000;
+
 /** Waits for the start-up line and returns the ops port it names (the replica listens on :0). */
 export async function operatorOpsPort(cli: CliProcess): Promise<number> {
-  await cli.waitForOutput(/"msg":"socks4-fleet operator started"/);
+  await cli.waitForOutput(/"msg":"socks4-fleet operator started"/, STARTED_WITHIN_MS);
   const port = Number(/"ops":"127\.0\.0\.1:(\d+)"/.exec(cli.output())?.[1]);
   if (!(port > 0)) throw new Error(`no ops address in the start-up line:\n${cli.output()}`);
   return port;

@@ -159,6 +159,7 @@ test(`an operator killed in the middle of ${CHANGES} changes is replaced, and th
   const namespaces = ['stream-a', 'stream-b'];
   for (const ns of namespaces) await cluster.createNamespace(ns);
   const first = startReplica('first', prefix, ['--namespaces', namespaces.join(',')]);
+  await operatorOpsPort(first);
   await waitFor('the first replica to publish', async () =>
     (await readPublished(redis, prefix)) === null ? undefined : true,
   );
