@@ -108,20 +108,25 @@ export class LeaderElector implements Leadership {
     this.#schedule(0);
   }
 
-  /** Stops campaigning; a leader releases the Lease so a standby takes over at its next try. */
+  /**
+   * Stops campaigning and releases the Lease while its record still names this candidate, so a
+   * standby takes over at its next try. That holds even when the last renew came back after the
+   * renew deadline (isLeader() already false, nothing published since): no one else can have
+   * taken the record without changing its resourceVersion, and the release is conditional on it.
+   */
   async stop(options: { release?: boolean } = {}): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== null) this.#scheduler.clearTimeout(this.#timer);
     this.#timer = null;
     await this.#running;
-    const wasLeading = this.isLeader();
     this.#setLeading(false);
-    if (options.release !== false && wasLeading && this.#lease !== null) {
+    const held = this.#lease;
+    if (options.release !== false && held !== null && held.holderIdentity === this.#options.identity) {
       try {
-        await this.#options.client.update(this.#lease.resourceVersion, {
+        await this.#options.client.update(held.resourceVersion, {
           holderIdentity: null,
           leaseDurationSeconds: 1,
-          leaseTransitions: this.#lease.leaseTransitions,
+          leaseTransitions: held.leaseTransitions,
           acquired: false,
         });
       } catch (error) {
@@ -152,6 +157,7 @@ export class LeaderElector implements Leadership {
         this.#observed = { resourceVersion: lease.resourceVersion, at: now };
       }
       this.#lease = lease;
+      if (this.#stopped) return; // stop() came during the read: no write it would have to undo
       const decision = decideLease(lease, identity, this.#observed?.at ?? now, now);
       const write: LeaseWrite = {
         holderIdentity: identity,
@@ -169,8 +175,9 @@ export class LeaderElector implements Leadership {
         decision.kind === 'create'
           ? await client.create(write)
           : await client.update((lease as LeaseView).resourceVersion, write);
-      if (this.#stopped) return;
+      // Kept even when stop() came meanwhile: the release must carry the resourceVersion written.
       this.#lease = updated;
+      if (this.#stopped) return;
       this.#observed = { resourceVersion: updated.resourceVersion, at: started };
       this.#lastRenewAt = started;
       this.#setLeading(true);

@@ -8,6 +8,7 @@ import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { REDIS_SERVER, startRedis } from '../../test/helpers/redis.ts';
 import { runLoadgen, type LoadgenTarget } from './loadgen.ts';
 import { benchRoot, childEnv, cliPath, launcherPath, repoRoot } from './paths.ts';
 import { canConnect, freePort, httpStatus, spawnManaged, waitUntil, type Managed } from './processes.ts';
@@ -46,7 +47,6 @@ export interface Target {
 }
 
 export const DANTED = '/usr/sbin/danted';
-const REDIS_SERVER = '/usr/bin/redis-server';
 const POLICY_FILE = path.join(benchRoot, 'policy.yaml');
 
 function unavailable(id: TargetId, reason: string): Target {
@@ -205,33 +205,6 @@ export async function startFloor(): Promise<Target> {
   };
 }
 
-interface RedisProcess {
-  readonly managed: Managed;
-  readonly url: string;
-  readonly dir: string;
-}
-
-async function startRedisServer(): Promise<RedisProcess> {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), 'socks4-bench-redis-'));
-  const managed = spawnManaged(REDIS_SERVER, [
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--dir',
-    dir,
-    '--loglevel',
-    'warning',
-  ]);
-  await waitUntil('redis-server', managed, () => canConnect(port), 10_000);
-  return { managed, url: `redis://127.0.0.1:${port}`, dir };
-}
-
 /** Fleet mode: rules published with `policy push`, all three limits of the matching rule in Redis. */
 export async function startRedisMode(tracing: boolean, options: FleetOptions = {}): Promise<Target> {
   const id = tracing ? TargetId.RedisTracing : TargetId.Redis;
@@ -241,12 +214,11 @@ export async function startRedisMode(tracing: boolean, options: FleetOptions = {
   if (tracing && !existsSync(path.join(repoRoot, 'src', 'telemetry', 'tracing.ts'))) {
     return unavailable(id, 'n/a (not built yet: no src/telemetry/tracing.ts)');
   }
-  const redis = await startRedisServer();
+  const redis = await startRedis(); // the tests' server: loopback, a free port, nothing persisted
   const sink = tracing ? await startOtlpSink() : null;
   const cleanup = async (): Promise<void> => {
-    await redis.managed.stop();
+    await redis.stop();
     await sink?.close();
-    rmSync(redis.dir, { recursive: true, force: true });
   };
   let proxy: FleetProcess;
   try {
@@ -262,7 +234,7 @@ export async function startRedisMode(tracing: boolean, options: FleetOptions = {
   const target: Target = {
     id,
     unavailable: null,
-    loadgen: { proxy: `127.0.0.1:${proxy.port}`, pids: [proxy.managed.pid], auxPids: [redis.managed.pid] },
+    loadgen: { proxy: `127.0.0.1:${proxy.port}`, pids: [proxy.managed.pid], auxPids: [redis.pid] },
     memoryMetric: 'rss',
     details: () => ({ redis: redis.url, ...(sink === null ? {} : { otlp: sink.stats() }) }),
     async stop() {

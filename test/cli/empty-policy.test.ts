@@ -3,42 +3,29 @@
 // proxy at start and on reload (the rules in force stay). A reload that drops more than half of
 // the rules is loaded but logged at warn.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
-import { exchange, socks4Request, startEchoServer, type Closable } from '../helpers/servers.ts';
-import { freePort, runCli, startCli } from '../helpers/spawn.ts';
+import { startPolicyWorkspace, allowEchoPolicy, type PolicyWorkspace } from '../helpers/policy-workspace.ts';
+import { exchange, socks4Request, type Closable } from '../helpers/servers.ts';
+import { freePort, startCli } from '../helpers/spawn.ts';
+import { expectProxyStartupError } from '../helpers/startup-error.ts';
 import { runMain } from '../helpers/run-main.ts';
 
 delete process.env.REDIS_URL;
 
-const policy = (port: number, extraRules: number): string => `
-apiVersion: socks4-fleet.io/v1alpha1
-kind: Socks4Policy
-metadata: {name: cli}
-spec:
-  rules:
-    - {name: echo, action: Allow, to: {cidrs: ["127.0.0.1/32"], ports: ["${port}"]}}
-${Array.from({ length: extraRules }, (_, i) => `    - {name: deny-${i}, action: Deny, to: {ports: ["${i + 1}"]}}`).join('\n')}
-`;
 const EMPTY = '# every policy was deleted\n---\n';
 
-let dir: string;
+let workspace: PolicyWorkspace;
 let echo: Closable;
 let empty: string;
 
 before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'socks4-empty-'));
-  echo = await startEchoServer();
-  empty = path.join(dir, 'empty.yaml');
-  await writeFile(empty, EMPTY);
+  workspace = await startPolicyWorkspace('socks4-empty-');
+  echo = workspace.echo;
+  empty = await workspace.write('empty.yaml', EMPTY);
 });
 
-after(async () => {
-  await echo.close();
-  await rm(dir, { recursive: true, force: true });
-});
+after(() => workspace?.close());
 
 test('policy validate: an empty file is a problem (exit 1) unless --allow-empty', async () => {
   const refused = await runMain('policy', 'validate', empty);
@@ -68,17 +55,10 @@ test('policy push: an empty file is not pushed, and Redis is never contacted', a
 });
 
 test('proxy: an empty file at start is refused in one line; with --allow-empty it starts and refuses every request', async () => {
-  const { code, output } = await runCli([
-    'proxy',
-    '--policy-file',
-    empty,
-    '--listen',
-    '127.0.0.1:0',
-    '--ops-listen',
-    '127.0.0.1:0',
-  ]);
-  assert.equal(code, 1, output);
-  assert.match(output, /socks4-fleet proxy: --policy-file .*empty\.yaml: not started, .*no rules .*pass --allow-empty/);
+  await expectProxyStartupError(
+    { policyFile: empty },
+    /^socks4-fleet proxy: --policy-file .*empty\.yaml: not started, .*no rules .*pass --allow-empty/,
+  );
 
   const socksPort = await freePort();
   const proxy = startCli([
@@ -106,8 +86,7 @@ test('proxy: an empty file at start is refused in one line; with --allow-empty i
 });
 
 test('proxy reload: an emptied file is refused and the rules stay; dropping over half the rules is a warning', async () => {
-  const file = path.join(dir, 'reload.yaml');
-  await writeFile(file, policy(echo.port, 3)); // 4 rules
+  const file = await workspace.write('reload.yaml', allowEchoPolicy(echo.port, 3)); // 4 rules
   const socksPort = await freePort();
   const proxy = startCli([
     'proxy',
@@ -129,7 +108,7 @@ test('proxy reload: an emptied file is refused and the rules stay; dropping over
     raw.socket.destroy();
     assert.equal(reply[1], 90, 'the previous rules are still in force');
 
-    await writeFile(file, policy(echo.port, 0)); // 4 rules → 1
+    await writeFile(file, allowEchoPolicy(echo.port)); // 4 rules → 1
     proxy.child.kill('SIGHUP');
     await proxy.waitForOutput(
       /"level":"warn".*"rules":1,"previousRules":4.*"msg":"rules snapshot loaded; it drops 3 of 4 rules"/,

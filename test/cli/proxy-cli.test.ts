@@ -5,17 +5,10 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { allowEchoPolicy } from '../helpers/policy-workspace.ts';
 import { exchange, socks4Request, startEchoServer, type Closable } from '../helpers/servers.ts';
 import { freePort, runCli, startCli, type CliProcess } from '../helpers/spawn.ts';
 
-const allowEcho = (port: number): string => `
-apiVersion: socks4-fleet.io/v1alpha1
-kind: Socks4Policy
-metadata: {name: cli}
-spec:
-  rules:
-    - {name: echo, action: Allow, to: {cidrs: ["127.0.0.1/32"], ports: ["${port}"]}}
-`;
 const denyAll = `
 apiVersion: socks4-fleet.io/v1alpha1
 kind: Socks4Policy
@@ -56,7 +49,7 @@ before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'socks4-cli-'));
   echo = await startEchoServer();
   policyFile = path.join(dir, 'policy.yaml');
-  await writeFile(policyFile, allowEcho(echo.port));
+  await writeFile(policyFile, allowEchoPolicy(echo.port));
   socksPort = await freePort();
   opsPort = await freePort();
   proxy = startCli([
@@ -103,12 +96,12 @@ test('the policy file reloads on change; a bad file is refused and the old rules
   await rename(next, policyFile);
   await expectReplyBecomes(91);
 
-  await writeFile(policyFile, allowEcho(echo.port).replace('"127.0.0.1/32"', '"127.0.0.1/99"'));
+  await writeFile(policyFile, allowEchoPolicy(echo.port).replace('"127.0.0.1/32"', '"127.0.0.1/99"'));
   await proxy.waitForOutput(/rules snapshot refused/);
   assert.match(proxy.output(), /spec\.rules\[0\]\.to\.cidrs\[0\]/);
   assert.equal(await replyCode(), 91, 'the last good rules (deny all) stay in force');
 
-  await writeFile(policyFile, allowEcho(echo.port));
+  await writeFile(policyFile, allowEchoPolicy(echo.port));
   await expectReplyBecomes(90);
 });
 

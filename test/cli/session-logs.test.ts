@@ -1,38 +1,22 @@
 // Refusals at accept are visible (rate-limited, with counts), session lines carry the duration
 // and the close cause, a session cut by a drain says so, and --log-level debug adds the accept.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { exchange, socks4Request, startEchoServer, type Closable } from '../helpers/servers.ts';
+import { allowEchoPolicy, startPolicyWorkspace, type PolicyWorkspace } from '../helpers/policy-workspace.ts';
+import { exchange, socks4Request, type Closable } from '../helpers/servers.ts';
 import { freePort, startCli, type CliProcess } from '../helpers/spawn.ts';
 
-let dir: string;
+let workspace: PolicyWorkspace;
 let echo: Closable;
 let policyFile: string;
 
 before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'socks4-logs-'));
-  echo = await startEchoServer();
-  policyFile = path.join(dir, 'policy.yaml');
-  await writeFile(
-    policyFile,
-    `
-apiVersion: socks4-fleet.io/v1alpha1
-kind: Socks4Policy
-metadata: {name: logs}
-spec:
-  rules:
-    - {name: echo, action: Allow, to: {cidrs: ["127.0.0.1/32"], ports: ["${echo.port}"]}}
-`,
-  );
+  workspace = await startPolicyWorkspace('socks4-logs-');
+  echo = workspace.echo;
+  policyFile = await workspace.write('policy.yaml', allowEchoPolicy(echo.port));
 });
 
-after(async () => {
-  await echo.close();
-  await rm(dir, { recursive: true, force: true });
-});
+after(() => workspace?.close());
 
 async function startProxy(...extra: string[]): Promise<{ proxy: CliProcess; port: number }> {
   const port = await freePort();

@@ -2,39 +2,25 @@
 // usage errors, 1 for runtime failures. And the signals: SIGHUP reloads, a second SIGTERM or
 // SIGINT during a drain says it forces the exit (and does).
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { listenError } from '../../src/cli/proxy-lifecycle.ts';
-import { exchange, socks4Request, startEchoServer, type Closable } from '../helpers/servers.ts';
+import { startPolicyWorkspace, allowEchoPolicy, type PolicyWorkspace } from '../helpers/policy-workspace.ts';
+import { exchange, socks4Request, type Closable } from '../helpers/servers.ts';
 import { freePort, runCli, startCli } from '../helpers/spawn.ts';
+import { expectProxyStartupError } from '../helpers/startup-error.ts';
 
-const allowEcho = (port: number): string => `
-apiVersion: socks4-fleet.io/v1alpha1
-kind: Socks4Policy
-metadata: {name: cli}
-spec:
-  rules:
-    - {name: echo, action: Allow, to: {cidrs: ["127.0.0.1/32"], ports: ["${port}"]}}
-`;
-
-let dir: string;
+let workspace: PolicyWorkspace;
 let echo: Closable;
 let policyFile: string;
 
 before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'socks4-startup-'));
-  echo = await startEchoServer();
-  policyFile = path.join(dir, 'policy.yaml');
-  await writeFile(policyFile, allowEcho(echo.port));
+  workspace = await startPolicyWorkspace('socks4-startup-');
+  echo = workspace.echo;
+  policyFile = await workspace.write('policy.yaml', allowEchoPolicy(echo.port));
 });
 
-after(async () => {
-  await echo.close();
-  await rm(dir, { recursive: true, force: true });
-});
+after(() => workspace?.close());
 
 /** Holds a loopback port so the proxy cannot bind it. */
 async function occupyPort(): Promise<{ port: number; close(): Promise<void> }> {
@@ -44,28 +30,11 @@ async function occupyPort(): Promise<{ port: number; close(): Promise<void> }> {
   return { port, close: () => new Promise((resolve) => holder.close(() => resolve())) };
 }
 
-function assertOneLine(output: string, pattern: RegExp): void {
-  const lines = output.split('\n').filter((l) => l.startsWith('socks4-fleet'));
-  assert.equal(lines.length, 1, output);
-  assert.match(lines[0]!, pattern);
-  assert.doesNotMatch(output, /\n\s+at .*\(/, `no stack trace:\n${output}`);
-}
-
 test('the SOCKS port in use: one line naming --listen and the fix, exit 1', async () => {
   const held = await occupyPort();
   try {
-    const { code, output } = await runCli([
-      'proxy',
-      '--policy-file',
-      policyFile,
-      '--listen',
-      `127.0.0.1:${held.port}`,
-      '--ops-listen',
-      '127.0.0.1:0',
-    ]);
-    assert.equal(code, 1, output);
-    assertOneLine(
-      output,
+    await expectProxyStartupError(
+      { policyFile, listen: `127.0.0.1:${held.port}` },
       new RegExp(
         `^socks4-fleet proxy: --listen 127\\.0\\.0\\.1:${held.port}: address already in use; stop what holds it or pick another with --listen HOST:PORT$`,
       ),
@@ -78,18 +47,8 @@ test('the SOCKS port in use: one line naming --listen and the fix, exit 1', asyn
 test('the ops port in use: names --ops-listen, says the operator shares the default, exit 1', async () => {
   const held = await occupyPort();
   try {
-    const { code, output } = await runCli([
-      'proxy',
-      '--policy-file',
-      policyFile,
-      '--listen',
-      '127.0.0.1:0',
-      '--ops-listen',
-      `127.0.0.1:${held.port}`,
-    ]);
-    assert.equal(code, 1, output);
-    assertOneLine(
-      output,
+    await expectProxyStartupError(
+      { policyFile, opsListen: `127.0.0.1:${held.port}` },
       /--ops-listen 127\.0\.0\.1:\d+: address already in use; the proxy and the operator both default to 127\.0\.0\.1:9090, so give one of them --ops-listen HOST:PORT \(:0 = any free port\)$/,
     );
   } finally {
@@ -104,23 +63,12 @@ test('the ops port in use: names --ops-listen, says the operator shares the defa
 });
 
 test('an invalid policy at start: one line naming the file and how to see every problem, exit 1', async () => {
-  const bad = path.join(dir, 'bad.yaml');
-  await writeFile(
-    bad,
+  const bad = await workspace.write(
+    'bad.yaml',
     'apiVersion: socks4-fleet.io/v1alpha1\nkind: Socks4Policy\nmetadata: {name: x}\nspec: {rules: [{name: r, action: Maybe}]}\n',
   );
-  const { code, output } = await runCli([
-    'proxy',
-    '--policy-file',
-    bad,
-    '--listen',
-    '127.0.0.1:0',
-    '--ops-listen',
-    '127.0.0.1:0',
-  ]);
-  assert.equal(code, 1, output);
-  assertOneLine(
-    output,
+  const output = await expectProxyStartupError(
+    { policyFile: bad },
     /^socks4-fleet proxy: --policy-file .*bad\.yaml: not started, the file holds no usable rules: .*action.*Fix it \(socks4-fleet policy validate .*bad\.yaml lists every problem\)$/,
   );
   assert.doesNotMatch(output, /keeping the previous one/, 'there is no previous one');

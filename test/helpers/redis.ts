@@ -22,6 +22,8 @@ process.once('exit', () => {
 export interface RedisServer {
   readonly url: string;
   readonly port: number;
+  /** The running server's process id (a new one after restart()): benchmarks read its CPU time. */
+  readonly pid: number;
   /** Shuts the server down (SIGTERM) and removes its directory. Idempotent. */
   stop(): Promise<void>;
   /** Sends a signal and waits for the exit (SIGKILL, SIGTERM) or the stop (SIGSTOP). */
@@ -108,6 +110,9 @@ export async function startRedis(args: readonly string[] = []): Promise<RedisSer
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    get pid() {
+      return current.pid ?? 0;
+    },
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -7,7 +7,8 @@ import type { RedisClient } from '../../src/redis/connection.ts';
 import { ruleKeys } from '../../src/rules/redis-keys.ts';
 import { stringifyCanonical } from '../../src/rules/snapshot-document.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
-import { startCli, type CliProcess } from '../helpers/spawn.ts';
+import { operatorOpsPort, startOperatorReplica } from '../helpers/operator-replica.ts';
+import type { CliProcess } from '../helpers/spawn.ts';
 import {
   closeRedisClient,
   connectRedis,
@@ -42,28 +43,7 @@ after(async () => {
 });
 
 function startReplica(identity: string, prefix: string, extra: string[] = []): CliProcess {
-  const cli = startCli([
-    'operator',
-    '--redis-url',
-    redisServer.url,
-    '--redis-prefix',
-    prefix,
-    '--kubeconfig',
-    cluster.operatorKubeconfig,
-    '--lease-namespace',
-    OPERATOR_NAMESPACE,
-    '--identity',
-    identity,
-    '--lease-duration',
-    '2s',
-    '--renew-deadline',
-    '1500ms',
-    '--retry-period',
-    '250ms',
-    '--ops-listen',
-    '127.0.0.1:0',
-    ...extra,
-  ]);
+  const cli = startOperatorReplica({ cluster, redisUrl: redisServer.url, prefix, identity, args: extra });
   processes.push(cli);
   return cli;
 }
@@ -82,16 +62,11 @@ async function leaseHolder(): Promise<string> {
   ).trim();
 }
 
-async function opsPort(cli: CliProcess): Promise<number> {
-  await cli.waitForOutput(/"msg":"socks4-fleet operator started"/);
-  return Number(/"ops":"127\.0\.0\.1:(\d+)"/.exec(cli.output())?.[1]);
-}
-
 test('two replicas: only the leader publishes; when it dies the standby takes over and publishes', async () => {
   const prefix = 'failover';
   await cluster.createNamespace('ha');
   const replicas = { a: startReplica('a', prefix), b: startReplica('b', prefix) };
-  const ports = { a: await opsPort(replicas.a), b: await opsPort(replicas.b) };
+  const ports = { a: await operatorOpsPort(replicas.a), b: await operatorOpsPort(replicas.b) };
   const leader = await waitFor(
     'a Lease holder',
     async () => ((await leaseHolder()) || undefined) as 'a' | 'b' | undefined,
@@ -184,6 +159,7 @@ test(`an operator killed in the middle of ${CHANGES} changes is replaced, and th
   const namespaces = ['stream-a', 'stream-b'];
   for (const ns of namespaces) await cluster.createNamespace(ns);
   const first = startReplica('first', prefix, ['--namespaces', namespaces.join(',')]);
+  await operatorOpsPort(first);
   await waitFor('the first replica to publish', async () =>
     (await readPublished(redis, prefix)) === null ? undefined : true,
   );

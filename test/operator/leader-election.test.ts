@@ -64,6 +64,15 @@ function leaseStore() {
   let record: (LeaseView & { writes: number }) | null = null;
   let version = 0;
   let failing = false;
+  // A held request waits for its answer until the test lets it go: a slow API server, a loaded node.
+  const held: Partial<Record<'get' | 'update', { arrived: () => void; answer: Promise<void> }>> = {};
+  const pass = async (kind: 'get' | 'update'): Promise<void> => {
+    const gate = held[kind];
+    if (gate === undefined) return;
+    delete held[kind];
+    gate.arrived();
+    await gate.answer;
+  };
   const write = (w: LeaseWrite): LeaseView => {
     record = {
       resourceVersion: String(++version),
@@ -76,6 +85,7 @@ function leaseStore() {
   };
   const client: LeaseClient = {
     async get() {
+      await pass('get');
       if (failing) throw new Error('connection refused');
       return record;
     },
@@ -85,6 +95,7 @@ function leaseStore() {
       return write(w);
     },
     async update(rv, w) {
+      await pass('update');
       if (failing) throw new Error('connection refused');
       if (record?.resourceVersion !== rv) throw new Error('409 Conflict');
       return write(w);
@@ -94,8 +105,17 @@ function leaseStore() {
     client,
     holder: () => record?.holderIdentity ?? null,
     transitions: () => record?.leaseTransitions,
+    writes: () => record?.writes ?? 0,
     setFailing: (f: boolean) => {
       failing = f;
+    },
+    /** Holds the next request of this kind; `arrived` settles when it is sent, `answer()` lets it through. */
+    hold(kind: 'get' | 'update') {
+      let arrived!: () => void;
+      let answer!: () => void;
+      const sent = new Promise<void>((resolve) => (arrived = resolve));
+      held[kind] = { arrived, answer: new Promise<void>((resolve) => (answer = resolve)) };
+      return { sent, answer };
     },
   };
 }
@@ -111,6 +131,17 @@ function elector(name: string, client: LeaseClient, scheduler: Scheduler, log: s
     onStartedLeading: () => log.push(`${name} leads`),
     onStoppedLeading: () => log.push(`${name} stops`),
   });
+}
+
+/** Candidate a alone, leading after its first try. */
+async function oneCandidate() {
+  const clock = manualClock();
+  const store = leaseStore();
+  const log: string[] = [];
+  const a = elector('a', store.client, clock, log);
+  a.start();
+  await clock.advance(100);
+  return { clock, store, log, a };
 }
 
 /** Candidate a starts first and so leads; b starts a moment later as the standby. */
@@ -147,12 +178,7 @@ test('of two candidates one leads; the other takes over only after the leader st
 });
 
 test('a leader that cannot renew stops counting itself leader after the renew deadline', async () => {
-  const clock = manualClock();
-  const store = leaseStore();
-  const log: string[] = [];
-  const a = elector('a', store.client, clock, log);
-  a.start();
-  await clock.advance(100);
+  const { clock, store, log, a } = await oneCandidate();
   assert.equal(a.isLeader(), true);
   store.setFailing(true);
   await clock.advance(8_000);
@@ -167,11 +193,7 @@ test('a leader that cannot renew stops counting itself leader after the renew de
 });
 
 test('a frozen leader (SIGSTOP) is not leader when it wakes, before any timer of its own ran', async () => {
-  const clock = manualClock();
-  const store = leaseStore();
-  const a = elector('a', store.client, clock, []);
-  a.start();
-  await clock.advance(100);
+  const { clock, store, a } = await oneCandidate();
   assert.equal(a.isLeader(), true);
   clock.freeze(); // its timers stop firing; the world's clock goes on
   await clock.advance(10_001);
@@ -187,6 +209,83 @@ test('stop() releases the lease so a standby takes it at its next try instead of
   await clock.advance(2_500);
   assert.equal(b.isLeader(), true);
   assert.deepEqual(log, ['a leads', 'a stops', 'b leads']);
+  await b.stop();
+});
+
+test('SIGTERM during a renew: stop() waits for it and releases with the resourceVersion the renew wrote', async () => {
+  const { clock, store, log, a, b } = await twoCandidates();
+  await clock.advance(5_000);
+  const renew = store.hold('update');
+  await clock.advance(2_000); // a's next renew is sent and hangs
+  await renew.sent;
+  const stopping = a.stop();
+  renew.answer(); // the API server accepts it: the record's resourceVersion moves on
+  await stopping;
+  assert.equal(store.holder(), null, 'released, not left to expire');
+  await clock.advance(2_500);
+  assert.equal(b.isLeader(), true);
+  assert.deepEqual(log, ['a leads', 'a stops', 'b leads']);
+  await b.stop();
+});
+
+test('a renew answered after the renew deadline: not leader any more, but the record is its own, so stop() releases it', async () => {
+  const { clock, store, log, a } = await oneCandidate();
+  const renew = store.hold('update');
+  await clock.advance(2_000);
+  await renew.sent;
+  await clock.advance(10_001); // the renew hangs past the 10 s deadline (a loaded node, a slow API server)
+  renew.answer();
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+  assert.equal(a.isLeader(), false, 'a write that came back late proves nothing: it must not publish');
+  assert.equal(store.holder(), 'a');
+  await a.stop();
+  assert.equal(store.holder(), null);
+  assert.deepEqual(log, ['a leads', 'a stops']);
+});
+
+test('SIGTERM during the read: no renew is written, only the release', async () => {
+  const { clock, store, a, b } = await twoCandidates();
+  await clock.advance(5_000);
+  const read = store.hold('get');
+  await clock.advance(2_000);
+  await read.sent;
+  const writes = store.writes();
+  const stopping = a.stop();
+  read.answer();
+  await stopping;
+  assert.equal(store.writes(), writes + 1, 'the release alone');
+  assert.equal(store.holder(), null);
+  await b.stop();
+});
+
+test("a standby's stop() leaves the leader's Lease alone, though it read the record a moment ago", async () => {
+  const { clock, store, a, b } = await twoCandidates();
+  await clock.advance(5_000);
+  const writes = store.writes();
+  await b.stop();
+  assert.equal(store.holder(), 'a');
+  assert.equal(store.writes(), writes, 'not a single write');
+  assert.equal(a.isLeader(), true);
+  await a.stop();
+});
+
+test('stop() never releases a Lease someone else took meanwhile: the release is conditional on the record it saw', async () => {
+  const store = leaseStore();
+  const log: string[] = [];
+  // Each on a clock of its own: a's stands still (SIGSTOP, a stalled node) while b's goes on.
+  const [clockA, clockB] = [manualClock(), manualClock()];
+  const a = elector('a', store.client, clockA, log);
+  const b = elector('b', store.client, clockB, log);
+  a.start();
+  await clockA.advance(100);
+  b.start();
+  await clockB.advance(20_000);
+  assert.equal(store.holder(), 'b');
+  assert.equal(b.isLeader(), true);
+  await a.stop(); // a wakes up to SIGTERM, its last record still naming itself
+  assert.equal(store.holder(), 'b', "b's Lease stands");
+  assert.equal(b.isLeader(), true);
+  assert.deepEqual(log, ['a leads', 'b leads', 'a stops']);
   await b.stop();
 });
 

@@ -8,7 +8,8 @@ import { after, before, test } from 'node:test';
 import { FINALIZER } from '../../operator/reconcile.ts';
 import type { RedisClient } from '../../src/redis/connection.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
-import { startCli, type CliProcess } from '../helpers/spawn.ts';
+import { operatorOpsPort, startOperatorReplica } from '../helpers/operator-replica.ts';
+import type { CliProcess } from '../helpers/spawn.ts';
 import {
   closeRedisClient,
   connectRedis,
@@ -44,37 +45,19 @@ after(async () => {
 
 // Debug level: the elector logs every failed Lease request ("lease update failed").
 function startOperator(identity: string, extra: string[]): CliProcess {
-  const cli = startCli([
-    'operator',
-    '--redis-url',
-    redisServer.url,
-    '--redis-prefix',
+  const cli = startOperatorReplica({
+    cluster,
+    redisUrl: redisServer.url,
+    prefix: identity,
     identity,
-    '--kubeconfig',
-    cluster.operatorKubeconfig,
-    '--lease-namespace',
-    OPERATOR_NAMESPACE,
-    '--identity',
-    identity,
-    '--lease-duration',
-    '2s',
-    '--renew-deadline',
-    '1500ms',
-    '--retry-period',
-    '250ms',
-    '--ops-listen',
-    '127.0.0.1:0',
-    '--log-level',
-    'debug',
-    ...extra,
-  ]);
+    args: ['--log-level', 'debug', ...extra],
+  });
   processes.push(cli);
   return cli;
 }
 
 async function opsUrl(cli: CliProcess): Promise<string> {
-  await cli.waitForOutput(/"msg":"socks4-fleet operator started"/);
-  return `http://127.0.0.1:${/"ops":"127\.0\.0\.1:(\d+)"/.exec(cli.output())?.[1]}`;
+  return `http://127.0.0.1:${await operatorOpsPort(cli)}`;
 }
 
 async function leasesOutsideKubeSystem(): Promise<string[]> {

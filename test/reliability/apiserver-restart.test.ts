@@ -5,12 +5,12 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { RedisClient } from '../../src/redis/connection.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
-import { startCli, type CliProcess } from '../helpers/spawn.ts';
+import { operatorOpsPort, startOperatorReplica } from '../helpers/operator-replica.ts';
+import type { CliProcess } from '../helpers/spawn.ts';
 import {
   closeRedisClient,
   connectRedis,
   createPolicy,
-  OPERATOR_NAMESPACE,
   readPublished,
   startTestCluster,
   waitFor,
@@ -39,28 +39,8 @@ const rule = (port: string): unknown => ({ rules: [{ name: 'r', action: 'Allow',
 test('API server SIGKILLed and restarted under the operator: no exit, rules kept, changes resume', async () => {
   const prefix = 'apiserver-restart';
   await cluster.createNamespace('faults');
-  operator = startCli([
-    'operator',
-    '--redis-url',
-    redisServer.url,
-    '--redis-prefix',
-    prefix,
-    '--kubeconfig',
-    cluster.operatorKubeconfig,
-    '--lease-namespace',
-    OPERATOR_NAMESPACE,
-    '--identity',
-    'only',
-    '--lease-duration',
-    '2s',
-    '--renew-deadline',
-    '1500ms',
-    '--retry-period',
-    '250ms',
-    '--ops-listen',
-    '127.0.0.1:0',
-  ]);
-  await operator.waitForOutput(/"msg":"socks4-fleet operator started"/);
+  operator = startOperatorReplica({ cluster, redisUrl: redisServer.url, prefix, identity: 'only' });
+  await operatorOpsPort(operator);
   await createPolicy(cluster.admin, 'faults', 'before', rule('1001'));
   await waitFor('the first policy published', async () =>
     (await readPublished(redis, prefix))?.specs.size === 1 ? true : undefined,

@@ -13,8 +13,9 @@ import { OperatorAttr, OperatorSpan } from '../../operator/controller.ts';
 import { SocksAttr, SpanName } from '../../src/telemetry/session-spans.ts';
 import { startJaeger, type JaegerBackend, type StoredSpan } from '../helpers/jaeger.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { startOperatorReplica } from '../helpers/operator-replica.ts';
 import { startCli, type CliProcess } from '../helpers/spawn.ts';
-import { OPERATOR_NAMESPACE, startTestCluster, type TestCluster } from '../operator/cluster.ts';
+import { startTestCluster, type TestCluster } from '../operator/cluster.ts';
 import { SERVICE_NAMES } from './service-names.ts';
 
 const POLICY = `
@@ -72,27 +73,13 @@ test("kubectl apply → operator reconcile and publish → the pod's snapshot en
   let version: string | undefined;
   try {
     const fleet = ['--redis-url', redis.url, '--redis-prefix', PREFIX];
-    const operator = startCli(
-      [
-        'operator',
-        ...fleet,
-        '--kubeconfig',
-        cluster.operatorKubeconfig,
-        '--namespaces',
-        'proxies',
-        '--lease-namespace',
-        OPERATOR_NAMESPACE,
-        '--lease-duration',
-        '2s',
-        '--renew-deadline',
-        '1500ms',
-        '--retry-period',
-        '250ms',
-        '--ops-listen',
-        '127.0.0.1:0',
-      ],
-      jaeger.otelEnv(),
-    );
+    const operator = startOperatorReplica({
+      cluster,
+      redisUrl: redis.url,
+      prefix: PREFIX,
+      args: ['--namespaces', 'proxies'],
+      env: jaeger.otelEnv(),
+    });
     processes.push(operator);
     const proxy = startCli(
       ['proxy', '--listen', '127.0.0.1:0', '--ops-listen', '127.0.0.1:0', '--drain-grace', '0', ...fleet],
