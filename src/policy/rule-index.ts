@@ -152,16 +152,10 @@ export interface IndexInputs {
   readonly names: ReadonlyMap<NameDimension, readonly (GlobMatcher | null)[]>;
 }
 
-/** Builds every candidate index and keeps the cheapest, or none when none clearly helps. */
-export function buildRuleIndex(ruleCount: number, inputs: IndexInputs): RuleIndex {
-  const steps = buildRuleIndexInSteps(ruleCount, inputs);
-  for (;;) {
-    const step = steps.next();
-    if (step.done === true) return step.value;
-  }
-}
-
-/** buildRuleIndex, pausing (yield) after each candidate index (see compileInSteps). */
+/**
+ * Builds every candidate index and keeps the cheapest, or none when none clearly helps, pausing
+ * (yield) after each candidate index (see compileInSteps).
+ */
 export function* buildRuleIndexInSteps(ruleCount: number, inputs: IndexInputs): Generator<void, RuleIndex, void> {
   let best = buildNoIndex(ruleCount);
   if (ruleCount < MIN_RULES_TO_INDEX) return best;
