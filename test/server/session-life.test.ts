@@ -1,0 +1,185 @@
+// How a session ends, for what connect.test.ts and upstream.test.ts leave out: a client's FIN
+// before its grant (a half-close when it sent payload with its request, a hang-up when it sent
+// none), the refusal linger's end for a client that keeps its half open, a drain meeting a session
+// mid-request and one relaying, and the closeCause each end records (the log line and metrics read
+// it). In this process with real sockets; a dial hook holds the real upstream connect's result
+// until the test opens it, so a session can be caught "connecting" without a timing guess.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { after, before, test } from 'node:test';
+import { connectUpstream } from '../../src/server/upstream.ts';
+import type { SessionEnv } from '../../src/server/session-env.ts';
+import { channels, type SessionInfo } from '../../src/telemetry/events.ts';
+import { allowLoopbackPolicy, connectRaw, socks4Request, startEchoServer, startProxy } from '../helpers/servers.ts';
+
+let echo: Awaited<ReturnType<typeof startEchoServer>>;
+const ended: SessionInfo[] = [];
+const onEnd = (message: unknown): void => void ended.push({ ...(message as SessionInfo) });
+
+before(async () => {
+  echo = await startEchoServer();
+  channels.sessionEnd.subscribe(onEnd);
+});
+
+after(async () => {
+  channels.sessionEnd.unsubscribe(onEnd);
+  await echo.close();
+});
+
+/** The end event of the session whose client used local port `port` (bounded poll). */
+async function endOf(port: number, timeoutMs = 5000): Promise<SessionInfo> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+    const found = ended.find((s) => s.clientPort === port);
+    if (found) return found;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`the session of client port ${port} did not end within ${timeoutMs} ms`);
+}
+
+/** Bounded poll until `check()` holds; returns whether it did. */
+async function until(check: () => boolean, timeoutMs = 5000): Promise<boolean> {
+  for (const deadline = Date.now() + timeoutMs; !check() && Date.now() < deadline; )
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  return check();
+}
+
+/**
+ * A real dial whose outcome reaches the session only when the test calls open(): the session
+ * stays "connecting" meanwhile. `dials` holds each dial's socket.
+ */
+function heldDial(): { dial: NonNullable<SessionEnv['dial']>; open(): void; dials: net.Socket[] } {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const dials: net.Socket[] = [];
+  return {
+    dials,
+    open,
+    dial(ip, port, timeoutMs) {
+      const dialled = connectUpstream(ip, port, timeoutMs);
+      dials.push(dialled.socket);
+      dialled.connected.catch(() => {}); // a client gone first rejects it before the gate opens
+      return { socket: dialled.socket, connected: gate.then(() => dialled.connected) };
+    },
+  };
+}
+
+/** Whether the kernel has the proxy's end of the client's connection in CLOSE-WAIT (its FIN read). */
+function finReceived(proxyPort: number, clientPort: number): boolean {
+  const out = execFileSync(
+    'ss',
+    ['-Htn', 'state', 'close-wait', 'sport', `= :${proxyPort}`, 'dport', `= :${clientPort}`],
+    { encoding: 'utf8' },
+  );
+  return out.trim() !== '';
+}
+
+test('payload with the request, more while connecting, then a FIN before the grant: all relayed, a half-close', async () => {
+  const held = heldDial();
+  const proxy = await startProxy(allowLoopbackPolicy, { dial: held.dial });
+  const client = net.connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+  client.on('error', () => {});
+  try {
+    await once(client, 'connect');
+    const port = client.localPort!;
+    let received = Buffer.alloc(0);
+    client.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+    const clientEnded = once(client, 'end');
+    client.write(Buffer.concat([socks4Request(1, echo.port, '127.0.0.1', 'fin'), Buffer.from('last')]));
+    assert.ok(await until(() => held.dials.length === 1), 'the session never dialled');
+    // More payload while the connect is pending (the session holds it unread), then the FIN.
+    client.end(' words');
+    // The FIN has reached the proxy while its connect is held; one more turn lets the proxy read it.
+    assert.ok(await until(() => finReceived(proxy.port, port)), 'the FIN never reached the proxy');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    held.open();
+    await clientEnded; // the echo server answers the FIN with its own, after the bytes
+    assert.equal(received[1], 90, 'granted');
+    assert.equal(received.subarray(8).toString(), 'last words', 'the payload went out and came back');
+    const session = await endOf(port);
+    assert.deepEqual([session.replyCode, session.reason, session.closeCause], [90, null, 'closed']);
+  } finally {
+    client.destroy();
+    held.open();
+    await proxy.close();
+  }
+});
+
+test('a FIN before the grant with no payload is a hang-up: ClientAborted at once, the dial abandoned', async () => {
+  const held = heldDial();
+  const proxy = await startProxy(allowLoopbackPolicy, { dial: held.dial });
+  const client = net.connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+  client.on('error', () => {});
+  try {
+    await once(client, 'connect');
+    const port = client.localPort!;
+    client.end(socks4Request(1, echo.port, '127.0.0.1', 'gone'));
+    // The connect is held for good: only the client's FIN can end this session.
+    const session = await endOf(port);
+    assert.deepEqual([session.replyCode, session.reason, session.closeCause], [null, 'ClientAborted', 'ClientAborted']);
+    assert.equal(held.dials.length, 1);
+    assert.equal(held.dials[0]!.destroyed, true, 'the pending upstream socket was left open');
+  } finally {
+    client.destroy();
+    held.open();
+    await proxy.close();
+  }
+});
+
+test('the refusal linger ends: a refused client that keeps its half open is closed after it, not before', async () => {
+  const proxy = await startProxy(allowLoopbackPolicy);
+  const client = net.connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+  const errors: string[] = [];
+  client.on('error', (error: NodeJS.ErrnoException) => errors.push(error.code ?? error.message));
+  try {
+    await once(client, 'connect');
+    const port = client.localPort!;
+    let received = Buffer.alloc(0);
+    client.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+    const finAt = once(client, 'end').then(() => performance.now());
+    client.write(socks4Request(1, echo.port, '127.0.0.2', 'refused')); // no rule names 127.0.0.2
+    const fin = await finAt;
+    assert.deepEqual([...received], [0, 91, 0, 0, 0, 0, 0, 0], 'the reply, then the FIN at once');
+    const session = await endOf(port);
+    assert.deepEqual([session.reason, session.closeCause], ['NoRuleMatched', 'NoRuleMatched']);
+    // The client keeps sending on its open half. While the proxy lingers it reads and drops the
+    // bytes; once it has closed its socket the kernel answers the next bytes with a reset.
+    let resetAt: number | null = null;
+    for (let i = 0; i < 150 && resetAt === null; i++) {
+      client.write('x');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      if (errors.length > 0 || client.destroyed) resetAt = performance.now();
+    }
+    assert.ok(resetAt !== null, 'the lingering socket was never closed');
+    assert.ok(resetAt - fin >= 1900, `reset ${Math.round(resetAt - fin)} ms after the FIN, inside the 2 s linger`);
+  } finally {
+    client.destroy();
+    await proxy.close();
+  }
+});
+
+test('a drain refuses a session still reading its request (91, Draining) and cuts a relaying one', async () => {
+  const proxy = await startProxy(allowLoopbackPolicy);
+  try {
+    const relaying = await connectRaw(proxy.port);
+    relaying.socket.write(socks4Request(1, echo.port, '127.0.0.1', 'relay'));
+    assert.equal((await relaying.read(8))[1], 90);
+    const reading = await connectRaw(proxy.port);
+    const [readingPort, relayingPort] = [reading.socket.localPort!, relaying.socket.localPort!];
+    reading.socket.write(Buffer.from([4, 1, 0])); // a request begun, not finished
+    assert.ok(await until(() => proxy.server.handshakesInProgress === 1), 'the reader never reached the proxy');
+    await proxy.server.drain(50);
+    assert.deepEqual([...(await reading.read(8))], [0, 91, 0, 0, 0, 0, 0, 0], 'the reader is told');
+    await Promise.all([reading.closed, relaying.closed]);
+    const refused = await endOf(readingPort);
+    assert.deepEqual([refused.replyCode, refused.reason, refused.closeCause], [91, 'Draining', 'Draining']);
+    // A granted session keeps no refusal reason; what cut it is its cause.
+    const cut = await endOf(relayingPort);
+    assert.deepEqual([cut.replyCode, cut.reason, cut.closeCause], [90, null, 'Draining']);
+    assert.equal((await relaying.read(1, 100)).length, 0, 'no refusal is sent after a grant');
+  } finally {
+    await proxy.close();
+  }
+});
