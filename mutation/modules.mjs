@@ -58,7 +58,11 @@ export const modules = {
     bar: 85,
   },
   // The session state machine. Its mutants run the server suites that start proxies and dial
-  // through them (seconds per mutant): hours on two shared cores, so it is run on its own.
+  // through them (seconds per mutant): hours on two shared cores, so it is run on its own, in line
+  // ranges (MUTATE_FILES=src/server/session.ts:A-B). Only suites that run the proxy in this process
+  // count: Stryker's per-test coverage does not see a spawned CLI (proxy-protocol-session.test.ts
+  // has its in-process twin, proxy-header.test.ts). Phases are seen by the span tests, a late
+  // lease by deadlines, a client leaving mid-connect by upstream, Report limits by report-limits.
   session: {
     mutate: ['src/server/session.ts'],
     tests: [
@@ -67,6 +71,13 @@ export const modules = {
       'test/server/limits-ident.test.ts',
       'test/server/timeouts.test.ts',
       'test/server/proxy-protocol-session.test.ts',
+      'test/server/proxy-header.test.ts',
+      'test/server/upstream.test.ts',
+      'test/server/deadlines.test.ts',
+      'test/server/internal-error.test.ts',
+      'test/server/canonical-names.test.ts',
+      'test/server/report-limits.test.ts',
+      'test/telemetry/session-spans.test.ts',
     ],
     bar: null, // reported without a bar: sockets and timers make some mutants equivalent or untestable
   },
