@@ -181,3 +181,35 @@ test('bytes the client sent before the relay started are relayed first, then bul
   assert.equal((await received).digest, sha256(Buffer.concat([Buffer.from('early '), bulk])));
   upstream.end();
 });
+
+test('a reset on one side ends the relay once, as an error, with both sockets destroyed', {
+  timeout: 20_000,
+}, async () => {
+  const front = await tcpPair();
+  const back = await tcpPair();
+  back.dialled.pause();
+  const closes: Array<[string | null, string]> = [];
+  let closed!: () => void;
+  const ended = new Promise<void>((resolve) => (closed = resolve));
+  const sockets = relay(front.accepted, back.dialled, {
+    idleMs: 0,
+    gate: null,
+    counters: { bytesFromClient: 0, bytesToClient: 0 },
+    onClose: (error, cause) => {
+      closes.push([error === null ? null : 'error', cause]);
+      // What the session relies on: by now the relay has let go of both sides.
+      closes.push([String(sockets.client.destroyed), String(sockets.upstream.destroyed)]);
+      closed();
+    },
+  });
+  const clientEnded = once(front.dialled, 'end');
+  front.dialled.on('error', () => {});
+  back.accepted.resetAndDestroy(); // the destination resets: an error on the relay's upstream side
+  await ended;
+  await clientEnded; // the relay closed the client's connection too
+  await new Promise((resolve) => setImmediate(resolve)); // a second onClose would come by now
+  assert.deepEqual(closes, [
+    ['error', 'error'],
+    ['true', 'true'],
+  ]);
+});
