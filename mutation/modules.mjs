@@ -73,6 +73,7 @@ export const modules = {
       'test/server/proxy-protocol-session.test.ts',
       'test/server/proxy-header.test.ts',
       'test/server/session-life.test.ts',
+      'test/server/session-decide.test.ts',
       'test/server/upstream.test.ts',
       'test/server/deadlines.test.ts',
       'test/server/internal-error.test.ts',

@@ -1,0 +1,95 @@
+// What a session decides from the server's shared state before any rule: no policy snapshot yet
+// (a Redis-mode pod before its first rules arrive) refuses with NoSnapshot and dials nothing; once
+// one is there the same client is served; and the pod map's namespace for the client is recorded
+// on the session (logs and per-tenant metrics read it), null for an address no pod has.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import { after, before, test } from 'node:test';
+import { createMemoryLimiter } from '../../src/limits/memory-limiter.ts';
+import { snapshotFromText } from '../../src/rules/file-source.ts';
+import type { RuleSnapshot } from '../../src/rules/types.ts';
+import { createProxyServer, type ProxyServer } from '../../src/server/proxy-server.ts';
+import { defaultServerConfig } from '../../src/server/session-env.ts';
+import { connectUpstream, resolveIPv4 } from '../../src/server/upstream.ts';
+import { channels, type SessionInfo } from '../../src/telemetry/events.ts';
+import { allowLoopbackPolicy, exchange, socks4Request, startEchoServer } from '../helpers/servers.ts';
+
+let echo: Awaited<ReturnType<typeof startEchoServer>>;
+let server: ProxyServer;
+let port: number;
+let snapshot: RuleSnapshot | null = null;
+const dialled: string[] = [];
+const limiter = createMemoryLimiter();
+const ended: SessionInfo[] = [];
+const onEnd = (message: unknown): void => void ended.push({ ...(message as SessionInfo) });
+
+before(async () => {
+  echo = await startEchoServer();
+  server = createProxyServer({
+    rules: () => snapshot,
+    limiter,
+    resolve: resolveIPv4,
+    selfAddresses: new Set(),
+    dial: (ip, destPort, timeoutMs) => {
+      dialled.push(`${ip}:${destPort}`);
+      return connectUpstream(ip, destPort, timeoutMs);
+    },
+    // Clients from 127.0.0.1 are pods of team-a; no other address is a pod.
+    namespaceOf: (address) => (address === '127.0.0.1' ? 'team-a' : null),
+    config: { ...defaultServerConfig, drainGraceMs: 0 },
+  });
+  port = (await server.listen('127.0.0.1', 0)).port;
+  channels.sessionEnd.subscribe(onEnd);
+});
+
+after(async () => {
+  channels.sessionEnd.unsubscribe(onEnd);
+  await server.drain(0);
+  await limiter.close();
+  await echo.close();
+});
+
+/** The end event of the session whose client used local port `clientPort` (bounded poll). */
+async function endOf(clientPort: number): Promise<SessionInfo> {
+  for (let i = 0; i < 500; i++) {
+    const found = ended.find((s) => s.clientPort === clientPort);
+    if (found) return found;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`the session of client port ${clientPort} did not end within 5 s`);
+}
+
+test('no policy snapshot yet: 91 with NoSnapshot and nothing dialled; served once one arrives', async () => {
+  const refused = await exchange(port, socks4Request(1, echo.port, '127.0.0.1', 'early'));
+  assert.deepEqual([...refused.reply], [0, 91, 0, 0, 0, 0, 0, 0]);
+  const clientPort = refused.raw.socket.localPort!;
+  await refused.raw.closed;
+  const session = await endOf(clientPort);
+  assert.deepEqual([session.reason, session.snapshotVersion, session.ruleId], ['NoSnapshot', null, null]);
+  assert.deepEqual(dialled, [], 'a session with no rules to decide by dialled');
+
+  snapshot = snapshotFromText(allowLoopbackPolicy, 'v1');
+  const served = await exchange(port, socks4Request(1, echo.port, '127.0.0.1', 'later'));
+  assert.equal(served.reply[1], 90);
+  served.raw.socket.destroy();
+  assert.deepEqual(dialled, [`127.0.0.1:${echo.port}`]);
+});
+
+test("the pod map's namespace for the client is the session's; an address that is no pod has none", async () => {
+  snapshot = snapshotFromText(allowLoopbackPolicy, 'v1');
+  for (const [source, namespace] of [
+    ['127.0.0.1', 'team-a'],
+    ['127.0.0.2', null],
+  ] as const) {
+    const client = net.connect({ host: '127.0.0.1', port, localAddress: source });
+    client.on('error', () => {});
+    await once(client, 'connect');
+    const clientPort = client.localPort!;
+    client.write(socks4Request(1, echo.port, '127.0.0.1', 'pod'));
+    await once(client, 'data');
+    client.destroy();
+    const session = await endOf(clientPort);
+    assert.deepEqual([session.clientAddress, session.namespace, session.replyCode], [source, namespace, 90]);
+  }
+});
