@@ -213,3 +213,52 @@ test('a reset on one side ends the relay once, as an error, with both sockets de
     ['true', 'true'],
   ]);
 });
+
+test('a chunk the gate holds keeps the source paused across the switch to pooled reads', {
+  timeout: 20_000,
+}, async () => {
+  // The first bulk chunk is held for a while; whatever the source sends meanwhile must stay unread
+  // (in the kernel, against the client's window), not pile up in the proxy's memory.
+  let held = false;
+  const gate: BandwidthGate = {
+    take: (bytes) => {
+      if (held || bytes < 16 * 1024) return 0;
+      held = true;
+      return 1000;
+    },
+  };
+  const { client, upstream, sockets, proxyClient } = await relayed({ gate });
+  try {
+    client.write(randomBytes(256 * 1024));
+    for (let i = 0; i < 500 && sockets.client === proxyClient; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.notEqual(sockets.client, proxyClient, 'the bulk read moved the client socket to pooled reads');
+    assert.ok(held, 'the gate held the bulk chunk');
+    assert.ok(sockets.client.isPaused(), 'the pooled socket reads on while the gate holds a chunk');
+  } finally {
+    for (const socket of [client, upstream, sockets.client, sockets.upstream]) socket.destroy();
+  }
+});
+
+test('a FIN the client sent (and the proxy read) before the relay started is passed on at once', {
+  timeout: 20_000,
+}, async () => {
+  const { client, upstream } = await relayed({
+    beforeRelay: async (proxyClient, client) => {
+      // The request's read saw the FIN too: the accepted socket has ended before the relay.
+      proxyClient.resume();
+      const ended = once(proxyClient, 'end');
+      client.end();
+      await ended;
+      proxyClient.pause();
+    },
+  });
+  try {
+    const atUpstream = drain(upstream);
+    assert.equal((await atUpstream).length, 0, 'the FIN reached the destination');
+    upstream.end('the answer');
+    assert.equal((await drain(client)).length, 'the answer'.length, 'and the other direction goes on');
+  } finally {
+    client.destroy();
+    upstream.destroy();
+  }
+});
