@@ -129,7 +129,13 @@ test('a FIN before the grant with no payload is a hang-up: ClientAborted at once
 });
 
 test('the refusal linger ends: a refused client that keeps its half open is closed after it, not before', async () => {
-  const proxy = await startProxy(allowLoopbackPolicy);
+  const dials: string[] = [];
+  const proxy = await startProxy(allowLoopbackPolicy, {
+    dial: (ip, destPort, timeoutMs) => {
+      dials.push(`${ip}:${destPort}`);
+      return connectUpstream(ip, destPort, timeoutMs);
+    },
+  });
   const client = net.connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
   const errors: string[] = [];
   client.on('error', (error: NodeJS.ErrnoException) => errors.push(error.code ?? error.message));
@@ -139,13 +145,15 @@ test('the refusal linger ends: a refused client that keeps its half open is clos
     let received = Buffer.alloc(0);
     client.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
     const finAt = once(client, 'end').then(() => performance.now());
-    client.write(socks4Request(1, echo.port, '127.0.0.2', 'refused')); // no rule names 127.0.0.2
+    client.write(socks4Request(1, 0, '127.0.0.1', 'refused')); // DSTPORT 0: refused as it is read
     const fin = await finAt;
     assert.deepEqual([...received], [0, 91, 0, 0, 0, 0, 0, 0], 'the reply, then the FIN at once');
     const session = await endOf(port);
-    assert.deepEqual([session.reason, session.closeCause], ['NoRuleMatched', 'NoRuleMatched']);
-    // The client keeps sending on its open half. While the proxy lingers it reads and drops the
-    // bytes; once it has closed its socket the kernel answers the next bytes with a reset.
+    assert.deepEqual([session.reason, session.closeCause], ['ZeroPort', 'ZeroPort']);
+    // The client keeps sending on its open half, first a request the policy allows: a refused
+    // session is over, so it is read and dropped like any other byte, never served. Once the
+    // proxy has closed its socket the kernel answers the next bytes with a reset.
+    client.write(socks4Request(1, echo.port, '127.0.0.1', 'again'));
     let resetAt: number | null = null;
     for (let i = 0; i < 150 && resetAt === null; i++) {
       client.write('x');
@@ -154,6 +162,7 @@ test('the refusal linger ends: a refused client that keeps its half open is clos
     }
     assert.ok(resetAt !== null, 'the lingering socket was never closed');
     assert.ok(resetAt - fin >= 1900, `reset ${Math.round(resetAt - fin)} ms after the FIN, inside the 2 s linger`);
+    assert.deepEqual(dials, [], 'a request sent after the refusal was served');
   } finally {
     client.destroy();
     await proxy.close();
