@@ -1,19 +1,29 @@
 // What a session decides from the server's shared state before any rule: no policy snapshot yet
 // (a Redis-mode pod before its first rules arrive) refuses with NoSnapshot and dials nothing; once
 // one is there the same client is served; and the pod map's namespace for the client is recorded
-// on the session (logs and per-tenant metrics read it), null for an address no pod has.
+// on the session (logs and per-tenant metrics read it), null for an address no pod has. Then the
+// limiter's failures: one that throws has admitted no one, and a lease granted after the client
+// left goes straight back.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { createMemoryLimiter } from '../../src/limits/memory-limiter.ts';
+import type { Admission, Limiter } from '../../src/limits/types.ts';
 import { snapshotFromText } from '../../src/rules/file-source.ts';
 import type { RuleSnapshot } from '../../src/rules/types.ts';
 import { createProxyServer, type ProxyServer } from '../../src/server/proxy-server.ts';
 import { defaultServerConfig } from '../../src/server/session-env.ts';
 import { connectUpstream, resolveIPv4 } from '../../src/server/upstream.ts';
 import { channels, type SessionInfo } from '../../src/telemetry/events.ts';
-import { allowLoopbackPolicy, exchange, socks4Request, startEchoServer } from '../helpers/servers.ts';
+import {
+  allowLoopbackPolicy,
+  connectRaw,
+  exchange,
+  socks4Request,
+  startEchoServer,
+  startProxy,
+} from '../helpers/servers.ts';
 
 let echo: Awaited<ReturnType<typeof startEchoServer>>;
 let server: ProxyServer;
@@ -91,5 +101,60 @@ test("the pod map's namespace for the client is the session's; an address that i
     client.destroy();
     const session = await endOf(clientPort);
     assert.deepEqual([session.clientAddress, session.namespace, session.replyCode], [source, namespace, 90]);
+  }
+});
+
+const limitedPolicy = `
+apiVersion: socks4-fleet.io/v1alpha1
+kind: Socks4Policy
+metadata: {name: p}
+spec:
+  rules:
+    - {name: r, action: Allow, to: {cidrs: ["127.0.0.1/32"]}, limits: {concurrentSessions: {max: 5, key: UserID}}}
+`;
+
+test('a limiter that throws has admitted no one: 91 with LimiterUnavailable', async () => {
+  const asked: string[] = [];
+  const broken: Limiter = {
+    admit: (request) => {
+      asked.push(request.userId);
+      throw new Error('limiter bug');
+    },
+    close: () => {},
+  };
+  const proxy = await startProxy(limitedPolicy, { limiter: broken });
+  try {
+    const { reply, raw } = await exchange(proxy.port, socks4Request(1, echo.port, '127.0.0.1', 'carol'));
+    assert.deepEqual([...reply], [0, 91, 0, 0, 0, 0, 0, 0]);
+    const clientPort = raw.socket.localPort!;
+    await raw.closed;
+    assert.equal((await endOf(clientPort)).reason, 'LimiterUnavailable');
+    assert.deepEqual(asked, ['carol'], "the limiter is asked with the client's USERID");
+  } finally {
+    await proxy.close();
+  }
+});
+
+test('a lease the limiter grants after the client left is handed straight back', async () => {
+  let answer: ((admission: Admission) => void) | null = null;
+  let released = 0;
+  const remote: Limiter = {
+    admit: () => new Promise<Admission>((resolve) => (answer = resolve)),
+    close: () => {},
+  };
+  const proxy = await startProxy(limitedPolicy, { limiter: remote, config: { limitsTimeoutMs: 60_000 } });
+  try {
+    const raw = await connectRaw(proxy.port);
+    const clientPort = raw.socket.localPort!;
+    raw.socket.write(socks4Request(1, echo.port, '127.0.0.1', 'dave'));
+    for (let i = 0; i < 500 && answer === null; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(answer !== null, 'the limiter was never asked');
+    raw.socket.destroy(); // gone while the (Redis) limiter decides
+    assert.equal((await endOf(clientPort)).reason, 'ClientAborted');
+    answer!({ ok: true, lease: { release: () => void released++, bandwidth: null } });
+    for (let i = 0; i < 500 && released === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(released, 1, "the late lease holds a slot of the client's for good");
+  } finally {
+    await proxy.close();
   }
 });
