@@ -84,7 +84,8 @@ export const modules = {
     bar: null, // reported without a bar: sockets and timers make some mutants equivalent or untestable
   },
   // Relay and upstream dial, guarded by the suites that move bytes and dial (refused, timeout,
-  // unreachable, half-close, source address, a client leaving mid-connect).
+  // unreachable, half-close, source address, a client leaving mid-connect), and the bandwidth
+  // tests: the relay's gate handling is what holds a session to its rate.
   relay: {
     mutate: ['src/server/relay.ts', 'src/server/upstream.ts'],
     tests: [
@@ -92,6 +93,7 @@ export const modules = {
       'test/server/relay.test.ts',
       'test/server/timeouts.test.ts',
       'test/server/upstream.test.ts',
+      'test/server/limits-ident.test.ts',
     ],
     bar: null,
   },
