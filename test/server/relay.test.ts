@@ -182,37 +182,41 @@ test('bytes the client sent before the relay started are relayed first, then bul
   upstream.end();
 });
 
-test('a reset on one side ends the relay once, as an error, with both sockets destroyed', {
-  timeout: 20_000,
-}, async () => {
-  const front = await tcpPair();
-  const back = await tcpPair();
-  back.dialled.pause();
-  const closes: Array<[string | null, string]> = [];
-  let closed!: () => void;
-  const ended = new Promise<void>((resolve) => (closed = resolve));
-  const sockets = relay(front.accepted, back.dialled, {
-    idleMs: 0,
-    gate: null,
-    counters: { bytesFromClient: 0, bytesToClient: 0 },
-    onClose: (error, cause) => {
-      closes.push([error === null ? null : 'error', cause]);
-      // What the session relies on: by now the relay has let go of both sides.
-      closes.push([String(sockets.client.destroyed), String(sockets.upstream.destroyed)]);
-      closed();
-    },
+for (const side of ['upstream', 'client'] as const) {
+  test(`a reset on the ${side} side ends the relay once, as an error, with both sockets destroyed`, {
+    timeout: 20_000,
+  }, async () => {
+    const front = await tcpPair();
+    const back = await tcpPair();
+    back.dialled.pause();
+    const closes: Array<[string | null, string]> = [];
+    let closed!: () => void;
+    const ended = new Promise<void>((resolve) => (closed = resolve));
+    const sockets = relay(front.accepted, back.dialled, {
+      idleMs: 0,
+      gate: null,
+      counters: { bytesFromClient: 0, bytesToClient: 0 },
+      onClose: (error, cause) => {
+        closes.push([error === null ? null : 'error', cause]);
+        // What the session relies on: by now the relay has let go of both sides.
+        closes.push([String(sockets.client.destroyed), String(sockets.upstream.destroyed)]);
+        closed();
+      },
+    });
+    // The outer end of the other side sees its connection end: the relay closed it too.
+    const [resetting, other] = side === 'upstream' ? [back.accepted, front.dialled] : [front.dialled, back.accepted];
+    const otherEnded = once(other, 'end');
+    other.on('error', () => {}).resume();
+    resetting.resetAndDestroy();
+    await ended;
+    await otherEnded;
+    await new Promise((resolve) => setImmediate(resolve)); // a second onClose would come by now
+    assert.deepEqual(closes, [
+      ['error', 'error'],
+      ['true', 'true'],
+    ]);
   });
-  const clientEnded = once(front.dialled, 'end');
-  front.dialled.on('error', () => {});
-  back.accepted.resetAndDestroy(); // the destination resets: an error on the relay's upstream side
-  await ended;
-  await clientEnded; // the relay closed the client's connection too
-  await new Promise((resolve) => setImmediate(resolve)); // a second onClose would come by now
-  assert.deepEqual(closes, [
-    ['error', 'error'],
-    ['true', 'true'],
-  ]);
-});
+}
 
 test('a chunk the gate holds keeps the source paused across the switch to pooled reads', {
   timeout: 20_000,
@@ -261,4 +265,64 @@ test('a FIN the client sent (and the proxy read) before the relay started is pas
     client.destroy();
     upstream.destroy();
   }
+});
+
+test('after the destination has finished, a bulk upload still arrives intact (the client socket stays on Node reads)', {
+  timeout: 20_000,
+}, async () => {
+  const { client, upstream, ended } = await relayed();
+  // The destination half-closes first: the proxy ends its writes to the client. A socket whose
+  // writing has ended cannot move to pooled reads; the relay goes on with it as it is.
+  const clientEnded = once(client, 'end');
+  client.resume();
+  upstream.end();
+  await clientEnded;
+  const bulk = randomBytes(2 << 20);
+  const atUpstream = drain(upstream);
+  client.end(bulk);
+  assert.equal((await atUpstream).digest, sha256(bulk));
+  await ended;
+});
+
+test('backpressure holds the source again after the destination caught up once', { timeout: 60_000 }, async (t) => {
+  const { client, upstream, sockets } = await relayed();
+  t.after(() => {
+    for (const socket of [client, upstream, sockets.client, sockets.upstream]) socket.destroy();
+  });
+  upstream.pause();
+  const payload = randomBytes(48 << 20);
+  let blocked = false;
+  void (async () => {
+    for (let written = 0; written < payload.length && !client.destroyed; written += 65_536) {
+      if (client.write(payload.subarray(written, written + 65_536))) continue;
+      blocked = true;
+      await once(client, 'drain');
+      blocked = false;
+    }
+  })();
+  const until = async (check: () => boolean): Promise<boolean> => {
+    for (let i = 0; i < 1000 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    return check();
+  };
+  const stalled = (): boolean => blocked && sockets.client.isPaused();
+  assert.ok(await until(stalled), 'the relay paused the client for the stalled destination');
+  // The destination reads 12 MiB (past every buffer on the way), then stops again.
+  let read = 0;
+  await new Promise<void>((resolve) => {
+    const onData = (chunk: Buffer): void => {
+      read += chunk.length;
+      if (read < 12 << 20) return;
+      upstream.pause();
+      upstream.removeListener('data', onData);
+      resolve();
+    };
+    upstream.on('data', onData).resume();
+  });
+  assert.ok(await until(() => !sockets.client.isPaused()), 'the drain let the client go on');
+  assert.ok(await until(stalled), 'the second stall did not pause the client again');
+  const bound = READ_BUFFER_BYTES + sockets.upstream.writableHighWaterMark;
+  assert.ok(
+    sockets.upstream.writableLength <= bound,
+    `proxy holds ${sockets.upstream.writableLength} bytes (> ${bound})`,
+  );
 });
