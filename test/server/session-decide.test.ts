@@ -158,3 +158,23 @@ test('a lease the limiter grants after the client left is handed straight back',
     await proxy.close();
   }
 });
+
+test('a bug that throws a non-Error is InternalError, kept as an Error for the log line', async () => {
+  const proxy = await startProxy(allowLoopbackPolicy, {
+    dial: () => {
+      throw 'dial bug: a string thrown'; // a thrown non-Error is the case under test
+    },
+  });
+  try {
+    const { reply, raw } = await exchange(proxy.port, socks4Request(1, echo.port, '127.0.0.1', 'bug'));
+    assert.deepEqual([...reply], [0, 91, 0, 0, 0, 0, 0, 0]);
+    const clientPort = raw.socket.localPort!;
+    await raw.closed;
+    const session = await endOf(clientPort);
+    assert.equal(session.reason, 'InternalError');
+    assert.ok(session.error instanceof Error, `the log gets ${typeof session.error}, not an Error`);
+    assert.equal(session.error.message, 'dial bug: a string thrown');
+  } finally {
+    await proxy.close();
+  }
+});

@@ -283,3 +283,28 @@ test('a client gone while its connect completes is never granted nor established
     await proxy.close();
   }
 });
+
+test(
+  'a client that resets while its connect is pending: ClientAborted, and the proxy goes on serving',
+  bounded,
+  async () => {
+    const held = heldDial();
+    const proxy = await startProxy(allowLoopbackPolicy, { dial: held.dial });
+    try {
+      const raw = await connectRaw(proxy.port);
+      const port = raw.socket.localPort!;
+      raw.socket.write(socks4Request(1, echo.port, '127.0.0.1', 'rst'));
+      assert.ok(await until(() => held.dials.length === 1), 'the session never dialled');
+      raw.socket.resetAndDestroy(); // an error on the proxy's socket, not a FIN
+      assert.equal((await endOf(port)).reason, 'ClientAborted');
+      held.open();
+      const next = await connectRaw(proxy.port);
+      next.socket.write(socks4Request(1, echo.port, '127.0.0.1', 'next'));
+      assert.equal((await next.read(8))[1], 90, 'the next client is served');
+      next.socket.destroy();
+    } finally {
+      held.open();
+      await proxy.close();
+    }
+  },
+);
