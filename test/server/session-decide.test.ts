@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { after, before, test } from 'node:test';
 import { createMemoryLimiter } from '../../src/limits/memory-limiter.ts';
 import type { Admission, Limiter } from '../../src/limits/types.ts';
@@ -174,6 +175,58 @@ test('a bug that throws a non-Error is InternalError, kept as an Error for the l
     assert.equal(session.reason, 'InternalError');
     assert.ok(session.error instanceof Error, `the log gets ${typeof session.error}, not an Error`);
     assert.equal(session.error.message, 'dial bug: a string thrown');
+  } finally {
+    await proxy.close();
+  }
+});
+
+/** A remote-style limiter: admits everyone, answering `delayMs` later; counts lease releases. */
+function asyncLimiter(delayMs: number): { limiter: Limiter; released: () => number } {
+  let released = 0;
+  return {
+    released: () => released,
+    limiter: {
+      admit: () =>
+        new Promise<Admission>((resolve) =>
+          setTimeout(() => resolve({ ok: true, lease: { release: () => void released++, bandwidth: null } }), delayMs),
+        ),
+      close: () => {},
+    },
+  };
+}
+
+test('--limits-timeout 0 is no deadline: a limiter answering later still admits', async () => {
+  const { limiter } = asyncLimiter(100); // a deadline of 0 ms would have refused it long before
+  const proxy = await startProxy(limitedPolicy, { limiter, config: { limitsTimeoutMs: 0 } });
+  try {
+    const { reply, raw } = await exchange(proxy.port, socks4Request(1, echo.port, '127.0.0.1', 'erin'));
+    assert.equal(reply[1], 90);
+    raw.socket.destroy();
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("an admitted session keeps its lease past the limits deadline; it goes back once, at the session's end", async () => {
+  const limitsTimeoutMs = 150;
+  const { limiter, released } = asyncLimiter(0);
+  const proxy = await startProxy(limitedPolicy, { limiter, config: { limitsTimeoutMs } });
+  try {
+    const raw = await connectRaw(proxy.port);
+    const clientPort = raw.socket.localPort!;
+    raw.socket.write(socks4Request(1, echo.port, '127.0.0.1', 'frank'));
+    assert.equal((await raw.read(8))[1], 90);
+    // Echoed pings until three deadlines have passed since the grant (a bounded count).
+    const granted = performance.now();
+    for (let i = 0; i < 500 && performance.now() - granted < 3 * limitsTimeoutMs; i++) {
+      raw.socket.write('p');
+      assert.equal((await raw.read(1)).toString(), 'p');
+      await new Promise((resolve) => setTimeout(resolve, limitsTimeoutMs / 4));
+    }
+    assert.equal(released(), 0, "the limits deadline's timer gave back the lease of a running session");
+    raw.socket.destroy();
+    await endOf(clientPort);
+    assert.equal(released(), 1);
   } finally {
     await proxy.close();
   }
