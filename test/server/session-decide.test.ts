@@ -231,3 +231,18 @@ test("an admitted session keeps its lease past the limits deadline; it goes back
     await proxy.close();
   }
 });
+
+test('a BIND whose listener cannot be opened is BindFailed, a known failure: no error for the log', async () => {
+  // 192.0.2.1 (TEST-NET-1) is on no interface here: listen() fails with EADDRNOTAVAIL, no packet sent.
+  const proxy = await startProxy(allowLoopbackPolicy, { config: { bindAddress: '192.0.2.1' } });
+  try {
+    const { reply, raw } = await exchange(proxy.port, socks4Request(2, 4000, '127.0.0.1', 'binder'));
+    assert.deepEqual([...reply], [0, 91, 0, 0, 0, 0, 0, 0]);
+    const clientPort = raw.socket.localPort!;
+    await raw.closed;
+    const session = await endOf(clientPort);
+    assert.deepEqual([session.reason, session.error], ['BindFailed', null]);
+  } finally {
+    await proxy.close();
+  }
+});

@@ -308,3 +308,64 @@ test(
     }
   },
 );
+
+test(
+  'request, payload and FIN in one packet: the FIN is read while connecting, and still relayed',
+  bounded,
+  async () => {
+    const held = heldDial();
+    const proxy = await startProxy(allowLoopbackPolicy, { dial: held.dial });
+    const client = net.connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+    client.on('error', () => {});
+    try {
+      await once(client, 'connect');
+      const port = client.localPort!;
+      let received = Buffer.alloc(0);
+      client.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+      const clientEnded = once(client, 'end');
+      client.end(Buffer.concat([socks4Request(1, echo.port, '127.0.0.1', 'fin'), Buffer.from('last words')]));
+      assert.ok(await until(() => held.dials.length === 1), 'the session never dialled');
+      // Nothing is left unread, so the proxy sees the FIN ('end') while its connect is held.
+      assert.ok(await until(() => finReceived(proxy.port, port)), 'the FIN never reached the proxy');
+      await new Promise((resolve) => setTimeout(resolve, 20)); // one more turn: the proxy reads it
+      held.open();
+      await clientEnded;
+      assert.equal(received[1], 90, 'granted, not ended as a hang-up');
+      assert.equal(received.subarray(8).toString(), 'last words');
+      const session = await endOf(port);
+      assert.deepEqual([session.reason, session.closeCause], [null, 'closed']);
+    } finally {
+      client.destroy();
+      held.open();
+      await proxy.close();
+    }
+  },
+);
+
+test(
+  'refused after its request was read, a client may still upload: the linger reads it all, no reset',
+  bounded,
+  async () => {
+    const proxy = await startProxy(allowLoopbackPolicy);
+    const client = net.connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+    client.on('error', () => {});
+    try {
+      await once(client, 'connect');
+      const finAt = once(client, 'end').then(() => performance.now());
+      client.resume();
+      client.write(socks4Request(1, echo.port, '127.0.0.2', 'pipelined')); // refused by policy
+      const fin = await finAt;
+      // More than the kernel buffers on the way hold: it completes only if the proxy reads on.
+      const written = await new Promise<string>((resolve) =>
+        client.write(Buffer.alloc(8 << 20, 0x61), (error) =>
+          resolve(error ? ((error as NodeJS.ErrnoException).code ?? 'error') : 'ok'),
+        ),
+      );
+      assert.equal(written, 'ok');
+      assert.ok(performance.now() - fin < 1900, 'the upload completed only when the linger ended');
+    } finally {
+      client.destroy();
+      await proxy.close();
+    }
+  },
+);
