@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { after, before, test } from 'node:test';
+import { Reason, SocksError } from '../../src/errors.ts';
 import { createMemoryLimiter } from '../../src/limits/memory-limiter.ts';
 import type { Admission, Limiter } from '../../src/limits/types.ts';
 import { snapshotFromText } from '../../src/rules/file-source.ts';
@@ -242,6 +243,67 @@ test('a BIND whose listener cannot be opened is BindFailed, a known failure: no 
     await raw.closed;
     const session = await endOf(clientPort);
     assert.deepEqual([session.reason, session.error], ['BindFailed', null]);
+  } finally {
+    await proxy.close();
+  }
+});
+
+/** A SOCKS4a name through a resolver the test controls: how the session treats its answers. */
+test('SOCKS4a through the resolver: overload is told apart, other failures are DnsFailed, a client gone cancels', async () => {
+  const asked: Array<{ host: string; source: string | undefined; signal: AbortSignal | undefined }> = [];
+  let answer: ((ip: string) => void) | null = null;
+  const proxy = await startProxy(
+    `
+apiVersion: socks4-fleet.io/v1alpha1
+kind: Socks4Policy
+metadata: {name: p}
+spec:
+  rules:
+    - {name: names, action: Allow, to: {hosts: ["*.test"]}}
+    - {name: loopback, action: Allow, to: {cidrs: ["127.0.0.1/32"]}}
+`,
+    {
+      resolve: (host, options) => {
+        asked.push({ host, source: options?.source, signal: options?.signal });
+        if (host === 'busy.test') return Promise.reject(new SocksError(Reason.DnsOverloaded, 'too many'));
+        if (host === 'odd.test') return Promise.reject(new SocksError(Reason.UpstreamRefused, 'not a DNS reason'));
+        if (host === 'broken.test') return Promise.reject(new Error('resolver bug'));
+        return new Promise<string>((resolve) => (answer = resolve)); // slow.test: answered by the test
+      },
+    },
+  );
+  try {
+    for (const [host, reason] of [
+      ['busy.test', 'DnsOverloaded'],
+      ['odd.test', 'DnsFailed'],
+      ['broken.test', 'DnsFailed'],
+    ] as const) {
+      const { reply, raw } = await exchange(proxy.port, socks4Request(1, echo.port, '', 'u', host));
+      assert.deepEqual([...reply], [0, 91, 0, 0, 0, 0, 0, 0], host);
+      const clientPort = raw.socket.localPort!;
+      await raw.closed;
+      assert.equal((await endOf(clientPort)).reason, reason, host);
+    }
+    assert.deepEqual(
+      asked.map((a) => [a.host, a.source]),
+      [
+        ['busy.test', '127.0.0.1'],
+        ['odd.test', '127.0.0.1'],
+        ['broken.test', '127.0.0.1'],
+      ],
+      "the resolver's per-source caps are told the client",
+    );
+    // A client that leaves while its name resolves: its query is cancelled.
+    const raw = await connectRaw(proxy.port);
+    const clientPort = raw.socket.localPort!;
+    raw.socket.write(socks4Request(1, echo.port, '', 'u', 'slow.test'));
+    for (let i = 0; i < 500 && answer === null; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(answer !== null, 'the name was never resolved');
+    const { signal } = asked.at(-1)!;
+    raw.socket.destroy();
+    assert.equal((await endOf(clientPort)).reason, 'ClientAborted');
+    assert.equal(signal?.aborted, true, "the client's end did not cancel its query");
+    answer!('127.0.0.1'); // too late: the session is over
   } finally {
     await proxy.close();
   }
