@@ -61,7 +61,11 @@ export const modules = {
     bar: 85,
   },
   // The session state machine. Its mutants run the server suites that start proxies and dial
-  // through them (seconds per mutant): hours on two shared cores, so it is run on its own.
+  // through them (seconds per mutant): hours on two shared cores, so it is run on its own, in line
+  // ranges (MUTATE_FILES=src/server/session.ts:A-B). Only suites that run the proxy in this process
+  // count: Stryker's per-test coverage does not see a spawned CLI (proxy-protocol-session.test.ts
+  // has its in-process twin, proxy-header.test.ts). Phases are seen by the span tests, a late
+  // lease by deadlines, a client leaving mid-connect by upstream, Report limits by report-limits.
   session: {
     mutate: ['src/server/session.ts'],
     tests: [
@@ -70,11 +74,21 @@ export const modules = {
       'test/server/limits-ident.test.ts',
       'test/server/timeouts.test.ts',
       'test/server/proxy-protocol-session.test.ts',
+      'test/server/proxy-header.test.ts',
+      'test/server/session-life.test.ts',
+      'test/server/session-decide.test.ts',
+      'test/server/upstream.test.ts',
+      'test/server/deadlines.test.ts',
+      'test/server/internal-error.test.ts',
+      'test/server/canonical-names.test.ts',
+      'test/server/report-limits.test.ts',
+      'test/telemetry/session-spans.test.ts',
     ],
     bar: null, // reported without a bar: sockets and timers make some mutants equivalent or untestable
   },
   // Relay and upstream dial, guarded by the suites that move bytes and dial (refused, timeout,
-  // unreachable, half-close, source address, a client leaving mid-connect).
+  // unreachable, half-close, source address, a client leaving mid-connect), and the bandwidth
+  // tests: the relay's gate handling is what holds a session to its rate.
   relay: {
     mutate: ['src/server/relay.ts', 'src/server/upstream.ts'],
     tests: [
@@ -82,6 +96,7 @@ export const modules = {
       'test/server/relay.test.ts',
       'test/server/timeouts.test.ts',
       'test/server/upstream.test.ts',
+      'test/server/limits-ident.test.ts',
     ],
     bar: null,
   },

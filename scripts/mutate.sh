@@ -17,6 +17,9 @@ modules=${MUTATE_MODULES:-protocol policy policy-compile policy-validate limits 
 for module in $modules; do
   start=$(date +%s)
   echo "== mutate $module"
+  # A failed run (a test failing in the dry run) writes no report: the last run's must not be
+  # scored as this one's.
+  rm -f "reports/mutation/$module/mutation.json"
   MUTATE_MODULE=$module nice -n 10 stryker run stryker.config.mjs || echo "stryker failed for $module" >&2
   wall=$(( $(date +%s) - start ))
   mkdir -p "reports/mutation/$module"

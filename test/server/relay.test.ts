@@ -181,3 +181,152 @@ test('bytes the client sent before the relay started are relayed first, then bul
   assert.equal((await received).digest, sha256(Buffer.concat([Buffer.from('early '), bulk])));
   upstream.end();
 });
+
+for (const side of ['upstream', 'client'] as const) {
+  test(`a reset on the ${side} side ends the relay once, as an error, with both sockets destroyed`, {
+    timeout: 20_000,
+  }, async () => {
+    const front = await tcpPair();
+    const back = await tcpPair();
+    back.dialled.pause();
+    const closes: Array<[string | null, string]> = [];
+    let closed!: () => void;
+    const ended = new Promise<void>((resolve) => (closed = resolve));
+    const sockets = relay(front.accepted, back.dialled, {
+      idleMs: 0,
+      gate: null,
+      counters: { bytesFromClient: 0, bytesToClient: 0 },
+      onClose: (error, cause) => {
+        closes.push([error === null ? null : 'error', cause]);
+        // What the session relies on: by now the relay has let go of both sides.
+        closes.push([String(sockets.client.destroyed), String(sockets.upstream.destroyed)]);
+        closed();
+      },
+    });
+    // The outer end of the other side sees its connection end: the relay closed it too.
+    const [resetting, other] = side === 'upstream' ? [back.accepted, front.dialled] : [front.dialled, back.accepted];
+    const otherEnded = once(other, 'end');
+    other.on('error', () => {}).resume();
+    resetting.resetAndDestroy();
+    await ended;
+    await otherEnded;
+    await new Promise((resolve) => setImmediate(resolve)); // a second onClose would come by now
+    assert.deepEqual(closes, [
+      ['error', 'error'],
+      ['true', 'true'],
+    ]);
+  });
+}
+
+test('a chunk the gate holds keeps the source paused across the switch to pooled reads', {
+  timeout: 20_000,
+}, async () => {
+  // The first bulk chunk is held for a while; whatever the source sends meanwhile must stay unread
+  // (in the kernel, against the client's window), not pile up in the proxy's memory.
+  let held = false;
+  const gate: BandwidthGate = {
+    take: (bytes) => {
+      if (held || bytes < 16 * 1024) return 0;
+      held = true;
+      return 1000;
+    },
+  };
+  const { client, upstream, sockets, proxyClient } = await relayed({ gate });
+  try {
+    client.write(randomBytes(256 * 1024));
+    for (let i = 0; i < 500 && sockets.client === proxyClient; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.notEqual(sockets.client, proxyClient, 'the bulk read moved the client socket to pooled reads');
+    assert.ok(held, 'the gate held the bulk chunk');
+    assert.ok(sockets.client.isPaused(), 'the pooled socket reads on while the gate holds a chunk');
+  } finally {
+    for (const socket of [client, upstream, sockets.client, sockets.upstream]) socket.destroy();
+  }
+});
+
+test('a FIN the client sent (and the proxy read) before the relay started is passed on at once', {
+  timeout: 20_000,
+}, async () => {
+  const { client, upstream } = await relayed({
+    beforeRelay: async (proxyClient, client) => {
+      // The request's read saw the FIN too: the accepted socket has ended before the relay.
+      proxyClient.resume();
+      const ended = once(proxyClient, 'end');
+      client.end();
+      await ended;
+      proxyClient.pause();
+    },
+  });
+  try {
+    const atUpstream = drain(upstream);
+    assert.equal((await atUpstream).length, 0, 'the FIN reached the destination');
+    upstream.end('the answer');
+    assert.equal((await drain(client)).length, 'the answer'.length, 'and the other direction goes on');
+  } finally {
+    client.destroy();
+    upstream.destroy();
+  }
+});
+
+test('after the destination has finished, a bulk upload still arrives intact (the client socket stays on Node reads)', {
+  timeout: 20_000,
+}, async () => {
+  const { client, upstream, ended } = await relayed();
+  // The destination half-closes first: the proxy ends its writes to the client. A socket whose
+  // writing has ended cannot move to pooled reads; the relay goes on with it as it is.
+  const clientEnded = once(client, 'end');
+  client.resume();
+  upstream.end();
+  await clientEnded;
+  const bulk = randomBytes(2 << 20);
+  const atUpstream = drain(upstream);
+  client.end(bulk);
+  assert.equal((await atUpstream).digest, sha256(bulk));
+  await ended;
+});
+
+test('backpressure holds the source again after the destination caught up once', { timeout: 60_000 }, async (t) => {
+  const { client, upstream, sockets } = await relayed();
+  t.after(() => {
+    for (const socket of [client, upstream, sockets.client, sockets.upstream]) socket.destroy();
+  });
+  upstream.pause();
+  const payload = randomBytes(48 << 20);
+  let blocked = false;
+  let written = 0;
+  void (async () => {
+    for (; written < payload.length && !client.destroyed; written += 65_536) {
+      if (client.write(payload.subarray(written, written + 65_536))) continue;
+      blocked = true;
+      await once(client, 'drain');
+      blocked = false;
+    }
+  })();
+  const until = async (check: () => boolean): Promise<boolean> => {
+    for (let i = 0; i < 1000 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    return check();
+  };
+  const stalled = (): boolean => blocked && sockets.client.isPaused();
+  assert.ok(await until(stalled), 'the relay paused the client for the stalled destination');
+  const heldAt = written;
+  // The destination reads 12 MiB (past every buffer on the way), then stops again.
+  let read = 0;
+  await new Promise<void>((resolve) => {
+    const onData = (chunk: Buffer): void => {
+      read += chunk.length;
+      if (read < 12 << 20) return;
+      upstream.pause();
+      upstream.removeListener('data', onData);
+      resolve();
+    };
+    upstream.on('data', onData).resume();
+  });
+  // The drain let the client go on: 12 MiB is more than every buffer held at the stall, so it wrote
+  // on (a short resume may come and go between two polls: progress is watched, not the flag).
+  assert.ok(await until(() => written > heldAt), 'the drain never let the client go on');
+  assert.ok(await until(stalled), 'the second stall did not pause the client again');
+  const bound = READ_BUFFER_BYTES + sockets.upstream.writableHighWaterMark;
+  assert.ok(
+    sockets.upstream.writableLength <= bound,
+    `proxy holds ${sockets.upstream.writableLength} bytes (> ${bound})`,
+  );
+});

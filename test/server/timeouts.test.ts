@@ -155,6 +155,7 @@ spec:
     assert.ok(closed - echoedAt < idleMs + 10_000);
     assert.equal(ended.length, 1);
     assert.equal(ended[0]!.replyCode, 90);
+    assert.equal(ended[0]!.closeCause, 'idle', 'the log line and metrics say the idle timeout ended it');
     assert.equal(ended[0]!.bytesToClient, ended[0]!.bytesFromClient, 'every ping came back');
   } finally {
     channels.sessionEnd.unsubscribe(onEnd);
