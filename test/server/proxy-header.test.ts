@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { channels, type SessionInfo } from '../../src/telemetry/events.ts';
+import { proxyV1 as v1, proxyV2Mapped as v2mapped } from '../helpers/proxy-headers.ts';
 import { connectRaw, socks4Request, startEchoServer, startProxy, type TestProxy } from '../helpers/servers.ts';
 
 let echo: Awaited<ReturnType<typeof startEchoServer>>;
@@ -36,20 +37,6 @@ after(async () => {
   await proxy.close();
   await echo.close();
 });
-
-const v1 = (source: string, port: number): Buffer =>
-  Buffer.from(`PROXY TCP4 ${source} 127.0.0.1 ${port} 1080\r\n`, 'latin1');
-
-/** v2 PROXY/TCP6 from `::ffff:<source>` (a dual-stack balancer's IPv4 client) to ::1. */
-function v2mapped(source: string, port: number): Buffer {
-  const body = Buffer.alloc(36);
-  body.writeUInt16BE(0xffff, 10);
-  source.split('.').forEach((octet, i) => (body[12 + i] = Number(octet)));
-  body[31] = 1;
-  body.writeUInt16BE(port, 32);
-  body.writeUInt16BE(1080, 34);
-  return Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a' + '21' + '21' + '0024', 'hex'), body]);
-}
 
 /** The end event of the session the client on local port `port` had (bounded poll). */
 async function endOf(port: number): Promise<SessionInfo> {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { startProxyProcess, type ProxyProcess } from '../helpers/fleet.ts';
+import { proxyV1 as v1, proxyV2 as v2, proxyV2Mapped as v2mapped } from '../helpers/proxy-headers.ts';
 import { connectRaw, socks4Request, startEchoServer, type RawExchange } from '../helpers/servers.ts';
 
 let echo: Awaited<ReturnType<typeof startEchoServer>>;
@@ -50,35 +51,6 @@ after(async () => {
   await echo?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-const v1 = (source: string, sourcePort = 40_000): Buffer =>
-  Buffer.from(`PROXY TCP4 ${source} 127.0.0.1 ${sourcePort} 1080\r\n`, 'latin1');
-
-/** A v2 PROXY/TCP4 header: signature, version 2 command PROXY, AF_INET/STREAM, 12 address bytes. */
-function v2(source: string, sourcePort = 40_001): Buffer {
-  const head = Buffer.from('0d0a0d0a000d0a515549540a' + '21' + '11' + '000c', 'hex');
-  const body = Buffer.alloc(12);
-  source.split('.').forEach((octet, i) => (body[i] = Number(octet)));
-  [127, 0, 0, 1].forEach((octet, i) => (body[4 + i] = octet));
-  body.writeUInt16BE(sourcePort, 8);
-  body.writeUInt16BE(1080, 10);
-  return Buffer.concat([head, body]);
-}
-
-/**
- * A v2 PROXY/TCP6 header whose source is the IPv4-mapped `::ffff:<source>`: what a dual-stack
- * load balancer sends for an IPv4 client. 36 address bytes: source, destination ::1, two ports.
- */
-function v2mapped(source: string, sourcePort: number): Buffer {
-  const head = Buffer.from('0d0a0d0a000d0a515549540a' + '21' + '21' + '0024', 'hex');
-  const body = Buffer.alloc(36);
-  body.writeUInt16BE(0xffff, 10);
-  source.split('.').forEach((octet, i) => (body[12 + i] = Number(octet)));
-  body[31] = 1;
-  body.writeUInt16BE(sourcePort, 32);
-  body.writeUInt16BE(1080, 34);
-  return Buffer.concat([head, body]);
-}
 
 /** The proxy's log line for the session that ended with `client`:`clientPort` (bounded poll). */
 async function sessionLog(client: string, clientPort: number): Promise<Record<string, unknown>> {
