@@ -96,6 +96,7 @@ export const modules = {
     tests: [
       'test/server/connect.test.ts',
       'test/server/relay.test.ts',
+      'test/server/relay-holds.test.ts',
       'test/server/timeouts.test.ts',
       'test/server/upstream.test.ts',
       'test/server/limits-ident.test.ts',
