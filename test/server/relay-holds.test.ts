@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net, { type Socket } from 'node:net';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { READ_BUFFER_BYTES } from '../../src/server/pooled-reads.ts';
-import { relay } from '../../src/server/relay.ts';
+import { type BandwidthGate, relay } from '../../src/server/relay.ts';
 import { drain, sha256 } from '../helpers/bulk.ts';
 
 /** A connected pair: the end a server accepted (paused, as the proxy's are) and the dialling end. */
@@ -38,6 +38,40 @@ async function within<T>(promise: Promise<T>, ms: number, message: string): Prom
   }
 }
 
+/** Client ⇄ proxy ⇄ destination as a session has them, the proxy's two ends not yet relayed. */
+async function fourEnds(
+  t: TestContext,
+): Promise<Record<'client' | 'proxyClient' | 'proxyUpstream' | 'destination', Socket>> {
+  const front = await tcpPair();
+  const back = await tcpPair();
+  const ends = {
+    client: front.dialled,
+    proxyClient: front.accepted,
+    proxyUpstream: back.dialled,
+    destination: back.accepted,
+  };
+  t.after(() => {
+    for (const socket of Object.values(ends)) socket.destroy();
+  });
+  ends.proxyUpstream.pause();
+  return ends;
+}
+
+/** The client writes `payload` then a FIN, waiting for 'drain' when told to; `blocked` while it waits. */
+function uploading(client: Socket, payload: Buffer): { readonly blocked: boolean; done: Promise<void> } {
+  const state = { blocked: false, done: Promise.resolve() };
+  state.done = (async () => {
+    for (let written = 0; written < payload.length && !client.destroyed; written += 65_536) {
+      if (client.write(payload.subarray(written, written + 65_536))) continue;
+      state.blocked = true;
+      await once(client, 'drain');
+      state.blocked = false;
+    }
+    client.end();
+  })();
+  return state;
+}
+
 /** Polls `check` every 10 ms, at most `ms`; true as soon as it holds. */
 async function until(check: () => boolean, ms = 10_000): Promise<boolean> {
   for (let i = 0; i < ms / 10 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
@@ -47,18 +81,7 @@ async function until(check: () => boolean, ms = 10_000): Promise<boolean> {
 test('bytes written before the relay past the high-water mark, then a stall: the source is still paused', {
   timeout: 60_000,
 }, async (t) => {
-  const front = await tcpPair(); // client ⇄ proxy
-  const back = await tcpPair(); // proxy ⇄ destination
-  const [client, proxyClient, proxyUpstream, destination] = [
-    front.dialled,
-    front.accepted,
-    back.dialled,
-    back.accepted,
-  ];
-  t.after(() => {
-    for (const socket of [client, proxyClient, proxyUpstream, destination]) socket.destroy();
-  });
-  proxyUpstream.pause();
+  const { client, proxyClient, proxyUpstream, destination } = await fourEnds(t);
   // The early payload, as the session writes it, to a destination not reading yet: more than the
   // kernel takes at once, so the write is over the mark and a 'drain' is owed.
   const early = randomBytes(16 << 20);
@@ -88,25 +111,57 @@ test('bytes written before the relay past the high-water mark, then a stall: the
   await new Promise((resolve) => setImmediate(resolve));
 
   const payload = randomBytes(48 << 20);
-  let blocked = false;
-  let written = 0;
-  const writing = (async () => {
-    for (; written < payload.length && !client.destroyed; written += 65_536) {
-      if (client.write(payload.subarray(written, written + 65_536))) continue;
-      blocked = true;
-      await once(client, 'drain');
-      blocked = false;
-    }
-    client.end();
-  })();
+  const upload = uploading(client, payload);
   const bound = READ_BUFFER_BYTES + proxyUpstream.writableHighWaterMark;
   const holding = (): number => sockets.upstream.writableLength;
   // The destination reads nothing: the client is held, and the proxy keeps no more than its buffers.
-  assert.ok(await until(() => (blocked && sockets.client.isPaused()) || holding() > bound), 'the client never stalled');
+  assert.ok(
+    await until(() => (upload.blocked && sockets.client.isPaused()) || holding() > bound),
+    'the client never stalled',
+  );
   assert.ok(holding() <= bound, `the proxy holds ${holding()} bytes (> ${bound}) for a stalled destination`);
   // Then the destination reads: everything arrives, in order, and the client finishes.
   const rest = await within(drain(destination), 20_000, 'the client never went on after the destination read');
-  await writing;
+  await upload.done;
   assert.equal(sha256(Buffer.concat(received)), sha256(early), 'the early bytes arrive first, intact');
   assert.deepEqual(rest, { digest: sha256(payload), length: payload.length });
+});
+
+test("the gate's hold ending while the destination owes a drain keeps the source paused", {
+  timeout: 60_000,
+}, async (t) => {
+  const { client, proxyClient, proxyUpstream, destination } = await fourEnds(t);
+  // Every chunk waits 1 ms for the gate: the chunk that fills the destination's buffers is written
+  // by the gate's timer, which then ends its own hold while the drain's hold has just begun.
+  let taken = 0;
+  const gate: BandwidthGate = {
+    take: () => {
+      taken++;
+      return 1;
+    },
+  };
+  const sockets = relay(proxyClient, proxyUpstream, {
+    idleMs: 0,
+    gate,
+    counters: { bytesFromClient: 0, bytesToClient: 0 },
+    onClose: () => {},
+  });
+  const payload = randomBytes(48 << 20);
+  const upload = uploading(client, payload);
+  const bound = READ_BUFFER_BYTES + proxyUpstream.writableHighWaterMark;
+  const holding = (): number => sockets.upstream.writableLength;
+  // The destination reads nothing: the client is held, and the proxy keeps no more than its buffers.
+  assert.ok(
+    await until(
+      () => (upload.blocked && sockets.upstream.writableNeedDrain && sockets.client.isPaused()) || holding() > bound,
+    ),
+    'the client never stalled',
+  );
+  // A bounded watch (1 s): a source the gate's release resumed goes on filling the proxy's memory.
+  assert.equal(await until(() => holding() > bound, 1000), false, `the proxy holds ${holding()} bytes (> ${bound})`);
+  assert.ok(taken > 0, 'the gate saw the chunks');
+  // Then the destination reads: everything arrives, in order, and the client finishes.
+  const received = await within(drain(destination), 30_000, 'the client never went on after the destination read');
+  await upload.done;
+  assert.deepEqual(received, { digest: sha256(payload), length: payload.length });
 });
