@@ -65,7 +65,8 @@ export const modules = {
   // ranges (MUTATE_FILES=src/server/session.ts:A-B). Only suites that run the proxy in this process
   // count: Stryker's per-test coverage does not see a spawned CLI (proxy-protocol-session.test.ts
   // has its in-process twin, proxy-header.test.ts). Phases are seen by the span tests, a late
-  // lease by deadlines, a client leaving mid-connect by upstream, Report limits by report-limits.
+  // lease by deadlines, a client leaving mid-connect by upstream, Report limits by report-limits,
+  // a slow Report limiter and a name refused before DNS by session-report.
   session: {
     mutate: ['src/server/session.ts'],
     tests: [
@@ -82,6 +83,7 @@ export const modules = {
       'test/server/internal-error.test.ts',
       'test/server/canonical-names.test.ts',
       'test/server/report-limits.test.ts',
+      'test/server/session-report.test.ts',
       'test/telemetry/session-spans.test.ts',
     ],
     bar: null, // reported without a bar: sockets and timers make some mutants equivalent or untestable
@@ -94,6 +96,7 @@ export const modules = {
     tests: [
       'test/server/connect.test.ts',
       'test/server/relay.test.ts',
+      'test/server/relay-holds.test.ts',
       'test/server/timeouts.test.ts',
       'test/server/upstream.test.ts',
       'test/server/limits-ident.test.ts',
