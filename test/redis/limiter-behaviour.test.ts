@@ -78,6 +78,22 @@ async function commandCalls(client: RedisClient): Promise<Map<string, number>> {
   return calls;
 }
 
+/**
+ * commandCalls once `arrived` holds (a bounded poll): a release the pod has written can still be on
+ * its way to Redis when the test's own connection asks, so an exact count waits for it first.
+ */
+async function commandCallsOnce(
+  client: RedisClient,
+  arrived: (calls: Map<string, number>) => boolean,
+): Promise<Map<string, number>> {
+  let calls = await commandCalls(client);
+  for (let i = 0; i < 100 && !arrived(calls); i++) {
+    await new Promise((resolve) => setTimeout(resolve, RELEASE_DELAY_MS));
+    calls = await commandCalls(client);
+  }
+  return calls;
+}
+
 describe('redis limiter', () => {
   it('keeps every hostile USERID inside its own key, all in the rule’s slot', async (t) => {
     const prefix = `k-${randomUUID().slice(0, 8)}`;
@@ -144,7 +160,7 @@ describe('redis limiter', () => {
     // Burst 20 is spent by 9 more sessions; then one refusal asks Redis, later ones do not.
     for (let i = 0; i < 15; i++) await limiter.admit(request(ruleId, limits));
     await releasesSent(limiter);
-    const calls = await commandCalls(client);
+    const calls = await commandCallsOnce(client, (c) => (c.get('zrem') ?? 0) >= sessions);
     const scripts = (calls.get('evalsha') ?? 0) + (calls.get('eval') ?? 0);
     assert.equal(calls.get('zrem'), sessions);
     assert.equal(scripts, sessions + 10, `script calls: ${JSON.stringify([...calls])}`);
@@ -228,8 +244,8 @@ describe('redis limiter', () => {
     for (const lease of three) lease.release();
     assert.equal(limiter.stats().pendingReleases, 3);
     await releasesSent(limiter);
-    await client.ping();
-    for (let i = 0; i < 100 && !seen.includes('pod ping'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    // The pod's ZREM goes on its own connection: wait (bounded) until MONITOR has seen it.
+    for (let i = 0; i < 100 && !seen.includes('pod zrem'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
     assert.deepEqual(
       seen.filter((s) => s.endsWith('zrem')),
       ['lua zrem', 'pod zrem'],
