@@ -8,24 +8,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { READ_BUFFER_BYTES } from '../../src/server/pooled-reads.ts';
 import { type BandwidthGate, relay } from '../../src/server/relay.ts';
-import { drain, sha256 } from '../helpers/bulk.ts';
-
-/** A connected pair: the end a server accepted (paused, as the proxy's are) and the dialling end. */
-async function tcpPair(): Promise<{ accepted: Socket; dialled: Socket }> {
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  const dialled = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-  const [accepted] = (await once(server, 'connection')) as [Socket];
-  await once(dialled, 'connect');
-  server.close();
-  return { accepted, dialled };
-}
+import { drain, sha256, tcpPair } from '../helpers/bulk.ts';
 
 /** `promise`, or a failure naming what did not happen within `ms`: a broken hold fails, not hangs. */
 async function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

@@ -5,31 +5,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { test } from 'node:test';
 import { relay, type BandwidthGate, type RelayCounters } from '../../src/server/relay.ts';
 import { READ_BUFFER_BYTES } from '../../src/server/pooled-reads.ts';
-import { drain, exchangeBothWays, sha256 } from '../helpers/bulk.ts';
-
-/** A connected pair: the end a server accepted (paused, as the proxy's are) and the dialling end. */
-async function tcpPair(): Promise<{ accepted: Socket; dialled: Socket; close: () => void }> {
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  const dialled = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-  const [accepted] = (await once(server, 'connection')) as [Socket];
-  await once(dialled, 'connect');
-  server.close();
-  return {
-    accepted,
-    dialled,
-    close: () => {
-      accepted.destroy();
-      dialled.destroy();
-    },
-  };
-}
+import { drain, exchangeBothWays, sha256, tcpPair } from '../helpers/bulk.ts';
 
 /**
  * Client ⇄ proxy ⇄ upstream, as a session has them: `client` and `upstream` are the outer ends;
