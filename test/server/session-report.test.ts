@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import type { Admission, Lease, Limiter } from '../../src/limits/types.ts';
 import { connectUpstream } from '../../src/server/upstream.ts';
 import { channels, type ReportRecord, type SessionInfo } from '../../src/telemetry/events.ts';
-import { connectRaw, exchange, socks4Request, startProxy } from '../helpers/servers.ts';
+import { connectRaw, exchange, socks4Request, startProxy, type TestProxy } from '../helpers/servers.ts';
 
 /** The destination: counts the connections it accepted, and holds them open. */
 const accepted: net.Socket[] = [];
@@ -141,7 +141,12 @@ function heldLimiter(): {
   };
 }
 
-test('a slow Report limiter is answered before the grant: nothing dialled until then, its refusal on the record', async () => {
+/** The Report policy behind a proxy whose limiter the test answers and whose dials it records. */
+async function startHeldReportProxy(): Promise<{
+  held: ReturnType<typeof heldLimiter>;
+  dialled: string[];
+  proxy: TestProxy;
+}> {
   const held = heldLimiter();
   const dialled: string[] = [];
   const proxy = await startProxy(reportPolicy, {
@@ -152,6 +157,11 @@ test('a slow Report limiter is answered before the grant: nothing dialled until 
       return connectUpstream(ip, port, timeoutMs);
     },
   });
+  return { held, dialled, proxy };
+}
+
+test('a slow Report limiter is answered before the grant: nothing dialled until then, its refusal on the record', async () => {
+  const { held, dialled, proxy } = await startHeldReportProxy();
   try {
     const before = accepted.length;
     const raw = await connectRaw(proxy.port);
@@ -173,16 +183,7 @@ test('a slow Report limiter is answered before the grant: nothing dialled until 
 });
 
 test('a client that leaves while the Report limiter decides is never dialled; the late lease goes back', async () => {
-  const held = heldLimiter();
-  const dialled: string[] = [];
-  const proxy = await startProxy(reportPolicy, {
-    limiter: held.limiter,
-    config: { limitsTimeoutMs: 60_000 },
-    dial: (ip, port, timeoutMs) => {
-      dialled.push(`${ip}:${port}`);
-      return connectUpstream(ip, port, timeoutMs);
-    },
-  });
+  const { held, dialled, proxy } = await startHeldReportProxy();
   try {
     const before = accepted.length;
     const raw = await connectRaw(proxy.port);
